@@ -1,0 +1,66 @@
+"""vla_nodes: an ament_python package that also installs with pip for ROS-free use."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'vla_nodes'
+
+# One console script per node executable (ros2 run / launch finds them in lib/vla_nodes).
+NODES = ['camera_node', 'depth_node', 'pose_node', 'policy_node', 'arm_driver_node',
+         'teleop_recorder_node', 'sim_node']
+CLIS = {
+    'vla-launch': 'vla_nodes.ros.launch:main',
+    'vla-demo': 'vla_nodes.demo:main',
+    'vla-bag-summary': 'vla_nodes.record.bag:main',
+}
+
+
+def data_files():
+    files = [
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+    ]
+    for folder in ('launch', 'config', 'msg'):
+        for path in sorted(glob(f'{folder}/**/*', recursive=True)):
+            if os.path.isfile(path):
+                files.append((f'share/{PACKAGE}/{os.path.dirname(path)}', [path]))
+    return files
+
+
+HW = ['piper_sdk==0.6.2', 'python-can[multicast]==4.6.1']
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=data_files(),
+    python_requires='>=3.10',
+    install_requires=[
+        'setuptools',
+        'numpy>=1.26,<3',    # py3.10 tops out at 2.2; Humble's system cv_bridge wants <2
+        'rosbags==0.11.9',   # message definitions, CDR, type hashes, rosbag2 I/O
+        'pyyaml>=6',
+        'tqdm>=4.60',
+    ],
+    extras_require={
+        # torch is not pinned here so a robot keeps its CUDA build; CI installs torch==2.13.0
+        # (CPU) first, which satisfies this range without pulling CUDA packages.
+        'ml': ['torch>=2.6', 'transformers>=5.20,<5.24', 'safetensors>=0.4', 'pillow>=10'],
+        'hw': HW + ['pyrealsense2>=2.55'],
+        'sim': HW + ['mujoco>=3.14,<5'],
+        'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
+                 'matplotlib>=3.7'],
+    },
+    zip_safe=True,
+    maintainer='vla_nodes developers',
+    maintainer_email='dev@vla-nodes.org',
+    description='Depth-aware VLA policies on Piper arms with RealSense cameras (ROS 2).',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts':
+            [f'{n} = {PACKAGE}.nodes.{n}:main' for n in NODES]
+            + [f'{name} = {target}' for name, target in CLIS.items()],
+    },
+)

@@ -1,0 +1,221 @@
+"""Façade semantics of the local backend: QoS, latching, timers, executors, parameters, services."""
+
+import threading
+import time
+
+import pytest
+
+from vla_nodes.ros import local, params as P
+from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
+from vla_nodes.ros.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+
+@pytest.fixture
+def ctx():
+    context = local.Context()
+    context.init()
+    yield context
+    context.try_shutdown()
+
+
+def spin_for(executor, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=end - time.monotonic())
+
+
+def drain(node):
+    executor = local.SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    spin_for(executor, 0.05)
+
+
+def test_keep_last_drops_the_oldest(ctx):
+    node = local.Node('n', context=ctx)
+    got = []
+    sub = node.create_subscription(std_msgs.String, 'chatter', lambda m: got.append(m.data), 2)
+    pub = node.create_publisher(std_msgs.String, 'chatter', 10)
+    for i in range(5):
+        pub.publish(std_msgs.String(data=str(i)))
+    drain(node)
+    assert got == ['3', '4']
+    assert sub.dropped == 3
+
+
+def test_transient_local_late_joiner_gets_the_last_message(ctx):
+    node = local.Node('n', context=ctx)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = node.create_publisher(std_msgs.String, '/vla/instruction', latched)
+    pub.publish(std_msgs.String(data='old'))
+    pub.publish(std_msgs.String(data='pick up the red cube'))
+    late, volatile = [], []
+    node.create_subscription(std_msgs.String, '/vla/instruction',
+                             lambda m: late.append(m.data), latched)
+    node.create_subscription(std_msgs.String, '/vla/instruction',
+                             lambda m: volatile.append(m.data), 10)
+    drain(node)
+    assert late == ['pick up the red cube']
+    assert volatile == []
+
+
+def test_incompatible_qos_does_not_deliver(ctx):
+    node = local.Node('n', context=ctx)
+    got = []
+    node.create_subscription(std_msgs.String, 't', got.append, 10)  # RELIABLE
+    pub = node.create_publisher(
+        std_msgs.String, 't', QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+    pub.publish(std_msgs.String(data='x'))
+    drain(node)
+    assert got == []
+
+
+def test_wrong_type_on_a_topic_is_dropped_and_the_graph_keeps_running(ctx, caplog):
+    node = local.Node('n', context=ctx)
+    states, texts = [], []
+    node.create_subscription(sensor_msgs.JointState, '/joint_states', states.append, 10)
+    node.create_subscription(std_msgs.String, '/joint_states', texts.append, 10)
+    wrong = node.create_publisher(std_msgs.String, '/joint_states', 10)
+    right = node.create_publisher(sensor_msgs.JointState, '/joint_states', 10)
+    wrong.publish(std_msgs.String(data='not a joint state'))
+    right.publish(sensor_msgs.JointState(name=['joint1'], position=[0.5]))
+    drain(node)
+    assert len(states) == 1 and list(states[0].position) == [0.5]
+    assert [t.data for t in texts] == ['not a joint state']
+    assert 'expects sensor_msgs/msg/JointState' in caplog.text
+    with pytest.raises(TypeError, match='expected JointState'):
+        right.publish(std_msgs.String(data='x'))
+
+
+@pytest.mark.parametrize('executor_cls', [local.SingleThreadedExecutor,
+                                          local.MultiThreadedExecutor])
+def test_timer_fires_at_its_period(ctx, executor_cls):
+    node = local.Node('n', context=ctx)
+    stamps = []
+    node.create_timer(0.02, lambda: stamps.append(time.monotonic()))
+    executor = executor_cls(context=ctx)
+    executor.add_node(node)
+    spin_for(executor, 0.5)
+    executor.shutdown()
+    assert 20 <= len(stamps) <= 26
+    periods = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert abs(sorted(periods)[len(periods) // 2] - 0.02) < 0.004
+
+
+@pytest.mark.parametrize('group_cls, expected', [(local.MutuallyExclusiveCallbackGroup, 1),
+                                                 (local.ReentrantCallbackGroup, 2)])
+def test_callback_groups_under_the_multi_threaded_executor(ctx, group_cls, expected):
+    node = local.Node('n', context=ctx)
+    group = group_cls()
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow(_msg):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+
+    for topic in ('a', 'b'):
+        node.create_subscription(std_msgs.String, topic, slow, 10, callback_group=group)
+    executor = local.MultiThreadedExecutor(num_threads=4, context=ctx)
+    executor.add_node(node)
+    for topic in ('a', 'b'):
+        node.create_publisher(std_msgs.String, topic, 10).publish(std_msgs.String())
+    spin_for(executor, 0.3)
+    executor.shutdown()
+    assert peak[0] == expected
+
+
+def test_parameters_from_yaml_and_command_line(ctx, tmp_path):
+    params_file = tmp_path / 'p.yaml'
+    params_file.write_text(
+        "/**:\n  ros__parameters:\n    rate: 10.0\n    name: all\n"
+        "camera:\n  ros__parameters:\n    rate: 30.0\n    size: {width: 640}\n"
+        "/other/camera:\n  ros__parameters:\n    rate: 99.0\n")
+    node = local.Node('camera', context=ctx, cli_args=[
+        '--ros-args', '--params-file', str(params_file), '-p', 'serial:=abc',
+        '-p', 'camera:exposure:=100'])
+    assert node.declare_parameter('rate', 1.0).value == 30.0
+    assert node.declare_parameter('name', '').value == 'all'
+    assert node.declare_parameter('size.width', 0).value == 640
+    assert node.declare_parameter('serial', '').value == 'abc'
+    assert node.declare_parameter('exposure', 0).value == 100
+    assert node.declare_parameter('unset', [1.0, 2.0]).value == [1.0, 2.0]
+    with pytest.raises(P.ParameterNotDeclaredException):
+        node.get_parameter('nope')
+
+
+def test_parameter_types_are_strict_like_rclpy(ctx):
+    node = local.Node('n', context=ctx, cli_args=['--ros-args', '-p', 'rate:=30'])
+    with pytest.raises(P.InvalidParameterTypeException, match="expecting type DOUBLE"):
+        node.declare_parameter('rate', 1.0)
+    node.declare_parameter('gain', 1.0)
+    result = node.set_parameters([P.Parameter('gain', value='high')])[0]
+    assert not result.successful and 'expecting type DOUBLE' in result.reason
+    assert node.set_parameters([P.Parameter('gain', value=2.5)])[0].successful
+    assert node.get_parameter('gain').value == 2.5
+    seen = []
+    node.add_on_set_parameters_callback(
+        lambda ps: seen.extend(ps) or P.SetParametersResult(successful=False, reason='no'))
+    assert not node.set_parameters([P.Parameter('gain', value=3.0)])[0].successful
+    assert node.get_parameter('gain').value == 2.5 and seen[0].value == 3.0
+
+
+def test_names_namespaces_and_remaps(ctx):
+    node = local.Node('driver', context=ctx, namespace='left', cli_args=[
+        '--ros-args', '-r', '__node:=left_driver', '-r', 'cmd:=/vla/action_chunk'])
+    assert node.get_fully_qualified_name() == '/left/left_driver'
+    assert node.resolve_topic_name('~/enable') == '/left/left_driver/enable'
+    assert node.resolve_topic_name('joint_states') == '/left/joint_states'
+    assert node.resolve_topic_name('cmd') == '/vla/action_chunk'
+    assert node.resolve_topic_name('/abs') == '/abs'
+
+
+def test_service_round_trip(ctx):
+    server = local.Node('server', context=ctx)
+    calls = []
+
+    def handle(request, response):
+        calls.append(request.data)
+        response.success, response.message = True, f'enabled={request.data}'
+        return response
+
+    server.create_service(std_srvs.SetBool, '~/enable', handle)
+    client_node = local.Node('client', context=ctx)
+    client = client_node.create_client(std_srvs.SetBool, '/server/enable')
+    assert client.wait_for_service(timeout_sec=1.0)
+    executor = local.MultiThreadedExecutor(context=ctx)
+    executor.add_node(server)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    response = client.call(std_srvs.SetBool.Request(data=True), timeout_sec=2.0)
+    ctx.shutdown()
+    thread.join(2.0)
+    executor.shutdown()
+    assert calls == [True]
+    assert response.success and response.message == 'enabled=True'
+    missing = client_node.create_client(std_srvs.Trigger, '/nobody')
+    assert not missing.wait_for_service(timeout_sec=0.05)
+
+
+def test_sim_time_follows_clock_topic(ctx):
+    node = local.Node('n', context=ctx, cli_args=['--ros-args', '-p', 'use_sim_time:=true'])
+    assert node.get_clock().now().nanoseconds == 0
+    pub = node.create_publisher(rosgraph_msgs.Clock, '/clock', 10)
+    msg = rosgraph_msgs.Clock()
+    msg.clock.sec, msg.clock.nanosec = 12, 500
+    pub.publish(msg)
+    drain(node)
+    assert node.get_clock().now().nanoseconds == 12 * 10**9 + 500
+
+
+def test_destroyed_node_receives_nothing(ctx):
+    node = local.Node('n', context=ctx)
+    got = []
+    node.create_subscription(std_msgs.String, 't', got.append, 10)
+    pub = local.Node('p', context=ctx).create_publisher(std_msgs.String, 't', 10)
+    node.destroy_node()
+    pub.publish(std_msgs.String())
+    assert pub.get_subscription_count() == 0
+    assert got == []

@@ -1,0 +1,1 @@
+"""Piper arm: kinematics, the piper_sdk wrapper, safety filter, trajectory following."""

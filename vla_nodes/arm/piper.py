@@ -1,0 +1,368 @@
+"""PiperArm: the only code that talks to an AgileX Piper through piper_sdk's C_PiperInterface_V2.
+
+Where it fits: `arm_driver_node` calls `send()` at 50-100 Hz and `read()` for /joint_states;
+`teleop_recorder_node` calls `read_leader()` for the leader arm's commands. Everything here is in
+SI units (joints in rad, gripper opening in m); the SDK's fixed-point units (0.001 deg, 0.001 mm)
+are converted in this module and nowhere else. The CAN bus is configuration: `socketcan` on a
+robot, python-can `virtual` (one process) or `udp_multicast` (several processes) against the
+simulated firmware in `vla_nodes/sim/piper_can.py`.
+
+piper_sdk 0.6.2 facts this wrapper works around:
+the SDK object is a singleton per `can_name`; `ConnectPort()` never fails, so `connect()` waits
+for the first status frame; cached feedback is all zeros until frames arrive, so `read()` says
+`valid=False` until the SDK reports a non-zero rate; `DisconnectPort()` leaves two helper threads
+running, which `close()` stops.
+"""
+
+from dataclasses import dataclass
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+# SDK fixed-point units (piper_sdk JointCtrl / GripperCtrl / GetArm*Msgs docstrings).
+MILLIDEG_PER_RAD = 180_000.0 / math.pi   # joints: 0.001 deg per unit
+MICROMETRE_PER_M = 1_000_000.0           # gripper stroke: 0.001 mm per unit
+
+# Protocol values (piper_sdk MotionCtrl_2, GripperCtrl, EmergencyStop).
+CTRL_MODE_CAN = 0x01
+MOVE_J = 0x01
+POSITION_VELOCITY_MODE = 0x00
+GRIPPER_DISABLE = 0x00
+GRIPPER_ENABLE = 0x01
+EMERGENCY_STOP = 0x01
+EMERGENCY_RESUME = 0x02
+ARM_STATUS_ESTOP = 0x01
+
+# The SDK's own CAN helpers poll at 10 ms in its demos; 5 ms keeps waits short in tests.
+POLL_PERIOD_S = 0.005
+
+CONNECT_HINT = (
+    'Check that the arm is powered and the USB-CAN adapter is plugged in; that the interface is '
+    'up at 1 Mbit/s (`ip -details link show {can}` should say "bitrate 1000000"; bring it up '
+    'with piper_sdk\'s `bash can_activate.sh {can} 1000000`); and, for the simulated arm, that '
+    'sim_node runs on the same interface and channel ({interface}:{channel}).'
+)
+
+
+class PiperConnectionError(RuntimeError):
+    """The arm did not answer on the CAN bus, or the bus could not be opened."""
+
+
+@dataclass(frozen=True)
+class PiperConfig:
+    """How to reach one Piper arm.
+
+    Attributes:
+        can_name: SDK port name, also the key of the SDK's per-port singleton; for socketcan the
+            network interface (e.g. 'can0').
+        interface: python-can interface: 'socketcan', 'virtual' or 'udp_multicast'.
+        channel: python-can channel for non-socketcan interfaces (a virtual channel name, or a
+            multicast group such as '239.74.163.2'); None uses `can_name`.
+        judge_flag: socketcan only: let the SDK check that the port exists, is up and runs at
+            1 Mbit/s before opening it.
+        dh_is_offset: the SDK's DH variant (1 for firmware S-V1.6-3 and later); FK only.
+        speed_rate: firmware planner speed in percent of the maximum joint speed (0-100).
+        gripper_effort: gripper force limit in 0.001 N/m (0-5000; 1000 = 1 N/m).
+        connect_timeout: seconds to wait for the first status frame in `connect()`.
+    """
+
+    can_name: str = 'can0'
+    interface: str = 'socketcan'
+    channel: Optional[str] = None
+    judge_flag: bool = True
+    dh_is_offset: int = 1
+    speed_rate: int = 50
+    gripper_effort: int = 1000
+    connect_timeout: float = 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class ArmFeedback:
+    """One joint-space sample of an arm.
+
+    Attributes:
+        positions: (7,) joints 1-6 in rad, then the gripper opening in m.
+        stamp: receive time of the newest joint frame (s, `time.time()` clock; the SDK's
+            `time_stamp`); 0.0 before any frame arrived.
+        valid: False until the SDK has decoded real frames at a non-zero rate; before that the
+            positions are the SDK's initial zeros. It turns False again when frames stop.
+    """
+
+    positions: np.ndarray
+    stamp: float
+    valid: bool
+
+
+def joints_to_sdk(q6) -> list:
+    """Joint angles (rad) -> SDK joint units (int, 0.001 deg), rounded to nearest."""
+    return [int(round(float(v) * MILLIDEG_PER_RAD)) for v in q6]
+
+
+def gripper_to_sdk(opening_m: float) -> int:
+    """Gripper opening (m) -> SDK gripper units (int, 0.001 mm), rounded to nearest."""
+    return int(round(float(opening_m) * MICROMETRE_PER_M))
+
+
+def sdk_to_positions(joints_mdeg, gripper_um: int) -> np.ndarray:
+    """SDK units (0.001 deg x6, 0.001 mm) -> (7,) rad x6 and m."""
+    joints = np.asarray(joints_mdeg, dtype=np.float64) / MILLIDEG_PER_RAD
+    return np.append(joints, gripper_um / MICROMETRE_PER_M)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll `predicate` every POLL_PERIOD_S until it is true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_PERIOD_S)
+
+
+def _sdk_class():
+    """The SDK interface class; imported here so that PiperConfig needs no piper_sdk."""
+    from piper_sdk import C_PiperInterface_V2
+    return C_PiperInterface_V2
+
+
+def _stop_sdk_helper_threads(sdk) -> None:
+    """Stop the CanMonitor and FPS threads that DisconnectPort() leaves running (SDK 0.6.2).
+
+    ConnectPort() restarts both, so a later connect() on the same singleton still works.
+    """
+    monitor_stop = getattr(sdk, '_C_PiperInterface_V2__can_monitor_stop_event', None)
+    if monitor_stop is not None:
+        monitor_stop.set()
+    fps_counter = getattr(sdk, '_C_PiperInterface_V2__fps_counter', None)
+    if fps_counter is not None:
+        fps_counter.stop()
+
+
+class PiperArm:
+    """One Piper arm over CAN, in SI units.
+
+    Typical use: `arm = PiperArm(config); arm.connect(); arm.enable(); arm.send(q); arm.read()`.
+    Callers clamp commands first (`vla_nodes.arm.safety`); this class only converts units.
+    """
+
+    def __init__(self, config: PiperConfig = PiperConfig()):
+        """Store the configuration; nothing touches the bus until `connect()`.
+
+        Args:
+            config: how to reach the arm.
+        """
+        self.config = config
+        self._sdk = None
+        self._enabled = False
+
+    @property
+    def channel(self) -> str:
+        """The python-can channel in use (the interface name for socketcan)."""
+        return self.config.channel or self.config.can_name
+
+    def connect(self) -> None:
+        """Open the CAN bus, start the SDK's reader and wait for the arm's first status frame.
+
+        Raises:
+            PiperConnectionError: the bus could not be opened, or no status frame arrived
+                within `config.connect_timeout` seconds.
+        """
+        if self._sdk is not None:
+            return
+        self._sdk = self._open_sdk()
+        if self._sdk.GetCanBus() is None or self._sdk.GetCanBus().recv_bus is None:
+            self.close()
+            raise PiperConnectionError(self._hint('could not open the CAN bus'))
+        if not wait_for(lambda: self._sdk.GetArmStatus().time_stamp > 0,
+                        self.config.connect_timeout):
+            self.close()
+            raise PiperConnectionError(self._hint(
+                f'no status frame (0x2A1) within {self.config.connect_timeout:.1f} s'))
+
+    def enable(self, timeout: float = 2.0) -> None:
+        """Enable all six joint motors, select CAN control / MOVE J, enable the gripper.
+
+        The gripper is enabled at its current opening, so enabling never moves it.
+
+        Args:
+            timeout: seconds to wait for all six drivers to report enabled.
+
+        Raises:
+            PiperConnectionError: not connected, or the drivers did not report enabled in time.
+        """
+        sdk = self._require_sdk()
+        if not wait_for(lambda: self._motors_report_enabled(sdk), timeout):
+            raise PiperConnectionError(self._hint(
+                f'motors not enabled within {timeout:.1f} s (driver enable flags '
+                f'{sdk.GetArmEnableStatus()}); is the arm e-stopped or unpowered?'))
+        cfg = self.config
+        sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
+        opening = sdk.GetArmGripperMsgs().gripper_state.grippers_angle
+        sdk.GripperCtrl(opening, cfg.gripper_effort, GRIPPER_ENABLE, 0)
+        self._enabled = True
+
+    def disable(self) -> None:
+        """Disable all joint motors and the gripper. A real arm loses torque and drops."""
+        sdk = self._require_sdk()
+        sdk.DisableArm(7)
+        opening = sdk.GetArmGripperMsgs().gripper_state.grippers_angle
+        sdk.GripperCtrl(opening, self.config.gripper_effort, GRIPPER_DISABLE, 0)
+        self._enabled = False
+
+    def send(self, q) -> np.ndarray:
+        """Command joint and gripper targets; the firmware planner moves there at `speed_rate`.
+
+        Re-sends the mode frame (CAN control, MOVE J) with every command, as piper_ros and the
+        SDK demos do, so the arm returns to CAN control after a teach-pendant switch.
+
+        Args:
+            q: (7,) joints 1-6 in rad, gripper opening in m; already clamped by the caller.
+
+        Returns:
+            (7,) the values actually sent, in rad / m, after rounding to the SDK units.
+
+        Raises:
+            ValueError: q has the wrong size or a non-finite value.
+            PiperConnectionError: not connected.
+        """
+        q = np.asarray(q, dtype=np.float64).reshape(-1)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise ValueError(f'expected 7 finite values (rad x6, m), got {q!r}')
+        sdk = self._require_sdk()
+        joints, gripper = joints_to_sdk(q[:6]), gripper_to_sdk(q[6])
+        cfg = self.config
+        code = GRIPPER_ENABLE if self._enabled else GRIPPER_DISABLE
+        sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
+        sdk.JointCtrl(*joints)
+        sdk.GripperCtrl(gripper, cfg.gripper_effort, code, 0)
+        return sdk_to_positions(joints, gripper)
+
+    def read(self) -> ArmFeedback:
+        """The latest joint and gripper feedback (0x2A5-0x2A8) decoded by the SDK.
+
+        Returns:
+            ArmFeedback with positions (7,) in rad / m.
+        """
+        sdk = self._require_sdk()
+        joints, gripper = sdk.GetArmJointMsgs(), sdk.GetArmGripperMsgs()
+        js = joints.joint_state
+        positions = sdk_to_positions(
+            [js.joint_1, js.joint_2, js.joint_3, js.joint_4, js.joint_5, js.joint_6],
+            gripper.gripper_state.grippers_angle)
+        valid = min(joints.time_stamp, gripper.time_stamp, joints.Hz, gripper.Hz) > 0
+        return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
+
+    def read_leader(self) -> Optional[ArmFeedback]:
+        """The latest joint and gripper *command* frames (0x155-0x157, 0x159) seen on the bus.
+
+        On a bus shared with a leader (teach-input) arm these are the leader's commands: the
+        action a teleop recorder stores. Note that on virtual and udp_multicast buses the SDK
+        also hears this process's own `send()` frames.
+
+        Returns:
+            ArmFeedback in rad / m, or None if no command frame was ever seen.
+        """
+        sdk = self._require_sdk()
+        joints, gripper = sdk.GetArmJointCtrl(), sdk.GetArmGripperCtrl()
+        if joints.time_stamp == 0 and gripper.time_stamp == 0:
+            return None
+        jc = joints.joint_ctrl
+        positions = sdk_to_positions(
+            [jc.joint_1, jc.joint_2, jc.joint_3, jc.joint_4, jc.joint_5, jc.joint_6],
+            gripper.gripper_ctrl.grippers_angle)
+        valid = min(joints.time_stamp, gripper.time_stamp, joints.Hz, gripper.Hz) > 0
+        return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
+
+    def status(self) -> dict:
+        """Arm status (0x2A1), driver enable flags and bus health, as plain Python values.
+
+        Returns:
+            dict with ctrl_mode (0 standby, 1 CAN), arm_status (0 normal, 1 e-stop, ...),
+            mode_feed (0 MOVE P, 1 MOVE J, ...), motion_status (0 target reached), err_code
+            (bits 0-5 joint comm error, bits 8-13 joint angle limit), motors_enabled (6 bools),
+            can_fps (decoded frames/s), is_ok (the SDK reader sees frames) and stamp (s).
+        """
+        sdk = self._require_sdk()
+        msg = sdk.GetArmStatus()
+        st = msg.arm_status
+        return {
+            'ctrl_mode': int(st.ctrl_mode),
+            'arm_status': int(st.arm_status),
+            'mode_feed': int(st.mode_feed),
+            'motion_status': int(st.motion_status),
+            'err_code': int(st.err_code),
+            'motors_enabled': tuple(bool(e) for e in sdk.GetArmEnableStatus()),
+            'can_fps': float(sdk.GetCanFps()),
+            'is_ok': bool(sdk.isOk()),
+            'stamp': float(msg.time_stamp),
+        }
+
+    def emergency_stop(self) -> None:
+        """Fast stop (0x150, 0x01): the firmware halts and ignores motion commands."""
+        self._require_sdk().EmergencyStop(EMERGENCY_STOP)
+
+    def resume(self, timeout: float = 2.0) -> None:
+        """Leave the e-stop (0x150, 0x02), then `enable()` again.
+
+        On the wire this is the same frame as the SDK's ResetPiper(): a real arm drops to
+        standby with its motors unpowered before it is re-enabled, so support or park it first.
+
+        Args:
+            timeout: seconds for the e-stop to clear and for the motors to re-enable.
+
+        Raises:
+            PiperConnectionError: the arm still reports e-stop, or did not re-enable in time.
+        """
+        sdk = self._require_sdk()
+        sdk.EmergencyStop(EMERGENCY_RESUME)
+        self._enabled = False
+        if not wait_for(lambda: int(sdk.GetArmStatus().arm_status.arm_status)
+                        != ARM_STATUS_ESTOP, timeout):
+            raise PiperConnectionError(self._hint(f'e-stop not cleared within {timeout:.1f} s'))
+        self.enable(timeout)
+
+    def close(self) -> None:
+        """Stop the SDK threads and close the bus. Does not disable the motors."""
+        if self._sdk is None:
+            return
+        sdk, self._sdk = self._sdk, None
+        self._enabled = False
+        _stop_sdk_helper_threads(sdk)
+        sdk.DisconnectPort()
+
+    def _open_sdk(self):
+        """Create (or reuse: the SDK keeps one per can_name) the SDK object and connect it."""
+        cfg = self.config
+        sdk_class = _sdk_class()
+        try:
+            if cfg.interface == 'socketcan':
+                sdk = sdk_class(cfg.can_name, judge_flag=cfg.judge_flag, can_auto_init=True,
+                                dh_is_offset=cfg.dh_is_offset)
+            else:
+                # can_auto_init=True would hard-code socketcan; judge_flag inspects /sys/class/net.
+                sdk = sdk_class(cfg.can_name, judge_flag=False, can_auto_init=False,
+                                dh_is_offset=cfg.dh_is_offset)
+                sdk.CreateCanBus(self.channel, bustype=cfg.interface, judge_flag=False)
+            sdk.ConnectPort()
+        except (ConnectionError, ValueError, OSError) as exc:
+            raise PiperConnectionError(self._hint(f'could not open the CAN bus: {exc}')) from exc
+        return sdk
+
+    def _motors_report_enabled(self, sdk) -> bool:
+        """Send the enable frame; True once fresh driver feedback says all six are enabled."""
+        return sdk.EnablePiper() and sdk.GetArmLowSpdInfoMsgs().Hz > 0
+
+    def _require_sdk(self):
+        """The connected SDK object, or PiperConnectionError."""
+        if self._sdk is None:
+            raise PiperConnectionError('PiperArm is not connected: call connect() first')
+        return self._sdk
+
+    def _hint(self, problem: str) -> str:
+        """`problem` followed by what to check, for this arm's interface and channel."""
+        cfg = self.config
+        return f'Piper on {cfg.interface}:{self.channel}: {problem}. ' + CONNECT_HINT.format(
+            can=cfg.can_name, interface=cfg.interface, channel=self.channel)

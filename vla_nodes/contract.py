@@ -1,0 +1,125 @@
+"""The suite's vocabulary, said once: joint names, units, limits, topics, rates and keys.
+
+Every node, the simulator, the recorder and the model code read their defaults from here, so a
+topic name or a unit is never spelled twice. Units: joints in radians, gripper opening in metres,
+camera depth uint16 millimetres (0 = invalid), metric depth float32 metres (NaN = invalid).
+"""
+
+from dataclasses import dataclass
+import math
+
+# --- joints -------------------------------------------------------------------------------------
+ARM_JOINTS = ('joint1', 'joint2', 'joint3', 'joint4', 'joint5', 'joint6')
+GRIPPER_JOINT = 'gripper'
+JOINT_NAMES = ARM_JOINTS + (GRIPPER_JOINT,)
+
+
+@dataclass(frozen=True)
+class JointLimit:
+    """Closed position interval of one joint (rad, or m for the gripper)."""
+
+    lower: float
+    upper: float
+
+
+def _deg(lo: float, hi: float) -> JointLimit:
+    return JointLimit(math.radians(lo), math.radians(hi))
+
+
+# piper_sdk documented soft limits (C_PiperInterface_V2.JointCtrl docstring), in degrees.
+PIPER_SDK_LIMITS = {
+    'joint1': _deg(-150.0, 150.0),
+    'joint2': _deg(0.0, 180.0),
+    'joint3': _deg(-170.0, 0.0),
+    'joint4': _deg(-100.0, 100.0),
+    'joint5': _deg(-70.0, 70.0),
+    'joint6': _deg(-120.0, 120.0),
+    'gripper': JointLimit(0.0, 0.07),
+}
+
+# mujoco_menagerie agilex_piper/piper.xml joint ranges (rad); gripper = two fingers x 0.035 m.
+PIPER_MODEL_LIMITS = {
+    'joint1': JointLimit(-2.618, 2.618),
+    'joint2': JointLimit(0.0, 3.14),
+    'joint3': JointLimit(-2.697, 0.0),
+    'joint4': JointLimit(-1.832, 1.832),
+    'joint5': JointLimit(-1.22, 1.22),
+    'joint6': JointLimit(-3.14, 3.14),
+    'gripper': JointLimit(0.0, 0.07),
+}
+
+
+def intersect_limits(*tables: dict) -> dict:
+    """Per-joint intersection of several limit tables: the safe envelope (DESIGN.md section 7)."""
+    names = tables[0].keys()
+    return {
+        n: JointLimit(max(t[n].lower for t in tables), min(t[n].upper for t in tables))
+        for n in names
+    }
+
+
+# The envelope every command is clamped to: both the firmware and the model accept it.
+PIPER_LIMITS = intersect_limits(PIPER_SDK_LIMITS, PIPER_MODEL_LIMITS)
+
+# A pose in the middle of the workspace, gripper open, camera sees the gripper.
+READY_POSITIONS = (0.0, 1.2, -1.0, 0.0, 0.6, 0.0, 0.05)
+
+# --- topics (DESIGN.md section 2) ---------------------------------------------------------------
+COLOR_TOPIC = '/camera/camera/color/image_raw'
+COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
+DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
+DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
+METRIC_DEPTH_TOPIC = '/vla/depth/image'
+EE_POSE_TOPIC = '/vla/ee_pose'
+OBJECTS_TOPIC = '/vla/objects'
+INSTRUCTION_TOPIC = '/vla/instruction'
+ACTION_CHUNK_TOPIC = '/vla/action_chunk'
+JOINT_STATES_TOPIC = '/joint_states'
+LEADER_JOINT_STATES_TOPIC = '/leader/joint_states'
+DIAGNOSTICS_TOPIC = '/diagnostics'
+CLOCK_TOPIC = '/clock'
+TF_STATIC_TOPIC = '/tf_static'
+
+# Nominal rates (Hz) the recorder audit and the tests compare against.
+NOMINAL_RATES = {
+    COLOR_TOPIC: 30.0,
+    DEPTH_TOPIC: 30.0,
+    METRIC_DEPTH_TOPIC: 30.0,
+    EE_POSE_TOPIC: 200.0,
+    JOINT_STATES_TOPIC: 200.0,
+    DIAGNOSTICS_TOPIC: 1.0,
+}
+
+# --- frames -------------------------------------------------------------------------------------
+BASE_FRAME = 'base_link'
+CAMERA_FRAME = 'camera_color_optical_frame'
+
+# --- image encodings ----------------------------------------------------------------------------
+COLOR_ENCODING = 'rgb8'
+CAMERA_DEPTH_ENCODING = '16UC1'  # millimetres, 0 = invalid
+METRIC_DEPTH_ENCODING = '32FC1'  # metres, NaN = invalid
+
+# --- observation / action keys (LeRobot names; what reaches a dataset) --------------------------
+OBS_IMAGE = 'observation.images.color'
+OBS_DEPTH = 'observation.depth'
+OBS_STATE = 'observation.state'
+OBS_INSTRUCTION = 'task'
+ACTION = 'action'
+
+# Message type of every contract topic: the recorder subscribes with these, the tests check them.
+TOPIC_TYPES = {
+    COLOR_TOPIC: 'sensor_msgs/msg/Image',
+    COLOR_INFO_TOPIC: 'sensor_msgs/msg/CameraInfo',
+    DEPTH_TOPIC: 'sensor_msgs/msg/Image',
+    DEPTH_INFO_TOPIC: 'sensor_msgs/msg/CameraInfo',
+    METRIC_DEPTH_TOPIC: 'sensor_msgs/msg/Image',
+    EE_POSE_TOPIC: 'geometry_msgs/msg/PoseStamped',
+    OBJECTS_TOPIC: 'vision_msgs/msg/Detection3DArray',
+    INSTRUCTION_TOPIC: 'std_msgs/msg/String',
+    ACTION_CHUNK_TOPIC: 'trajectory_msgs/msg/JointTrajectory',
+    JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
+    LEADER_JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
+    DIAGNOSTICS_TOPIC: 'diagnostic_msgs/msg/DiagnosticArray',
+    CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
+    TF_STATIC_TOPIC: 'tf2_msgs/msg/TFMessage',
+}

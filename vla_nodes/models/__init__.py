@@ -1,0 +1,1 @@
+"""torch + transformers model code: one idea per file."""

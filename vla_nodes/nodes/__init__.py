@@ -1,0 +1,35 @@
+"""One thin ROS adapter per executable; the logic lives in the core packages.
+
+`EXECUTABLES` maps each console script to its node class, so `vla-launch` can build every node of
+a launch file in one process (an explicit dict: grep finds the class).
+"""
+
+from vla_nodes import ros
+
+EXECUTABLES = {
+    'camera_node': 'vla_nodes.nodes.camera_node:CameraNode',
+    'depth_node': 'vla_nodes.nodes.depth_node:DepthNode',
+    'pose_node': 'vla_nodes.nodes.pose_node:PoseNode',
+    'policy_node': 'vla_nodes.nodes.policy_node:PolicyNode',
+    'arm_driver_node': 'vla_nodes.nodes.arm_driver_node:ArmDriverNode',
+    'teleop_recorder_node': 'vla_nodes.nodes.teleop_recorder_node:TeleopRecorderNode',
+    'sim_node': 'vla_nodes.nodes.sim_node:SimNode',
+}
+
+
+def run(node_class, args=None, executor=None) -> None:
+    """`main()` of every node: init, spin until Ctrl-C, always destroy and shut down.
+
+    Works the same on Humble, Jazzy and the local backend.
+    """
+    ros.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        ros.spin(node, executor)
+    except (KeyboardInterrupt, ros.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        ros.try_shutdown()

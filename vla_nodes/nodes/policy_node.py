@@ -1,0 +1,184 @@
+"""policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
+
+Observations are assembled around one colour frame: the depth frame with the same stamp and the
+joint state as of that stamp (never a newer one), so an observation is exactly what the robot saw
+at one instant and can be replayed from a bag. Inference runs on a worker thread, never in a
+callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
+points `1/action_rate_hz` apart. A stale camera or state produces no chunk: the driver then holds.
+"""
+
+import bisect
+import collections
+import concurrent.futures
+import threading
+
+import numpy as np
+
+from vla_nodes import contract, ros
+from vla_nodes.nodes import run
+from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.ros import image
+from vla_nodes.ros.msgs import sensor_msgs, std_msgs, stamp_to_ns, trajectory_msgs
+
+
+class ObservationBuffer:
+    """Latest colour frame plus the depth and joint states needed to match it in time."""
+
+    def __init__(self, state_history: int = 400, depth_history: int = 10):
+        self._lock = threading.Lock()
+        self.color = None
+        self._depth = collections.OrderedDict()
+        self._depth_history = depth_history
+        self._state_stamps = collections.deque(maxlen=state_history)
+        self._states = collections.deque(maxlen=state_history)
+        self.instruction = ''
+
+    def add_color(self, msg) -> None:
+        with self._lock:
+            self.color = msg
+
+    def add_depth(self, msg) -> None:
+        with self._lock:
+            self._depth[stamp_to_ns(msg.header.stamp)] = msg
+            while len(self._depth) > self._depth_history:
+                self._depth.popitem(last=False)
+
+    def add_state(self, stamp_ns: int, q: np.ndarray) -> None:
+        with self._lock:
+            self._state_stamps.append(stamp_ns)
+            self._states.append(q)
+
+    def assemble(self):
+        """(color msg, depth msg, state (7,), state stamp) for the latest colour frame or None."""
+        with self._lock:
+            color = self.color
+            if color is None:
+                return None
+            stamp = stamp_to_ns(color.header.stamp)
+            depth = self._depth.get(stamp)
+            i = bisect.bisect_right(list(self._state_stamps), stamp) - 1
+            if depth is None or i < 0:
+                return None
+            return color, depth, self._states[i], self._state_stamps[i]
+
+
+class PolicyNode(ros.Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('policy_node', **kwargs)
+        self.declare_parameter('checkpoint', '')
+        self.declare_parameter('device', 'cpu')
+        self.declare_parameter('seed', 0)
+        self.declare_parameter('inference_rate_hz', 2.0)
+        self.declare_parameter('action_rate_hz', 10.0)
+        self.declare_parameter('max_observation_age_s', 0.5)
+        self.declare_parameter('joint_prefix', '')
+        self._joints = [self.get_parameter('joint_prefix').value + j
+                        for j in contract.JOINT_NAMES]
+        self._dt = 1.0 / self.get_parameter('action_rate_hz').value
+        self._max_age_ns = int(self.get_parameter('max_observation_age_s').value * 1e9)
+        self._policy = self._load_policy()
+        self._obs = ObservationBuffer()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='policy')
+        self._busy = threading.Event()
+        self._last_stamp = None
+        self.stats = collections.Counter()
+        self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
+                                          contract.ACTION_CHUNK_TOPIC, 10)
+        self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC,
+                                 self._obs.add_color, 2)
+        self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
+                                 self._obs.add_depth, 10)
+        self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
+                                 self._on_joints, 50)
+        self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
+                                 self._on_instruction, ros.qos_profile_latched)
+        self.create_timer(1.0 / self.get_parameter('inference_rate_hz').value, self._tick)
+        self._diag = Diagnostics(self)
+
+    def _load_policy(self):
+        from vla_nodes.policy.policy import VLAPolicy
+        path = self.get_parameter('checkpoint').value
+        if path:
+            return VLAPolicy.from_checkpoint(path, device=self.get_parameter('device').value)
+        self.get_logger().warning(
+            'no checkpoint given: running a tiny RANDOM-WEIGHT model (the skeleton demo). '
+            'Train one with vla-train and set checkpoint:=<dir>.')
+        return VLAPolicy.random_init(seed=self.get_parameter('seed').value)
+
+    def _on_joints(self, msg) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if all(j in index for j in self._joints) and len(msg.position) == len(msg.name):
+            q = np.array([msg.position[index[j]] for j in self._joints], dtype=np.float32)
+            self._obs.add_state(stamp_to_ns(msg.header.stamp), q)
+
+    def _on_instruction(self, msg) -> None:
+        self._obs.instruction = msg.data
+
+    def _tick(self) -> None:
+        if self._busy.is_set():
+            self.stats['skipped_busy'] += 1
+            return
+        assembled = self._obs.assemble()
+        if assembled is None:
+            self._diag.set(WARN, 'waiting for colour, depth and joint states')
+            return
+        color, depth, state, state_ns = assembled
+        stamp_ns = stamp_to_ns(color.header.stamp)
+        age_ns = self.get_clock().now().nanoseconds - stamp_ns
+        if age_ns > self._max_age_ns or stamp_ns == self._last_stamp:
+            self.stats['dropped_stale'] += 1
+            self._diag.set(WARN, f'observation stale ({age_ns / 1e9:.2f} s old): holding',
+                           **self.stats)
+            return
+        self._last_stamp = stamp_ns
+        self._busy.set()
+        self._worker.submit(self._infer, color, depth, state, stamp_ns)
+
+    def _infer(self, color, depth, state, stamp_ns) -> None:
+        try:
+            obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
+                   contract.OBS_DEPTH: image.from_msg(depth),
+                   contract.OBS_STATE: state,
+                   contract.OBS_INSTRUCTION: self._obs.instruction,
+                   'seed': observation_seed(stamp_ns)}
+            result = self._policy.infer(obs)
+            actions = np.asarray(result['actions'], dtype=float)
+            if not np.all(np.isfinite(actions)):
+                self.stats['rejected_non_finite'] += 1
+                self._diag.set(ERROR, 'policy produced NaN/Inf actions: chunk dropped')
+                return
+            self._pub.publish(self._chunk_msg(actions, color.header))
+            self.stats['chunks'] += 1
+            self._diag.set(OK, 'publishing chunks', infer_ms=float(result['infer_ms']),
+                           **self.stats)
+        except Exception as err:  # a bad frame must not kill the worker: report and go on
+            self.stats['errors'] += 1
+            self.get_logger().error(f'inference failed: {err}', throttle_duration_sec=2.0)
+            self._diag.set(ERROR, f'inference failed: {err}')
+        finally:
+            self._busy.clear()
+
+    def _chunk_msg(self, actions: np.ndarray, header):
+        msg = trajectory_msgs.JointTrajectory()
+        msg.header.stamp = header.stamp
+        msg.header.frame_id = contract.BASE_FRAME
+        msg.joint_names = list(self._joints)
+        for k, q in enumerate(actions):
+            point = trajectory_msgs.JointTrajectoryPoint(positions=[float(v) for v in q])
+            point.time_from_start = ros.Duration(seconds=(k + 1) * self._dt).to_msg()
+            msg.points.append(point)
+        return msg
+
+    def destroy_node(self):
+        self._worker.shutdown(wait=True)
+        super().destroy_node()
+
+
+def observation_seed(stamp_ns: int) -> int:
+    """Sampling noise seed derived from the observation time: a recorded chunk is reproducible."""
+    return int(stamp_ns % (2**31 - 1))
+
+
+def main(args=None):
+    run(PolicyNode, args)

@@ -1,0 +1,1 @@
+"""Metric depth and poses from camera images and joint states."""

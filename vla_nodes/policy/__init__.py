@@ -1,0 +1,1 @@
+"""Policy interface, observation transforms, checkpoints."""

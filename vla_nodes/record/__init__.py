@@ -1,0 +1,1 @@
+"""rosbag2 recording, reading and dataset export."""

@@ -1,0 +1,271 @@
+"""Parameters and `--ros-args` for the ROS-free backends, following rclpy's rules.
+
+Types are strict as in rclpy: a parameter declared as a float refuses an int override, so a
+parameter file that works here also works on a robot. Parameter files are ROS 2 YAML
+(`node_name: {ros__parameters: {...}}`, with `/**` and namespaced node keys); nested dictionaries
+become dotted names.
+"""
+
+from dataclasses import dataclass, field
+import enum
+import fnmatch
+from pathlib import Path
+
+import yaml
+
+
+class ParameterException(Exception):
+    pass
+
+
+class ParameterNotDeclaredException(ParameterException):
+    pass
+
+
+class ParameterAlreadyDeclaredException(ParameterException):
+    pass
+
+
+class InvalidParameterTypeException(ParameterException):
+    pass
+
+
+class InvalidParameterValueException(ParameterException):
+    pass
+
+
+class ParameterType(enum.IntEnum):
+    NOT_SET = 0
+    BOOL = 1
+    INTEGER = 2
+    DOUBLE = 3
+    STRING = 4
+    BYTE_ARRAY = 5
+    BOOL_ARRAY = 6
+    INTEGER_ARRAY = 7
+    DOUBLE_ARRAY = 8
+    STRING_ARRAY = 9
+
+    @classmethod
+    def from_parameter_value(cls, value) -> 'ParameterType':
+        """The type rclpy infers for a Python value; TypeError for values ROS cannot hold."""
+        if value is None:
+            return cls.NOT_SET
+        if isinstance(value, bool):
+            return cls.BOOL
+        if isinstance(value, int):
+            return cls.INTEGER
+        if isinstance(value, float):
+            return cls.DOUBLE
+        if isinstance(value, str):
+            return cls.STRING
+        if isinstance(value, (bytes, bytearray)):
+            return cls.BYTE_ARRAY
+        if isinstance(value, (list, tuple)):
+            return _array_type(value)
+        raise TypeError(f'{type(value).__name__} is not a valid parameter type')
+
+
+def _array_type(values) -> ParameterType:
+    kinds = {ParameterType.from_parameter_value(v) for v in values}
+    if not kinds:
+        # rclpy cannot type an empty list; it becomes a string array.
+        return ParameterType.STRING_ARRAY
+    table = {ParameterType.BOOL: ParameterType.BOOL_ARRAY,
+             ParameterType.INTEGER: ParameterType.INTEGER_ARRAY,
+             ParameterType.DOUBLE: ParameterType.DOUBLE_ARRAY,
+             ParameterType.STRING: ParameterType.STRING_ARRAY}
+    if len(kinds) != 1 or next(iter(kinds)) not in table:
+        raise TypeError(f'parameter arrays must hold one primitive type, got {list(values)!r}')
+    return table[next(iter(kinds))]
+
+
+@dataclass
+class ParameterDescriptor:
+    """rcl_interfaces/ParameterDescriptor subset that affects behaviour."""
+
+    name: str = ''
+    type: int = 0
+    description: str = ''
+    read_only: bool = False
+    dynamic_typing: bool = False
+
+
+@dataclass
+class SetParametersResult:
+    successful: bool = True
+    reason: str = ''
+
+
+class Parameter:
+    """A named, typed value (rclpy.parameter.Parameter)."""
+
+    Type = ParameterType
+
+    def __init__(self, name: str, type_: ParameterType | None = None, value=None):
+        if type_ is None:
+            type_ = ParameterType.from_parameter_value(value)
+        elif value is not None and not _value_fits(ParameterType(type_), value):
+            raise TypeError(f'value {value!r} does not fit parameter type {type_.name}')
+        self._name = name
+        self._type = ParameterType(type_)
+        self._value = list(value) if isinstance(value, tuple) else value
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def type_(self) -> ParameterType:
+        return self._type
+
+    @property
+    def value(self):
+        return self._value
+
+    def __repr__(self):
+        return f'Parameter({self._name!r}, {self._type.name}, {self._value!r})'
+
+
+def _value_fits(type_: ParameterType, value) -> bool:
+    try:
+        return ParameterType.from_parameter_value(value) == type_
+    except TypeError:
+        return False
+
+
+def check_type(name: str, declared: ParameterType, value, dynamic: bool) -> None:
+    """Raise InvalidParameterTypeException like rclpy when `value` changes a static type."""
+    got = ParameterType.from_parameter_value(value)
+    if dynamic or declared == ParameterType.NOT_SET or got == declared:
+        return
+    # An empty YAML list carries no type: accept it for any array type.
+    if isinstance(value, (list, tuple)) and not value and declared.name.endswith('ARRAY'):
+        return
+    raise InvalidParameterTypeException(
+        f"Trying to set parameter '{name}' to {value!r} of type {got.name}, expecting type "
+        f'{declared.name}. Fix the value in the parameter file or launch file (e.g. write 30.0 '
+        f'rather than 30 for a float).')
+
+
+# --- parameter files ------------------------------------------------------------------------------
+
+def flatten(params: dict, prefix: str = '') -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}: ROS 2 names nested YAML parameters with dots."""
+    flat = {}
+    for key, value in params.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + '.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_params_file(path, node_fqn: str) -> dict:
+    """Parameters of one node (fully qualified name, e.g. '/ns/camera') from a ROS 2 YAML file.
+
+    Keys are matched like rcl does: '/**' (all nodes), '/**/name', 'name', '/ns/name' and
+    wildcards; later matching entries override earlier ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'parameter file not found: {path}')
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f'{path}: not valid YAML: {err}') from err
+    if not isinstance(doc, dict):
+        raise ValueError(f'{path}: a parameter file maps node names to ros__parameters')
+    result = {}
+    for key, body in doc.items():
+        if not node_key_matches(str(key), node_fqn):
+            continue
+        if not isinstance(body, dict) or 'ros__parameters' not in body:
+            raise ValueError(f"{path}: entry '{key}' has no 'ros__parameters' section")
+        result.update(flatten(body['ros__parameters'] or {}))
+    return result
+
+
+def node_key_matches(key: str, node_fqn: str) -> bool:
+    """Whether a parameter-file key selects the node with this fully qualified name."""
+    if key in ('/**', '**'):
+        return True
+    if not key.startswith('/'):
+        # A bare name selects the node of that name in any namespace.
+        key = '/**/' + key
+    pattern = key.replace('/**/', '/*/')
+    base = node_fqn.rsplit('/', 1)[-1]
+    if key.startswith('/**/'):
+        return fnmatch.fnmatchcase(base, key[4:])
+    return fnmatch.fnmatchcase(node_fqn, pattern)
+
+
+# --- command-line arguments ---------------------------------------------------------------------
+
+@dataclass
+class RosArgs:
+    """What `--ros-args` carries for a node: remaps, parameter files and overrides."""
+
+    remaps: list = field(default_factory=list)        # [(node_or_None, from, to)]
+    params_files: list = field(default_factory=list)  # [Path]
+    params: list = field(default_factory=list)        # [(node_or_None, name, value)]
+    node_name: str | None = None
+    namespace: str | None = None
+
+    def merged(self, other: 'RosArgs') -> 'RosArgs':
+        """These arguments followed by `other` (later wins, as in rcl)."""
+        return RosArgs(self.remaps + other.remaps, self.params_files + other.params_files,
+                       self.params + other.params, other.node_name or self.node_name,
+                       other.namespace or self.namespace)
+
+
+def parse_ros_args(args) -> RosArgs:
+    """Parse the `--ros-args ... [--]` sections of an argument list (rcl's syntax)."""
+    parsed = RosArgs()
+    args = list(args or [])
+    i, inside = 0, False
+    while i < len(args):
+        arg = args[i]
+        if arg == '--ros-args':
+            inside = True
+        elif arg == '--' and inside:
+            inside = False
+        elif inside:
+            if arg in ('-r', '--remap', '-p', '--param', '--params-file'):
+                if i + 1 >= len(args):
+                    raise ValueError(f'{arg} needs a value')
+                _apply_flag(parsed, arg, args[i + 1])
+                i += 1
+            elif arg in ('--log-level', '--enclave'):
+                i += 1  # accepted and ignored without ROS
+            else:
+                raise ValueError(f'unknown ROS argument {arg!r}')
+        i += 1
+    return parsed
+
+
+def _split_rule(rule: str):
+    if ':=' not in rule:
+        raise ValueError(f"expected 'from:=to', got {rule!r}")
+    left, right = rule.split(':=', 1)
+    node = None
+    if ':' in left and not left.startswith('__'):
+        node, left = left.split(':', 1)
+    return node, left, right
+
+
+def _apply_flag(parsed: RosArgs, flag: str, value: str) -> None:
+    if flag == '--params-file':
+        parsed.params_files.append(Path(value))
+        return
+    node, left, right = _split_rule(value)
+    if flag in ('-r', '--remap'):
+        if left == '__node' or left == '__name':
+            parsed.node_name = right
+        elif left == '__ns':
+            parsed.namespace = right
+        else:
+            parsed.remaps.append((node, left, right))
+    else:
+        parsed.params.append((node, left, yaml.safe_load(right)))

@@ -1,0 +1,1 @@
+"""MuJoCo simulation of the Piper and its CAN firmware."""

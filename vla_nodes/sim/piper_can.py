@@ -1,0 +1,388 @@
+"""Simulated Piper firmware: answers the Piper CAN protocol on a python-can bus.
+
+Where it fits: `sim_node` hosts one `PiperFirmware` per simulated arm, so `PiperArm`
+(`vla_nodes/arm/piper.py`) drives the simulator through the real piper_sdk, unchanged. Frame
+layouts follow piper_sdk 0.6.2 (`protocol/protocol_v2/piper_protocol_v2.py`): big-endian,
+joints in 0.001 deg, gripper in 0.001 mm, end pose in 0.001 mm / 0.001 deg.
+
+Like the real controller, the firmware owns the *planner* but not the physics. It reads the
+measured state through `read_state()` and moves a setpoint toward the commanded goal at the
+maximum joint speed times the 0x151 speed rate. The setpoint is what a physics engine should
+track: pull it with `targets()`, or let the firmware push it to `apply_targets(q7)` every tick.
+`KinematicPlant` is a first-order stand-in body, so tests need no MuJoCo:
+
+    plant = KinematicPlant()
+    firmware = PiperFirmware(bus, plant.read_state, plant.set_targets)
+
+The arm moves only in CAN control mode (0x151), in MOVE J, with enabled motors (0x471), and
+not while e-stopped (0x150). Otherwise the goal follows the measured position, so nothing
+moves, and enabling never jumps to an old target.
+"""
+
+import math
+import struct
+import threading
+import time
+from typing import Callable, NamedTuple, Optional
+
+import can
+import numpy as np
+
+from vla_nodes import contract
+from vla_nodes.arm.piper import MICROMETRE_PER_M, MILLIDEG_PER_RAD
+
+# --- CAN ids (piper_sdk piper_msgs/msg_v2/can_id.py) --------------------------------------------
+MOTION_CTRL_1 = 0x150       # e-stop / resume (= reset)
+MOTION_CTRL_2 = 0x151       # ctrl mode, move mode, speed rate
+JOINT_CTRL = (0x155, 0x156, 0x157)  # joints 1-2, 3-4, 5-6
+GRIPPER_CTRL = 0x159
+MOTOR_ENABLE = 0x471
+LIMIT_QUERY = 0x472         # asked by the SDK's ConnectPort (PiperInit)
+FIRMWARE_QUERY = 0x4AF      # asked by ConnectPort; the answer uses the same id
+STATUS = 0x2A1
+END_POSE = (0x2A2, 0x2A3, 0x2A4)
+JOINT_FEEDBACK = (0x2A5, 0x2A6, 0x2A7)
+GRIPPER_FEEDBACK = 0x2A8
+LOW_SPEED = (0x261, 0x262, 0x263, 0x264, 0x265, 0x266)
+ANGLE_LIMIT_REPLY = 0x473
+ACC_LIMIT_REPLY = 0x47C
+
+# --- protocol values --------------------------------------------------------------------------
+CTRL_STANDBY, CTRL_CAN = 0x00, 0x01
+JOINT_MOVE_MODES = (0x01, 0x05)     # MOVE J and MOVE CPV take 0x155-0x157 joint targets
+ESTOP, RESUME = 0x01, 0x02
+MOTOR_DISABLE, MOTOR_ENABLE_FLAG = 0x01, 0x02
+ALL_MOTORS = (0x07, 0xFF)
+ARM_NORMAL, ARM_ESTOP, ARM_TARGET_OVER_LIMIT = 0x00, 0x01, 0x04
+MOTION_REACHED, MOTION_MOVING = 0x00, 0x01
+DRIVER_ENABLED_BIT = 1 << 6         # low-speed and gripper status byte
+GRIPPER_HOMED_BIT = 1 << 7
+GRIPPER_ENABLE_CODES = (0x01, 0x03)  # 0x02 / 0x03 also clear errors
+FIRMWARE_VERSION = b'S-V1.8-1'      # GetPiperFirmwareVersion() looks for 'S-V' + 8 bytes
+
+# --- physical defaults --------------------------------------------------------------------------
+# 3 rad/s: the firmware's default max joint speed (MotorMaxSpdSet, 3000 x 0.001 rad/s) at 100 %.
+MAX_JOINT_VELOCITY = 3.0
+MAX_GRIPPER_VELOCITY = 0.1          # m/s, not scaled by the speed rate
+ARRIVED_TOLERANCE = 1e-3            # rad / m: motion_status says "reached" below this
+DRIVER_VOLTAGE_DV, DRIVER_TEMP_C, DRIVER_CURRENT_MA = 240, 30, 100
+DEG_PER_RAD = 180.0 / math.pi
+
+
+class Targets(NamedTuple):
+    """What the firmware asks the physics to track.
+
+    Attributes:
+        positions: (7,) setpoint, joints 1-6 in rad then gripper opening in m.
+        enabled: all six joint motors are enabled.
+        estopped: the arm is in emergency stop.
+    """
+
+    positions: np.ndarray
+    enabled: bool
+    estopped: bool
+
+
+def _limit_arrays(limits: dict) -> tuple:
+    """(lower, upper) (7,) arrays in contract.JOINT_NAMES order."""
+    lower = np.array([limits[n].lower for n in contract.JOINT_NAMES])
+    upper = np.array([limits[n].upper for n in contract.JOINT_NAMES])
+    return lower, upper
+
+
+class KinematicPlant:
+    """A first-order stand-in for the arm's body: positions follow the setpoint with lag `tau`.
+
+    State advances with wall-clock time whenever it is read or set, so it needs no thread.
+    Thread-safe: the firmware thread sets targets while tests read the state.
+    """
+
+    def __init__(self, positions=contract.READY_POSITIONS, time_constant: float = 0.01):
+        """Start at rest.
+
+        Args:
+            positions: (7,) initial joints (rad) and gripper opening (m).
+            time_constant: first-order lag (s); 0 tracks the setpoint exactly.
+        """
+        self._q = np.array(positions, dtype=np.float64)
+        self._target = self._q.copy()
+        self._tau = time_constant
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def read_state(self) -> np.ndarray:
+        """Current (7,) positions, rad / m."""
+        with self._lock:
+            self._advance()
+            return self._q.copy()
+
+    def set_targets(self, positions) -> None:
+        """Track a new (7,) setpoint, rad / m."""
+        with self._lock:
+            self._advance()
+            self._target = np.array(positions, dtype=np.float64)
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        alpha = 1.0 if self._tau <= 0 else 1.0 - math.exp(-dt / self._tau)
+        self._q += alpha * (self._target - self._q)
+
+
+class PiperFirmware:
+    """The simulated arm's controller: decodes command frames, plans, sends feedback frames.
+
+    Runs one thread that receives commands and, at `rate_hz`, steps the planner and sends
+    0x2A1-0x2A8; the driver info 0x261-0x266 goes out at `low_speed_rate_hz`. Keep both rates
+    at 10 Hz or more: the SDK measures rates over 0.1 s windows and reports 0 Hz otherwise.
+    """
+
+    def __init__(self, bus: can.BusABC,
+                 read_state: Callable[[], np.ndarray],
+                 apply_targets: Optional[Callable[[np.ndarray], None]] = None,
+                 fk: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 rate_hz: float = 200.0, low_speed_rate_hz: float = 20.0,
+                 max_joint_velocity: float = MAX_JOINT_VELOCITY,
+                 max_gripper_velocity: float = MAX_GRIPPER_VELOCITY,
+                 limits: dict = contract.PIPER_SDK_LIMITS):
+        """Wire the firmware to a bus and a body; call `start()` to run it.
+
+        Args:
+            bus: python-can bus owned by the caller (e.g. `can.Bus(interface='virtual',
+                channel='piper', receive_own_messages=False)`); the firmware never shuts it down.
+            read_state: returns the measured (7,) joints (rad) and gripper opening (m).
+            apply_targets: optional; receives the (7,) setpoint every tick.
+            fk: optional; (6,) joints (rad) -> (6,) x, y, z (m), roll, pitch, yaw (rad) of the
+                flange, sent as end pose. Without it the end pose frames carry zeros.
+            rate_hz: feedback and planner rate (Hz); the real arm sends at 200 Hz.
+            low_speed_rate_hz: driver info rate (Hz).
+            max_joint_velocity: joint speed at speed rate 100 % (rad/s).
+            max_gripper_velocity: gripper speed (m/s).
+            limits: joint limits the firmware enforces (contract.JointLimit per joint name).
+        """
+        self._bus = bus
+        self._read_state = read_state
+        self._apply_targets = apply_targets
+        self._fk = fk
+        self._period = 1.0 / rate_hz
+        self._low_speed_every = max(1, round(rate_hz / low_speed_rate_hz))
+        self._max_velocity = np.array([max_joint_velocity] * 6 + [max_gripper_velocity])
+        self._lower, self._upper = _limit_arrays(limits)
+        self.joint_feedback = True  # False mimics a leader-mode arm: no 0x2A5-0x2A8 frames
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._last_frames = {}
+        self._reset_state()
+        self._hold(read_state())
+        self._handlers = {
+            MOTION_CTRL_1: self._on_motion_ctrl_1,
+            MOTION_CTRL_2: self._on_motion_ctrl_2,
+            JOINT_CTRL[0]: lambda data: self._on_joint_ctrl(0, data),
+            JOINT_CTRL[1]: lambda data: self._on_joint_ctrl(2, data),
+            JOINT_CTRL[2]: lambda data: self._on_joint_ctrl(4, data),
+            GRIPPER_CTRL: self._on_gripper_ctrl,
+            MOTOR_ENABLE: self._on_motor_enable,
+            LIMIT_QUERY: self._on_limit_query,
+            FIRMWARE_QUERY: self._on_firmware_query,
+        }
+
+    # --- public API ---------------------------------------------------------------------------
+    def start(self) -> 'PiperFirmware':
+        """Read the initial state and start the firmware thread. Returns self."""
+        with self._lock:
+            self._hold(self._read_state())
+        self._stop.clear()
+        name = f'PiperFirmware({self._bus.channel_info})'
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the thread and wait for it (at most `timeout` s). The bus stays open."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> 'PiperFirmware':
+        """Start on entering a `with` block."""
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        """Stop on leaving a `with` block."""
+        self.stop()
+
+    def targets(self) -> Targets:
+        """The current setpoint for the physics, plus enable and e-stop flags."""
+        with self._lock:
+            return Targets(self._setpoint.copy(), all(self._joint_enabled), self._estopped)
+
+    def last_frame(self, can_id: int) -> Optional[bytes]:
+        """Raw data of the last received frame with `can_id`, or None (for tests and debugging)."""
+        with self._lock:
+            return self._last_frames.get(can_id)
+
+    # --- command handlers (called on the firmware thread) -------------------------------------
+    def _on_motion_ctrl_1(self, data: bytes) -> None:
+        """0x150 byte 0: 0x01 e-stop; 0x02 resume, which is also ResetPiper: standby, disabled."""
+        if data[0] == ESTOP:
+            self._estopped, self._arm_status = True, ARM_ESTOP
+        elif data[0] == RESUME:
+            self._reset_state()
+
+    def _on_motion_ctrl_2(self, data: bytes) -> None:
+        """0x151: ctrl_mode, move_mode, move_spd_rate_ctrl (0-100 %)."""
+        self._ctrl_mode, self._move_mode = data[0], data[1]
+        self._speed_rate = min(int(data[2]), 100)
+
+    def _on_joint_ctrl(self, first: int, data: bytes) -> None:
+        """0x155-0x157: two int32 joint targets in 0.001 deg, clamped to the firmware limits."""
+        pair = np.array(struct.unpack_from('>ii', data), dtype=np.float64) / MILLIDEG_PER_RAD
+        idx = slice(first, first + 2)
+        if not self._movable()[idx].all():
+            return
+        clamped = np.clip(pair, self._lower[idx], self._upper[idx])
+        self._arm_status = ARM_TARGET_OVER_LIMIT if np.any(clamped != pair) else ARM_NORMAL
+        self._goal[idx] = clamped
+
+    def _on_gripper_ctrl(self, data: bytes) -> None:
+        """0x159: int32 stroke (0.001 mm), uint16 effort (0.001 N/m), code, set_zero."""
+        stroke, effort, code, _ = struct.unpack_from('>iHBB', data)
+        self._gripper_enabled = code in GRIPPER_ENABLE_CODES
+        self._gripper_effort = effort
+        if self._movable()[6]:
+            self._goal[6] = np.clip(stroke / MICROMETRE_PER_M, self._lower[6], self._upper[6])
+
+    def _on_motor_enable(self, data: bytes) -> None:
+        """0x471: motor number (1-6, 7 = all incl. gripper), flag 0x02 enable / 0x01 disable."""
+        motor, flag = data[0], data[1]
+        if flag not in (MOTOR_ENABLE_FLAG, MOTOR_DISABLE):
+            return
+        on = flag == MOTOR_ENABLE_FLAG
+        if motor in ALL_MOTORS:
+            self._joint_enabled = [on] * 6
+            self._gripper_enabled = on
+        elif 1 <= motor <= 6:
+            self._joint_enabled[motor - 1] = on
+
+    def _on_limit_query(self, data: bytes) -> None:
+        """0x472: motor number, 0x01 angle/speed limits -> 0x473, 0x02 max acc -> 0x47C."""
+        motor, content = data[0], data[1]
+        if not 1 <= motor <= 6:
+            return
+        if content == 0x01:
+            hi = int(round(self._upper[motor - 1] * DEG_PER_RAD * 10))  # 0.1 deg
+            lo = int(round(self._lower[motor - 1] * DEG_PER_RAD * 10))
+            spd = int(round(self._max_velocity[motor - 1] * 1000))     # 0.001 rad/s
+            self._send(ANGLE_LIMIT_REPLY, struct.pack('>BhhHx', motor, hi, lo, spd))
+        elif content == 0x02:
+            self._send(ACC_LIMIT_REPLY, struct.pack('>BH5x', motor, 500))  # 0.01 rad/s^2
+
+    def _on_firmware_query(self, data: bytes) -> None:
+        """0x4AF with byte 0 = 0x01 asks for the version string; reply on the same id."""
+        if data[0] == 0x01 and not any(data[1:]):
+            self._send(FIRMWARE_QUERY, FIRMWARE_VERSION)
+
+    # --- planner and feedback -----------------------------------------------------------------
+    def _reset_state(self) -> None:
+        """Power-on (and reset) state: standby, motors disabled, no e-stop, no error."""
+        self._ctrl_mode, self._move_mode, self._speed_rate = CTRL_STANDBY, 0x00, 0
+        self._estopped, self._arm_status = False, ARM_NORMAL
+        self._joint_enabled = [False] * 6
+        self._gripper_enabled = False
+        self._gripper_effort = 0
+
+    def _hold(self, q) -> None:
+        """Make the goal and the setpoint the measured (7,) state q: no motion."""
+        self._goal = np.array(q, dtype=np.float64)
+        self._setpoint = self._goal.copy()
+
+    def _movable(self) -> np.ndarray:
+        """(7,) bool: which axes accept targets and may move right now."""
+        can_move = self._ctrl_mode == CTRL_CAN and not self._estopped
+        joints = can_move and self._move_mode in JOINT_MOVE_MODES
+        return np.array([joints and on for on in self._joint_enabled]
+                        + [can_move and self._gripper_enabled])
+
+    def _plan(self, measured: np.ndarray, dt: float) -> np.ndarray:
+        """Step the setpoint toward the goal; axes that may not move hold the measured state."""
+        still = ~self._movable()
+        self._goal[still] = measured[still]
+        self._setpoint[still] = measured[still]
+        rate = np.array([self._speed_rate / 100.0] * 6 + [1.0])
+        max_step = self._max_velocity * rate * dt
+        self._setpoint += np.clip(self._goal - self._setpoint, -max_step, max_step)
+        return self._setpoint.copy()
+
+    def _tick(self, dt: float, low_speed: bool) -> None:
+        """One control period: read the body, plan, push the setpoint, send feedback."""
+        measured = np.asarray(self._read_state(), dtype=np.float64)
+        with self._lock:
+            setpoint = self._plan(measured, dt)
+            frames = self._feedback_frames(measured, low_speed)
+        if self._apply_targets is not None:
+            self._apply_targets(setpoint)
+        for can_id, data in frames:
+            self._send(can_id, data)
+
+    def _feedback_frames(self, q: np.ndarray, low_speed: bool) -> list:
+        """(can_id, 8 bytes) feedback for measured state q (7,) rad / m."""
+        reached = np.all(np.abs(self._goal - q) < ARRIVED_TOLERANCE)
+        motion = MOTION_REACHED if reached else MOTION_MOVING
+        frames = [(STATUS, struct.pack('>6BH', self._ctrl_mode, self._arm_status,
+                                       self._move_mode, 0, motion, 0, 0))]
+        frames += self._end_pose_frames(q[:6])
+        if self.joint_feedback:
+            mdeg = [int(round(v * MILLIDEG_PER_RAD)) for v in q[:6]]
+            frames += [(JOINT_FEEDBACK[k], struct.pack('>ii', *mdeg[2 * k:2 * k + 2]))
+                       for k in range(3)]
+            # Effort feedback is 0: the planner does not know the grasp force.
+            grip_status = GRIPPER_HOMED_BIT | (DRIVER_ENABLED_BIT * self._gripper_enabled)
+            stroke = int(round(q[6] * MICROMETRE_PER_M))
+            frames.append((GRIPPER_FEEDBACK, struct.pack('>ihBx', stroke, 0, grip_status)))
+        if low_speed:
+            frames += [(LOW_SPEED[i], struct.pack(
+                '>HhbBH', DRIVER_VOLTAGE_DV, DRIVER_TEMP_C, DRIVER_TEMP_C,
+                DRIVER_ENABLED_BIT * self._joint_enabled[i], DRIVER_CURRENT_MA)) for i in range(6)]
+        return frames
+
+    def _end_pose_frames(self, q6: np.ndarray) -> list:
+        """0x2A2-0x2A4: x, y, z in 0.001 mm and roll, pitch, yaw in 0.001 deg."""
+        pose = np.zeros(6) if self._fk is None else np.asarray(self._fk(q6), dtype=np.float64)
+        units = np.concatenate([pose[:3] * 1e6, pose[3:] * DEG_PER_RAD * 1000.0])
+        ints = [int(round(v)) for v in units]
+        return [(END_POSE[k], struct.pack('>ii', *ints[2 * k:2 * k + 2])) for k in range(3)]
+
+    # --- bus I/O ------------------------------------------------------------------------------
+    def _send(self, can_id: int, data: bytes) -> None:
+        self._bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
+
+    def _handle(self, msg: can.Message) -> None:
+        """Dispatch one received frame by id; ids without a handler (feedback echoes) are ignored."""
+        handler = self._handlers.get(msg.arbitration_id)
+        if handler is None or msg.is_extended_id or len(msg.data) < 8:
+            return
+        data = bytes(msg.data)
+        with self._lock:
+            self._last_frames[msg.arbitration_id] = data
+            handler(data)
+
+    def _run(self) -> None:
+        """Receive until the next tick is due; tick; repeat until stopped."""
+        next_tick = last_tick = time.monotonic()
+        count = 0
+        while not self._stop.is_set():
+            try:
+                msg = self._bus.recv(timeout=max(0.0, next_tick - time.monotonic()))
+            except (can.CanError, OSError):
+                return  # the owner shut the bus down
+            if msg is not None:
+                self._handle(msg)
+            now = time.monotonic()
+            if now >= next_tick:
+                # dt is measured (capped after a stall) so the planner speed stays right.
+                dt = min(now - last_tick, 5 * self._period)
+                self._tick(dt, count % self._low_speed_every == 0)
+                count, last_tick = count + 1, now
+                next_tick = max(next_tick + self._period, now)
