@@ -8,10 +8,13 @@ robot, python-can `virtual` (one process) or `udp_multicast` (several processes)
 simulated firmware in `vla_nodes/sim/piper_can.py`.
 
 piper_sdk 0.6.2 facts this wrapper works around:
-the SDK object is a singleton per `can_name`; `ConnectPort()` never fails, so `connect()` waits
-for the first status frame; cached feedback is all zeros until frames arrive, so `read()` says
-`valid=False` until the SDK reports a non-zero rate; `DisconnectPort()` leaves two helper threads
-running, which `close()` stops.
+- the SDK object is a singleton per `can_name` (later constructor arguments are ignored);
+- `ConnectPort()` never fails, so `connect()` waits for the first status frame;
+- cached feedback is all zeros until frames arrive, so `read()` says `valid=False` until the SDK
+  reports a non-zero rate;
+- on Linux a second, never-read bus is opened for sending, which on a virtual channel grows
+  without bound, so non-socketcan buses send and receive through one bus;
+- `DisconnectPort()` leaves two helper threads running, which `close()` stops.
 """
 
 from dataclasses import dataclass
@@ -41,7 +44,7 @@ POLL_PERIOD_S = 0.005
 CONNECT_HINT = (
     'Check that the arm is powered and the USB-CAN adapter is plugged in; that the interface is '
     'up at 1 Mbit/s (`ip -details link show {can}` should say "bitrate 1000000"; bring it up '
-    'with piper_sdk\'s `bash can_activate.sh {can} 1000000`); and, for the simulated arm, that '
+    "with piper_sdk's `bash can_activate.sh {can} 1000000`); and, for the simulated arm, that "
     'sim_node runs on the same interface and channel ({interface}:{channel}).'
 )
 
@@ -76,6 +79,14 @@ class PiperConfig:
     speed_rate: int = 50
     gripper_effort: int = 1000
     connect_timeout: float = 2.0
+
+    def __post_init__(self):
+        """Reject values the SDK would silently truncate into its 8- and 16-bit fields."""
+        if not 0 <= self.speed_rate <= 100:
+            raise ValueError(f'speed_rate must be 0-100 %, got {self.speed_rate}')
+        if not 0 <= self.gripper_effort <= 5000:
+            raise ValueError(f'gripper_effort must be 0-5000 (0.001 N/m), got '
+                             f'{self.gripper_effort}')
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +134,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def _sdk_class():
-    """The SDK interface class; imported here so that PiperConfig needs no piper_sdk."""
+    """Return the SDK interface class; imported here so that PiperConfig needs no piper_sdk."""
     from piper_sdk import C_PiperInterface_V2
     return C_PiperInterface_V2
 
@@ -139,6 +150,20 @@ def _stop_sdk_helper_threads(sdk) -> None:
     fps_counter = getattr(sdk, '_C_PiperInterface_V2__fps_counter', None)
     if fps_counter is not None:
         fps_counter.stop()
+
+
+def _share_one_bus(sdk) -> None:
+    """Send and receive through one python-can bus, as the SDK itself does on Windows and macOS.
+
+    On Linux the SDK opens a second bus just for sending. On a virtual channel that bus queues
+    every frame of the channel and nobody reads it (unbounded memory, ~1700 frames/s against the
+    simulated arm), and the receiving bus hears this process's own commands. SocketCAN keeps the
+    SDK's two sockets.
+    """
+    port = sdk.GetCanBus()
+    if port is not None and port.recv_bus is not None and port.send_bus is not port.recv_bus:
+        port.send_bus.shutdown()
+        port.send_bus = port.recv_bus
 
 
 class PiperArm:
@@ -172,11 +197,14 @@ class PiperArm:
         """
         if self._sdk is not None:
             return
-        self._sdk = self._open_sdk()
+        self._sdk = self._create_sdk()
+        # The singleton keeps the last session's frames: wait for a status frame newer than those.
+        before = self._sdk.GetArmStatus().time_stamp
+        self._sdk.ConnectPort()
         if self._sdk.GetCanBus() is None or self._sdk.GetCanBus().recv_bus is None:
             self.close()
             raise PiperConnectionError(self._hint('could not open the CAN bus'))
-        if not wait_for(lambda: self._sdk.GetArmStatus().time_stamp > 0,
+        if not wait_for(lambda: self._sdk.GetArmStatus().time_stamp != before,
                         self.config.connect_timeout):
             self.close()
             raise PiperConnectionError(self._hint(
@@ -185,7 +213,8 @@ class PiperArm:
     def enable(self, timeout: float = 2.0) -> None:
         """Enable all six joint motors, select CAN control / MOVE J, enable the gripper.
 
-        The gripper is enabled at its current opening, so enabling never moves it.
+        The gripper is enabled at its reported opening, so enabling never moves it; without
+        gripper feedback it is left for the first `send()` to enable.
 
         Args:
             timeout: seconds to wait for all six drivers to report enabled.
@@ -200,8 +229,10 @@ class PiperArm:
                 f'{sdk.GetArmEnableStatus()}); is the arm e-stopped or unpowered?'))
         cfg = self.config
         sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
-        opening = sdk.GetArmGripperMsgs().gripper_state.grippers_angle
-        sdk.GripperCtrl(opening, cfg.gripper_effort, GRIPPER_ENABLE, 0)
+        gripper = sdk.GetArmGripperMsgs()
+        if gripper.time_stamp > 0:  # a 0.001 mm target of 0 would close the gripper
+            sdk.GripperCtrl(gripper.gripper_state.grippers_angle, cfg.gripper_effort,
+                            GRIPPER_ENABLE, 0)
         self._enabled = True
 
     def disable(self) -> None:
@@ -241,7 +272,7 @@ class PiperArm:
         return sdk_to_positions(joints, gripper)
 
     def read(self) -> ArmFeedback:
-        """The latest joint and gripper feedback (0x2A5-0x2A8) decoded by the SDK.
+        """Return the latest joint and gripper feedback (0x2A5-0x2A8) decoded by the SDK.
 
         Returns:
             ArmFeedback with positions (7,) in rad / m.
@@ -256,11 +287,11 @@ class PiperArm:
         return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
 
     def read_leader(self) -> Optional[ArmFeedback]:
-        """The latest joint and gripper *command* frames (0x155-0x157, 0x159) seen on the bus.
+        """Return the latest joint and gripper *command* frames (0x155-0x157, 0x159) seen.
 
         On a bus shared with a leader (teach-input) arm these are the leader's commands: the
-        action a teleop recorder stores. Note that on virtual and udp_multicast buses the SDK
-        also hears this process's own `send()` frames.
+        action a teleop recorder stores. On udp_multicast every socket hears its own frames, so
+        there the SDK also sees this process's own `send()` commands.
 
         Returns:
             ArmFeedback in rad / m, or None if no command frame was ever seen.
@@ -277,7 +308,7 @@ class PiperArm:
         return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
 
     def status(self) -> dict:
-        """Arm status (0x2A1), driver enable flags and bus health, as plain Python values.
+        """Return the arm state (0x2A1), driver enable flags and bus health as plain values.
 
         Returns:
             dict with ctrl_mode (0 standby, 1 CAN), arm_status (0 normal, 1 e-stop, ...),
@@ -333,8 +364,8 @@ class PiperArm:
         _stop_sdk_helper_threads(sdk)
         sdk.DisconnectPort()
 
-    def _open_sdk(self):
-        """Create (or reuse: the SDK keeps one per can_name) the SDK object and connect it."""
+    def _create_sdk(self):
+        """Create (or reuse: the SDK keeps one per can_name) the SDK object and its CAN bus."""
         cfg = self.config
         sdk_class = _sdk_class()
         try:
@@ -346,7 +377,7 @@ class PiperArm:
                 sdk = sdk_class(cfg.can_name, judge_flag=False, can_auto_init=False,
                                 dh_is_offset=cfg.dh_is_offset)
                 sdk.CreateCanBus(self.channel, bustype=cfg.interface, judge_flag=False)
-            sdk.ConnectPort()
+                _share_one_bus(sdk)
         except (ConnectionError, ValueError, OSError) as exc:
             raise PiperConnectionError(self._hint(f'could not open the CAN bus: {exc}')) from exc
         return sdk
@@ -356,7 +387,7 @@ class PiperArm:
         return sdk.EnablePiper() and sdk.GetArmLowSpdInfoMsgs().Hz > 0
 
     def _require_sdk(self):
-        """The connected SDK object, or PiperConnectionError."""
+        """Return the connected SDK object, or raise PiperConnectionError."""
         if self._sdk is None:
             raise PiperConnectionError('PiperArm is not connected: call connect() first')
         return self._sdk

@@ -23,7 +23,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Attention(nn.Module):
         if extra_kv is not None:
             k = torch.cat([extra_kv[0], k], dim=2)  # (B, nh, S + T, hd)
             v = torch.cat([extra_kv[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+        y = functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
         return self.proj(y.transpose(1, 2).reshape(b, n, d)), own_kv
 
 
@@ -185,7 +185,7 @@ class FlowExpert(nn.Module):
         t_ = t[:, None, None].to(actions.dtype)
         x_t = t_ * noise + (1 - t_) * actions
         v = self.velocity(x_t, t, self.encode_prefix(prefix, prefix_mask))
-        return F.mse_loss(v, noise - actions)
+        return functional.mse_loss(v, noise - actions)
 
     @torch.no_grad()
     def sample(self, prefix, prefix_mask=None, num_steps=10, generator=None):

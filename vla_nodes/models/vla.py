@@ -1,8 +1,9 @@
 """A depth-aware VLA: [image | depth | state | text] prefix -> flow-matching action chunk.
 
 The walking-skeleton model and the seed of the model library (DESIGN.md section 6). Layout:
-    prefix  = [SigLIP image tokens | depth patch tokens | state token | byte text tokens]  # (B, P, D)
-    actions = FlowExpert(prefix)                                                        # (B, H, A)
+    prefix = [SigLIP image tokens | depth patch tokens | state token | byte text tokens]
+             # (B, P, D) with P = 2 (S/p)^2 + 1 + N
+    actions = FlowExpert(prefix)  # (B, H, A)
 References: π0 (Black et al., 2024) for the prefix + flow-matching expert in shared attention;
 QDepth-VLA (Li et al., 2025) and DepthVLA (Yuan et al., 2025) for depth as a token group the action
 tokens attend to (research/seeds-qdepth-depthvla.md). States and actions are normalized (see

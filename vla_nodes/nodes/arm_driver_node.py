@@ -35,6 +35,7 @@ class ArmDriverNode(ros.Node):
         self.declare_parameter('command_timeout_s', 0.5)
         self.declare_parameter('can_timeout_s', 0.5)
         self.declare_parameter('max_step_rad', 0.05)
+        self.declare_parameter('max_gripper_step_m', 0.01)
         self.declare_parameter('enable_on_start', False)
         # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
         self.declare_parameter('dry_run', True)
@@ -42,13 +43,14 @@ class ArmDriverNode(ros.Node):
         p = {name: self.get_parameter(name).value for name in (
             'can_name', 'can_interface', 'judge_flag', 'dh_is_offset', 'speed_rate',
             'gripper_effort', 'control_rate_hz', 'command_timeout_s', 'can_timeout_s',
-            'max_step_rad', 'enable_on_start', 'dry_run', 'joint_prefix')}
+            'max_step_rad', 'max_gripper_step_m', 'enable_on_start', 'dry_run', 'joint_prefix')}
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
         self._dt = 1.0 / p['control_rate_hz']
         self._command_timeout = p['command_timeout_s']
         self._can_timeout = p['can_timeout_s']
         self._dry_run = p['dry_run']
-        self._safety = SafetyFilter(SafetyLimits(max_step=p['max_step_rad']))
+        self._safety = SafetyFilter(SafetyLimits(
+            max_step=(p['max_step_rad'],) * len(contract.ARM_JOINTS) + (p['max_gripper_step_m'],)))
         self._follower = TrajectoryFollower()
         self._arm = PiperArm(PiperConfig(
             can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
@@ -124,11 +126,11 @@ class ArmDriverNode(ros.Node):
     def _set_enabled(self, enable: bool) -> bool:
         try:
             if enable:
-                if self._estopped:
-                    self._arm.resume()
-                self._arm.enable()
+                # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
+                self._arm.resume() if self._estopped else self._arm.enable()
                 self._estopped, self._fault = False, ''
                 self._last_sent, self._last_feedback = None, None
+                self._safety.reset()
             else:
                 self._arm.disable()
         except Exception as err:  # a dead bus must not take the node down: report it
@@ -160,8 +162,7 @@ class ArmDriverNode(ros.Node):
         if target is None or stale:
             self._counts['held'] += 1
             return  # the firmware keeps the last command: the arm holds position
-        reference = self._last_sent if self._last_sent is not None else feedback.positions
-        safe, _reasons = self._safety.filter(target, np.asarray(reference, float), self._dt)
+        safe, _reasons = self._safety.filter(target, np.asarray(feedback.positions), self._dt)
         if not self._dry_run:
             self._last_sent = np.asarray(self._arm.send(safe), float)
         else:

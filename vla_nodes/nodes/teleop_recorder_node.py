@@ -38,6 +38,7 @@ class TeleopRecorderNode(ros.Node):
         self._episodes = 0
         self._instruction = ''
         self._received = 0
+        self._latched = {}  # last message of each latched topic: every episode starts with it
         for topic in self.get_parameter('topics').value:
             self._subscribe(topic)
         self.create_service(std_srvs.Trigger, '~/start_episode', self._on_start)
@@ -45,7 +46,12 @@ class TeleopRecorderNode(ros.Node):
         self.create_service(std_srvs.Trigger, '~/discard_episode', self._on_discard)
         self._diag = Diagnostics(self)
         if self.get_parameter('autostart').value:
-            self.start_episode()
+            # Start on the first tick, once latched topics (the instruction) have arrived.
+            self._autostart = self.create_timer(0.2, self._start_once)
+
+    def _start_once(self) -> None:
+        self.destroy_timer(self._autostart)
+        self.start_episode()
 
     def _subscribe(self, topic: str) -> None:
         type_name = contract.TOPIC_TYPES.get(topic)
@@ -59,6 +65,8 @@ class TeleopRecorderNode(ros.Node):
     def _on_message(self, topic: str, msg) -> None:
         if topic == contract.INSTRUCTION_TOPIC:
             self._instruction = msg.data
+        if topic in LATCHED:
+            self._latched[topic] = msg
         writer = self._writer
         if writer is None:
             return
@@ -80,6 +88,9 @@ class TeleopRecorderNode(ros.Node):
         self._writer = BagWriter(self._episode_path, metadata={
             'task': self._instruction, 'robot': self._robot})
         self._received = 0
+        now = self.get_clock().now().nanoseconds
+        for topic, msg in self._latched.items():
+            self._writer.write(topic, msg, now)
         self.get_logger().info(f'recording episode {self._episodes} into {self._episode_path}')
         self._diag.set(OK, f'recording {self._episode_path.name}')
         return self._episode_path

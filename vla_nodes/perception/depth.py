@@ -22,7 +22,8 @@ def mm_to_metres(depth_mm: np.ndarray, valid: DepthRange = DepthRange()) -> np.n
     if depth_mm.dtype != np.uint16 or depth_mm.ndim != 2:
         raise ValueError(f'expected a (H, W) uint16 depth image in millimetres, got '
                          f'{depth_mm.dtype} {depth_mm.shape}')
-    metres = depth_mm.astype(np.float32) * np.float32(0.001)
+    # Division (not * 0.001) is correctly rounded: 1234 mm -> float32(1.234) exactly.
+    metres = depth_mm.astype(np.float32) / np.float32(1000.0)
     metres[(depth_mm == 0) | (metres < valid.min_m) | (metres > valid.max_m)] = np.nan
     return metres
 

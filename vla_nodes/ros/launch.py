@@ -12,7 +12,7 @@ the suite uses, with launch_ros's YAML syntax and semantics, and refuses anythin
         file: '$(find-pkg-share vla_nodes)/launch/cameras.launch.yaml'
         arg: [{name: ns, value: '$(var ns)'}]
     - group:                               # a plain list of actions also works
-        scoped: true                       # optional; forwarding/keep need ROS 2 Iron or newer
+        scoped: true                       # optional, as are forwarding and keep
         if: '$(var use_policy)'            # if/unless: 'true'/'false'/'1'/'0' once substituted
         children:
         - push-ros-namespace: {namespace: '$(var ns)'}   # push_ros_namespace is accepted too
@@ -267,7 +267,7 @@ def _optional_text(value, ctx: _Context) -> str | None:
 # --- reading and checking files -----------------------------------------------------------------
 
 def _read_actions(path: Path) -> list:
-    """The checked action list of one launch file (all of it, as launch parses it up front)."""
+    """Read and check one launch file whole (as launch parses it up front); return its actions."""
     if not path.is_file():
         raise LaunchError(f'{path}: launch file not found')
     try:
@@ -394,7 +394,7 @@ def _condition_holds(body, ctx: _Context) -> bool:
     key = 'if' if 'if' in body else 'unless'
     value = _text(body[key], ctx).strip().lower()
     if value not in ('true', '1', 'false', '0'):
-        raise _Problem(f"condition {key}: {body[key]!r} gave {value!r}; expected true, false, "
+        raise _Problem(f'condition {key}: {body[key]!r} gave {value!r}; expected true, false, '
                        f'1 or 0')
     return (value in ('true', '1')) == (key == 'if')
 
@@ -528,7 +528,7 @@ def _param_value(name: str, value, ctx: _Context):
 
 
 def _resolve_path(text: str, what: str) -> Path:
-    """An existing file; relative paths are taken from the working directory, as ros2 launch."""
+    """Return the existing file `text`; relative paths start at the working directory (ROS)."""
     path = Path(text)
     path = path if path.is_absolute() else Path.cwd() / path
     if not path.is_file():
@@ -566,7 +566,7 @@ _HANDLERS = {
 # --- public API: loading ------------------------------------------------------------------------
 
 def resolve_launch_file(launch_file) -> Path:
-    """The launch file path for a path, or for (package, file name in the package's launch/).
+    """Return the launch file of a path, or of (package, file name in the package's launch/).
 
     Raises:
         LaunchError: the package is not `vla_nodes` or the file does not exist.
@@ -605,7 +605,7 @@ def load_launch(launch_file, launch_args: dict | None = None) -> list:
 
 
 def declared_args(launch_file) -> list:
-    """The arguments a launch file declares, with those of files it includes (like ros2 launch).
+    """List the arguments a launch file declares and those of its includes (as ros2 launch).
 
     Arguments an `include` passes are not listed for the included file, and includes whose path
     needs a launch configuration are not followed.
@@ -665,7 +665,7 @@ def format_nodes(specs: list) -> str:
 # --- public API: running ------------------------------------------------------------------------
 
 def node_arguments(spec: NodeSpec, params_dir: Path) -> list:
-    """rclpy `cli_args` for a node, as launch_ros builds the command line.
+    """Build rclpy's `cli_args` for a node, in the order launch_ros builds its command line.
 
     Inline parameters go into a parameter file in `params_dir`, keyed by the node's full name
     (or `/**` when unnamed) like launch_ros does, so their YAML types are kept exactly.
@@ -688,7 +688,7 @@ def node_arguments(spec: NodeSpec, params_dir: Path) -> list:
 
 
 def node_class(spec: NodeSpec, executables: dict | None = None):
-    """The node class of `spec.executable` from `executables` (default: nodes.EXECUTABLES).
+    """Return the class of `spec.executable` from `executables` (default: nodes.EXECUTABLES).
 
     Values are classes or 'module.path:ClassName' strings.
     """
@@ -699,8 +699,9 @@ def node_class(spec: NodeSpec, executables: dict | None = None):
         from vla_nodes.nodes import EXECUTABLES as executables
     target = executables.get(spec.executable)
     if target is None:
-        raise LaunchError(f"{spec.source}: node {spec.label}: unknown executable "
-                          f"'{spec.executable}' (known: {', '.join(sorted(executables))})")
+        known = ', '.join(sorted(executables))
+        raise LaunchError(f'{spec.source}: node {spec.label}: unknown executable '
+                          f"'{spec.executable}' (known: {known})")
     if not isinstance(target, str):
         return target
     module, _, name = target.partition(':')

@@ -91,7 +91,7 @@ def _limit_arrays(limits: dict) -> tuple:
 
 
 class KinematicPlant:
-    """A first-order stand-in for the arm's body: positions follow the setpoint with lag `tau`.
+    """A first-order stand-in for the arm's body: positions follow the setpoint with a lag.
 
     State advances with wall-clock time whenever it is read or set, so it needs no thread.
     Thread-safe: the firmware thread sets targets while tests read the state.
@@ -111,7 +111,7 @@ class KinematicPlant:
         self._lock = threading.Lock()
 
     def read_state(self) -> np.ndarray:
-        """Current (7,) positions, rad / m."""
+        """Return the current (7,) positions, rad / m."""
         with self._lock:
             self._advance()
             return self._q.copy()
@@ -214,7 +214,7 @@ class PiperFirmware:
         self.stop()
 
     def targets(self) -> Targets:
-        """The current setpoint for the physics, plus enable and e-stop flags."""
+        """Return the current setpoint for the physics, plus enable and e-stop flags."""
         with self._lock:
             return Targets(self._setpoint.copy(), all(self._joint_enabled), self._estopped)
 
@@ -359,7 +359,7 @@ class PiperFirmware:
         self._bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
 
     def _handle(self, msg: can.Message) -> None:
-        """Dispatch one received frame by id; ids without a handler (feedback echoes) are ignored."""
+        """Dispatch one received frame by id; ids without a handler (e.g. echoes) are ignored."""
         handler = self._handlers.get(msg.arbitration_id)
         if handler is None or msg.is_extended_id or len(msg.data) < 8:
             return
@@ -376,7 +376,9 @@ class PiperFirmware:
             try:
                 msg = self._bus.recv(timeout=max(0.0, next_tick - time.monotonic()))
             except (can.CanError, OSError):
-                return  # the owner shut the bus down
+                # A garbled datagram (udp_multicast), or a bus closed before stop(): go on.
+                msg = None
+                self._stop.wait(self._period)
             if msg is not None:
                 self._handle(msg)
             now = time.monotonic()

@@ -1,0 +1,292 @@
+"""PiperArm through the real piper_sdk against the simulated firmware on python-can buses.
+
+No mocks: every command is a CAN frame encoded by piper_sdk, sent over a python-can `virtual`
+(or `udp_multicast`) bus and decoded by `PiperFirmware`; every reading is a feedback frame the
+SDK decodes. Each test uses its own channel and can_name, because the SDK keeps one object per
+can_name for the life of the process.
+"""
+
+import itertools
+import json
+import random
+import struct
+import threading
+import time
+
+import can
+import numpy as np
+import pytest
+
+from vla_nodes import contract
+from vla_nodes.arm.piper import (MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig,
+                                 PiperConnectionError, wait_for)
+from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+
+_IDS = itertools.count()
+HOME = np.array(contract.READY_POSITIONS)           # (0, 1.2, -1, 0, 0.6, 0, 0.05)
+TARGET = np.array([0.5, 1.2, -1.0, 0.0, 0.6, 0.0, 0.05])
+ONE_UNIT = 1.0 / MILLIDEG_PER_RAD                   # feedback resolution, 0.001 deg in rad
+# Names of the threads the SDK and the firmware start; all must be gone after the tests.
+THREAD_TAGS = ('(ReadCan)', '(CanMonitor)', '(_calculate_fps)', 'PiperFirmware')
+# piper_sdk 0.6.2 still passes python-can's deprecated `bustype`.
+pytestmark = pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning')
+
+
+@pytest.fixture
+def channel():
+    return f'vpiper-{next(_IDS)}-{random.randrange(1 << 30)}'
+
+
+@pytest.fixture
+def bus(channel):
+    bus = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    yield bus
+    bus.shutdown()
+
+
+@pytest.fixture
+def plant():
+    return KinematicPlant(HOME)
+
+
+@pytest.fixture
+def firmware(bus, plant):
+    with PiperFirmware(bus, plant.read_state, plant.set_targets) as fw:
+        yield fw
+
+
+@pytest.fixture
+def arm(channel, firmware):
+    arm = PiperArm(PiperConfig(can_name=channel, interface='virtual', connect_timeout=1.0))
+    arm.connect()
+    yield arm
+    arm.close()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def no_threads_left():
+    """All SDK and firmware threads end (the SDK reader within its 1 s receive timeout)."""
+    yield
+    assert wait_for(lambda: not _live_threads(), 2.0), _live_threads()
+
+
+def _live_threads() -> list:
+    return [t.name for t in threading.enumerate() if any(tag in t.name for tag in THREAD_TAGS)]
+
+
+def _wait_frame(fw, can_id, predicate=lambda data: True, timeout=1.0) -> bytes:
+    assert wait_for(lambda: fw.last_frame(can_id) is not None
+                    and predicate(fw.last_frame(can_id)), timeout), hex(can_id)
+    return fw.last_frame(can_id)
+
+
+def _converged(arm, q, atol=ONE_UNIT) -> bool:
+    fb = arm.read()
+    return fb.valid and np.allclose(fb.positions, q, rtol=0.0, atol=atol)
+
+
+def test_connect_and_enable(arm, firmware):
+    assert arm.read().positions.shape == (7,)
+    arm.enable(timeout=1.0)
+    assert wait_for(lambda: arm.status()['ctrl_mode'] == 0x01, 1.0)
+    status = arm.status()
+    assert status['mode_feed'] == 0x01                      # MOVE J
+    assert status['motors_enabled'] == (True,) * 6
+    assert status['arm_status'] == 0x00 and status['err_code'] == 0
+    assert status['is_ok'] is True and status['can_fps'] > 0
+    assert firmware.targets().enabled is True
+
+
+def test_send_puts_sdk_units_on_the_wire(arm, firmware):
+    arm.enable(timeout=1.0)
+    sent = arm.send(TARGET)
+    joints = _wait_frame(firmware, 0x155)
+    assert struct.unpack('>ii', joints) == (28648, 68755)   # 0.5 rad, 1.2 rad in 0.001 deg
+    assert struct.unpack('>ii', _wait_frame(firmware, 0x156)) == (-57296, 0)
+    assert struct.unpack('>ii', _wait_frame(firmware, 0x157)) == (34377, 0)
+    gripper = _wait_frame(firmware, 0x159, lambda d: struct.unpack('>i', d[:4])[0] == 50000)
+    assert struct.unpack('>iHBB', gripper) == (50000, 1000, 0x01, 0x00)  # 0.001 mm, 0.001 N/m
+    # send() returns what the units can express, not what was asked.
+    assert sent[0] == 28648 / MILLIDEG_PER_RAD
+    assert sent[6] == 50000 / MICROMETRE_PER_M == 0.05
+
+
+def test_send_rejects_non_finite_or_misshaped_commands(arm):
+    with pytest.raises(ValueError):
+        arm.send([float('nan')] * 7)
+    with pytest.raises(ValueError):
+        arm.send([0.0] * 6)
+
+
+def test_feedback_converges_to_the_command(arm):
+    arm.enable(timeout=1.0)
+    sent = arm.send(TARGET)
+    # 0.5 rad at 50 % of 3 rad/s takes 0.33 s.
+    assert wait_for(lambda: _converged(arm, sent), 2.0), arm.read()
+    assert wait_for(lambda: arm.status()['motion_status'] == 0x00, 1.0)
+
+
+def test_first_frames_are_invalid_until_joint_feedback_arrives(channel, bus, plant):
+    with PiperFirmware(bus, plant.read_state, plant.set_targets) as fw:
+        fw.joint_feedback = False    # status frames only, like an arm in leader mode
+        arm = PiperArm(PiperConfig(can_name=channel, interface='virtual', connect_timeout=1.0))
+        arm.connect()
+        try:
+            time.sleep(0.25)         # two of the SDK's 0.1 s rate windows
+            fb = arm.read()
+            assert fb.valid is False and fb.stamp == 0.0
+            np.testing.assert_array_equal(fb.positions, np.zeros(7))
+            fw.joint_feedback = True
+            assert wait_for(lambda: _converged(arm, HOME), 1.0), arm.read()
+            fw.stop()                # the arm falls silent: feedback turns stale
+            assert wait_for(lambda: not arm.read().valid, 1.0)
+        finally:
+            arm.close()
+
+
+def test_emergency_stop_halts_motion_while_commands_keep_coming(arm, firmware):
+    arm.enable(timeout=1.0)
+    far = HOME + np.array([1.5, 0, 0, 0, 0, 0, 0])
+    arm.send(far)
+    assert wait_for(lambda: arm.read().positions[0] > 0.1, 1.0)
+    arm.emergency_stop()
+    assert wait_for(lambda: arm.status()['arm_status'] == 0x01, 1.0)
+    time.sleep(0.05)
+    held = arm.read().positions
+    assert held[0] < 1.0
+    for _ in range(30):
+        arm.send(far)
+        time.sleep(0.01)
+    np.testing.assert_allclose(arm.read().positions, held, rtol=0.0, atol=ONE_UNIT)
+    assert firmware.targets().estopped is True
+    arm.resume(timeout=1.0)
+    assert arm.status()['arm_status'] == 0x00
+    sent = arm.send(HOME)
+    assert wait_for(lambda: _converged(arm, sent), 2.0), arm.read()
+
+
+def test_disabled_arm_does_not_move(arm, firmware):
+    for _ in range(20):                                # never enabled
+        arm.send(TARGET)
+        time.sleep(0.01)
+    arm.enable(timeout=1.0)
+    arm.disable()
+    assert wait_for(lambda: arm.status()['motors_enabled'] == (False,) * 6, 1.0)
+    for _ in range(20):
+        arm.send(TARGET)
+        time.sleep(0.01)
+    np.testing.assert_allclose(arm.read().positions, HOME, rtol=0.0, atol=ONE_UNIT)
+    assert firmware.targets().enabled is False
+
+
+def test_leader_frames_are_readable(channel, arm):
+    """Regressions pinned: the SDK's own commands must not read back as leader frames."""
+    arm.enable(timeout=1.0)
+    arm.send(HOME)
+    time.sleep(0.05)
+    assert arm.read_leader() is None
+    leader = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    mdeg, stroke = (10000, 20000, -30000, 0, 15000, 5000), 30000
+    frames = [(0x155, struct.pack('>ii', *mdeg[:2])), (0x156, struct.pack('>ii', *mdeg[2:4])),
+              (0x157, struct.pack('>ii', *mdeg[4:])),
+              (0x159, struct.pack('>iHBB', stroke, 1000, 0x01, 0x00))]
+    try:
+        for _ in range(30):                            # a leader streams at ~100 Hz
+            for can_id, data in frames:
+                leader.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
+            time.sleep(0.01)
+        fb = arm.read_leader()
+    finally:
+        leader.shutdown()
+    assert fb.valid is True
+    expected = np.append(np.array(mdeg) / MILLIDEG_PER_RAD, 0.03)
+    np.testing.assert_allclose(fb.positions, expected, rtol=0.0, atol=1e-12)
+
+
+def test_feedback_frame_layout(channel, bus, plant):
+    pose = np.array([0.1, -0.2, 0.3, 0.5, -0.25, 1.0])  # m, rad
+    listener = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    seen = {}
+    try:
+        with PiperFirmware(bus, plant.read_state, fk=lambda q6: pose):
+            deadline = time.monotonic() + 1.0
+            while len(seen) < 14 and time.monotonic() < deadline:
+                msg = listener.recv(0.1)
+                if msg is not None:
+                    seen[msg.arbitration_id] = bytes(msg.data)
+    finally:
+        listener.shutdown()
+    assert struct.unpack('>ii', seen[0x2A2]) == (100000, -200000)   # 0.001 mm
+    assert struct.unpack('>ii', seen[0x2A3]) == (300000, 28648)     # 0.001 mm, 0.001 deg
+    assert struct.unpack('>ii', seen[0x2A4]) == (-14324, 57296)     # 0.001 deg
+    assert struct.unpack('>ii', seen[0x2A5]) == (0, 68755)
+    assert struct.unpack('>ihBx', seen[0x2A8]) == (50000, 0, 0x80)  # homed, not enabled
+    assert struct.unpack('>6BH', seen[0x2A1]) == (0, 0, 0, 0, 0, 0, 0)  # standby, reached
+    assert struct.unpack('>HhbBH', seen[0x261]) == (240, 30, 30, 0x00, 100)
+
+
+def test_connect_without_firmware_times_out_with_a_clear_error(channel):
+    arm = PiperArm(PiperConfig(can_name=channel, interface='virtual', connect_timeout=0.3))
+    start = time.monotonic()
+    with pytest.raises(PiperConnectionError, match='no status frame') as err:
+        arm.connect()
+    assert time.monotonic() - start < 1.0
+    assert 'can_activate.sh' in str(err.value) and 'bitrate' in str(err.value)
+    with pytest.raises(PiperConnectionError, match='connect'):
+        arm.enable(timeout=0.1)
+
+
+def test_enable_times_out_when_the_arm_is_silent(arm, firmware):
+    firmware.stop()
+    start = time.monotonic()
+    with pytest.raises(PiperConnectionError, match='motors not enabled'):
+        arm.enable(timeout=0.3)
+    assert time.monotonic() - start < 1.0
+
+
+def test_reconnect_reuses_the_sdk_singleton_without_trusting_old_frames(channel, arm, firmware):
+    """Regressions pinned: the singleton's cached status must not satisfy a later connect()."""
+    arm.close()
+    again = PiperArm(arm.config)
+    again.connect()                                    # the firmware still answers
+    assert again.read().positions.shape == (7,)
+    again.close()
+    firmware.stop()
+    silent = PiperArm(PiperConfig(can_name=channel, interface='virtual', connect_timeout=0.3))
+    with pytest.raises(PiperConnectionError, match='no status frame'):
+        silent.connect()
+
+
+@pytest.mark.parametrize('judge_flag', [True, False])
+def test_missing_socketcan_port_gives_a_clear_error(judge_flag):
+    name = f'vlamiss{next(_IDS)}'
+    arm = PiperArm(PiperConfig(can_name=name, judge_flag=judge_flag, connect_timeout=0.3))
+    with pytest.raises(PiperConnectionError, match='can_activate.sh'):
+        arm.connect()
+
+
+def test_udp_multicast_bus(monkeypatch):
+    # A private port (python-can reads CAN_CONFIG): on Linux, every udp_multicast group on one
+    # port hears every other, so a fixed port would mix with other simulators on this host.
+    monkeypatch.setenv('CAN_CONFIG', json.dumps({'port': random.randrange(40000, 60000)}))
+    group = f'239.74.{random.randrange(256)}.{random.randrange(1, 255)}'
+    bus = can.Bus(interface='udp_multicast', channel=group, receive_own_messages=False)
+    plant = KinematicPlant(HOME)
+    arm = PiperArm(PiperConfig(can_name=f'udp{next(_IDS)}', interface='udp_multicast',
+                               channel=group, connect_timeout=1.0))
+    try:
+        with PiperFirmware(bus, plant.read_state, plant.set_targets):
+            arm.connect()
+            arm.enable(timeout=1.0)
+            sent = arm.send(TARGET)
+            assert wait_for(lambda: _converged(arm, sent), 2.0), arm.read()
+    finally:
+        arm.close()
+        bus.shutdown()
+
+
+def test_config_rejects_values_the_sdk_would_truncate():
+    with pytest.raises(ValueError, match='speed_rate'):
+        PiperConfig(speed_rate=101)
+    with pytest.raises(ValueError, match='gripper_effort'):
+        PiperConfig(gripper_effort=-1)

@@ -1,0 +1,213 @@
+"""Transforms with literal values, checkpoints and their robot contract, VLAPolicy.infer."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_STATE,
+                                READY_POSITIONS)
+from vla_nodes.models.vla import VLAConfig
+from vla_nodes.policy.checkpoint import (ContractMismatchError, load_checkpoint, make_contract,
+                                         save_checkpoint)
+from vla_nodes.policy.policy import make_piper_example, VLAPolicy
+from vla_nodes.policy.transforms import (compose, compute_stats, Normalize, NormStats,
+                                         resize_with_pad, ResizeWithPad, stats_from_dict,
+                                         stats_to_dict, Unnormalize)
+
+NAN = float('nan')
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    # Tiny matmuls on a busy 2-core machine are far slower with 2 OpenMP threads than with 1.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def stats_1d():
+    one = np.ones(1, dtype=np.float32)
+    return {ACTION: NormStats(mean=one, std=2 * one, q01=0 * one, q99=4 * one)}
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+def test_depth_resize_is_nearest_and_keeps_nan():
+    depth = np.arange(16, dtype=np.float32).reshape(4, 4)
+    depth[1, 3] = NAN
+    out = resize_with_pad(depth, 2, 2)
+    np.testing.assert_array_equal(out, [[5.0, NAN], [13.0, 15.0]])
+
+
+def test_depth_padding_is_nan():
+    depth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
+    out = ResizeWithPad(4, 4)({OBS_DEPTH: depth})[OBS_DEPTH]
+    np.testing.assert_array_equal(out, [[NAN] * 4, [1, 2, 3, 4], [5, 6, 7, 8], [NAN] * 4])
+    assert out.dtype == np.float32
+
+
+def test_image_resize_bilinear_and_black_padding():
+    image = np.zeros((1, 2, 3), dtype=np.uint8)
+    image[0, 1] = 200
+    out = resize_with_pad(image, 3, 4)
+    # Upsampling 2 -> 4 columns interpolates; 1 -> 2 rows, centred with one black row below.
+    np.testing.assert_array_equal(out[..., 0], [[0, 50, 150, 200], [0, 50, 150, 200], [0] * 4])
+    assert out.dtype == np.uint8 and out.shape == (3, 4, 3)
+
+
+def test_image_downscale_is_antialiased():
+    image = np.array([[0, 40, 80, 120]], dtype=np.uint8)[..., None]  # (1, 4, 1)
+    out = resize_with_pad(image, 1, 2)
+    # Triangle filter of half-width 2: weights (.75, .75, .25) / 1.75 around each output.
+    assert out[0, :, 0].tolist() == [29, 91]
+
+
+def test_camera_frame_fits_the_model_input():
+    obs = make_piper_example()
+    out = ResizeWithPad(64, 64)(obs)
+    assert out[OBS_IMAGE].shape == (64, 64, 3) and out[OBS_DEPTH].shape == (64, 64)
+    # 480x640 -> 48x64, centred: 8 padded rows above and below.
+    assert not out[OBS_IMAGE][:8].any() and np.isnan(out[OBS_DEPTH][:8]).all()
+    assert out[OBS_IMAGE][8:56].any() and np.isfinite(out[OBS_DEPTH][8:56]).mean() > 0.9
+    assert obs[OBS_IMAGE].shape == (480, 640, 3)  # the input dict is left alone
+
+
+def test_quantile_normalize_literal_and_inverse():
+    x = {ACTION: np.array([[0.0], [2.0], [4.0], [5.0]], dtype=np.float32)}
+    norm = Normalize(stats_1d())(x)[ACTION]
+    np.testing.assert_allclose(norm[:, 0], [-1.0, 0.0, 1.0, 1.5], atol=1e-5)  # not clipped
+    back = Unnormalize(stats_1d())({ACTION: norm})[ACTION]
+    np.testing.assert_allclose(back, x[ACTION], atol=1e-5)
+
+
+def test_gaussian_normalize_literal_and_inverse():
+    x = {ACTION: np.array([1.0, 3.0], dtype=np.float32)[:, None]}
+    norm = Normalize(stats_1d(), use_quantiles=False)(x)[ACTION]
+    np.testing.assert_allclose(norm[:, 0], [0.0, 1.0], atol=1e-5)
+    back = Unnormalize(stats_1d(), use_quantiles=False)({ACTION: norm})[ACTION]
+    np.testing.assert_allclose(back, x[ACTION], atol=1e-5)
+
+
+def test_compose_runs_in_order_and_skips_absent_keys():
+    pipeline = compose([Normalize(stats_1d()), Unnormalize(stats_1d(), use_quantiles=False)])
+    out = pipeline({ACTION: np.array([4.0], dtype=np.float32), 'task': 'x'})
+    # 4 -> quantile 1.0 -> gaussian 1.0 * 2 + 1 = 3.
+    np.testing.assert_allclose(out[ACTION], [3.0], atol=1e-5)
+    assert out['task'] == 'x'
+
+
+def test_stats_compute_and_json_round_trip():
+    stats = {ACTION: compute_stats(np.arange(101, dtype=np.float32)[:, None])}
+    assert stats[ACTION].mean.tolist() == [50.0] and stats[ACTION].q01.tolist() == [1.0]
+    back = stats_from_dict(json.loads(json.dumps(stats_to_dict(stats))))
+    for name in ('mean', 'std', 'q01', 'q99'):
+        np.testing.assert_array_equal(getattr(back[ACTION], name), getattr(stats[ACTION], name))
+
+
+def test_transforms_and_contract_check_import_without_torch():
+    code = ('import sys\n'
+            'import vla_nodes.policy.checkpoint, vla_nodes.policy.transforms\n'
+            'assert "torch" not in sys.modules, "torch imported"\n')
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT, env=env)
+
+
+# --- checkpoints and the robot contract ---------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp('policy')
+    policy = VLAPolicy.random_init(seed=3)
+    save_checkpoint(directory, policy.model, policy.stats, make_contract(16, (64, 64)))
+    return directory, policy
+
+
+def test_checkpoint_round_trip_reproduces_chunks(checkpoint):
+    directory, policy = checkpoint
+    assert json.loads((directory / 'policy.json').read_text())['contract']['units'][-1] == 'm'
+    loaded = VLAPolicy.from_checkpoint(directory)
+    obs = make_piper_example(seed=11)
+    np.testing.assert_array_equal(loaded.infer(obs)['actions'], policy.infer(obs)['actions'])
+
+
+def test_contract_mismatch_names_the_fields(checkpoint):
+    directory, _ = checkpoint
+    left_arm = [f'left_{name}' for name in JOINT_NAMES]
+    robot = make_contract(16, (64, 64), action_rate_hz=30.0, joint_names=left_arm)
+    with pytest.raises(ContractMismatchError) as error:
+        load_checkpoint(directory, expected_contract=robot)
+    message = str(error.value)
+    assert 'action_rate_hz' in message and 'joint_names' in message
+    assert 'chunk_length' not in message and 'image_size' not in message
+    same = load_checkpoint(directory, expected_contract=make_contract(16, (64, 64)))
+    assert same['preset'] == 'tiny' and same['model'].config == VLAConfig()
+
+
+def test_save_refuses_a_contract_the_model_cannot_keep(tmp_path):
+    policy = VLAPolicy.random_init()
+    with pytest.raises(ContractMismatchError, match='chunk_length'):
+        save_checkpoint(tmp_path, policy.model, policy.stats, make_contract(50, (64, 64)))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"absent'.*policy\.json"):
+        VLAPolicy.from_checkpoint(tmp_path / 'absent')
+
+
+# --- VLAPolicy ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def policy():
+    return VLAPolicy.random_init()
+
+
+def test_infer_on_piper_example(policy):
+    result = policy.infer(make_piper_example())
+    actions = result['actions']
+    assert actions.shape == (16, 7) and actions.dtype == np.float32
+    assert np.isfinite(actions).all() and result['infer_ms'] > 0
+    # Unnormalized with the demo stats: joint targets scatter around the ready pose, in rad.
+    assert np.abs(actions[:, :6].mean(0) - READY_POSITIONS[:6]).max() < 0.5
+
+
+def test_observation_seed_fixes_the_chunk(policy):
+    obs = make_piper_example(seed=5)
+    first = policy.infer(obs)['actions']
+    policy.infer(make_piper_example(seed=6))  # other calls in between change nothing
+    np.testing.assert_array_equal(policy.infer(obs)['actions'], first)
+    assert np.abs(policy.infer({**obs, 'seed': 6})['actions'] - first).max() > 1e-3
+
+
+def test_unseeded_noise_restarts_on_reset(policy):
+    obs = {k: v for k, v in make_piper_example().items() if k != 'seed'}
+    policy.reset()
+    first, second = policy.infer(obs)['actions'], policy.infer(obs)['actions']
+    assert np.abs(first - second).max() > 1e-3
+    policy.reset()
+    np.testing.assert_array_equal(policy.infer(obs)['actions'], first)
+
+
+def test_random_init_is_seeded_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b = VLAPolicy.random_init(seed=1), VLAPolicy.random_init(seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    obs = make_piper_example()
+    np.testing.assert_array_equal(a.infer(obs)['actions'], b.infer(obs)['actions'])
+
+
+def test_bad_observations_are_refused(policy):
+    obs = make_piper_example()
+    with pytest.raises(ValueError, match='finite'):
+        policy.infer({**obs, OBS_STATE: np.full(7, np.nan, dtype=np.float32)})
+    with pytest.raises(ValueError, match='uint8'):
+        policy.infer({**obs, OBS_IMAGE: obs[OBS_IMAGE].astype(np.float32)})
+    with pytest.raises(KeyError, match='observation.depth'):
+        policy.infer({k: v for k, v in obs.items() if k != OBS_DEPTH})

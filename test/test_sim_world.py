@@ -1,0 +1,212 @@
+"""SimWorld (vla_nodes/sim/world.py): kinematics agree with numpy FK, servos track, the RGB-D camera
+is metric and calibrated, resets are seeded, and the gripper can pick up the cube."""
+
+import math
+import os
+
+os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when first imported
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from vla_nodes import contract  # noqa: E402
+from vla_nodes.arm import kinematics  # noqa: E402
+from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
+
+READY = np.array(contract.READY_POSITIONS)
+
+
+@pytest.fixture(scope='module')
+def world():
+    sim = SimWorld(SimConfig())
+    yield sim
+    sim.close()
+
+
+def _set_arm_qpos(sim: SimWorld, q6) -> None:
+    """Teleport the arm joints (rad) and recompute kinematics, without physics."""
+    for name, value in zip(contract.ARM_JOINTS, q6):
+        sim.data.qpos[sim.model.joint(name).qposadr[0]] = value
+    mujoco.mj_kinematics(sim.model, sim.data)
+
+
+def _project(sim: SimWorld, point) -> np.ndarray:
+    """Pixel (u, v) of a base_link point (m), through camera_pose and K."""
+    k_matrix, _, _ = sim.intrinsics()
+    in_cam = np.linalg.inv(sim.camera_pose()) @ np.append(point, 1.0)
+    uvw = k_matrix @ in_cam[:3]
+    return uvw[:2] / uvw[2]
+
+
+def _ray_z_depth(sim: SimWorld, u: int, v: int) -> tuple:
+    """(z-depth, ray length) in m of the first surface seen through pixel (u, v), by ray casting."""
+    k_matrix, _, _ = sim.intrinsics()
+    pose = sim.camera_pose()
+    ray = np.linalg.solve(k_matrix, [u, v, 1.0])  # optical frame, z = 1
+    direction = pose[:3, :3] @ ray
+    length = np.linalg.norm(direction)
+    geom = np.array([-1], dtype=np.int32)
+    dist = mujoco.mj_ray(sim.model, sim.data, pose[:3, 3], direction / length, None, 1, -1, geom)
+    return dist / length, dist
+
+
+def test_ee_site_matches_numpy_fk_within_1mm_1deg(world):
+    lower, upper = kinematics.limit_arrays()
+    for q in np.random.default_rng(5).uniform(lower, upper, size=(100, 6)):
+        _set_arm_qpos(world, q)
+        sites = ((0.0, world.ee_pose()), (kinematics.TCP_OFFSET_M, world.tcp_pose()))
+        for tcp_offset_m, site_pose in sites:
+            fk = kinematics.forward_kinematics(q, tcp_offset_m=tcp_offset_m)
+            assert np.linalg.norm(site_pose[:3, 3] - fk[:3, 3]) < 1e-3
+            angle = np.linalg.norm(kinematics.rotation_log(site_pose[:3, :3].T @ fk[:3, :3]))
+            assert angle < math.radians(1.0)
+    world.reset(0)
+
+
+def test_reset_puts_arm_at_ready_and_objects_on_table(world):
+    world.reset(3)
+    np.testing.assert_allclose(world.joint_positions(), READY, atol=1e-9)
+    np.testing.assert_allclose(world.joint_velocities(), np.zeros(7))
+    assert world.time == 0.0
+    cube = world.object_pose('cube')[:3, 3]
+    plate = world.object_pose('plate')[:3, 3]
+    (x_min, y_min), (x_max, y_max) = world.config.cube_region
+    assert x_min <= cube[0] <= x_max and y_min <= cube[1] <= y_max
+    assert cube[2] == pytest.approx(0.02)
+    assert np.linalg.norm(cube[:2] - plate[:2]) >= world.config.min_separation_m
+    world.step(0.5)
+    assert world.object_pose('cube')[2, 3] == pytest.approx(0.02, abs=1e-3)  # rests on the table
+
+
+def test_seeded_reset_is_reproducible_and_seeds_differ(world):
+    poses = {}
+    for seed in (1, 2, 1):
+        world.reset(seed)
+        poses.setdefault(seed, []).append(world.object_pose('cube'))
+    np.testing.assert_array_equal(poses[1][0], poses[1][1])
+    assert np.linalg.norm(poses[1][0][:3, 3] - poses[2][0][:3, 3]) > 1e-3
+    world.reset(1)
+    world.reset()  # continues seed 1's stream: a new placement, the same one every time
+    first_follow_up = world.object_pose('cube')
+    assert not np.allclose(first_follow_up, poses[1][0])
+    world.reset(1)
+    world.reset()
+    np.testing.assert_array_equal(world.object_pose('cube'), first_follow_up)
+
+
+def test_step_keeps_exact_average_rate(world):
+    world.reset(0)
+    for _ in range(200):
+        world.step(0.005)  # 200 Hz timer on a 2 ms physics step: 2 or 3 steps each
+    assert world.time == pytest.approx(1.0, abs=world.config.physics_dt / 2)
+    with pytest.raises(ValueError):
+        world.step(-0.1)
+
+
+def test_actuators_track_step_target_within_1deg_in_1_5s(world):
+    world.reset(0)
+    target = READY + np.array([0.5, 0.3, -0.4, 0.5, -0.5, 0.8, -0.03])
+    applied = world.set_targets(target)
+    np.testing.assert_allclose(applied, target)
+    world.step(1.5)
+    error_deg = np.degrees(np.abs(world.joint_positions()[:6] - target[:6]))
+    assert error_deg.max() < 1.0, error_deg
+    assert np.abs(world.joint_velocities()[:6]).max() < 0.01
+    np.testing.assert_allclose(world.ee_pose(), kinematics.forward_kinematics(target[:6]),
+                               atol=2e-3)
+
+
+@pytest.mark.parametrize('opening', [0.07, 0.0, 0.03])
+def test_gripper_opening_reaches_target(world, opening):
+    world.reset(0)
+    world.set_targets(np.append(READY[:6], opening))
+    world.step(1.0)
+    assert world.joint_positions()[6] == pytest.approx(opening, abs=1e-3)
+
+
+def test_set_targets_clamps_to_limits_and_rejects_bad_input(world):
+    world.reset(0)
+    applied = world.set_targets([4.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.2])
+    upper_j1 = contract.PIPER_LIMITS['joint1'].upper
+    np.testing.assert_allclose(applied, [upper_j1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.07])
+    with pytest.raises(ValueError):
+        world.set_targets([0.0, 1.0, -1.0, 0.0, math.nan, 0.0, 0.05])
+    with pytest.raises(ValueError):
+        world.set_targets([0.0] * 6)
+    np.testing.assert_allclose(world.data.ctrl[:7], applied)  # bad input changed nothing
+
+
+def test_intrinsics_are_the_pinhole_of_fovy():
+    sim = SimWorld(SimConfig(width=640, height=480, fovy_deg=58.0))
+    k_matrix, width, height = sim.intrinsics()
+    focal = 240.0 / math.tan(math.radians(29.0))  # 432.97 px
+    np.testing.assert_allclose(k_matrix, [[focal, 0, 319.5], [0, focal, 239.5], [0, 0, 1]])
+    assert (width, height) == (640, 480)
+
+
+def test_camera_optical_frame_looks_at_target(world):
+    pose = world.camera_pose()
+    np.testing.assert_allclose(pose[:3, 3], world.config.camera_pos)
+    to_target = np.subtract(world.config.camera_target, world.config.camera_pos)
+    np.testing.assert_allclose(pose[:3, 2], to_target / np.linalg.norm(to_target), atol=1e-9)
+    assert pose[2, 1] < 0.0  # image Y (down) points down in the world
+    np.testing.assert_allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(_project(world, world.config.camera_target), [159.5, 119.5])
+
+
+def test_depth_and_colour_at_the_cube_centre_pixel(world):
+    world.reset(4)
+    rgb, depth = world.render()
+    assert rgb.shape == (240, 320, 3) and rgb.dtype == np.uint8
+    assert depth.shape == (240, 320) and depth.dtype == np.float32
+    u, v = np.round(_project(world, world.object_pose('cube')[:3, 3])).astype(int)
+    expected, _ = _ray_z_depth(world, u, v)
+    assert depth[v, u] == pytest.approx(expected, abs=5e-3)
+    # The visible face lies between the cube centre and its nearest corner, along the optical axis.
+    centre = np.append(world.object_pose('cube')[:3, 3], 1.0)
+    centre_z = (np.linalg.inv(world.camera_pose()) @ centre)[2]
+    assert centre_z - 0.02 * math.sqrt(3) <= depth[v, u] <= centre_z
+    red, green, blue = rgb[v, u].astype(int)
+    assert red > 100 and red > 2 * green and red > 2 * blue
+
+
+def test_depth_is_z_depth_not_ray_length(world):
+    world.reset(0)
+    _, depth = world.render()
+    u, v = 5, 234  # a table pixel near a corner: the ray is long and slanted
+    z_depth, ray_length = _ray_z_depth(world, u, v)
+    assert ray_length - z_depth > 0.1
+    assert depth[v, u] == pytest.approx(z_depth, abs=5e-3)
+
+
+def test_render_after_close_reopens(world):
+    world.close()
+    rgb, _ = world.render()
+    assert rgb.mean() > 20.0
+
+
+def _top_down(position, yaw: float) -> np.ndarray:
+    """Tool pose pointing straight down with the fingers closing along `yaw` (rad)."""
+    closing = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    down = np.array([0.0, 0.0, -1.0])
+    pose = np.eye(4)
+    pose[:3, :3] = np.column_stack([np.cross(closing, down), closing, down])
+    pose[:3, 3] = position
+    return pose
+
+
+def test_top_down_grasp_lifts_the_cube(world):
+    world.reset(2)
+    cube = world.object_pose('cube')
+    # The cube is symmetric under 90 deg turns: close within 45 deg of base y, where j6 is near 0.
+    yaw = (math.atan2(cube[1, 0], cube[0, 0]) - math.pi / 4) % (math.pi / 2) + math.pi / 4
+    q = READY[:6]
+    centre = cube[:3, 3]
+    for offset_z, opening in ((0.06, 0.07), (0.0, 0.07), (0.0, 0.0), (0.06, 0.0)):
+        q = kinematics.inverse_kinematics(_top_down(centre + [0, 0, offset_z], yaw), q,
+                                          tcp_offset_m=kinematics.TCP_OFFSET_M)
+        world.set_targets(np.append(q, opening))
+        world.step(1.0)
+    assert world.object_pose('cube')[2, 3] > 0.07  # lifted 5+ cm off the table
+    assert world.joint_positions()[6] == pytest.approx(0.04, abs=2e-3)  # fingers on the cube

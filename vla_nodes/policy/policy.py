@@ -1,0 +1,151 @@
+"""VLAPolicy: observation dict in, absolute joint-target chunk out (openpi's narrow interface).
+
+Like openpi `openpi_client/base_policy.py` (`infer(obs) -> dict`, `reset()`) and openpi
+`policies/droid_policy.py` (`make_droid_example()`): the policy hides the model, the transforms
+and the normalization. policy_node calls `infer` from its worker thread. Observation keys are
+the contract's (vla_nodes/contract.py):
+    OBS_IMAGE        rgb uint8 # (H, W, 3), any size (resized with padding)
+    OBS_DEPTH        metric depth float32 metres, NaN = invalid # (H, W), aligned to the image
+    OBS_STATE        joint positions, rad, gripper opening m # (7,)
+    OBS_INSTRUCTION  task text (str)
+    'seed'           optional int: the chunk is a pure function of (weights, observation, seed)
+"""
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE,
+                                READY_POSITIONS)
+from vla_nodes.models.vla import VLAConfig, VLAModel
+from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
+from vla_nodes.policy.transforms import compose, Normalize, NormStats, ResizeWithPad, Unnormalize
+
+SEED_KEY = 'seed'
+# Spread of the demo statistics: 0.1 rad per joint, 0.01 m for the gripper (a quarter of its
+# stroke); 2.326 is the standard normal's 99th percentile, so q01/q99 = mean -/+ 2.326 std.
+DEMO_STD = (0.1,) * 6 + (0.01,)
+Z99 = 2.326
+
+
+def demo_stats():
+    """Norm stats centred on contract.READY_POSITIONS, for state and action (random-init demo)."""
+    mean = np.asarray(READY_POSITIONS, dtype=np.float32)
+    std = np.asarray(DEMO_STD, dtype=np.float32)
+    s = NormStats(mean=mean, std=std, q01=mean - Z99 * std, q99=mean + Z99 * std)
+    return {OBS_STATE: s, ACTION: s}
+
+
+class VLAPolicy:
+    """A VLAModel wrapped with its input/output transforms and normalization statistics."""
+
+    def __init__(self, model, stats, contract=None, seed=0):
+        """Wrap a model.
+
+        Args:
+            model: a VLAModel.
+            stats: {OBS_STATE: NormStats, ACTION: NormStats} in physical units.
+            contract: the robot contract (policy/checkpoint.py make_contract); derived if None.
+            seed: noise seed for observations without a 'seed' field.
+        """
+        self.model = model.eval()
+        self.stats = stats
+        size = model.config.image_size
+        self.contract = contract or make_contract(model.config.horizon, (size, size))
+        self._inputs = compose([
+            ResizeWithPad(size, size), Normalize({OBS_STATE: stats[OBS_STATE]})])
+        self._outputs = Unnormalize({ACTION: stats[ACTION]})
+        self._seed = seed
+        self._generator = torch.Generator().manual_seed(seed)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, directory, device='cpu', expected_contract=None):
+        """Load from a local checkpoint directory (policy/checkpoint.py); never downloads."""
+        ckpt = load_checkpoint(directory, expected_contract=expected_contract, device=device)
+        return cls(ckpt['model'], ckpt['norm_stats'], ckpt['contract'])
+
+    @classmethod
+    def random_init(cls, config=None, stats=None, seed=0):
+        """A random-weight tiny model: the walking skeleton's demo policy.
+
+        Its actions are meaningless noise shaped like a chunk: joint targets scattered around
+        contract.READY_POSITIONS (demo_stats: about 0.1 rad, gripper 0.01 m). It exercises the
+        whole camera -> model -> action path; the arm's safety layer still clamps what it sends.
+        Weights depend only on `seed` (the global torch RNG is left untouched).
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = VLAModel(config or VLAConfig())
+        return cls(model, stats or demo_stats(), seed=seed)
+
+    def infer(self, obs):
+        """Predict an action chunk for one observation.
+
+        Args:
+            obs: dict with the module docstring's keys (numpy arrays, str, optional int seed).
+
+        Returns:
+            {'actions': absolute joint targets, rad, gripper m, float32 # (H, 7),
+             'infer_ms': wall time of this call in milliseconds}.
+
+        Raises:
+            KeyError: a required key is missing. ValueError: bad shape or non-finite state.
+        """
+        start = time.perf_counter()
+        data = self._inputs(_check(obs, self.model.config.state_dim))
+        batch = {
+            OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(data[OBS_IMAGE]))[None],
+            OBS_DEPTH: torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None],
+            OBS_STATE: torch.from_numpy(data[OBS_STATE])[None],
+            OBS_INSTRUCTION: [str(data[OBS_INSTRUCTION])],
+        }
+        with self._lock, torch.inference_mode():
+            generator = self._generator
+            if obs.get(SEED_KEY) is not None:
+                generator = torch.Generator().manual_seed(int(obs[SEED_KEY]))
+            chunk = self.model.sample_actions(batch, generator=generator)  # (1, H, A)
+        actions = self._outputs({ACTION: chunk[0].float().cpu().numpy()})[ACTION]
+        return {'actions': actions.astype(np.float32),
+                'infer_ms': (time.perf_counter() - start) * 1e3}
+
+    def reset(self):
+        """Start a new episode: the noise of unseeded observations restarts from `seed`."""
+        with self._lock:
+            self._generator.manual_seed(self._seed)
+
+
+def _check(obs, state_dim):
+    """Validate the fields infer reads; bad input never reaches the model."""
+    missing = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION) if k not in obs]
+    if missing:
+        raise KeyError(f'observation lacks {missing}')
+    image, depth = np.asarray(obs[OBS_IMAGE]), np.asarray(obs[OBS_DEPTH])
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{OBS_IMAGE} must be uint8 (H, W, 3), got {image.dtype} {image.shape}')
+    if depth.ndim != 2:
+        raise ValueError(f'{OBS_DEPTH} must be (H, W) metres, got {depth.shape}')
+    state = np.asarray(obs[OBS_STATE], dtype=np.float32)
+    if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
+        raise ValueError(f'{OBS_STATE} must be {state_dim} finite values, got {state}')
+    return {**obs, OBS_STATE: state}
+
+
+def make_piper_example(seed=0):
+    """A valid single-Piper observation: 480x640 camera frame, metric depth with holes, ready pose.
+
+    Args:
+        seed: numpy seed for the random image and depth; also the observation's 'seed'.
+    """
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.3, 1.5, size=(480, 640)).astype(np.float32)
+    depth[rng.random((480, 640)) < 0.05] = np.nan  # invalid pixels, as depth_node publishes them
+    return {
+        OBS_IMAGE: rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8),
+        OBS_DEPTH: depth,
+        OBS_STATE: np.asarray(READY_POSITIONS, dtype=np.float32),
+        OBS_INSTRUCTION: 'pick up the red cube and place it in the bowl',
+        SEED_KEY: seed,
+    }

@@ -1,0 +1,202 @@
+"""Small frozen transforms on observation dicts, shared by training (train/data.py) and the node.
+
+Shaped after openpi `transforms.py` (Physical Intelligence, 2025): each transform is a frozen
+dataclass called on a flat dict of numpy arrays keyed by contract names and returning a new dict;
+`compose([...])` chains them. Numpy only, so this module imports without torch.
+
+Normalization: quantile bounds by default, as open-pi-zero (which QDepth-VLA builds on) and
+openpi's pi0-FAST/pi05 do: x' = 2 (x - q01) / (q99 - q01 + eps) - 1 maps the 1st..99th percentile
+to [-1, 1] and is robust to outliers in teleoperation data. It is not clipped: 2% of the data
+legitimately lies outside, and the arm's safety layer clamps joint limits. Gaussian mean/std is
+the option `use_quantiles=False`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE
+
+EPS = 1e-6  # keeps a constant dimension (q99 == q01 or std == 0) finite
+
+
+@dataclass(frozen=True, eq=False)
+class NormStats:
+    """Per-dimension statistics of one field (state or action), in its physical units."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    q01: np.ndarray
+    q99: np.ndarray
+
+    def to_dict(self):
+        """Plain lists, for JSON."""
+        return {k: np.asarray(v, dtype=np.float64).tolist() for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of to_dict."""
+        return cls(**{k: np.asarray(values[k], dtype=np.float32)
+                      for k in ('mean', 'std', 'q01', 'q99')})
+
+
+def stats_to_dict(stats):
+    """{key: NormStats} -> JSON-ready dict."""
+    return {key: s.to_dict() for key, s in stats.items()}
+
+
+def stats_from_dict(values):
+    """JSON dict -> {key: NormStats}."""
+    return {key: NormStats.from_dict(v) for key, v in values.items()}
+
+
+def compute_stats(values):
+    """NormStats of samples stacked on the first axis.
+
+    Args:
+        values: samples of one field. # (N, dim)
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1, np.shape(values)[-1])
+    return NormStats(*(a.astype(np.float32) for a in (
+        x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0))))
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Physical units -> normalized, for every key in `stats` that the dict holds."""
+
+    stats: dict = field(hash=False)
+    use_quantiles: bool = True
+
+    def __call__(self, data):
+        out = dict(data)
+        for key, s in self.stats.items():
+            if key in data:
+                x = np.asarray(data[key], dtype=np.float32)
+                if self.use_quantiles:
+                    out[key] = (2.0 * (x - s.q01) / (s.q99 - s.q01 + EPS) - 1.0)
+                else:
+                    out[key] = (x - s.mean) / (s.std + EPS)
+                out[key] = out[key].astype(np.float32)
+        return out
+
+
+@dataclass(frozen=True)
+class Unnormalize:
+    """Normalized -> physical units; the exact inverse of Normalize with the same arguments."""
+
+    stats: dict = field(hash=False)
+    use_quantiles: bool = True
+
+    def __call__(self, data):
+        out = dict(data)
+        for key, s in self.stats.items():
+            if key in data:
+                x = np.asarray(data[key], dtype=np.float32)
+                if self.use_quantiles:
+                    out[key] = (x + 1.0) / 2.0 * (s.q99 - s.q01 + EPS) + s.q01
+                else:
+                    out[key] = x * (s.std + EPS) + s.mean
+                out[key] = out[key].astype(np.float32)
+        return out
+
+
+@dataclass(frozen=True)
+class ResizeWithPad:
+    """Fit the image and depth inside height x width, keep the aspect ratio, pad the rest.
+
+    RGB uint8 (H, W, 3): antialiased bilinear, padded with black (as openpi resize_with_pad).
+    Depth float32 metres (H, W): nearest neighbour so that no depth is invented across edges;
+    NaN stays NaN and the padding is NaN (unobserved).
+    """
+
+    height: int
+    width: int
+
+    def __call__(self, data):
+        out = dict(data)
+        if OBS_IMAGE in data:
+            out[OBS_IMAGE] = resize_with_pad(np.asarray(data[OBS_IMAGE]), self.height, self.width)
+        if OBS_DEPTH in data:
+            out[OBS_DEPTH] = resize_with_pad(
+                np.asarray(data[OBS_DEPTH], dtype=np.float32), self.height, self.width)
+        return out
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply transforms in order."""
+
+    transforms: tuple
+
+    def __call__(self, data):
+        for transform in self.transforms:
+            data = transform(data)
+        return data
+
+
+def compose(transforms):
+    """Chain transforms: compose([ResizeWithPad(64, 64), Normalize(stats)])."""
+    return Compose(tuple(transforms))
+
+
+def resize_with_pad(array, height, width):
+    """Resize an RGB uint8 (H, W, 3) or a depth float (H, W) array into height x width.
+
+    The content is scaled by the same factor on both axes and centred; uint8 images are
+    resized bilinearly with antialiasing and padded with 0, float depth by nearest neighbour and
+    padded with NaN.
+
+    Returns:
+        The resized array. # (height, width[, 3])
+    """
+    h, w = array.shape[:2]
+    ratio = max(h / height, w / width)
+    new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))
+    if array.dtype == np.uint8:
+        resized = _resize_bilinear(array, new_h, new_w)
+        out = np.zeros((height, width) + array.shape[2:], dtype=np.uint8)
+    else:
+        rows = np.minimum(((np.arange(new_h) + 0.5) * h / new_h).astype(int), h - 1)
+        cols = np.minimum(((np.arange(new_w) + 0.5) * w / new_w).astype(int), w - 1)
+        resized = array[rows[:, None], cols[None, :]]
+        out = np.full((height, width) + array.shape[2:], np.nan, dtype=array.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top:top + new_h, left:left + new_w] = resized
+    return out
+
+
+def _resize_bilinear(image, height, width):
+    """Separable triangle-filter resize (PIL-style antialiased bilinear) of a uint8 image.
+
+    Plain numpy gathers, no BLAS: the result is bit-identical on every machine, and no BLAS
+    thread pool competes with torch's threads inside policy_node.
+    """
+    x = image.reshape(image.shape[0], image.shape[1], -1)  # (H, W, C)
+    rows, row_weights = _filter_taps(x.shape[0], height)  # (height, K)
+    cols, col_weights = _filter_taps(x.shape[1], width)  # (width, K')
+    y = np.zeros((height, x.shape[1], x.shape[2]), dtype=np.float32)
+    for k in range(rows.shape[1]):
+        y += row_weights[:, k, None, None] * x[rows[:, k]]  # (height, W, C)
+    z = np.zeros((height, width, x.shape[2]), dtype=np.float32)
+    for k in range(cols.shape[1]):
+        z += col_weights[None, :, k, None] * y[:, cols[:, k]]  # (height, width, C)
+    out = np.clip(np.rint(z), 0, 255).astype(np.uint8)
+    return out.reshape((height, width) + image.shape[2:])
+
+
+def _filter_taps(n_in, n_out):
+    """Input indices and normalized triangle-filter weights of each output sample.
+
+    Returns:
+        Indices # (n_out, K) int and weights # (n_out, K) float32, rows summing to 1.
+    """
+    scale = n_in / n_out
+    support = max(scale, 1.0)  # widen the filter when shrinking: antialiasing
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5  # output centres in input coordinates
+    first = np.floor(centres - support).astype(int) + 1
+    index = first[:, None] + np.arange(int(np.ceil(2 * support)))[None, :]  # (n_out, K)
+    weights = np.maximum(0.0, 1.0 - np.abs(index - centres[:, None]) / support)
+    weights[(index < 0) | (index >= n_in)] = 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.clip(index, 0, n_in - 1), weights.astype(np.float32)

@@ -1,0 +1,251 @@
+"""SimWorld: the MuJoCo Piper on a table with a red cube, a green plate and an RGB-D camera.
+
+The sim_node drives it from ROS timers (`step`, `render`), and the simulated CAN firmware
+(`sim/piper_can.py`) reads `joint_positions` and calls `set_targets`, so the real driver code runs
+unchanged against it. Units follow `contract.py`: joints in rad, gripper opening in m, depth in m.
+The world frame is base_link. The scene comes from `piper_mjcf.build_mjcf`, whose arm is built
+from the same DH chain as `vla_nodes.arm.kinematics`, so `ee_pose()` equals `forward_kinematics`.
+
+Rendering is offscreen (`MUJOCO_GL=egl` unless already set) through one lazily created
+`mujoco.Renderer`; call `close()` to free it.
+"""
+
+from dataclasses import dataclass
+import math
+import os
+
+os.environ.setdefault('MUJOCO_GL', 'egl')  # must precede the mujoco import, which picks the GL
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vla_nodes import contract  # noqa: E402
+from vla_nodes.sim.piper_mjcf import build_mjcf  # noqa: E402
+
+CAMERA_NAME = 'scene_camera'
+_MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera (X right, Y up, -Z view) -> optical
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Scene, camera and physics settings.
+
+    Attributes:
+        width: image width (px); 320 keeps CI fast, 640 matches the real camera stream.
+        height: image height (px).
+        seed: seed of the first reset; later resets without a seed continue its stream.
+        physics_dt: physics time step (s).
+        fovy_deg: vertical field of view (deg); 58 is the D455 depth sensor's, which the
+            aligned colour image takes on.
+        camera_pos: camera position in base_link (m): in front of the arm, to its left and
+            above, about 0.9 m from the workspace (inside the D455's best depth range), so that
+            arm, gripper, cube and plate are all in view and the arm hides little of the table.
+        camera_target: point the optical axis passes through (m): between the workspace and
+            the gripper at the ready pose.
+        cube_size_m: edge length of the red cube (m).
+        cube_region: ((x_min, y_min), (x_max, y_max)) of the cube centre on the table (m).
+            Within it a top-down grasp and a pre-grasp 6 cm higher are both reachable: j5's
+            +-70 deg limit caps top-down reach at about 0.38 m from the base 8 cm above the table.
+        plate_region: same for the plate centre (m), within top-down reach for placing.
+        min_separation_m: minimum distance between the cube and plate centres (m).
+        dh_is_offset: piper_sdk DH variant the arm is built from (0 or 1).
+    """
+
+    width: int = 320
+    height: int = 240
+    seed: int = 0
+    physics_dt: float = 0.002
+    fovy_deg: float = 58.0
+    camera_pos: tuple = (0.8, 0.45, 0.6)
+    camera_target: tuple = (0.2, 0.0, 0.17)
+    cube_size_m: float = 0.04
+    cube_region: tuple = ((0.2, -0.13), (0.34, 0.13))
+    plate_region: tuple = ((0.2, -0.17), (0.34, 0.17))
+    min_separation_m: float = 0.12
+    dh_is_offset: int = 1
+
+
+def _pose(pos, xmat) -> np.ndarray:
+    """(4, 4) transform from a (3,) position and a flat (9,) rotation matrix."""
+    pose = np.eye(4)
+    pose[:3, :3] = np.reshape(xmat, (3, 3))
+    pose[:3, 3] = pos
+    return pose
+
+
+class SimWorld:
+    """A seeded MuJoCo tabletop with the Piper, driven by joint targets.
+
+    `model` and `data` are the raw MuJoCo structures, for tasks and tests that need contacts or
+    ray casts; everything else goes through the methods.
+    """
+
+    def __init__(self, config: SimConfig = SimConfig()):
+        """Compile the scene and reset it with `config.seed`.
+
+        Args:
+            config: scene, camera and physics settings.
+        """
+        self.config = config
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(config))
+        self.data = mujoco.MjData(self.model)
+        self._arm_qpos = np.array([self.model.joint(n).qposadr[0] for n in contract.ARM_JOINTS])
+        self._arm_qvel = np.array([self.model.joint(n).dofadr[0] for n in contract.ARM_JOINTS])
+        fingers = ('finger_left', 'finger_right')
+        self._finger_qpos = [self.model.joint(n).qposadr[0] for n in fingers]
+        self._finger_qvel = [self.model.joint(n).dofadr[0] for n in fingers]
+        self._lower = np.array([contract.PIPER_LIMITS[n].lower for n in contract.JOINT_NAMES])
+        self._upper = np.array([contract.PIPER_LIMITS[n].upper for n in contract.JOINT_NAMES])
+        self._renderer = None
+        self._leftover_s = 0.0
+        self._rng = np.random.default_rng(config.seed)
+        self.reset(config.seed)
+
+    # --- episode -------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """Arm to `contract.READY_POSITIONS`, cube and plate to random spots, time to 0.
+
+        Args:
+            seed: reseeds the object placement; None continues the current random stream.
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        mujoco.mj_resetDataKeyframe(self.model, self.data, self.model.key('ready').id)
+        cube_xy = self._rng.uniform(*self.config.cube_region)
+        plate_xy = self._sample_plate(cube_xy)
+        cube_yaw = self._rng.uniform(-math.pi, math.pi)
+        self._place('cube', cube_xy, self.config.cube_size_m / 2, cube_yaw)
+        self._place('plate', plate_xy, 0.005, 0.0)
+        self.set_targets(contract.READY_POSITIONS)
+        self._leftover_s = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def _sample_plate(self, cube_xy: np.ndarray) -> np.ndarray:
+        """A plate centre at least `min_separation_m` from the cube (m)."""
+        while True:
+            xy = self._rng.uniform(*self.config.plate_region)
+            if np.linalg.norm(xy - cube_xy) >= self.config.min_separation_m:
+                return xy
+
+    def _place(self, body: str, xy, z: float, yaw: float) -> None:
+        """Put a free body at (x, y, z) (m) with a yaw (rad) about the vertical, at rest."""
+        joint = self.model.joint(body)
+        adr = joint.qposadr[0]
+        self.data.qpos[adr:adr + 7] = (*xy, z, math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+        self.data.qvel[joint.dofadr[0]:joint.dofadr[0] + 6] = 0.0
+
+    # --- physics -------------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        """Simulated time since the last reset (s)."""
+        return float(self.data.time)
+
+    def step(self, seconds: float) -> None:
+        """Advance physics by `seconds`, in whole physics steps; the remainder carries over.
+
+        Args:
+            seconds: simulated duration (s), >= 0. 5 ms at dt = 2 ms runs 2 or 3 steps so the
+                average rate stays exact.
+        """
+        if not seconds >= 0.0:
+            raise ValueError(f'step needs seconds >= 0, got {seconds}')
+        total = self._leftover_s + seconds
+        steps = int(math.floor(total / self.model.opt.timestep + 1e-9))
+        self._leftover_s = total - steps * self.model.opt.timestep
+        if steps:
+            mujoco.mj_step(self.model, self.data, nstep=steps)
+
+    def set_targets(self, q7) -> np.ndarray:
+        """Command joint position targets, clamped to `contract.PIPER_LIMITS`.
+
+        Args:
+            q7: (7,) joint1..joint6 (rad) and gripper opening (m).
+
+        Returns:
+            (7,) the targets actually applied after clamping.
+
+        Raises:
+            ValueError: wrong shape or a NaN / Inf entry (nothing is applied).
+        """
+        q7 = np.asarray(q7, dtype=np.float64)
+        if q7.shape != (7,) or not np.all(np.isfinite(q7)):
+            raise ValueError(f'set_targets needs 7 finite values, got {q7!r}')
+        applied = np.clip(q7, self._lower, self._upper)
+        self.data.ctrl[:7] = applied
+        return applied
+
+    def joint_positions(self) -> np.ndarray:
+        """(7,) joint1..joint6 (rad) and gripper opening (m, sum of both finger strokes)."""
+        fingers = self.data.qpos[self._finger_qpos].sum()
+        return np.append(self.data.qpos[self._arm_qpos], fingers)
+
+    def joint_velocities(self) -> np.ndarray:
+        """(7,) joint1..joint6 (rad/s) and gripper opening rate (m/s)."""
+        fingers = self.data.qvel[self._finger_qvel].sum()
+        return np.append(self.data.qvel[self._arm_qvel], fingers)
+
+    # --- poses ---------------------------------------------------------------------------------
+    def ee_pose(self) -> np.ndarray:
+        """(4, 4) flange (SDK end-effector, link6) pose in base_link (m)."""
+        site = self.data.site('ee')
+        return _pose(site.xpos, site.xmat)
+
+    def tcp_pose(self) -> np.ndarray:
+        """(4, 4) grasp centre between the finger pads in base_link (m).
+
+        Equals `forward_kinematics(q, tcp_offset_m=TCP_OFFSET_M)` (vla_nodes.arm.kinematics).
+        """
+        site = self.data.site('tcp')
+        return _pose(site.xpos, site.xmat)
+
+    def object_pose(self, name: str) -> np.ndarray:
+        """(4, 4) pose of body `name` ('cube' or 'plate') in base_link (m)."""
+        body = self.data.body(name)
+        return _pose(body.xpos, body.xmat)
+
+    def camera_pose(self) -> np.ndarray:
+        """(4, 4) camera optical frame (X right, Y down, Z forward) in base_link (m)."""
+        cam = self.data.cam(CAMERA_NAME)
+        pose = _pose(cam.xpos, cam.xmat)
+        pose[:3, :3] = pose[:3, :3] @ _MJ_TO_OPTICAL
+        return pose
+
+    # --- camera --------------------------------------------------------------------------------
+    def intrinsics(self) -> tuple:
+        """Exact pinhole intrinsics of the rendered images (no distortion).
+
+        Returns:
+            (K, width, height): K (3, 3) float64 in pixels, pixel centres at integer coordinates
+            (OpenCV / CameraInfo convention); width and height in pixels.
+        """
+        width, height = self.config.width, self.config.height
+        focal = 0.5 * height / math.tan(math.radians(self.config.fovy_deg) / 2)
+        k_matrix = np.array([
+            [focal, 0.0, (width - 1) / 2],
+            [0.0, focal, (height - 1) / 2],
+            [0.0, 0.0, 1.0],
+        ])
+        return k_matrix, width, height
+
+    def render(self) -> tuple:
+        """Render the scene camera.
+
+        Returns:
+            (rgb, depth): rgb (H, W, 3) uint8; depth (H, W) float32, metres along the optical
+            axis (z-depth, not ray length), 20 m where nothing is hit.
+        """
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.config.height, self.config.width)
+        renderer = self._renderer
+        renderer.update_scene(self.data, camera=CAMERA_NAME)
+        rgb = renderer.render()
+        renderer.enable_depth_rendering()
+        depth = renderer.render()
+        renderer.disable_depth_rendering()
+        return rgb, depth
+
+    def close(self) -> None:
+        """Free the renderer (the GL context); the world stays usable and renders again lazily."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
