@@ -1,4 +1,4 @@
-"""Piper kinematics (vla_nodes/arm/kinematics.py) against piper_sdk's own FK, and IK round trips."""
+"""Piper kinematics (vla_nodes/arm/kinematics.py) against piper_sdk's FK, and IK round trips."""
 
 import math
 
@@ -80,7 +80,8 @@ def test_pose_to_xyz_quat_literal_and_round_trip():
         [0.0, 0.0, 0.0, 1.0],
     ])  # 90 deg about z
     half = math.sqrt(0.5)
-    np.testing.assert_allclose(kinematics.pose_to_xyz_quat(pose), [0.1, 0.2, 0.3, 0, 0, half, half])
+    expected = [0.1, 0.2, 0.3, 0.0, 0.0, half, half]
+    np.testing.assert_allclose(kinematics.pose_to_xyz_quat(pose), expected)
     for q in _random_joints(50, seed=3):
         fk = kinematics.forward_kinematics(q)
         xyz_quat = kinematics.pose_to_xyz_quat(fk)

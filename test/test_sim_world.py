@@ -1,5 +1,8 @@
-"""SimWorld (vla_nodes/sim/world.py): kinematics agree with numpy FK, servos track, the RGB-D camera
-is metric and calibrated, resets are seeded, and the gripper can pick up the cube."""
+"""SimWorld (vla_nodes/sim/world.py) against numpy FK, ray casting and its own contract.
+
+Kinematics agree with the DH chain, servos track, the RGB-D camera is metric and calibrated,
+resets are seeded, and the gripper can pick up the cube.
+"""
 
 import math
 import os
@@ -40,7 +43,7 @@ def _project(sim: SimWorld, point) -> np.ndarray:
 
 
 def _ray_z_depth(sim: SimWorld, u: int, v: int) -> tuple:
-    """(z-depth, ray length) in m of the first surface seen through pixel (u, v), by ray casting."""
+    """(z-depth, ray length) in m of the first surface seen through pixel (u, v), by mj_ray."""
     k_matrix, _, _ = sim.intrinsics()
     pose = sim.camera_pose()
     ray = np.linalg.solve(k_matrix, [u, v, 1.0])  # optical frame, z = 1
@@ -62,6 +65,14 @@ def test_ee_site_matches_numpy_fk_within_1mm_1deg(world):
             angle = np.linalg.norm(kinematics.rotation_log(site_pose[:3, :3].T @ fk[:3, :3]))
             assert angle < math.radians(1.0)
     world.reset(0)
+
+
+def test_old_firmware_dh_variant_builds_the_matching_arm():
+    sim = SimWorld(SimConfig(dh_is_offset=0))
+    lower, upper = kinematics.limit_arrays()
+    for q in np.random.default_rng(6).uniform(lower, upper, size=(20, 6)):
+        _set_arm_qpos(sim, q)
+        np.testing.assert_allclose(sim.ee_pose(), kinematics.forward_kinematics(q, 0), atol=1e-6)
 
 
 def test_reset_puts_arm_at_ready_and_objects_on_table(world):

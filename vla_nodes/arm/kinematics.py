@@ -88,7 +88,7 @@ def link_poses(q6, dh_is_offset: int = 1) -> np.ndarray:
 
 
 def translation(x: float, y: float, z: float) -> np.ndarray:
-    """(4, 4) pure translation (m)."""
+    """Return a (4, 4) pure translation by (x, y, z) (m)."""
     pose = np.eye(4)
     pose[:3, 3] = (x, y, z)
     return pose
@@ -109,7 +109,7 @@ def forward_kinematics(q6, dh_is_offset: int = 1, tcp_offset_m: float = 0.0) -> 
 
 
 def quat_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """Unit quaternion (qx, qy, qz, qw), qw >= 0, of a (3, 3) rotation matrix."""
+    """Return the unit quaternion (qx, qy, qz, qw), qw >= 0, of a (3, 3) rotation matrix."""
     m = np.asarray(rot, dtype=np.float64)
     trace = m[0, 0] + m[1, 1] + m[2, 2]
     candidates = np.array([trace, m[0, 0], m[1, 1], m[2, 2]])
@@ -153,7 +153,7 @@ def xyz_quat_to_pose(xyz_quat) -> np.ndarray:
 
 
 def pose_to_xyz_rpy(pose: np.ndarray) -> np.ndarray:
-    """(4, 4) transform -> (6,) x, y, z (m), roll, pitch, yaw (rad), R = Rz(yaw) Ry(pitch) Rx(roll).
+    """(4, 4) transform -> (6,) x, y, z (m), roll, pitch, yaw (rad); R = Rz Ry Rx.
 
     The same Euler convention and gimbal-lock handling as piper_sdk's FK and end-pose feedback
     (which the firmware sends in 0.001 mm and 0.001 deg).
@@ -226,7 +226,7 @@ def pose_error(target, q6, dh_is_offset: int = 1, tcp_offset_m: float = 0.0) -> 
 
 
 def _within(err, tol_m, tol_rad) -> bool:
-    """True when the position part is within tol_m and the rotation part within tol_rad."""
+    """Check the position part against tol_m and the rotation part against tol_rad."""
     return np.linalg.norm(err[:3]) <= tol_m and np.linalg.norm(err[3:]) <= tol_rad
 
 

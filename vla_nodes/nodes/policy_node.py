@@ -56,8 +56,12 @@ class ObservationBuffer:
                 return None
             stamp = stamp_to_ns(color.header.stamp)
             depth = self._depth.get(stamp)
-            i = bisect.bisect_right(list(self._state_stamps), stamp) - 1
-            if depth is None or i < 0:
+            stamps = list(self._state_stamps)
+            # The as-of state is final only once a state at or after the frame has arrived.
+            if depth is None or not stamps or stamps[-1] < stamp:
+                return None
+            i = bisect.bisect_right(stamps, stamp) - 1
+            if i < 0:
                 return None
             return color, depth, self._states[i], self._state_stamps[i]
 

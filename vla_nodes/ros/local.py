@@ -792,7 +792,8 @@ class MultiThreadedExecutor(Executor):
 
     def shutdown(self, timeout_sec=None) -> bool:
         super().shutdown(timeout_sec)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Let submitted callbacks finish: a cancelled one would leave its group marked busy.
+        self._pool.shutdown(wait=True)
         return True
 
 

@@ -60,7 +60,7 @@ def _quat_wxyz(rot: np.ndarray) -> np.ndarray:
 
 
 def look_at_xyaxes(pos, target) -> np.ndarray:
-    """MuJoCo camera `xyaxes` (image right, image up) for a camera at `pos` looking at `target`.
+    """Compute MuJoCo camera `xyaxes` (image right, image up) to look from `pos` at `target`.
 
     Args:
         pos: (3,) camera position (m).
@@ -97,25 +97,24 @@ def _link_geoms(chain, i: int) -> list:
     return geoms + _capsules((0, 0, 0), corner, radius) + _capsules(corner, nxt, radius)
 
 
+def _finger(name: str, side: int) -> str:
+    """One finger body sliding along +-link6 y; its joint value is its stroke (m), 0 = closed."""
+    return f"""
+<body name="{name}" gravcomp="1">
+  <joint name="{name}" type="slide" axis="0 {side} 0" range="0 {FINGER_TRAVEL_M}"
+         armature="0.05" damping="1"/>
+  <geom type="box" pos="0 {0.006 * side} 0.12" size="0.012 0.006 0.03" rgba="0.3 0.3 0.32 1"
+        friction="1.5 0.01 0.001" condim="4" {_GRIP_CONTACT} {_ARM_COLLISION}/>
+</body>"""
+
+
 def _gripper() -> str:
-    """Gripper housing, two slide fingers along link6 y, and the `ee` / `tcp` sites."""
-    tcp = kinematics.TCP_OFFSET_M
-    finger = ('<geom type="box" pos="0 {y} 0.12" size="0.012 0.006 0.03" rgba="{rgba}" '
-              f'friction="1.5 0.01 0.001" condim="4" {_GRIP_CONTACT} {_ARM_COLLISION}/>')
-    return f'''
+    """Gripper housing, two fingers and the `ee` (flange) and `tcp` (grasp centre) sites."""
+    return f"""
 <geom type="box" pos="0 0 0.05" size="0.025 0.05 0.04" rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>
 <site name="ee" size="0.005" rgba="0 0 1 0" group="5"/>
-<site name="tcp" pos="0 0 {tcp}" size="0.005" rgba="0 0 1 0" group="5"/>
-<body name="finger_left" gravcomp="1">
-  <joint name="finger_left" type="slide" axis="0 1 0" range="0 {FINGER_TRAVEL_M}"
-         armature="0.05" damping="1"/>
-  {finger.format(y=0.006, rgba='0.3 0.3 0.32 1')}
-</body>
-<body name="finger_right" gravcomp="1">
-  <joint name="finger_right" type="slide" axis="0 -1 0" range="0 {FINGER_TRAVEL_M}"
-         armature="0.05" damping="1"/>
-  {finger.format(y=-0.006, rgba='0.3 0.3 0.32 1')}
-</body>'''
+<site name="tcp" pos="0 0 {kinematics.TCP_OFFSET_M}" size="0.005" rgba="0 0 1 0" group="5"/>
+{_finger('finger_left', 1)}{_finger('finger_right', -1)}"""
 
 
 def _arm(dh_is_offset: int) -> str:
@@ -123,8 +122,9 @@ def _arm(dh_is_offset: int) -> str:
     chain = kinematics.DH_CHAINS[dh_is_offset]
     limits = kinematics.limit_arrays()
     closing = ''
-    xml = (f'<body name="base_link" childclass="arm"><geom type="cylinder" fromto="0 0 0 0 0 0.09" '
-           f'size="0.05" rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>')
+    xml = ('<body name="base_link" childclass="arm">'
+           f'<geom type="cylinder" fromto="0 0 0 0 0 0.09" size="0.05" rgba="{_JOINT_RGBA}" '
+           f'{_ARM_COLLISION}/>')
     for i, name in enumerate(contract.ARM_JOINTS):
         fixed = kinematics.dh_transform(chain.alpha[i], chain.a[i], chain.theta[i], chain.d[i])
         inner = '\n'.join(_link_geoms(chain, i))
@@ -153,7 +153,7 @@ def _actuators() -> str:
 def _objects(cube_size_m: float) -> str:
     """Table (static), red cube and green plate (free bodies); reset() places the free ones."""
     half = cube_size_m / 2
-    return f'''
+    return f"""
 <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba="0.35 0.35 0.38 1"/>
 <geom name="table" type="box" pos="0.25 0 -0.02" size="0.55 0.6 0.02" rgba="0.72 0.68 0.6 1"
       {_WORLD_COLLISION}/>
@@ -166,11 +166,11 @@ def _objects(cube_size_m: float) -> str:
   <freejoint name="plate"/>
   <geom name="plate" type="cylinder" size="0.06 0.005" mass="0.2" rgba="0.1 0.7 0.15 1"
         {_WORLD_COLLISION}/>
-</body>'''
+</body>"""
 
 
 def build_mjcf(config) -> str:
-    """The whole scene as MJCF text.
+    """Write the whole scene as MJCF text.
 
     Args:
         config: a `vla_nodes.sim.world.SimConfig` (width, height, physics_dt, fovy_deg,
@@ -184,7 +184,7 @@ def build_mjcf(config) -> str:
     key_qpos = _fmt([*ready[:6], half_open, half_open, 0.3, 0, config.cube_size_m / 2, 1, 0, 0, 0,
                      0.3, 0.2, 0.005, 1, 0, 0, 0])
     # znear/zfar are fractions of the extent (1 m): depth is valid from 1 cm to 20 m.
-    return f'''<mujoco model="piper_tabletop">
+    return f"""<mujoco model="piper_tabletop">
 <compiler angle="radian" autolimits="true"/>
 <option timestep="{config.physics_dt}" integrator="implicitfast"/>
 <statistic extent="1" center="0.3 0 0.2"/>
@@ -221,4 +221,4 @@ def build_mjcf(config) -> str:
   <key name="ready" qpos="{key_qpos}" ctrl="{_fmt(ready)}"/>
 </keyframe>
 </mujoco>
-'''
+"""

@@ -98,7 +98,7 @@ class SimWorld:
         self._upper = np.array([contract.PIPER_LIMITS[n].upper for n in contract.JOINT_NAMES])
         self._renderer = None
         self._leftover_s = 0.0
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = None  # set by reset
         self.reset(config.seed)
 
     # --- episode -------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class SimWorld:
         mujoco.mj_forward(self.model, self.data)
 
     def _sample_plate(self, cube_xy: np.ndarray) -> np.ndarray:
-        """A plate centre at least `min_separation_m` from the cube (m)."""
+        """Draw a plate centre at least `min_separation_m` from the cube (m)."""
         while True:
             xy = self._rng.uniform(*self.config.plate_region)
             if np.linalg.norm(xy - cube_xy) >= self.config.min_separation_m:
