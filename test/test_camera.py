@@ -13,21 +13,24 @@ import pytest
 
 rs = pytest.importorskip('pyrealsense2')
 
-from vla_nodes import contract  # noqa: E402
+from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.camera.realsense import (  # noqa: E402
     CameraError, RealSenseCamera, RealSenseConfig, to_millimetres)
+from vla_nodes.nodes.camera_node import CameraNode  # noqa: E402
+from vla_nodes.ros import image, local, msgs  # noqa: E402
+from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs  # noqa: E402
 
 W, H, FPS, N = 64, 48, 30, 10
 DEPTH_SCALE_M = 0.0001  # D405-like units, so the conversion to millimetres is really tested
-FX, FY, CX, CY = 60.0, 61.0, 31.5, 23.5
+FX, FY, CX, CY = 60.0, 61.0, 31.25, 23.25  # colour; depth is centred, see record()
 BROWN_CONRADY = (0.1, -0.2, 0.001, 0.002, 0.03)
 HOST_BASE_NS = 5_000_000_000  # the fake host clock's time at the first frame
 
 
 def expected_mm(i: int) -> np.ndarray:
-    """Depth of frame i (mm): 100 + pixel index + i, with an invalid (0) first column."""
+    """Depth of frame i (mm): 100 + pixel index + i, with an invalid (0) last column."""
     mm = np.arange(W * H, dtype=np.uint16).reshape(H, W) + 100 + i
-    mm[:, 0] = 0
+    mm[:, -1] = 0
     return mm
 
 
@@ -71,14 +74,16 @@ def record(path, n=N, color_model=rs.distortion.none, color_coeffs=(0.0,) * 5,
            gap_after=None, gap_s=0.0):
     """Record n synthetic colour + depth frames at FPS to the .db3 file `path`.
 
-    The depth stream's principal point sits a quarter pixel right of and below the colour one:
-    with identical intrinsics, rs.align's pixel-edge rounding leaves holes; with this offset
-    the aligned depth equals the recorded depth exactly.
+    The depth stream's principal point is the image centre and the colour one sits a quarter
+    pixel up and left of it. With identical intrinsics rs.align's pixel-edge rounding leaves
+    holes; with this offset each depth pixel covers a 2x2 colour block, rs.align keeps the
+    nearest (smallest) depth, and since the depth grows along x and y the aligned depth equals
+    the recorded depth exactly.
     """
     device = rs.software_device()
     depth_sensor, color_sensor = device.add_sensor('Depth'), device.add_sensor('Color')
     depth_profile = _add_stream(depth_sensor, rs.stream.depth, 0, rs.format.z16, 2,
-                                _intrinsics(CX + 0.25, CY + 0.25))
+                                _intrinsics(CX + 0.25, CY + 0.25))  # centre
     color_profile = _add_stream(color_sensor, rs.stream.color, 1, rs.format.rgb8, 3,
                                 _intrinsics(CX, CY, color_model, color_coeffs))
     depth_sensor.add_read_only_option(rs.option.depth_units, DEPTH_SCALE_M)
@@ -188,3 +193,124 @@ def test_live_camera_streams_aligned_frames():
     assert frame is not None
     assert frame.rgb.shape == (480, 640, 3) and frame.depth.shape == (480, 640)
     assert 0 < frame.depth_scale_m < 0.01 and math.isfinite(frame.intrinsics.k[0, 0])
+
+
+# --- camera_node on the local backend -------------------------------------------------------------
+
+needs_local = pytest.mark.skipif(ros.BACKEND != 'local', reason='drives the local backend')
+TOPICS = {
+    contract.COLOR_TOPIC: sensor_msgs.Image,
+    contract.DEPTH_TOPIC: sensor_msgs.Image,
+    contract.COLOR_INFO_TOPIC: sensor_msgs.CameraInfo,
+    contract.DEPTH_INFO_TOPIC: sensor_msgs.CameraInfo,
+    contract.DIAGNOSTICS_TOPIC: diagnostic_msgs.DiagnosticArray,
+}
+
+
+@pytest.fixture
+def ctx():
+    context = local.Context()
+    context.init()
+    yield context
+    context.try_shutdown()
+
+
+class Viewer:
+    """A second node that keeps everything the camera publishes, per topic."""
+
+    def __init__(self, ctx):
+        self.node = local.Node('viewer', context=ctx)
+        self.got = {topic: [] for topic in TOPICS}
+        for topic, msg_type in TOPICS.items():
+            self.node.create_subscription(msg_type, topic, self.got[topic].append, 1000)
+
+    def statuses(self):
+        return [a.status[0] for a in self.got[contract.DIAGNOSTICS_TOPIC]]
+
+    def spin_until(self, camera, done, timeout_s):
+        executor = local.SingleThreadedExecutor(context=self.node.context)
+        executor.add_node(self.node)
+        executor.add_node(camera)
+        end = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        return done()
+
+
+def camera_node(ctx, path, **params):
+    overrides = [ros.Parameter(name, value=value)
+                 for name, value in {'playback_file': str(path), **params}.items()]
+    return CameraNode(context=ctx, parameter_overrides=overrides)
+
+
+@needs_local
+def test_node_publishes_images_and_camera_info_with_one_stamp_per_pair(ctx, recording):
+    viewer = Viewer(ctx)
+    camera = camera_node(ctx, recording)
+    try:
+        finished = viewer.spin_until(camera, lambda: any(
+            s.message == 'recording finished' for s in viewer.statuses()), timeout_s=5.0)
+    finally:
+        started = time.monotonic()
+        camera.destroy_node()
+        assert time.monotonic() - started < 1.0
+    assert finished
+    got = viewer.got
+    colors, depths = got[contract.COLOR_TOPIC], got[contract.DEPTH_TOPIC]
+    # Real-time playback, like a camera: the pipeline may drop a frame, never mix two.
+    assert N - 2 <= len(colors) == len(depths) == len(got[contract.COLOR_INFO_TOPIC])
+    for color, depth, *infos in zip(colors, depths, got[contract.COLOR_INFO_TOPIC],
+                                    got[contract.DEPTH_INFO_TOPIC]):
+        stamp = msgs.stamp_to_ns(color.header)
+        assert [msgs.stamp_to_ns(m.header) for m in (depth, *infos)] == [stamp] * 3
+        assert color.header.frame_id == depth.header.frame_id == contract.CAMERA_FRAME
+        assert (color.encoding, depth.encoding) == ('rgb8', '16UC1')
+        rgb, mm = image.from_msg(color), image.from_msg(depth)
+        i = int(rgb[0, 0, 2])  # the frame index is the blue channel
+        np.testing.assert_array_equal(rgb, expected_rgb(i))
+        np.testing.assert_array_equal(mm, expected_mm(i))
+        for info in infos:
+            assert (info.width, info.height, info.distortion_model) == (W, H, 'plumb_bob')
+            np.testing.assert_array_equal(info.k, [FX, 0, CX, 0, FY, CY, 0, 0, 1])
+            np.testing.assert_array_equal(info.p, [FX, 0, CX, 0, 0, FY, CY, 0, 0, 0, 1, 0])
+            assert list(info.d) == [0.0] * 5
+    stamps = [msgs.stamp_to_ns(c.header) for c in colors]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert viewer.statuses()[-1].level == diagnostic_msgs.DiagnosticStatus.WARN
+
+
+@pytest.fixture(scope='module')
+def stalling_recording(tmp_path_factory):
+    # 1.3 s of frames, then 1.6 s of nothing (longer than the node's 1 s frame timeout).
+    return record(tmp_path_factory.mktemp('rs') / 'stall.db3', n=42, gap_after=39, gap_s=1.6)
+
+
+@needs_local
+def test_node_reports_stalled_frames_and_restarts_the_pipeline(ctx, stalling_recording):
+    viewer = Viewer(ctx)
+    camera = camera_node(ctx, stalling_recording, frame_timeout_s=1.0)
+    replayed = lambda: any(  # noqa: E731
+        s.level == diagnostic_msgs.DiagnosticStatus.OK and _value(s, 'restarts') == '1'
+        for s in viewer.statuses())
+    try:
+        assert viewer.spin_until(camera, replayed, timeout_s=8.0)
+    finally:
+        camera.destroy_node()
+    levels = [s.level for s in viewer.statuses()]
+    streaming = viewer.statuses()[levels.index(diagnostic_msgs.DiagnosticStatus.OK)]
+    assert 20.0 < float(_value(streaming, 'frame_rate_hz')) < 40.0
+    stalled = viewer.statuses()[levels.index(diagnostic_msgs.DiagnosticStatus.ERROR)]
+    assert stalled.message == 'no frames for 1.0 s'
+    # After the restart the recording plays again from its first frame.
+    blues = [int(image.from_msg(c)[0, 0, 2]) for c in viewer.got[contract.COLOR_TOPIC]]
+    assert blues.count(0) + blues.count(1) >= 2 and max(blues) >= 39
+
+
+def _value(status, key):
+    return next((kv.value for kv in status.values if kv.key == key), None)
+
+
+@needs_local
+def test_node_without_its_recording_fails_at_start_saying_what_to_do(ctx, tmp_path):
+    with pytest.raises(CameraError, match='does not exist'):
+        camera_node(ctx, tmp_path / 'missing.db3')

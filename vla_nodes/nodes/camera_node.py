@@ -1,0 +1,158 @@
+"""camera_node: a RealSense camera (or its `.db3` recording) on realsense-ros topic names.
+
+Publishes colour (rgb8), depth aligned to colour (16UC1 millimetres, 0 = invalid), both
+camera_infos with one header stamp per pair, and its health on `/diagnostics` (1 Hz, measured frame
+rate; ERROR while frames do not arrive). It can stand in for the official `realsense2_camera`
+node. Frames are read on a capture thread, never on the executor. When frames stop, the node
+logs, reports and restarts the pipeline, up to MAX_RESTARTS times in a row.
+"""
+
+import collections
+import threading
+import time
+
+import numpy as np
+
+from vla_nodes import contract, ros
+from vla_nodes.camera.realsense import CameraError, RealSenseCamera, RealSenseConfig
+from vla_nodes.nodes import run
+from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.ros import image, msgs
+from vla_nodes.ros.msgs import sensor_msgs
+
+# Consecutive pipeline restarts without a frame before the node gives up (USB re-enumeration
+# usually succeeds within one or two; more means a cable, power or firmware problem).
+MAX_RESTARTS = 5
+
+
+class CameraNode(ros.Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('camera', **kwargs)
+        # A numeric serial given on the command line would be parsed as an int: accept both.
+        self.declare_parameter('serial_number', '', ros.ParameterDescriptor(dynamic_typing=True))
+        self.declare_parameter('width', 640)
+        self.declare_parameter('height', 480)
+        self.declare_parameter('fps', 30)
+        self.declare_parameter('align_depth', True)
+        self.declare_parameter('playback_file', '')
+        self.declare_parameter('frame_timeout_s', 1.0)
+        self.declare_parameter('color_frame_id', contract.CAMERA_FRAME)
+        p = {n: self.get_parameter(n).value for n in (
+            'serial_number', 'width', 'height', 'fps', 'align_depth', 'playback_file',
+            'frame_timeout_s', 'color_frame_id')}
+        self._frame_id = p.pop('color_frame_id')
+        config = RealSenseConfig(**{**p, 'serial_number': str(p['serial_number'])})
+        self._color_pub = self.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
+        self._depth_pub = self.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10)
+        self._color_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
+                                                     contract.COLOR_INFO_TOPIC, 10)
+        self._depth_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
+                                                     contract.DEPTH_INFO_TOPIC, 10)
+        source = config.playback_file or config.serial_number or 'first RealSense found'
+        self._diag = Diagnostics(self, hardware_id=source)
+        # Every key set now: the capture thread then only replaces values the timer reads.
+        self._diag.set(OK, 'starting', frame_rate_hz=0.0, frames=0, restarts=0)
+        self._frame_times = collections.deque()  # monotonic s of the last second's frames
+        self._frames = self._restarts = 0
+        self._camera = RealSenseCamera(
+            config, clock_ns=lambda: self.get_clock().now().nanoseconds)
+        try:
+            self._camera.start()  # fail at launch, with what to do, rather than later
+        except CameraError as err:
+            self.get_logger().fatal(str(err))
+            raise
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._capture_loop, name='camera_capture',
+                                        daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f'streaming from {source}: colour on {contract.COLOR_TOPIC}, '
+            f'{"aligned " if config.align_depth else "unaligned (depth stream) "}depth on '
+            f'{contract.DEPTH_TOPIC}')
+
+    def _capture_loop(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                frame = self._camera.read()
+                if frame is not None:
+                    self._publish(frame)
+                    failures = 0
+                elif self._stop.is_set() or self._finished():
+                    break
+                elif failures >= MAX_RESTARTS:
+                    self._give_up()
+                    break
+                else:
+                    failures += 1
+                    self._restart(failures)
+        finally:
+            self._camera.stop()
+
+    def _publish(self, frame) -> None:
+        stamp = frame.stamp_ns
+        self._color_pub.publish(image.to_msg(
+            frame.rgb, contract.COLOR_ENCODING, stamp, self._frame_id))
+        self._depth_pub.publish(image.to_msg(
+            frame.depth, contract.CAMERA_DEPTH_ENCODING, stamp, self._frame_id))
+        self._color_info_pub.publish(camera_info(frame.intrinsics, stamp, self._frame_id))
+        self._depth_info_pub.publish(camera_info(frame.depth_intrinsics, stamp, self._frame_id))
+        self._frames += 1
+        now = time.monotonic()
+        self._frame_times.append(now)
+        while now - self._frame_times[0] > 1.0:
+            self._frame_times.popleft()
+        rate = (len(self._frame_times) - 1) / max(now - self._frame_times[0], 1e-9)
+        self._diag.set(OK, f'streaming at {rate:.1f} Hz', frame_rate_hz=rate,
+                       frames=self._frames, restarts=self._restarts)
+
+    def _finished(self) -> bool:
+        if not self._camera.finished:
+            return False
+        self.get_logger().info(f'recording {self._camera.config.playback_file} finished after '
+                               f'{self._frames} frames')
+        self._diag.set(WARN, 'recording finished', frame_rate_hz=0.0)
+        return True
+
+    def _restart(self, attempt: int) -> None:
+        timeout = self._camera.config.frame_timeout_s
+        reason = f'no frames for {timeout:.1f} s'
+        self.get_logger().error(f'{reason}: restarting the camera ({attempt}/{MAX_RESTARTS})')
+        self._diag.set(ERROR, reason, frame_rate_hz=0.0)
+        self._camera.stop()
+        if self._stop.wait(timeout):  # let the device settle (USB re-enumeration)
+            return
+        try:
+            self._camera.start()
+            self._restarts += 1
+        except CameraError as err:
+            self.get_logger().error(f'restart failed: {err}')
+
+    def _give_up(self) -> None:
+        reason = (f'no frames after {MAX_RESTARTS} restarts: check the cable (USB 3), power '
+                  'and firmware, then restart the node')
+        self.get_logger().error(reason)
+        self._diag.set(ERROR, reason, frame_rate_hz=0.0)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._thread.join(timeout=self._camera.config.frame_timeout_s + 2.0)
+        super().destroy_node()
+
+
+def camera_info(intrinsics, stamp_ns: int, frame_id: str):
+    """sensor_msgs/CameraInfo of one stream (K, D, R = I, P = [K | 0]) at `stamp_ns`."""
+    info = sensor_msgs.CameraInfo(width=intrinsics.width, height=intrinsics.height,
+                                  distortion_model=intrinsics.distortion_model)
+    info.header.stamp = msgs.ns_to_stamp(stamp_ns)
+    info.header.frame_id = frame_id
+    info.k = intrinsics.k.reshape(-1)
+    info.d = [float(c) for c in intrinsics.d]
+    info.r = np.eye(3).reshape(-1)
+    info.p = np.hstack([intrinsics.k, np.zeros((3, 1))]).reshape(-1)
+    return info
+
+
+def main(args=None):
+    run(CameraNode, args)
