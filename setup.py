@@ -50,6 +50,7 @@ setup(
         'hw': HW + ['pyrealsense2>=2.55'],
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
+                 'flake8>=6', 'flake8-import-order', 'flake8-quotes',
                  'matplotlib>=3.7'],
     },
     zip_safe=True,

@@ -48,7 +48,7 @@ class Probe:
         node.create_subscription(msg_type, topic, self.msgs.append, 100)
 
 
-# --- depth_node -----------------------------------------------------------------------------------
+# --- depth_node ----------------------------------------------------------------------------------
 
 def test_depth_node_rejects_bad_frames_and_keeps_going(ctx):
     depth = DepthNode(context=ctx)
@@ -95,7 +95,7 @@ def test_depth_node_reports_errors_in_diagnostics(ctx):
     depth.destroy_node()
 
 
-# --- arm_driver_node ------------------------------------------------------------------------------
+# --- arm_driver_node -----------------------------------------------------------------------------
 
 @pytest.fixture
 def arm(ctx):

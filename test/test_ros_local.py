@@ -1,4 +1,4 @@
-"""Façade semantics of the local backend: QoS, latching, timers, executors, parameters, services."""
+"""Façade semantics of the local backend: QoS, latching, timers, executors, parameters."""
 
 import threading
 import time
@@ -130,9 +130,9 @@ def test_callback_groups_under_the_multi_threaded_executor(ctx, group_cls, expec
 def test_parameters_from_yaml_and_command_line(ctx, tmp_path):
     params_file = tmp_path / 'p.yaml'
     params_file.write_text(
-        "/**:\n  ros__parameters:\n    rate: 10.0\n    name: all\n"
-        "camera:\n  ros__parameters:\n    rate: 30.0\n    size: {width: 640}\n"
-        "/other/camera:\n  ros__parameters:\n    rate: 99.0\n")
+        '/**:\n  ros__parameters:\n    rate: 10.0\n    name: all\n'
+        'camera:\n  ros__parameters:\n    rate: 30.0\n    size: {width: 640}\n'
+        '/other/camera:\n  ros__parameters:\n    rate: 99.0\n')
     node = local.Node('camera', context=ctx, cli_args=[
         '--ros-args', '--params-file', str(params_file), '-p', 'serial:=abc',
         '-p', 'camera:exposure:=100'])
@@ -148,7 +148,7 @@ def test_parameters_from_yaml_and_command_line(ctx, tmp_path):
 
 def test_parameter_types_are_strict_like_rclpy(ctx):
     node = local.Node('n', context=ctx, cli_args=['--ros-args', '-p', 'rate:=30'])
-    with pytest.raises(P.InvalidParameterTypeException, match="expecting type DOUBLE"):
+    with pytest.raises(P.InvalidParameterTypeException, match='expecting type DOUBLE'):
         node.declare_parameter('rate', 1.0)
     node.declare_parameter('gain', 1.0)
     result = node.set_parameters([P.Parameter('gain', value='high')])[0]

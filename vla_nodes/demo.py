@@ -45,8 +45,8 @@ def report(bag: Path) -> int:
     for topic, row in sorted(summary.items()):
         print(f"{topic:48s} {row['type']:36s} {row['count']:6d} {row['rate_hz']:8.1f}")
     joints, frames = [], []
-    for topic, _type, _stamp, msg in read_bag(bag, topics=[contract.JOINT_STATES_TOPIC,
-                                                          contract.COLOR_TOPIC]):
+    wanted = [contract.JOINT_STATES_TOPIC, contract.COLOR_TOPIC]
+    for topic, _type, _stamp, msg in read_bag(bag, topics=wanted):
         if topic == contract.JOINT_STATES_TOPIC:
             joints.append(np.asarray(msg.position, float))
         else:

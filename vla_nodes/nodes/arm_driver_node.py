@@ -1,8 +1,8 @@
 """arm_driver_node: executes `/vla/action_chunk` on a Piper through piper_sdk, safely.
 
-Every control tick it reads the arm's feedback (published on `/joint_states`, the leader arm's
-control frames on `/leader/joint_states`), takes the target of the active chunk at the current time,
-passes it through the safety filter (limits, per-step and velocity limits, NaN rejection) and
+Every control tick it reads the arm's feedback (published on `/joint_states`, the leader's
+control frames on `/leader/joint_states`), takes the target of the active chunk at the current
+time, passes it through the safety filter (limits, per-step and velocity limits, NaN rejection) and
 sends it. No fresh chunk for `command_timeout_s` -> hold. CAN silence latches a fault: motion is
 refused until `~/enable` is called again. `dry_run` computes everything but sends nothing.
 The CAN bus is a parameter, so the same code drives a real arm (socketcan) or the simulated one.

@@ -18,7 +18,7 @@ from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros import image
-from vla_nodes.ros.msgs import sensor_msgs, std_msgs, stamp_to_ns, trajectory_msgs
+from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
 
 
 class ObservationBuffer:

@@ -7,8 +7,8 @@ the joint state's time so that pose and state line up exactly in a recording.
 import numpy as np
 
 from vla_nodes import contract, ros
-from vla_nodes.nodes import run
 from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
+from vla_nodes.nodes import run
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs
 
 

@@ -4,7 +4,7 @@ Hosts a MuJoCo world (`sim.world.SimWorld`) and the arm's firmware (`sim.piper_c
 on a python-can bus, so `arm_driver_node` drives it through the real piper_sdk exactly as it drives
 a real arm. Publishes what realsense-ros would (colour rgb8, aligned depth 16UC1 millimetres,
 camera_info), the camera-to-base transform on `/tf_static`, the task instruction (latched) and the
-simulation clock on `/clock`. Its own timers run on wall time: it is the clock everyone else follows.
+simulation clock on `/clock`. Its own timers run on wall time: it is the clock the others follow.
 """
 
 import threading

@@ -1,4 +1,4 @@
-"""Camera depth to metric depth: uint16 millimetres (0 = invalid) -> float32 metres (NaN = invalid).
+"""Camera depth to metric depth: uint16 mm (0 = invalid) -> float32 metres (NaN = invalid).
 
 Pure numpy; `depth_node` wraps it. Pixels outside [min_m, max_m] become NaN too, so a value the
 sensor cannot measure never looks like a measurement downstream.

@@ -16,8 +16,8 @@ import logging
 import os
 
 from vla_nodes.ros.qos import (  # noqa: F401  (QoS names are the same for every backend)
-    DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_latched,
-    qos_profile_sensor_data, qos_profile_system_default)
+    DurabilityPolicy, HistoryPolicy, qos_profile_latched, qos_profile_sensor_data,
+    qos_profile_system_default, QoSProfile, ReliabilityPolicy)
 
 
 def _choose_backend() -> str:

@@ -25,7 +25,7 @@ class ExternalShutdownException(Exception):
     """Raised by spin when the context was shut down elsewhere (as in rclpy)."""
 
 
-# --- context --------------------------------------------------------------------------------------
+# --- context -------------------------------------------------------------------------------------
 
 class Context:
     """One ROS 'process': the bus, global arguments and the wake-up condition of executors."""

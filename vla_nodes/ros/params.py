@@ -148,7 +148,7 @@ def check_type(name: str, declared: ParameterType, value, dynamic: bool) -> None
         f'rather than 30 for a float).')
 
 
-# --- parameter files ------------------------------------------------------------------------------
+# --- parameter files -----------------------------------------------------------------------------
 
 def flatten(params: dict, prefix: str = '') -> dict:
     """{'a': {'b': 1}} -> {'a.b': 1}: ROS 2 names nested YAML parameters with dots."""
