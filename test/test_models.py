@@ -14,13 +14,7 @@ from vla_nodes.models.vla import config_from_dict, VLAConfig, VLAModel
 SMALL = VLAConfig(image_size=32)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Tiny matmuls on a busy 2-core machine are far slower with 2 OpenMP threads than with 1.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_model(config=SMALL, seed=0):

@@ -22,14 +22,6 @@ from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 _channels = itertools.count()
 
 
-@pytest.fixture
-def ctx():
-    context = local.Context()
-    context.init()
-    yield context
-    context.try_shutdown()
-
-
 def spin(ctx, nodes, seconds):
     executor = local.MultiThreadedExecutor(context=ctx)
     for node in nodes:

@@ -24,13 +24,7 @@ NAN = float('nan')
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Tiny matmuls on a busy 2-core machine are far slower with 2 OpenMP threads than with 1.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def stats_1d():

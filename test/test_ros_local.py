@@ -10,14 +10,6 @@ from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
 from vla_nodes.ros.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 
-@pytest.fixture
-def ctx():
-    context = local.Context()
-    context.init()
-    yield context
-    context.try_shutdown()
-
-
 def spin_for(executor, seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:

@@ -61,6 +61,24 @@ def compute_stats(values):
         x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0))))
 
 
+def _affine(s: NormStats, use_quantiles: bool) -> tuple:
+    """(offset, scale) with normalized = (x - offset) / scale: q01/q99 -> -1/1, or mean/std."""
+    if use_quantiles:
+        half_range = (s.q99 - s.q01 + EPS) / 2.0
+        return s.q01 + half_range, half_range
+    return s.mean, s.std + EPS
+
+
+def _apply(data, stats: dict, use_quantiles: bool, fn):
+    out = dict(data)
+    for key, s in stats.items():
+        if key in data:
+            offset, scale = _affine(s, use_quantiles)
+            out[key] = fn(np.asarray(data[key], dtype=np.float32), offset, scale).astype(
+                np.float32)
+    return out
+
+
 @dataclass(frozen=True)
 class Normalize:
     """Physical units -> normalized, for every key in `stats` that the dict holds."""
@@ -69,16 +87,7 @@ class Normalize:
     use_quantiles: bool = True
 
     def __call__(self, data):
-        out = dict(data)
-        for key, s in self.stats.items():
-            if key in data:
-                x = np.asarray(data[key], dtype=np.float32)
-                if self.use_quantiles:
-                    out[key] = (2.0 * (x - s.q01) / (s.q99 - s.q01 + EPS) - 1.0)
-                else:
-                    out[key] = (x - s.mean) / (s.std + EPS)
-                out[key] = out[key].astype(np.float32)
-        return out
+        return _apply(data, self.stats, self.use_quantiles, lambda x, o, s: (x - o) / s)
 
 
 @dataclass(frozen=True)
@@ -89,16 +98,7 @@ class Unnormalize:
     use_quantiles: bool = True
 
     def __call__(self, data):
-        out = dict(data)
-        for key, s in self.stats.items():
-            if key in data:
-                x = np.asarray(data[key], dtype=np.float32)
-                if self.use_quantiles:
-                    out[key] = (x + 1.0) / 2.0 * (s.q99 - s.q01 + EPS) + s.q01
-                else:
-                    out[key] = x * (s.std + EPS) + s.mean
-                out[key] = out[key].astype(np.float32)
-        return out
+        return _apply(data, self.stats, self.use_quantiles, lambda x, o, s: x * s + o)
 
 
 @dataclass(frozen=True)
