@@ -12,6 +12,7 @@ raw units with its own depth scale (0.001 m on most D4xx, 0.0001 m on a D405: ne
 
 from dataclasses import dataclass
 import os
+import threading
 import time
 from typing import Callable
 
@@ -155,20 +156,28 @@ class RealSenseCamera:
         except RuntimeError as err:
             raise CameraError(self._resolve_failure(err)) from err
         playback = profile.get_device().as_playback() if self.config.playback_file else None
-        if playback:
-            playback.set_real_time(self.config.playback_real_time)
-            # The recording would start playing when the first sensor starts, before the
+        if playback is not None:
+            # Start paused: the recording would begin when the first sensor starts, before the
             # pipeline listens to the second one, and lose its first frames.
+            playback.set_real_time(self.config.playback_real_time)
             playback.pause()
         try:
             profile = pipeline.start(config)
         except RuntimeError as err:
             raise CameraError(f'the camera did not start: {err}. Is another program using it? '
                               'Unplug and replug it if this persists.') from err
-        if playback:
-            playback.resume()
         self._pipeline, self._playback = pipeline, playback
         self._setup_streams(rs, profile)
+        if playback is not None:
+            self._resume(playback)
+
+    def _resume(self, playback) -> None:
+        if self.config.playback_real_time:
+            playback.resume()
+            return
+        # A non-real-time reader waits until read() takes each frame set, and resume() waits
+        # for the reader: resume from a helper thread.
+        threading.Thread(target=playback.resume, name='realsense_resume', daemon=True).start()
 
     def _configure_playback(self, rs, config) -> None:
         path = os.path.abspath(os.path.expanduser(self.config.playback_file))

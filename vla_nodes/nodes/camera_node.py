@@ -11,14 +11,11 @@ import collections
 import threading
 import time
 
-import numpy as np
-
 from vla_nodes import contract, ros
 from vla_nodes.camera.realsense import CameraError, RealSenseCamera, RealSenseConfig
 from vla_nodes.nodes import run
+from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
-from vla_nodes.ros import image, msgs
-from vla_nodes.ros.msgs import sensor_msgs
 
 # Consecutive pipeline restarts without a frame before the node gives up (USB re-enumeration
 # usually succeeds within one or two; more means a cable, power or firmware problem).
@@ -43,12 +40,7 @@ class CameraNode(ros.Node):
             'frame_timeout_s', 'color_frame_id')}
         self._frame_id = p.pop('color_frame_id')
         config = RealSenseConfig(**{**p, 'serial_number': str(p['serial_number'])})
-        self._color_pub = self.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
-        self._depth_pub = self.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10)
-        self._color_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
-                                                     contract.COLOR_INFO_TOPIC, 10)
-        self._depth_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
-                                                     contract.DEPTH_INFO_TOPIC, 10)
+        self._topics = CameraPublishers(self)
         source = config.playback_file or config.serial_number or 'first RealSense found'
         self._diag = Diagnostics(self, hardware_id=source)
         # Every key set now: the capture thread then only replaces values the timer reads.
@@ -92,12 +84,9 @@ class CameraNode(ros.Node):
 
     def _publish(self, frame) -> None:
         stamp = frame.stamp_ns
-        self._color_pub.publish(image.to_msg(
-            frame.rgb, contract.COLOR_ENCODING, stamp, self._frame_id))
-        self._depth_pub.publish(image.to_msg(
-            frame.depth, contract.CAMERA_DEPTH_ENCODING, stamp, self._frame_id))
-        self._color_info_pub.publish(camera_info(frame.intrinsics, stamp, self._frame_id))
-        self._depth_info_pub.publish(camera_info(frame.depth_intrinsics, stamp, self._frame_id))
+        self._topics.publish(frame.rgb, frame.depth, stamp, self._frame_id,
+                             info_msg(frame.intrinsics, stamp, self._frame_id),
+                             info_msg(frame.depth_intrinsics, stamp, self._frame_id))
         self._frames += 1
         now = time.monotonic()
         self._frame_times.append(now)
@@ -141,17 +130,10 @@ class CameraNode(ros.Node):
         super().destroy_node()
 
 
-def camera_info(intrinsics, stamp_ns: int, frame_id: str):
-    """sensor_msgs/CameraInfo of one stream (K, D, R = I, P = [K | 0]) at `stamp_ns`."""
-    info = sensor_msgs.CameraInfo(width=intrinsics.width, height=intrinsics.height,
-                                  distortion_model=intrinsics.distortion_model)
-    info.header.stamp = msgs.ns_to_stamp(stamp_ns)
-    info.header.frame_id = frame_id
-    info.k = intrinsics.k.reshape(-1)
-    info.d = [float(c) for c in intrinsics.d]
-    info.r = np.eye(3).reshape(-1)
-    info.p = np.hstack([intrinsics.k, np.zeros((3, 1))]).reshape(-1)
-    return info
+def info_msg(intrinsics, stamp_ns: int, frame_id: str):
+    """CameraInfo of one RealSense stream at `stamp_ns`."""
+    return camera_info(intrinsics.k, intrinsics.d, intrinsics.width, intrinsics.height,
+                       intrinsics.distortion_model, stamp_ns, frame_id)
 
 
 def main(args=None):

@@ -15,9 +15,9 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.nodes import run
+from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.perception.depth import metres_to_mm
-from vla_nodes.ros import image
-from vla_nodes.ros.msgs import (geometry_msgs, rosgraph_msgs, sensor_msgs, std_msgs, tf2_msgs)
+from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, tf2_msgs
 
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
@@ -44,12 +44,7 @@ class SimNode(ros.Node):
         self._lock = threading.Lock()  # the firmware thread reads the state while we step
         self._dt = 1.0 / p['physics_rate_hz']
         self._firmware, self._bus = self._start_firmware(p)
-        self._color_pub = self.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
-        self._depth_pub = self.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10)
-        self._color_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
-                                                     contract.COLOR_INFO_TOPIC, 10)
-        self._depth_info_pub = self.create_publisher(sensor_msgs.CameraInfo,
-                                                     contract.DEPTH_INFO_TOPIC, 10)
+        self._camera = CameraPublishers(self)
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._publish_latched(p['task'])
         self.create_timer(self._dt, self._step)
@@ -122,28 +117,13 @@ class SimNode(ros.Node):
     def _render(self) -> None:
         with self._lock:
             rgb, depth_m = self._world.render()
-            stamp = self._stamp()
+            stamp_ns = int(round(self._world.time * 1e9))
         depth_m = np.where(depth_m < MAX_VALID_DEPTH_M, depth_m, np.nan)
-        color = image.to_msg(rgb, contract.COLOR_ENCODING, frame_id=contract.CAMERA_FRAME)
-        depth = image.to_msg(metres_to_mm(depth_m), contract.CAMERA_DEPTH_ENCODING,
-                             frame_id=contract.CAMERA_FRAME)
-        info = self._camera_info()
-        for msg in (color, depth, info):
-            msg.header.stamp = stamp
-        self._color_pub.publish(color)
-        self._depth_pub.publish(depth)
-        self._color_info_pub.publish(info)
-        self._depth_info_pub.publish(info)
-
-    def _camera_info(self):
         k, width, height = self._world.intrinsics()
-        info = sensor_msgs.CameraInfo(width=width, height=height, distortion_model='plumb_bob')
-        info.header.frame_id = contract.CAMERA_FRAME
-        info.k = k.reshape(-1)
-        info.d = [0.0] * 5
-        info.r = np.eye(3).reshape(-1)
-        info.p = np.hstack([k, np.zeros((3, 1))]).reshape(-1)
-        return info
+        info = camera_info(k, [0.0] * 5, width, height, 'plumb_bob', stamp_ns,
+                           contract.CAMERA_FRAME)
+        self._camera.publish(rgb, metres_to_mm(depth_m), stamp_ns, contract.CAMERA_FRAME,
+                             info, info)
 
     def destroy_node(self):
         self._stop.set()

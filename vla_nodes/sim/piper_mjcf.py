@@ -46,6 +46,12 @@ _WORLD_COLLISION = 'contype="1" conaffinity="3"'
 # Stiffer, harder finger-cube contacts (time constant 2 dt, impedance 0.99): a squeezed 4 cm cube
 # reads as a 3.99 cm opening (about 3 cm with MuJoCo's soft defaults).
 _GRIP_CONTACT = 'solref="0.004 1" solimp="0.99 0.999 0.001"'
+# Blue block for pushing (half sizes x, y, z in m): 5 cm wide across the push so that two finger
+# pads 3 cm apart both touch it, which keeps a push straight.
+BLOCK_HALF_SIZE_M = (0.025, 0.02, 0.02)
+# Where the block waits when its task is not running: on the floor under the table (the table top
+# hides it from any camera above it), so scenes without it look and behave as before.
+BLOCK_STOWED_POS = (0.25, 0.0, -0.75 + BLOCK_HALF_SIZE_M[2])
 
 
 def _fmt(values) -> str:
@@ -151,7 +157,10 @@ def _actuators() -> str:
 
 
 def _objects(cube_size_m: float) -> str:
-    """Table (static), red cube and green plate (free bodies); reset() places the free ones."""
+    """Table (static), red cube, green plate and blue block (free bodies).
+
+    reset() places the cube and plate; the block stays stowed until a task places it.
+    """
     half = cube_size_m / 2
     return f"""
 <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba="0.35 0.35 0.38 1"/>
@@ -166,6 +175,11 @@ def _objects(cube_size_m: float) -> str:
   <freejoint name="plate"/>
   <geom name="plate" type="cylinder" size="0.06 0.005" mass="0.2" rgba="0.1 0.7 0.15 1"
         {_WORLD_COLLISION}/>
+</body>
+<body name="block" pos="{_fmt(BLOCK_STOWED_POS)}">
+  <freejoint name="block"/>
+  <geom name="block" type="box" size="{_fmt(BLOCK_HALF_SIZE_M)}" mass="0.1"
+        rgba="0.1 0.25 0.85 1" friction="1 0.01 0.001" condim="4" {_WORLD_COLLISION}/>
 </body>"""
 
 
@@ -182,7 +196,7 @@ def build_mjcf(config) -> str:
     ready = contract.READY_POSITIONS
     half_open = ready[6] / 2
     key_qpos = _fmt([*ready[:6], half_open, half_open, 0.3, 0, config.cube_size_m / 2, 1, 0, 0, 0,
-                     0.3, 0.2, 0.005, 1, 0, 0, 0])
+                     0.3, 0.2, 0.005, 1, 0, 0, 0, *BLOCK_STOWED_POS, 1, 0, 0, 0])
     # znear/zfar are fractions of the extent (1 m): depth is valid from 1 cm to 20 m.
     return f"""<mujoco model="piper_tabletop">
 <compiler angle="radian" autolimits="true"/>

@@ -1,5 +1,8 @@
 """SimWorld: the MuJoCo Piper on a table with a red cube, a green plate and an RGB-D camera.
 
+A blue block is also in the scene, stowed under the table until a task puts it on the table with
+`place_object` (`vla_nodes/sim/tasks.py`); tasks read contacts through `model` and `data`.
+
 The sim_node drives it from ROS timers (`step`, `render`), and the simulated CAN firmware
 (`sim/piper_can.py`) reads `joint_positions` and calls `set_targets`, so the real driver code runs
 unchanged against it. Units follow `contract.py`: joints in rad, gripper opening in m, depth in m.
@@ -127,6 +130,20 @@ class SimWorld:
             if np.linalg.norm(xy - cube_xy) >= self.config.min_separation_m:
                 return xy
 
+    def place_object(self, name: str, xy, yaw: float = 0.0) -> None:
+        """Put a free object at rest on the table top, for task set-ups after `reset`.
+
+        Args:
+            name: 'cube', 'plate' or 'block'.
+            xy: (2,) centre on the table in base_link (m).
+            yaw: rotation about the vertical (rad).
+        """
+        geom = self.model.geom(name)
+        # Half height above the table: a box's z half size, a cylinder's half length.
+        half_height = geom.size[1] if geom.type[0] == mujoco.mjtGeom.mjGEOM_CYLINDER else geom.size[2]
+        self._place(name, xy, float(half_height), yaw)
+        mujoco.mj_forward(self.model, self.data)
+
     def _place(self, body: str, xy, z: float, yaw: float) -> None:
         """Put a free body at (x, y, z) (m) with a yaw (rad) about the vertical, at rest."""
         joint = self.model.joint(body)
@@ -199,7 +216,7 @@ class SimWorld:
         return _pose(site.xpos, site.xmat)
 
     def object_pose(self, name: str) -> np.ndarray:
-        """(4, 4) pose of body `name` ('cube' or 'plate') in base_link (m)."""
+        """(4, 4) pose of body `name` ('cube', 'plate' or 'block') in base_link (m)."""
         body = self.data.body(name)
         return _pose(body.xpos, body.xmat)
 
