@@ -140,7 +140,8 @@ class SimWorld:
         """
         geom = self.model.geom(name)
         # Half height above the table: a box's z half size, a cylinder's half length.
-        half_height = geom.size[1] if geom.type[0] == mujoco.mjtGeom.mjGEOM_CYLINDER else geom.size[2]
+        is_cylinder = geom.type[0] == mujoco.mjtGeom.mjGEOM_CYLINDER
+        half_height = geom.size[1] if is_cylinder else geom.size[2]
         self._place(name, xy, float(half_height), yaw)
         mujoco.mj_forward(self.model, self.data)
 
