@@ -14,6 +14,11 @@ CLIS = {
     'vla-launch': 'vla_nodes.ros.launch:main',
     'vla-demo': 'vla_nodes.demo:main',
     'vla-bag-summary': 'vla_nodes.record.bag:main',
+    'vla-record': 'vla_nodes.record.cli:main',
+    'vla-calibrate': 'vla_nodes.perception.calibrate:main',
+    'vla-export': 'vla_nodes.record.export:main',
+    'vla-depth-tokenizer': 'vla_nodes.train.depth_tokenizer:main',
+    'vla-train': 'vla_nodes.train.train:main',
 }
 
 
@@ -30,6 +35,8 @@ def data_files():
 
 
 HW = ['piper_sdk==0.6.2', 'python-can[multicast]==4.6.1']
+# vla-export: parquet files and videos (H.264 colour, FFV1 lossless depth) of LeRobot v3.
+DATA = ['pyarrow>=14', 'av>=12']
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -42,16 +49,20 @@ setup(
         'rosbags==0.11.9',   # message definitions, CDR, type hashes, rosbag2 I/O
         'pyyaml>=6',
         'tqdm>=4.60',
+        'mcap>=1.1',         # vla-record --repair reads unfinished MCAP files
     ],
     extras_require={
         # torch is not pinned here so a robot keeps its CUDA build; CI installs torch==2.13.0
         # (CPU) first, which satisfies this range without pulling CUDA packages.
-        'ml': ['torch>=2.6', 'transformers>=5.20,<5.24', 'safetensors>=0.4', 'pillow>=10'],
+        # matplotlib: vla-train's loss plot.
+        'ml': ['torch>=2.6', 'transformers>=5.20,<5.24', 'safetensors>=0.4', 'pillow>=10',
+               'matplotlib>=3.7'],
         'hw': HW + ['pyrealsense2>=2.55'],
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
                  'flake8>=6', 'flake8-import-order', 'flake8-quotes',
-                 'matplotlib>=3.7'],
+                 'matplotlib>=3.7'] + DATA,
+        'data': DATA,
     },
     zip_safe=True,
     maintainer='vla_nodes developers',

@@ -2,9 +2,12 @@
 
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
@@ -14,7 +17,7 @@ from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
 from vla_nodes import contract
-from vla_nodes.record import bag
+from vla_nodes.record import bag, repair
 from vla_nodes.record.bag import BagError, BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import (
@@ -299,3 +302,133 @@ def test_bad_message_in_thread_is_surfaced(tmp_path):
     assert isinstance(writer.error, AttributeError)
     with pytest.raises(BagError, match='failed'):
         writer.write('/t', std_msgs.String(data='x'), 2)
+
+
+# --- crash safety: periodic flushes, the unfinished marker, repair ------------------------------
+
+def wait_until(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, 'timed out'
+        time.sleep(0.01)
+
+
+def snapshot_while_open(tmp_path, count=20, metadata=None):
+    """A copy of an open bag once `count` messages are flushed: what SIGKILL would leave."""
+    writer = BagWriter(tmp_path / 'open', flush_period_s=0.05, metadata=metadata)
+    for i in range(count):
+        writer.write(contract.JOINT_STATES_TOPIC, joint_state(i), T0 + i)
+    wait_until(lambda: writer.flushed == count)
+    copy = tmp_path / 'killed'
+    shutil.copytree(writer.path, copy)
+    (copy / 'open.mcap').rename(copy / 'killed.mcap')
+    writer.close()
+    assert not (writer.path / bag.UNFINISHED_MARKER).exists()  # gone once finished
+    return copy
+
+
+def test_a_flushed_bag_survives_its_process_and_is_repaired(tmp_path):
+    killed = snapshot_while_open(tmp_path, metadata={'task': 'pick', 'calibration': CALIBRATION})
+    assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', bag.UNFINISHED_MARKER]
+    with pytest.raises(BagError, match=r'metadata.yaml is missing.*vla-record --repair'):
+        bag.read_metadata(killed)
+    assert repair.needs_repair(killed)
+
+    report = repair.repair_bag(killed)
+    assert (report['messages'], report['discarded_bytes']) == (20, 0)
+    assert report['topics'] == {contract.JOINT_STATES_TOPIC: 20}
+    assert not repair.needs_repair(killed)
+    assert sorted(p.name for p in killed.iterdir()) == [
+        'killed.mcap', 'killed.mcap.damaged', 'metadata.yaml']
+    got = list(bag.read_bag(killed))
+    assert [m for _, _, _, m in got] == [joint_state(i) for i in range(20)]
+    assert [s for _, _, s, _ in got] == [T0 + i for i in range(20)]
+    metadata = bag.read_metadata(killed)
+    assert metadata['task'] == 'pick' and metadata['repair']['messages'] == 20
+    assert metadata['calibration']['fx'] == 600.5
+    with (killed / 'killed.mcap').open('rb') as stream:  # the independent reader agrees
+        assert sum(1 for _ in make_reader(stream).iter_messages()) == 20
+
+
+def test_repair_drops_only_the_torn_record_at_the_end(tmp_path):
+    killed = snapshot_while_open(tmp_path, count=10)
+    with (killed / 'killed.mcap').open('ab') as stream:  # half a chunk record: killed mid-write
+        stream.write(b'\x06' + (5000).to_bytes(8, 'little') + b'\0' * 100)
+    report = repair.repair_bag(killed, keep_damaged=False)
+    assert report['messages'] == 10 and report['discarded_bytes'] == 109
+    assert report['stopped_at'].startswith('incomplete record at the end')
+    assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', 'metadata.yaml']
+    assert len(list(bag.read_bag(killed))) == 10
+
+
+def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
+    path, items = written
+    broken = tmp_path / 'broken'
+    shutil.copytree(path, broken)
+    (broken / f'{path.name}.mcap').rename(broken / 'broken.mcap')
+    with (broken / 'broken.mcap').open('r+b') as stream:
+        stream.truncate(stream.seek(0, 2) - 100)  # the footer is gone
+    with pytest.raises(BagError, match='vla-record --repair'):
+        bag.summarize(broken)
+    assert repair.needs_repair(broken) and not repair.needs_repair(path)
+    assert repair.repair_bag(broken)['messages'] == len(items)
+    assert bag.read_metadata(broken)['task'] == 'pick up the red cube'
+
+
+def test_repair_refuses_what_it_cannot_repair(tmp_path):
+    with BagWriter(tmp_path / 'db', storage='sqlite3') as writer:
+        writer.write('/t', std_msgs.String(data='a'), 1)
+    with pytest.raises(BagError, match='ros2 bag reindex'):
+        repair.repair_bag(tmp_path / 'db')
+    (tmp_path / 'junk').mkdir()
+    (tmp_path / 'junk' / 'junk.mcap').write_bytes(b'not an mcap file')
+    with pytest.raises(BagError, match='not an MCAP file'):
+        repair.repair_bag(tmp_path / 'junk')
+    with pytest.raises(BagError, match='not a bag folder'):
+        repair.needs_repair(tmp_path / 'missing')
+
+
+def test_sqlite3_commits_at_every_flush(tmp_path):
+    writer = BagWriter(tmp_path / 'db', storage='sqlite3', flush_period_s=0.05)
+    writer.write('/t', std_msgs.String(data='a'), 1)
+    wait_until(lambda: writer.flushed == 1)
+    import sqlite3
+    with sqlite3.connect(tmp_path / 'db' / 'db.db3') as other:  # another reader sees it
+        assert other.execute('SELECT COUNT(*) FROM messages').fetchone() == (1,)
+    writer.close()
+
+
+def test_queue_bounded_in_bytes_counts_drops_per_topic(tmp_path):
+    big = image.to_msg(RGB, 'rgb8')  # 921,600 bytes
+    writer = BagWriter(tmp_path / 'b', queue_bytes=2_000_000, flush_period_s=None)
+    busy, disk = threading.Event(), threading.Event()
+    write = writer._writer.write
+
+    def stalled_disk(*args):
+        busy.set()
+        disk.wait()
+        write(*args)
+    writer._writer.write = stalled_disk
+    writer.write('/t', std_msgs.String(data='first'), T0)
+    busy.wait()  # the writer thread is stuck in the disk with the first message
+    results = [writer.write(contract.COLOR_TOPIC, big, T0 + i) for i in range(4)]
+    results.append(writer.write(contract.JOINT_STATES_TOPIC, joint_state(0), T0))
+    # the joint state fits in the reserve of small messages: images are dropped first
+    assert results == [True, True, False, False, True]
+    assert writer.pending == (3, 2 * (921_600 + bag.MESSAGE_OVERHEAD_BYTES)
+                              + bag.MESSAGE_OVERHEAD_BYTES)
+    assert writer.dropped_by_topic == {contract.COLOR_TOPIC: 2} and writer.dropped == 2
+    disk.set()
+    writer.close()
+    assert writer.written == 4 and writer.pending == (0, 0)
+
+
+def test_close_adds_metadata_and_checks_it(tmp_path):
+    writer = BagWriter(tmp_path / 'c', metadata={'task': 'pick', 'outcome': 'running'})
+    writer.close(metadata={'outcome': 'success', 'audit': {'level': 'ok'}})
+    expected = {'task': 'pick', 'outcome': 'success', 'audit': {'level': 'ok'}}
+    assert bag.read_metadata(tmp_path / 'c') == expected
+    writer = BagWriter(tmp_path / 'd')
+    with pytest.raises(TypeError, match='cannot store object'):
+        writer.close(metadata={'bad': object()})
+    assert (tmp_path / 'd' / 'metadata.yaml').exists()  # finished all the same

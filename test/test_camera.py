@@ -17,6 +17,7 @@ from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.camera.realsense import (  # noqa: E402
     CameraError, RealSenseCamera, RealSenseConfig, to_millimetres)
 from vla_nodes.nodes.camera_node import CameraNode  # noqa: E402
+from vla_nodes.nodes.depth_node import DepthNode  # noqa: E402
 from vla_nodes.ros import image, local, msgs  # noqa: E402
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs  # noqa: E402
 
@@ -184,6 +185,19 @@ def test_a_file_that_is_not_a_recording_says_so(tmp_path):
         RealSenseCamera(RealSenseConfig(playback_file=str(path))).start()
 
 
+def test_hardware_reset_has_nothing_to_reset_for_a_recording(recording):
+    camera = RealSenseCamera(RealSenseConfig(playback_file=str(recording)))
+    camera.start()
+    assert camera.hardware_reset(timeout_s=0.1) is False
+    assert camera.read() is None                      # it stopped streaming first
+
+
+def test_hardware_reset_without_a_camera_returns_false():
+    if len(rs.context().query_devices()) > 0:
+        pytest.skip('a RealSense camera is connected')
+    assert RealSenseCamera(RealSenseConfig()).hardware_reset(timeout_s=0.1) is False
+
+
 def test_no_camera_connected_says_what_to_do():
     if len(rs.context().query_devices()) > 0:
         pytest.skip('a RealSense camera is connected')
@@ -210,6 +224,7 @@ TOPICS = {
     contract.DEPTH_TOPIC: sensor_msgs.Image,
     contract.COLOR_INFO_TOPIC: sensor_msgs.CameraInfo,
     contract.DEPTH_INFO_TOPIC: sensor_msgs.CameraInfo,
+    contract.METRIC_DEPTH_TOPIC: sensor_msgs.Image,
     contract.DIAGNOSTICS_TOPIC: diagnostic_msgs.DiagnosticArray,
 }
 
@@ -223,13 +238,14 @@ class Viewer:
         for topic, msg_type in TOPICS.items():
             self.node.create_subscription(msg_type, topic, self.got[topic].append, 1000)
 
-    def statuses(self):
-        return [a.status[0] for a in self.got[contract.DIAGNOSTICS_TOPIC]]
+    def statuses(self, name='/camera'):
+        return [s for a in self.got[contract.DIAGNOSTICS_TOPIC] for s in a.status
+                if s.name == name]
 
-    def spin_until(self, camera, done, timeout_s):
+    def spin_until(self, camera, done, timeout_s, others=()):
         executor = local.SingleThreadedExecutor(context=self.node.context)
-        executor.add_node(self.node)
-        executor.add_node(camera)
+        for node in (self.node, camera, *others):
+            executor.add_node(node)
         end = time.monotonic() + timeout_s
         while not done() and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -245,13 +261,16 @@ def camera_node(ctx, path, **params):
 @needs_local
 def test_node_publishes_images_and_camera_info_with_one_stamp_per_pair(ctx, recording):
     viewer = Viewer(ctx)
-    camera = camera_node(ctx, recording)
+    depth = DepthNode(context=ctx)   # metric depth from what camera_node publishes
+    camera = camera_node(ctx, recording, restart_at_end=False)
     try:
         finished = viewer.spin_until(camera, lambda: any(
-            s.message == 'recording finished' for s in viewer.statuses()), timeout_s=5.0)
+            s.message == 'recording finished' for s in viewer.statuses()), timeout_s=5.0,
+            others=[depth])
     finally:
         started = time.monotonic()
         camera.destroy_node()
+        depth.destroy_node()
         assert time.monotonic() - started < 1.0
     assert finished
     got = viewer.got
@@ -276,6 +295,16 @@ def test_node_publishes_images_and_camera_info_with_one_stamp_per_pair(ctx, reco
     stamps = [msgs.stamp_to_ns(c.header) for c in colors]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
     assert viewer.statuses()[-1].level == diagnostic_msgs.DiagnosticStatus.WARN
+    # Through depth_node: metres (float32), NaN where the camera had no depth, same stamp.
+    metric = got[contract.METRIC_DEPTH_TOPIC]
+    assert len(metric) >= len(depths) - 1      # the first may precede any camera_info
+    index_of = {msgs.stamp_to_ns(c.header): int(image.from_msg(c)[0, 0, 2]) for c in colors}
+    for msg in metric:
+        metres = image.from_msg(msg)
+        assert msg.encoding == '32FC1' and msg.header.frame_id == contract.CAMERA_FRAME
+        mm = expected_mm(index_of[msgs.stamp_to_ns(msg.header)])
+        np.testing.assert_array_equal(np.isnan(metres), mm == 0)
+        np.testing.assert_allclose(metres[mm > 0], mm[mm > 0] / 1000.0, rtol=1e-6)
 
 
 @pytest.fixture(scope='module')
@@ -287,7 +316,9 @@ def stalling_recording(tmp_path_factory):
 @needs_local
 def test_node_reports_stalled_frames_and_restarts_the_pipeline(ctx, stalling_recording):
     viewer = Viewer(ctx)
-    camera = camera_node(ctx, stalling_recording, frame_timeout_s=1.0)
+    # A reset is only for a live camera: the recording restarts without one.
+    camera = camera_node(ctx, stalling_recording, frame_timeout_s=1.0,
+                         hardware_reset_on_recovery=True)
     replayed = lambda: any(  # noqa: E731
         s.level == diagnostic_msgs.DiagnosticStatus.OK and _value(s, 'restarts') == '1'
         for s in viewer.statuses())
@@ -302,9 +333,32 @@ def test_node_reports_stalled_frames_and_restarts_the_pipeline(ctx, stalling_rec
     stalled = next(s for s in statuses if s.level == diagnostic_msgs.DiagnosticStatus.ERROR)
     assert (stalled.message, _value(stalled, 'frame_rate_hz')) == ('no frames for 1.0 s', '0.000')
     assert statuses.index(streaming) < statuses.index(stalled)
+    assert _value(statuses[-1], 'hardware_resets') == '0'
     # After the restart the recording plays again from its first frame.
     blues = [int(image.from_msg(c)[0, 0, 2]) for c in viewer.got[contract.COLOR_TOPIC]]
     assert blues.count(0) + blues.count(1) >= 2 and max(blues) >= 39
+
+
+@needs_local
+def test_a_recording_that_ends_goes_through_the_recovery_path(ctx, recording):
+    """The end of a recording is a camera whose frames stopped: restarted, it replays."""
+    viewer = Viewer(ctx)
+    camera = camera_node(ctx, recording, align_depth=False, frame_timeout_s=0.5)
+    replayed = lambda: len(viewer.got[contract.COLOR_TOPIC]) > N + 2 and any(  # noqa: E731
+        _value(s, 'restarts') == '1' for s in viewer.statuses())
+    try:
+        assert viewer.spin_until(camera, replayed, timeout_s=6.0)
+    finally:
+        camera.destroy_node()
+    ended = [s for s in viewer.statuses() if s.message == 'recording ended']
+    assert ended and ended[0].level == diagnostic_msgs.DiagnosticStatus.WARN
+    blues = [int(image.from_msg(c)[0, 0, 2]) for c in viewer.got[contract.COLOR_TOPIC]]
+    assert max(blues) == N - 1 and min(blues[blues.index(max(blues)):]) < 3  # from the start
+    # Unaligned depth keeps its own stream's intrinsics, through the node too.
+    info = viewer.got[contract.DEPTH_INFO_TOPIC][-1]
+    np.testing.assert_array_equal(info.k, [FX, 0, CX + 0.25, 0, FY, CY + 0.25, 0, 0, 1])
+    np.testing.assert_array_equal(image.from_msg(viewer.got[contract.DEPTH_TOPIC][-1]),
+                                  expected_mm(blues[-1]))
 
 
 def _value(status, key):

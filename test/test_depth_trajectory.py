@@ -17,6 +17,14 @@ def test_mm_to_metres_is_exact_and_marks_invalid_pixels():
     np.testing.assert_array_equal(back, [[0, 0, 1000], [1234, 0, 0]])
 
 
+def test_every_millimetre_value_converts_to_the_nearest_float32_and_back_exactly():
+    mm = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    m = mm_to_metres(mm, DepthRange(min_m=0.001, max_m=65.535))
+    assert np.isnan(m[0, 0]) and np.isfinite(m.flat[1:]).all()
+    np.testing.assert_array_equal(m.flat[1:], (np.arange(1, 65536) / 1000.0).astype(np.float32))
+    np.testing.assert_array_equal(metres_to_mm(m), mm)
+
+
 def test_mm_to_metres_refuses_the_wrong_dtype():
     with pytest.raises(ValueError, match='uint16'):
         mm_to_metres(np.zeros((2, 2), np.float32))

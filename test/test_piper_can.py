@@ -20,6 +20,7 @@ import pytest
 from vla_nodes import contract
 from vla_nodes.arm.piper import (MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig,
                                  PiperConnectionError, wait_for)
+from vla_nodes.sim.leader import LeaderArm
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
 _IDS = itertools.count()
@@ -290,3 +291,162 @@ def test_config_rejects_values_the_sdk_would_truncate():
         PiperConfig(speed_rate=101)
     with pytest.raises(ValueError, match='gripper_effort'):
         PiperConfig(gripper_effort=-1)
+
+
+# --- bad frames ----------------------------------------------------------------------------------
+
+def test_malformed_frames_are_logged_ignored_and_the_firmware_keeps_running(channel, arm,
+                                                                            firmware, caplog):
+    raw = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    try:
+        with caplog.at_level('WARNING', logger='vla_nodes.sim.piper_can'):
+            for _ in range(3):  # a short JointCtrl that would set joint 1 to 90 deg if padded
+                raw.send(can.Message(arbitration_id=0x155, data=b'\x00\x01\x5f\x90',
+                                     is_extended_id=False))
+            raw.send(can.Message(arbitration_id=0x123, data=bytes(8), is_extended_id=False))
+            raw.send(can.Message(arbitration_id=0x155, data=bytes(8), is_extended_id=True))
+            assert wait_for(lambda: sum(firmware.ignored_frames.values()) == 5, 1.0)
+    finally:
+        raw.shutdown()
+    assert firmware.ignored_frames == {0x155: 4, 0x123: 1}
+    text = caplog.text
+    assert 'ignored CAN frame 0x155 (4 data bytes; Piper commands carry 8)' in text
+    assert text.count('4 data bytes') == 1  # logged once, then counted
+    assert '0x123 (not a Piper command' in text and 'extended 29-bit id' in text
+    assert firmware.last_frame(0x155) is None
+    # Still running: it answers, enables and moves.
+    arm.enable(timeout=1.0)
+    sent = arm.send(TARGET)
+    assert wait_for(lambda: _converged(arm, sent), 2.0), arm.read()
+
+
+# --- the leader arm ------------------------------------------------------------------------------
+
+def test_leader_frames_drive_the_follower_and_read_back_through_the_sdk(channel, arm, firmware):
+    leader_bus = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    leader = LeaderArm(leader_bus)
+    try:
+        leader.enable()  # the follower needs no enable() from its driver
+        assert wait_for(lambda: firmware.targets().enabled, 1.0)
+        for _ in range(40):  # a leader streams at 50 Hz; this one holds still
+            sent = leader.send(TARGET + [0, 0, 0, 0, 0, 0, -0.02])
+            time.sleep(0.02)
+        assert leader.drain() < 50  # send() drains what the bus queued meanwhile
+        assert wait_for(lambda: _converged(arm, sent), 2.0), arm.read()
+        lead = arm.read_leader()
+    finally:
+        leader_bus.shutdown()
+    assert lead.valid
+    np.testing.assert_array_equal(lead.positions, sent)  # bit for bit what went on the wire
+    assert sent[6] == 0.03
+    assert struct.unpack('>3B5x', firmware.last_frame(0x151)) == (0x01, 0x01, 100)  # CAN, MOVE J
+    with pytest.raises(ValueError, match='7 finite values'):
+        leader.send([0.0] * 6)
+
+
+# --- the MuJoCo arm behind the firmware, through the SDK -----------------------------------------
+
+class _Stepper:
+    """Steps a SimWorld in real time toward the firmware's setpoint, as sim_node does."""
+
+    def __init__(self, world):
+        self.world = world
+        self.firmware = None
+        self.lock = threading.Lock()
+        self.paused = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def read_state(self):
+        with self.lock:
+            return self.world.joint_positions()
+
+    def start(self, firmware):
+        self.firmware = firmware
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            if not self.paused.is_set():
+                with self.lock:
+                    self.world.set_targets(self.firmware.targets().positions)
+                    self.world.step(0.005)
+
+
+@pytest.fixture
+def mujoco_arm(channel, bus):
+    from vla_nodes.arm import kinematics
+    from vla_nodes.sim.world import SimWorld
+    stepper = _Stepper(SimWorld())
+    fk = lambda q6: kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6))  # noqa: E731
+    firmware = PiperFirmware(bus, stepper.read_state, fk=fk).start()
+    stepper.start(firmware)
+    arm = PiperArm(PiperConfig(can_name=channel, interface='virtual', connect_timeout=1.0))
+    arm.connect()
+    yield arm, stepper, firmware
+    arm.close()
+    stepper.stop()
+    firmware.stop()
+
+
+def _end_pose_frames(channel) -> dict:
+    """The next 0x2A2-0x2A4 frames decoded by piper_sdk's own parser: {field: SDK units}."""
+    from piper_sdk.piper_msgs.msg_v2 import PiperMessage
+    from piper_sdk.protocol.protocol_v2 import C_PiperParserV2
+    parser, message = C_PiperParserV2(), PiperMessage()
+    listener = can.Bus(interface='virtual', channel=channel, receive_own_messages=False)
+    seen = set()
+    try:
+        while seen != {0x2A2, 0x2A3, 0x2A4}:
+            frame = listener.recv(1.0)
+            if frame.arbitration_id in (0x2A2, 0x2A3, 0x2A4):
+                parser.DecodeMessage(frame, message)
+                seen.add(frame.arbitration_id)
+    finally:
+        listener.shutdown()
+    pose = message.arm_end_pose
+    return np.array([pose.X_axis, pose.Y_axis, pose.Z_axis, pose.RX_axis, pose.RY_axis,
+                     pose.RZ_axis], dtype=np.float64)
+
+
+def test_sdk_feedback_equals_the_mujoco_arm_state_and_its_fk(channel, mujoco_arm):
+    from vla_nodes.arm import kinematics
+    arm, stepper, _ = mujoco_arm
+    arm.enable(timeout=1.0)
+    sent = arm.send(TARGET + [0, 0.1, -0.2, 0.3, -0.2, 0.4, -0.02])
+    assert wait_for(lambda: _converged(arm, sent, atol=2e-3), 3.0), arm.read()
+    stepper.paused.set()  # freeze the body, then let fresh feedback frames arrive
+    time.sleep(0.05)
+    stamp = arm.read().stamp
+    assert wait_for(lambda: arm.read().stamp > stamp, 1.0)
+    state = stepper.world.joint_positions()
+    # Within half a unit of the SDK's fixed point (0.001 deg, 0.001 mm), plus float noise.
+    quantum = np.array([0.5 / MILLIDEG_PER_RAD] * 6 + [0.5 / MICROMETRE_PER_M]) + 1e-12
+    assert np.all(np.abs(arm.read().positions - state) <= quantum), arm.read().positions - state
+    expected = kinematics.pose_to_xyz_rpy(stepper.world.ee_pose())  # the MuJoCo flange site
+    decoded = _end_pose_frames(channel)
+    np.testing.assert_allclose(decoded[:3] / 1e6, expected[:3], rtol=0.0, atol=1e-6)  # 0.001 mm
+    np.testing.assert_allclose(np.radians(decoded[3:] / 1000.0), expected[3:], rtol=0.0,
+                               atol=np.radians(0.001))
+
+
+def test_emergency_stop_freezes_the_mujoco_arm(mujoco_arm):
+    arm, stepper, firmware = mujoco_arm
+    arm.enable(timeout=1.0)
+    far = HOME + np.array([1.5, 0, 0, 0, 0, 0, 0])
+    arm.send(far)
+    assert wait_for(lambda: stepper.read_state()[0] > 0.15, 2.0)
+    arm.emergency_stop()
+    assert wait_for(lambda: firmware.targets().estopped, 1.0)
+    time.sleep(0.2)  # the servos brake the arm's momentum
+    held = stepper.read_state()
+    for _ in range(30):  # commands keep coming; the arm stays put
+        arm.send(far)
+        time.sleep(0.01)
+    now = stepper.read_state()
+    np.testing.assert_allclose(now, held, rtol=0.0, atol=2e-3)
+    assert now[0] < far[0] - 0.5

@@ -12,7 +12,7 @@ import torch
 
 from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_STATE,
                                 READY_POSITIONS)
-from vla_nodes.models.vla import VLAConfig
+from vla_nodes.models import presets
 from vla_nodes.policy.checkpoint import (ContractMismatchError, load_checkpoint, make_contract,
                                          save_checkpoint)
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy
@@ -120,7 +120,7 @@ def test_transforms_and_contract_check_import_without_torch():
 def checkpoint(tmp_path_factory):
     directory = tmp_path_factory.mktemp('policy')
     policy = VLAPolicy.random_init(seed=3)
-    save_checkpoint(directory, policy.model, policy.stats, make_contract(16, (64, 64)))
+    save_checkpoint(directory, policy.model, policy.stats, make_contract(16, (56, 56)))
     return directory, policy
 
 
@@ -135,20 +135,20 @@ def test_checkpoint_round_trip_reproduces_chunks(checkpoint):
 def test_contract_mismatch_names_the_fields(checkpoint):
     directory, _ = checkpoint
     left_arm = [f'left_{name}' for name in JOINT_NAMES]
-    robot = make_contract(16, (64, 64), action_rate_hz=30.0, joint_names=left_arm)
+    robot = make_contract(16, (56, 56), action_rate_hz=30.0, joint_names=left_arm)
     with pytest.raises(ContractMismatchError) as error:
         load_checkpoint(directory, expected_contract=robot)
     message = str(error.value)
     assert 'action_rate_hz' in message and 'joint_names' in message
     assert 'chunk_length' not in message and 'image_size' not in message
-    same = load_checkpoint(directory, expected_contract=make_contract(16, (64, 64)))
-    assert same['preset'] == 'tiny' and same['model'].config == VLAConfig()
+    same = load_checkpoint(directory, expected_contract=make_contract(16, (56, 56)))
+    assert same['preset'] == 'tiny' and same['model'].config == presets.get('tiny_pi0_depth')
 
 
 def test_save_refuses_a_contract_the_model_cannot_keep(tmp_path):
     policy = VLAPolicy.random_init()
     with pytest.raises(ContractMismatchError, match='chunk_length'):
-        save_checkpoint(tmp_path, policy.model, policy.stats, make_contract(50, (64, 64)))
+        save_checkpoint(tmp_path, policy.model, policy.stats, make_contract(50, (56, 56)))
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -205,3 +205,19 @@ def test_bad_observations_are_refused(policy):
         policy.infer({**obs, OBS_IMAGE: obs[OBS_IMAGE].astype(np.float32)})
     with pytest.raises(KeyError, match='observation.depth'):
         policy.infer({k: v for k, v in obs.items() if k != OBS_DEPTH})
+
+
+def test_vlm4vla_policy_needs_no_depth_and_snaps_the_gripper(tmp_path):
+    policy = VLAPolicy.random_init(presets.get('tiny_vlm4vla'), seed=2)
+    obs = {k: v for k, v in make_piper_example().items() if k != OBS_DEPTH}
+    actions = policy.infer(obs)['actions']
+    assert actions.shape == (10, 7)
+    stats = policy.stats[ACTION]
+    # The gripper is binary: the q01 (closed) or q99 (open) opening, in metres.
+    closed = np.isclose(actions[:, 6], stats.q01[6], atol=1e-5)
+    opened = np.isclose(actions[:, 6], stats.q99[6], atol=1e-5)
+    assert np.all(closed | opened)
+    save_checkpoint(tmp_path, policy.model, policy.stats, make_contract(10, (56, 56)),
+                    preset='tiny_vlm4vla')
+    np.testing.assert_array_equal(VLAPolicy.from_checkpoint(tmp_path).infer(obs)['actions'],
+                                  actions)  # deterministic: no noise, no seed needed

@@ -1,12 +1,15 @@
-"""Tests for vla_nodes.arm.safety: literal inputs, exact outputs (binary-exact fractions)."""
+"""Tests for vla_nodes.arm.safety, faults and loop_timing: literal inputs, exact outputs."""
 
 import math
 
 import numpy as np
 import pytest
 
+from vla_nodes import contract
+from vla_nodes.arm.faults import FaultMonitor, warnings_of
+from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.safety import (clamp_step, clamp_to_limits, is_finite_command,
-                                  limit_velocity, SafetyFilter, SafetyLimits)
+                                  limit_velocity, narrowed_limits, SafetyFilter, SafetyLimits)
 
 # Three axes keep the literals readable: two joints (rad) and a gripper (m).
 SMALL = SafetyLimits(lower=(-1.0, 0.0, 0.0), upper=(1.0, 2.0, 0.0625),
@@ -113,3 +116,94 @@ def test_filter_refuses_a_non_finite_state_or_wrong_shapes():
         f.filter([0.0, 0.0, 0.0], [float('nan'), 0.0, 0.0], 0.01)
     with pytest.raises(ValueError, match='expected'):
         f.filter([0.0, 0.0], [0.0, 0.0, 0.0], 0.01)
+
+
+# --- narrowed_limits ---------------------------------------------------------------------------
+
+CONTRACT_LOWER = [contract.PIPER_LIMITS[n].lower for n in contract.JOINT_NAMES]
+CONTRACT_UPPER = [contract.PIPER_LIMITS[n].upper for n in contract.JOINT_NAMES]
+
+
+def test_narrowed_limits_narrow_but_never_widen_the_contract():
+    lower, upper = list(CONTRACT_LOWER), list(CONTRACT_UPPER)
+    lower[0], upper[0] = -0.5, 0.25          # narrower: kept
+    lower[6], upper[1] = -1.0, 4.0           # wider: replaced by the contract's
+    limits, ignored = narrowed_limits(lower, upper, max_step=(0.1,) * 7)
+    assert (limits.lower[0], limits.upper[0]) == (-0.5, 0.25)
+    assert limits.lower[6] == 0.0 and limits.upper[1] == CONTRACT_UPPER[1]
+    assert limits.max_step == (0.1,) * 7
+    assert ignored == ['gripper lower -1.0000 < contract 0.0000',
+                       'joint2 upper 4.0000 > contract 3.1400']
+
+
+def test_narrowed_limits_refuse_wrong_lengths_and_empty_intervals():
+    with pytest.raises(ValueError, match='need 7 values'):
+        narrowed_limits([0.0] * 6, CONTRACT_UPPER)
+    upper = list(CONTRACT_UPPER)
+    upper[2] = -2.8                          # below joint3's lower limit -2.697
+    with pytest.raises(ValueError, match=r"no room for \['joint3'\]"):
+        narrowed_limits(CONTRACT_LOWER, upper)
+
+
+# --- FaultMonitor ------------------------------------------------------------------------------
+
+HEALTHY = {'is_ok': True, 'bus_state': 'ACTIVE', 'arm_status': 0, 'err_code': 0, 'ctrl_mode': 1}
+
+
+def test_silence_latches_after_the_timeout_and_stays_until_reset():
+    monitor = FaultMonitor(can_timeout_s=0.5)
+    assert monitor.update(0.0, {'joints': 0.0, 'status': 10.0}, HEALTHY) == ''
+    assert monitor.update(1.0, {'joints': 0.0, 'status': 11.0}, HEALTHY) == ''  # joints never sent
+    assert monitor.update(1.5, {'joints': 0.0, 'status': 11.0}, HEALTHY) == ''  # 0.5 s: not yet
+    fault = monitor.update(1.75, {'joints': 0.0, 'status': 11.0}, HEALTHY)
+    assert fault.startswith('no CAN status for 0.75 s') and fault.endswith('~/enable true')
+    assert monitor.fault == fault
+    assert monitor.update(2.0, {'joints': 0.0, 'status': 12.0}, HEALTHY) == ''   # latched
+    assert monitor.fault == fault
+    monitor.reset()
+    assert monitor.fault == '' and monitor.update(3.0, {'status': 12.0}, HEALTHY) == ''
+
+
+@pytest.mark.parametrize('change, words', [
+    ({'is_ok': False}, 'isOk false'),
+    ({'bus_state': 'ERROR'}, 'bus-off'),
+    ({'arm_status': 0x07}, 'collision (arm_status 0x07)'),
+    ({'arm_status': 0x01}, 'emergency stop'),
+    ({'err_code': 0b100100}, 'communication error on joints [3, 6]'),
+])
+def test_arm_errors_latch_a_fault(change, words):
+    monitor = FaultMonitor()
+    assert words in monitor.update(0.0, {}, {**HEALTHY, **change})
+
+
+def test_limits_and_modes_are_warnings_not_faults():
+    status = {**HEALTHY, 'arm_status': 0x04, 'err_code': 0x0300, 'ctrl_mode': 2}
+    assert FaultMonitor().update(0.0, {}, status) == ''
+    assert warnings_of(status) == [
+        'arm_status: target beyond a joint limit', 'joints [1, 2] at their angle limit',
+        'control mode 2 is not CAN control: is the teach pendant or a leader arm in charge?']
+    assert warnings_of(HEALTHY) == []
+
+
+def test_latch_keeps_the_first_fault():
+    monitor = FaultMonitor()
+    monitor.latch('enable failed: no answer')
+    monitor.latch('something else')
+    assert monitor.fault == 'enable failed: no answer'
+
+
+# --- LoopTiming --------------------------------------------------------------------------------
+
+def test_loop_timing_reports_period_jitter_and_tick_duration():
+    timing = LoopTiming(period_s=0.005)
+    assert timing.summary() == {}
+    for start in (0.0, 0.005, 0.010, 0.020, 0.025):     # one late tick: 10 ms
+        timing.tick(start)
+        timing.done(0.001, 0.0005)
+    figures = timing.summary()
+    assert figures['period_p50_ms'] == pytest.approx(5.0)
+    assert figures['period_max_ms'] == pytest.approx(10.0)
+    assert figures['jitter_p50_ms'] == pytest.approx(0.0, abs=1e-9)
+    assert figures['tick_p99_ms'] == pytest.approx(1.0)
+    assert figures['tick_cpu_p50_ms'] == pytest.approx(0.5)
+    assert timing.ticks == 5

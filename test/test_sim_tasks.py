@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from vla_nodes.sim import expert, tasks  # noqa: E402
+from vla_nodes.sim.episode import Episode, FAILURE, RUNNING, SUCCESS  # noqa: E402
 from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 OBJECTS = ('cube', 'plate', 'block')
@@ -182,3 +183,58 @@ def test_tool_pose_points_down_and_tilts_outward():
     tilted = expert.tool_pose((0.0, 0.3, 0.1), math.pi, 0.3)
     np.testing.assert_allclose(tilted[:3, 2], [0.0, math.sin(0.3), -math.cos(0.3)], atol=1e-12)
     np.testing.assert_allclose(tilted[:3, 1], [-1.0, 0.0, 0.0], atol=1e-12)  # still closing on x
+
+
+def test_same_seed_gives_the_same_episode_twice_in_a_row(world):
+    first, second = [], []
+    assert expert.run_episode('push_block_left', 7, world=world, trace=first)[0]
+    blocks = world.object_pose('block')
+    assert expert.run_episode('push_block_left', 7, world=world, trace=second)[0]
+    assert len(first) > 100
+    np.testing.assert_array_equal(np.array(first), np.array(second))  # bit for bit
+    np.testing.assert_array_equal(world.object_pose('block'), blocks)
+
+
+def test_unreachable_target_makes_the_expert_report_failure(world):
+    task = tasks.TASKS['pick_red_cube']
+    task.reset(world, 0)
+    world.place_object('cube', (0.75, 0.0))  # beyond the arm's top-down reach
+    bot = expert.ScriptedExpert(task, world)
+    command = bot.action(world)  # no exception: the expert gives up and holds still
+    assert bot.done and bot.phase == 'done'
+    assert "phase 'pre-grasp': target out of reach: no IK solution" in bot.failure
+    np.testing.assert_array_equal(command, world.joint_positions())
+    world.step(0.1)
+    np.testing.assert_array_equal(bot.action(world), command)
+
+
+def test_episode_counts_seeds_and_reports_success_or_failure(world):
+    episode = Episode(world, 'pick_red_cube', seed=5, expert=True)
+    assert episode.status == '' and episode.seed is None
+    assert episode.reset() == 5 and episode.status == RUNNING
+    while episode.update() == RUNNING:
+        world.set_targets(episode.leader_action())
+        world.step(0.02)
+    assert episode.status == SUCCESS and 'succeeded after' in episode.reason
+    assert world.time < episode.task.max_seconds
+    world.step(0.5)
+    assert episode.update() == SUCCESS  # kept until the next reset
+    # The next episode (seed 6): nobody moves the arm, the budget runs out.
+    assert episode.reset() == 6 and episode.status == RUNNING and world.time == 0.0
+    world.step(episode.task.max_seconds - 0.1)
+    assert episode.update() == RUNNING
+    world.step(0.2)
+    assert episode.update() == FAILURE and 'no success within 20.0 s' in episode.reason
+    # Seed 7: the cube out of reach, the expert gives up, the episode fails at once.
+    assert episode.reset() == 7
+    world.place_object('cube', (0.75, 0.0))
+    episode.leader_action()
+    assert episode.status == FAILURE and 'expert gave up' in episode.reason
+
+
+def test_tasks_are_looked_up_by_name_with_a_helpful_error():
+    assert tasks.get_task('push_block_left') is tasks.TASKS['push_block_left']
+    with pytest.raises(ValueError, match='choose one of pick_red_cube, place_cube_on_plate'):
+        tasks.get_task('stack')
+    with pytest.raises(ValueError, match="instruction of task 'place_cube_on_plate'"):
+        Episode(None, 'put the red cube on the green plate')

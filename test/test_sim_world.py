@@ -15,6 +15,8 @@ import pytest  # noqa: E402
 
 from vla_nodes import contract  # noqa: E402
 from vla_nodes.arm import kinematics  # noqa: E402
+from vla_nodes.sim import expert, piper_mjcf  # noqa: E402
+from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP, ModelError  # noqa: E402
 from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 READY = np.array(contract.READY_POSITIONS)
@@ -221,3 +223,140 @@ def test_top_down_grasp_lifts_the_cube(world):
         world.step(1.0)
     assert world.object_pose('cube')[2, 3] > 0.07  # lifted 5+ cm off the table
     assert world.joint_positions()[6] == pytest.approx(0.04, abs=2e-3)  # fingers on the cube
+
+
+# --- the camera against geometry -----------------------------------------------------------------
+
+@pytest.mark.parametrize('config', [SimConfig(), SimConfig(width=640, height=480, fovy_deg=45.0)],
+                         ids=['320x240', '640x480-fovy45'])
+def test_depth_is_the_distance_to_the_table_plane_and_reprojects_onto_it(config):
+    """Every pixel that sees the table top (z = 0) has the plane's z-depth within 1 mm.
+
+    The plane's depth is computed from K and camera_pose alone, so this also pins the principal
+    point and focal length: half a pixel off would put slanted table pixels millimetres off.
+    """
+    sim = SimWorld(config)
+    try:
+        _, depth = sim.render()
+        k_matrix, width, height = sim.intrinsics()
+        pose = sim.camera_pose()
+        table = sim.model.geom('table').id
+        u, v = np.meshgrid(np.arange(0, width, 7), np.arange(0, height, 7))
+        rays = np.linalg.solve(k_matrix, np.stack([u.ravel(), v.ravel(), np.ones(u.size)]))
+        directions = pose[:3, :3] @ rays  # (3, N) base_link, scaled so the optical z is 1
+        plane_depth = -pose[2, 3] / directions[2]  # optical z where the ray meets z = 0
+        checked = []
+        for i in np.flatnonzero(directions[2] < 0):
+            geom = np.array([-1], dtype=np.int32)
+            length = np.linalg.norm(directions[:, i])
+            hit = mujoco.mj_ray(sim.model, sim.data, pose[:3, 3], directions[:, i] / length,
+                                None, 1, -1, geom)
+            if geom[0] == table and hit == pytest.approx(plane_depth[i] * length, abs=1e-6):
+                checked.append(i)
+        assert len(checked) > 0.4 * u.size  # the table fills much of the view
+        rendered = depth[v.ravel()[checked], u.ravel()[checked]]
+        np.testing.assert_allclose(rendered, plane_depth[checked], rtol=0.0, atol=1e-3)
+        # Back through K: the rendered depth puts every one of those pixels on the plane.
+        points = pose[:3, :3] @ (rays[:, checked] * rendered) + pose[:3, 3:4]
+        np.testing.assert_allclose(points[2], 0.0, atol=1e-3)
+    finally:
+        sim.close()
+
+
+# --- a user's robot MJCF -------------------------------------------------------------------------
+
+MY_JOINT_MAP = tuple(f'{n}:my_{n}' for n in contract.ARM_JOINTS) + (
+    'gripper:my_finger_left+my_finger_right',)
+
+
+@pytest.fixture(scope='module')
+def my_robot_file(tmp_path_factory):
+    """The built-in Piper saved as a user's robot-only MJCF with other joint names, and the
+    gripper driven like menagerie's: a position actuator on one finger, the other coupled."""
+    robot = mujoco.MjSpec.from_string(piper_mjcf.robot_mjcf())
+    spec = mujoco.MjSpec()
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.attach(robot, frame=spec.worldbody.add_frame(), prefix='my_')
+    spec.delete(spec.actuator('my_gripper'))
+    grip = spec.add_actuator(name='my_grip', target='my_finger_left',
+                             trntype=mujoco.mjtTrn.mjTRN_JOINT)
+    grip.set_to_position(kp=800.0, kv=40.0)  # on one finger: twice the opening servo's gains
+    grip.forcelimited, grip.forcerange = 1, [-30.0, 30.0]
+    spec.compile()
+    path = tmp_path_factory.mktemp('user_mjcf') / 'my_piper.xml'
+    path.write_text(spec.to_xml())
+    return path
+
+
+def test_user_mjcf_with_a_joint_map_drives_like_the_built_in(my_robot_file):
+    sim = SimWorld(SimConfig(mjcf_path=str(my_robot_file), joint_map=MY_JOINT_MAP))
+    try:
+        np.testing.assert_allclose(sim.joint_positions(), READY, atol=1e-9)
+        assert sim.arm.finger_bodies == ('my_finger_left', 'my_finger_right')
+        np.testing.assert_allclose(sim.arm.ctrl_scale, [1, 1, 1, 1, 1, 1, 0.5])
+        target = READY + np.array([0.5, 0.3, -0.4, 0.5, -0.5, 0.8, -0.03])
+        sim.set_targets(target)
+        sim.step(1.5)
+        assert np.degrees(np.abs(sim.joint_positions()[:6] - target[:6])).max() < 1.0
+        assert sim.joint_positions()[6] == pytest.approx(target[6], abs=1e-3)
+        rgb, depth = sim.render()  # our scene camera was added around their robot
+        assert rgb.shape == (240, 320, 3) and np.nanmin(depth) > 0.1
+        # Their robot runs our tasks: contacts come from the mapped fingers.
+        ok, seconds = expert.run_episode('pick_red_cube', 1, world=sim)
+        assert ok, seconds
+        with pytest.raises(KeyError, match="no site 'ee'"):
+            sim.ee_pose()
+    finally:
+        sim.close()
+
+
+def test_bad_user_mjcf_gives_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="mjcf_path '/nonexistent/piper.xml' is not a file"):
+        SimWorld(SimConfig(mjcf_path='/nonexistent/piper.xml'))
+    garbage = tmp_path / 'garbage.xml'
+    garbage.write_text('<mujoco><worldbody><body></mujoco>')
+    with pytest.raises(ModelError, match='garbage.xml.*cannot be used'):
+        SimWorld(SimConfig(mjcf_path=str(garbage)))
+    scene = tmp_path / 'scene.xml'  # a scene, not a robot: its floor clashes with ours
+    scene.write_text(piper_mjcf.build_mjcf(SimConfig()))
+    with pytest.raises(ModelError, match='robot only'):
+        SimWorld(SimConfig(mjcf_path=str(scene)))
+
+
+@pytest.mark.parametrize('joint_map, message', [
+    (MY_JOINT_MAP[:6], 'leaves out gripper'),
+    (('joint1=my_joint1',) + MY_JOINT_MAP[1:], "is not 'ours:theirs'"),
+    (MY_JOINT_MAP[:6] + ('wrist:my_finger_left',), "'wrist' is not one of"),
+    (DEFAULT_JOINT_MAP, "maps 'joint1' to 'joint1', which the model does not have"),
+    (('joint1:my_finger_left',) + MY_JOINT_MAP[1:], 'not a hinge'),
+])
+def test_bad_joint_map_names_the_problem(my_robot_file, joint_map, message):
+    with pytest.raises(ModelError, match=message):
+        SimWorld(SimConfig(mjcf_path=str(my_robot_file), joint_map=joint_map))
+
+
+def test_fingers_with_negative_strokes_on_a_tendon_open_by_the_opening(tmp_path):
+    """A gripper like older menagerie files: the second finger's range is negative and one
+    actuator drives a tendon over both (coefficients +1, -1)."""
+    links = ''.join(f'<body name="l{i}" pos="0 0 0.05"><joint name="a{i}" axis="0 0 1" '
+                    f'range="-3 3"/><geom type="capsule" size="0.01" fromto="0 0 0 0 0 0.05"/>'
+                    for i in range(1, 7))
+    fingers = ''.join(f'<body name="f{i}"><joint name="f{i}" type="slide" axis="0 1 0" '
+                      f'range="{r}"/><geom type="box" size="0.01 0.005 0.02"/></body>'
+                      for i, r in ((1, '0 0.035'), (2, '-0.035 0')))
+    path = tmp_path / 'negative.xml'
+    path.write_text(f"""<mujoco><compiler autolimits="true"/>
+<option integrator="implicitfast"/><worldbody>{links}{fingers}{'</body>' * 6}</worldbody>
+<tendon><fixed name="split"><joint joint="f1" coef="1"/><joint joint="f2" coef="-1"/></fixed>
+</tendon><equality><joint joint1="f2" joint2="f1" polycoef="0 -1 0 0 0"/></equality>
+<actuator>{''.join(f'<position joint="a{i}" kp="50" kv="2"/>' for i in range(1, 7))}
+<position name="grip" tendon="split" kp="200" kv="10"/></actuator></mujoco>""")
+    joint_map = tuple(f'joint{i}:a{i}' for i in range(1, 7)) + ('gripper:f1+f2',)
+    sim = SimWorld(SimConfig(mjcf_path=str(path), joint_map=joint_map))
+    np.testing.assert_allclose(sim.arm.finger_sign, [1.0, -1.0])
+    assert sim.arm.ctrl_scale[6] == pytest.approx(1.0)  # tendon length = f1 - f2 = opening
+    assert sim.joint_positions()[6] == pytest.approx(READY[6])
+    sim.set_targets(np.append(READY[:6], 0.03))
+    sim.step(1.0)
+    assert sim.joint_positions()[6] == pytest.approx(0.03, abs=1e-3)
+    assert sim.data.qpos[sim.arm.finger_qpos[1]] == pytest.approx(-0.015, abs=1e-3)

@@ -1,6 +1,6 @@
 """PiperArm: the only code that talks to an AgileX Piper through piper_sdk's C_PiperInterface_V2.
 
-Where it fits: `arm_driver_node` calls `send()` at 50-100 Hz and `read()` for /joint_states;
+Where it fits: `arm_driver_node` calls `send()` at 200 Hz and `read()` for /joint_states;
 `teleop_recorder_node` calls `read_leader()` for the leader arm's commands. Everything here is in
 SI units (joints in rad, gripper opening in m); the SDK's fixed-point units (0.001 deg, 0.001 mm)
 are converted in this module and nowhere else. The CAN bus is configuration: `socketcan` on a
@@ -106,6 +106,24 @@ class ArmFeedback:
     valid: bool
 
 
+@dataclass(frozen=True, eq=False)
+class EndPose:
+    """The flange pose the firmware computes from its joint feedback (0x2A2-0x2A4).
+
+    Attributes:
+        position: (3,) x, y, z in m, in the arm's base frame.
+        quaternion: (4,) qx, qy, qz, qw of R = Rz(yaw) Ry(pitch) Rx(roll), the SDK's Euler
+            convention.
+        stamp: receive time of the newest end-pose frame (s, `time.time()` clock).
+        valid: False until all three frames arrive at a non-zero rate.
+    """
+
+    position: np.ndarray
+    quaternion: np.ndarray
+    stamp: float
+    valid: bool
+
+
 def joints_to_sdk(q6) -> list:
     """Joint angles (rad) -> SDK joint units (int, 0.001 deg), rounded to nearest."""
     return [int(round(float(v) * MILLIDEG_PER_RAD)) for v in q6]
@@ -120,6 +138,15 @@ def sdk_to_positions(joints_mdeg, gripper_um: int) -> np.ndarray:
     """SDK units (0.001 deg x6, 0.001 mm) -> (7,) rad x6 and m."""
     joints = np.asarray(joints_mdeg, dtype=np.float64) / MILLIDEG_PER_RAD
     return np.append(joints, gripper_um / MICROMETRE_PER_M)
+
+
+def rpy_to_quaternion(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """(4,) qx, qy, qz, qw of R = Rz(yaw) Ry(pitch) Rx(roll); angles in rad."""
+    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
+    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    return np.array([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
+                     cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -307,29 +334,48 @@ class PiperArm:
         valid = min(joints.time_stamp, gripper.time_stamp, joints.Hz, gripper.Hz) > 0
         return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
 
-    def status(self) -> dict:
+    def read_end_pose(self) -> EndPose:
+        """Return the firmware's end pose (0x2A2-0x2A4), converted from 0.001 mm / 0.001 deg."""
+        msg = self._require_sdk().GetArmEndPoseMsgs()
+        ep = msg.end_pose
+        rpy = np.array([ep.RX_axis, ep.RY_axis, ep.RZ_axis], dtype=np.float64) / MILLIDEG_PER_RAD
+        return EndPose(np.array([ep.X_axis, ep.Y_axis, ep.Z_axis]) / MICROMETRE_PER_M,
+                       rpy_to_quaternion(*rpy), float(msg.time_stamp),
+                       bool(min(msg.time_stamp, msg.Hz) > 0))
+
+    def status(self, drivers: bool = True) -> dict:
         """Return the arm state (0x2A1), driver enable flags and bus health as plain values.
+
+        Args:
+            drivers: also read the six drivers' enable flags and the frame rate; False keeps
+                a per-tick health check cheap (those keys are then missing).
 
         Returns:
             dict with ctrl_mode (0 standby, 1 CAN), arm_status (0 normal, 1 e-stop, ...),
             mode_feed (0 MOVE P, 1 MOVE J, ...), motion_status (0 target reached), err_code
             (bits 0-5 joint comm error, bits 8-13 joint angle limit), motors_enabled (6 bools),
-            can_fps (decoded frames/s), is_ok (the SDK reader sees frames) and stamp (s).
+            can_fps (decoded frames/s), is_ok (the SDK reader sees frames), bus_state
+            (python-can's 'ACTIVE', 'PASSIVE' or 'ERROR' = bus-off) and stamp (s).
         """
         sdk = self._require_sdk()
         msg = sdk.GetArmStatus()
         st = msg.arm_status
-        return {
+        port = sdk.GetCanBus()
+        bus = None if port is None else port.recv_bus
+        status = {
             'ctrl_mode': int(st.ctrl_mode),
             'arm_status': int(st.arm_status),
             'mode_feed': int(st.mode_feed),
             'motion_status': int(st.motion_status),
             'err_code': int(st.err_code),
-            'motors_enabled': tuple(bool(e) for e in sdk.GetArmEnableStatus()),
-            'can_fps': float(sdk.GetCanFps()),
             'is_ok': bool(sdk.isOk()),
+            'bus_state': 'ERROR' if bus is None else bus.state.name,
             'stamp': float(msg.time_stamp),
         }
+        if drivers:
+            status['motors_enabled'] = tuple(bool(e) for e in sdk.GetArmEnableStatus())
+            status['can_fps'] = float(sdk.GetCanFps())
+        return status
 
     def emergency_stop(self) -> None:
         """Fast stop (0x150, 0x01): the firmware halts and ignores motion commands."""

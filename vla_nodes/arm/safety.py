@@ -50,6 +50,42 @@ class SafetyLimits:
             raise ValueError('max_step and max_velocity must be >= 0')
 
 
+def narrowed_limits(lower, upper, **bounds) -> tuple:
+    """SafetyLimits with the requested position bounds, never wider than the contract's.
+
+    A robot configuration may keep an arm away from a table or a wall by narrowing the joint
+    limits; it can never widen them past `contract.PIPER_LIMITS` (the SDK and model limits).
+
+    Args:
+        lower: (7,) requested lowest positions (rad x6, m), contract.JOINT_NAMES order.
+        upper: (7,) requested highest positions.
+        **bounds: max_step and max_velocity, passed on to SafetyLimits.
+
+    Returns:
+        (limits, ignored): the SafetyLimits, and one message per requested bound that lay
+        outside the contract envelope and was therefore replaced by the contract's.
+
+    Raises:
+        ValueError: wrong lengths, or a joint whose narrowed interval is empty.
+    """
+    names = contract.JOINT_NAMES
+    if len(lower) != len(names) or len(upper) != len(names):
+        raise ValueError(f'joint limits need {len(names)} values ({", ".join(names)}), got '
+                         f'{len(lower)} lower and {len(upper)} upper')
+    envelope_lo, envelope_hi = _contract_bound('lower'), _contract_bound('upper')
+    ignored = [f'{n} lower {lo:.4f} < contract {c:.4f}'
+               for n, lo, c in zip(names, lower, envelope_lo) if lo < c]
+    ignored += [f'{n} upper {hi:.4f} > contract {c:.4f}'
+                for n, hi, c in zip(names, upper, envelope_hi) if hi > c]
+    lo = tuple(max(float(a), b) for a, b in zip(lower, envelope_lo))
+    hi = tuple(min(float(a), b) for a, b in zip(upper, envelope_hi))
+    empty = [n for n, a, b in zip(names, lo, hi) if a > b]
+    if empty:
+        raise ValueError(f'joint limits leave no room for {empty}: each lower limit must be '
+                         '<= its upper one inside the envelope of contract.PIPER_LIMITS')
+    return SafetyLimits(lower=lo, upper=hi, **bounds), ignored
+
+
 def is_finite_command(q) -> bool:
     """Return True if every entry of q is a finite number (no NaN, no +-Inf)."""
     return bool(np.all(np.isfinite(np.asarray(q, dtype=np.float64))))

@@ -22,6 +22,9 @@ import numpy as np
 MAX_DEPTH_MM = 65535
 # Slice of one wait for frames (ms): short, so a finished recording is noticed quickly.
 WAIT_SLICE_MS = 100
+# After rs.device.hardware_reset() the camera leaves the USB bus within about a second and comes
+# back within a few (librealsense examples wait up to 10 s); poll for both every 0.2 s.
+RESET_GONE_S, RESET_POLL_S = 3.0, 0.2
 
 
 class CameraError(RuntimeError):
@@ -130,6 +133,7 @@ class RealSenseCamera:
         self._clock_ns = clock_ns
         self._pipeline = self._playback = None
         self._finished = False
+        self._serial = ''  # of the live device last opened
 
     @property
     def finished(self) -> bool:
@@ -167,6 +171,8 @@ class RealSenseCamera:
             raise CameraError(f'the camera did not start: {err}. Is another program using it? '
                               'Unplug and replug it if this persists.') from err
         self._pipeline, self._playback = pipeline, playback
+        if playback is None:
+            self._serial = profile.get_device().get_info(rs.camera_info.serial_number)
         self._setup_streams(rs, profile)
         if playback is not None:
             self._resume(playback)
@@ -304,6 +310,40 @@ class RealSenseCamera:
         base_ms, base_ns = self._time_base
         return base_ns + round((device_ms - base_ms) * 1e6)
 
+    def hardware_reset(self, timeout_s: float = 10.0) -> bool:
+        """Power-cycle the live camera over USB and wait until it is back; then call `start()`.
+
+        The last resort of the recovery path when restarting the pipeline does not bring frames
+        back ("Frames didn't arrive within 5 seconds", realsense-ros #3146): what replugging
+        does, without a hand. Stops streaming first.
+
+        Args:
+            timeout_s: how long to wait for the camera to come back (s).
+
+        Returns:
+            True when the camera was reset and is back; False when there is nothing to reset
+            (a recording is playing, or no such camera is connected) or it did not come back.
+        """
+        self.stop()
+        if self.config.playback_file:
+            return False
+        import pyrealsense2 as rs
+        serial = self._serial or self.config.serial_number.lstrip('_')
+        device = _find_device(rs, serial)
+        if device is None:
+            return False
+        serial = device.get_info(rs.camera_info.serial_number)
+        device.hardware_reset()
+        gone = time.monotonic() + RESET_GONE_S
+        while _find_device(rs, serial) is not None and time.monotonic() < gone:
+            time.sleep(RESET_POLL_S)
+        back = time.monotonic() + timeout_s
+        while time.monotonic() < back:
+            if _find_device(rs, serial) is not None:
+                return True
+            time.sleep(RESET_POLL_S)
+        return False
+
     def stop(self) -> None:
         """Stop streaming and release the device or the file; safe to call twice."""
         pipeline, self._pipeline, self._playback = self._pipeline, None, None
@@ -316,6 +356,14 @@ class RealSenseCamera:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _find_device(rs, serial: str):
+    """The connected camera with this serial number (any camera if ''), or None."""
+    for device in rs.context().query_devices():
+        if not serial or device.get_info(rs.camera_info.serial_number) == serial:
+            return device
+    return None
 
 
 def _intrinsics(rs, intr) -> Intrinsics:

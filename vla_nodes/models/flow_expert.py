@@ -1,20 +1,20 @@
-"""Flow-matching action expert: denoises an action chunk while attending to a context prefix.
+"""Flow-matching action head: a π0 action expert in shared attention with the VLM.
 
 The π0 recipe (Black et al., 2024, "π0: A Vision-Language-Action Flow Model for General Robot
-Control"), as re-implemented by openpi and used by the seed papers QDepth-VLA (Li et al., 2025)
-and DepthVLA (Yuan et al., 2025); see research/seeds-qdepth-depthvla.md sections A.1.5 and B.2.
+Control"), as openpi implements it and as DepthVLA (Yuan et al., 2025) re-implements it
+(research/seeds-qdepth-depthvla.md B.1.1, B.2). The head owns a Gemma-shaped expert (mot.py,
+300M-class at full size: GEMMA_300M) and the action I/O layers of openpi:
+    state token   = state_proj(state)                                       # (B, 1, D_e)
+    action tokens = action_time_mlp(cat(action_in_proj(x_t), sincos(t)))    # (B, H, D_e)
+    velocity      = action_out_proj(expert outputs at the action tokens)    # (B, H, A)
+Groups 'state' and 'action' join the prefix groups in one mixture of transformers; the mask is
+block-causal (mot.PI0_MASK), so the prefix and the state never see the actions and their
+keys/values are computed once per chunk and reused by every denoising step.
 
-Two token streams share attention layer by layer (a mixture of transformers): the prefix stream
-(context tokens: image, depth, state, text) and the action stream (one token per chunk step).
-The block mask is π0's: prefix tokens attend only to the prefix, action tokens attend to the
-prefix and to every action token. Because the prefix never sees the actions, the prefix pass is
-run once and its per-layer keys/values are reused by every denoising step (π0's KV cache); the
-two-pass computation is exactly the masked joint pass, for training and sampling alike.
-
-Flow convention (openpi, DepthVLA), with noise ε ~ N(0, I) and clean actions A:
+Flow convention (openpi), noise ε ~ N(0, I), clean normalized actions A:
     t ~ 0.999 · Beta(1.5, 1) + 0.001        (t = 1 is pure noise, t = 0 is data)
-    x_t = t · ε + (1 − t) · A,    target velocity u = ε − A,    loss = mean((v_θ(x_t, t) − u)²)
-    sampling: x_1 = ε, then Euler steps x ← x + dt · v_θ(x, t) with dt = −1/num_steps, t: 1 → 0.
+    x_t = t · ε + (1 − t) · A,    target u = ε − A,    loss = mean((v_θ(x_t, t) − u)²)
+    sampling: x_1 = ε, Euler steps x ← x + dt · v_θ(x, t), dt = −1 / num_steps, t: 1 → 0.
 Beta(1.5, 1) puts more training time near t = 1, the noisy end.
 """
 
@@ -25,19 +25,21 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from vla_nodes.models.mot import ExpertStack, Group
+
 
 @dataclass(frozen=True)
-class FlowExpertConfig:
-    """Sizes of the action expert; the defaults are the tiny walking-skeleton twin."""
+class FlowConfig:
+    """Flow-matching settings (openpi's π0 values)."""
 
-    width: int = 64  # D, shared by both streams (shared attention needs equal head sizes)
-    n_layer: int = 2
-    n_head: int = 4
-    mlp_ratio: int = 4
-    horizon: int = 16  # H, action chunk length
-    action_dim: int = 7  # A: six joints + gripper
-    time_min_period: float = 4e-3  # openpi posemb_sincos periods
+    num_steps: int = 10  # Euler steps at inference [C-openpi]
+    beta_alpha: float = 1.5  # t ~ Beta(alpha, 1) [C-openpi]
+    time_min_period: float = 4e-3  # posemb_sincos periods [C-openpi]
     time_max_period: float = 4.0
+
+
+STATE = Group('state', 'action')
+ACTION = Group('action', 'action')
 
 
 def time_embedding(t, dim, min_period, max_period):
@@ -58,157 +60,150 @@ def time_embedding(t, dim, min_period, max_period):
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention that can also attend to extra (cached) keys and values."""
+def sample_time(batch, alpha=1.5, generator=None, device=None):
+    """Flow times t = 0.999 · Beta(alpha, 1) + 0.001. # (B,)
 
-    def __init__(self, config):
-        super().__init__()
-        self.n_head = config.n_head
-        self.qkv = nn.Linear(config.width, 3 * config.width)
-        self.proj = nn.Linear(config.width, config.width)
+    Beta(alpha, 1) by inverse CDF (its CDF is t^alpha), so that a torch.Generator drives it.
+    """
+    u = torch.rand(batch, generator=generator, device=_device(generator))
+    return (0.999 * u ** (1.0 / alpha) + 0.001).to(device)
 
-    def forward(self, x, key_mask, extra_kv=None):
-        """Attend from `x` to [extra keys; own keys].
+
+def flow_pair(actions, t, noise):
+    """The noisy chunk and its target velocity.
+
+    Args:
+        actions: clean chunk A. # (B, H, A)
+        t: flow times. # (B,)
+        noise: ε. # (B, H, A)
+
+    Returns:
+        x_t = t ε + (1 - t) A and u = ε - A, each # (B, H, A).
+    """
+    t_ = t[:, None, None].to(actions.dtype)
+    return t_ * noise + (1 - t_) * actions, noise - actions
+
+
+def euler_sample(velocity, noise, num_steps):
+    """Integrate dx/dt = velocity(x, t) from t = 1 (noise) to t = 0 (data).
+
+    Args:
+        velocity: callable (x # (B, H, A), t # (B,)) -> (B, H, A).
+        noise: x at t = 1. # (B, H, A)
+        num_steps: Euler steps.
+
+    Returns:
+        x at t = 0. # (B, H, A)
+    """
+    x, dt = noise, -1.0 / num_steps
+    for i in range(num_steps):
+        t = torch.full((x.shape[0],), 1.0 + i * dt, device=x.device)
+        x = x + dt * velocity(x, t)
+    return x
+
+
+class FlowHead(nn.Module):
+    """π0 action expert: state/action token I/O + a Gemma expert stream in the mixture."""
+
+    def __init__(self, flow, expert, state_dim, action_dim, horizon):
+        """Build the head.
 
         Args:
-            x: token embeddings. # (B, T, D)
-            key_mask: True where a key may be attended. # (B, S + T) or (B, T)
-            extra_kv: optional (k, v) of another stream. # each (B, nh, S, hd)
-
-        Returns:
-            The output # (B, T, D) and this stream's (k, v) # each (B, nh, T, hd).
+            flow: a FlowConfig.
+            expert: the ExpertConfig of the action expert (heads, KV heads, head size and layer
+                count equal to the VLM's).
+            state_dim: S, normalized state size.
+            action_dim: A, normalized action size.
+            horizon: H, chunk length.
         """
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)
-        q, k, v = (z.view(b, n, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
-        own_kv = (k, v)
-        if extra_kv is not None:
-            k = torch.cat([extra_kv[0], k], dim=2)  # (B, nh, S + T, hd)
-            v = torch.cat([extra_kv[1], v], dim=2)
-        y = functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
-        return self.proj(y.transpose(1, 2).reshape(b, n, d)), own_kv
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block (nanoGPT) whose attention may see another stream's keys."""
-
-    def __init__(self, config):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.width)
-        self.attn = Attention(config)
-        self.ln_2 = nn.LayerNorm(config.width)
-        hidden = config.mlp_ratio * config.width
-        self.mlp = nn.Sequential(
-            nn.Linear(config.width, hidden), nn.GELU(), nn.Linear(hidden, config.width))
+        d = expert.width
+        self.flow, self.horizon, self.action_dim = flow, horizon, action_dim
+        self.expert = ExpertStack(expert)
+        self.state_proj = nn.Linear(state_dim, d)
+        self.action_in_proj = nn.Linear(action_dim, d)
+        self.action_time_mlp_in = nn.Linear(2 * d, d)
+        self.action_time_mlp_out = nn.Linear(d, d)
+        self.action_out_proj = nn.Linear(d, action_dim)
 
-    def forward(self, x, key_mask, extra_kv=None):
-        """Returns the updated tokens # (B, T, D) and this block's (k, v)."""
-        y, kv = self.attn(self.ln_1(x), key_mask, extra_kv)
-        x = x + y
-        return x + self.mlp(self.ln_2(x)), kv
+    def embed_state(self, state):
+        """State # (B, S) -> one token # (B, 1, D_e)."""
+        return self.state_proj(state.to(self.state_proj.weight.dtype))[:, None]
 
+    def embed_actions(self, x_t, t):
+        """Noisy chunk # (B, H, A) at times t # (B,) -> action tokens # (B, H, D_e)."""
+        a = self.action_in_proj(x_t.to(self.action_in_proj.weight.dtype))  # (B, H, D_e)
+        f = self.flow
+        time = time_embedding(t, a.shape[-1], f.time_min_period, f.time_max_period)
+        time = time[:, None].expand_as(a).to(a.dtype)
+        h = functional.silu(self.action_time_mlp_in(torch.cat([a, time], -1)))
+        return self.action_time_mlp_out(h)
 
-class FlowExpert(nn.Module):
-    """π0-style action expert: prefix stream + action stream in layer-wise shared attention."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        d = config.width
-        self.prefix_blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
-        self.action_blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
-        self.action_in = nn.Linear(config.action_dim, d)
-        self.action_time_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, d))
-        self.action_pos = nn.Parameter(torch.zeros(config.horizon, d))
-        self.ln_f = nn.LayerNorm(d)
-        self.action_out = nn.Linear(d, config.action_dim)
-        nn.init.normal_(self.action_pos, std=0.02)
-
-    def encode_prefix(self, prefix, prefix_mask=None):
-        """Run the prefix stream once; its per-layer keys/values serve every denoising step.
+    def losses(self, mot, prefix, state, actions, generator=None, noise=None, time=None,
+               valid=None, outputs=(), capture=()):
+        """Flow-matching loss on one batch.
 
         Args:
-            prefix: context tokens. # (B, P, D)
-            prefix_mask: True for real tokens, False for padding. # (B, P)
-
-        Returns:
-            A cache: (list of per-layer (k, v) # each (B, nh, P, hd), key mask # (B, P)).
-        """
-        if prefix_mask is None:
-            prefix_mask = torch.ones(prefix.shape[:2], dtype=torch.bool, device=prefix.device)
-        x, kvs = prefix, []
-        for block in self.prefix_blocks:
-            x, kv = block(x, prefix_mask)
-            kvs.append(kv)
-        return kvs, prefix_mask
-
-    def velocity(self, x_t, t, cache):
-        """Predicted flow velocity v_θ(x_t, t) given the prefix cache.
-
-        Args:
-            x_t: noisy action chunk. # (B, H, A)
-            t: flow time per sample. # (B,)
-            cache: the result of `encode_prefix`.
-
-        Returns:
-            The velocity. # (B, H, A)
-        """
-        kvs, prefix_mask = cache
-        c = self.config
-        time = time_embedding(t, c.width, c.time_min_period, c.time_max_period)  # (B, D)
-        a = self.action_in(x_t)  # (B, H, D)
-        time = time[:, None, :].expand_as(a).to(a.dtype)
-        x = self.action_time_mlp(torch.cat([a, time], dim=-1)) + self.action_pos  # (B, H, D)
-        action_mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        key_mask = torch.cat([prefix_mask, action_mask], dim=1)  # (B, P + H)
-        for block, kv in zip(self.action_blocks, kvs):
-            x, _ = block(x, key_mask, extra_kv=kv)
-        return self.action_out(self.ln_f(x))
-
-    def loss(self, prefix, actions, prefix_mask=None, generator=None):
-        """Flow-matching loss (openpi convention, see the module docstring).
-
-        Args:
-            prefix: context tokens. # (B, P, D)
-            actions: clean normalized action chunk. # (B, H, A)
-            prefix_mask: True for real prefix tokens. # (B, P)
+            mot: the mixture (mot.MoT) with an 'action' expert = this head's stack.
+            prefix: mot.Tokens of the observation groups.
+            state: normalized state. # (B, S)
+            actions: clean normalized chunk. # (B, H, A)
             generator: optional torch.Generator for the noise and the times.
+            noise: optional ε # (B, H, A) and time: optional t # (B,) drawn by the caller
+                (DDP draws them for the global batch so that a split batch matches a whole one).
+            valid: optional, True on real (not padded) chunk steps # (B, H).
+            outputs, capture: other groups' outputs and layer-wise states to return (mot.MoT),
+                for auxiliary losses (QDepth-VLA, DepthVLA, Spatial Forcing).
 
         Returns:
-            The scalar mean squared velocity error.
+            {'loss': scalar, 'flow': the same scalar detached, 'outputs': the mixture's outputs}.
         """
-        b = actions.shape[0]
-        noise = _randn(actions.shape, generator, actions)  # (B, H, A)
-        # Beta(1.5, 1) by inverse CDF (its CDF is t^1.5), so that a generator can drive it.
-        u = torch.rand(b, generator=generator, device=_device(generator)).to(actions.device)
-        t = 0.999 * u ** (1.0 / 1.5) + 0.001  # (B,)
-        t_ = t[:, None, None].to(actions.dtype)
-        x_t = t_ * noise + (1 - t_) * actions
-        v = self.velocity(x_t, t, self.encode_prefix(prefix, prefix_mask))
-        return functional.mse_loss(v, noise - actions)
+        if noise is None:
+            noise = _randn(actions.shape, generator, actions)
+        if time is None:
+            time = sample_time(actions.shape[0], self.flow.beta_alpha, generator, actions.device)
+        noise, time = noise.to(actions.device), time.to(actions.device)
+        x_t, target = flow_pair(actions, time, noise)
+        tokens = prefix.add(STATE, self.embed_state(state))
+        tokens = tokens.add(ACTION, self.embed_actions(x_t, time))
+        out = mot(tokens, outputs=('action',) + tuple(outputs), capture=capture)
+        v = self.action_out_proj(out['action'])  # (B, H, A)
+        err = (v.float() - target.float()) ** 2  # (B, H, A)
+        if valid is None:
+            loss = err.mean()
+        else:
+            w = valid.to(err.dtype)[..., None].expand_as(err)
+            loss = (err * w).sum() / w.sum().clamp(min=1.0)
+        return {'loss': loss, 'flow': loss.detach(), 'outputs': out}
 
-    @torch.no_grad()
-    def sample(self, prefix, prefix_mask=None, num_steps=10, generator=None):
-        """Denoise an action chunk from Gaussian noise with `num_steps` Euler steps.
+    def sample(self, mot, prefix, state, generator=None, num_steps=None, use_cache=True):
+        """Denoise a chunk from Gaussian noise.
 
         Args:
-            prefix: context tokens. # (B, P, D)
-            prefix_mask: True for real prefix tokens. # (B, P)
-            num_steps: Euler steps from t = 1 (noise) to t = 0 (actions).
-            generator: torch.Generator for the initial noise; same generator state, same chunk.
+            mot, prefix, state: as for `losses`.
+            generator: torch.Generator for the initial noise; same state, same chunk.
+            num_steps: Euler steps (default flow.num_steps).
+            use_cache: compute the prefix and state keys/values once (π0) instead of re-running
+                the whole sequence at every step; both give the same chunk.
 
         Returns:
-            The normalized action chunk. # (B, H, A)
+            The normalized chunk. # (B, H, A)
         """
-        c = self.config
-        shape = (prefix.shape[0], c.horizon, c.action_dim)
-        x = _randn(shape, generator, prefix)  # (B, H, A) at t = 1
-        cache = self.encode_prefix(prefix, prefix_mask)
-        dt = -1.0 / num_steps
-        for i in range(num_steps):
-            t = torch.full((shape[0],), 1.0 + i * dt, device=prefix.device)
-            x = x + dt * self.velocity(x, t, cache)
-        return x
+        b = state.shape[0]
+        noise = _randn((b, self.horizon, self.action_dim), generator, state)
+        tokens = prefix.add(STATE, self.embed_state(state))
+        if use_cache:
+            cache = mot.fill_cache(tokens)
+
+            def velocity(x, t):
+                h = mot.run_cached(cache, ACTION, self.embed_actions(x, t))
+                return self.action_out_proj(h).to(x.dtype)
+        else:
+            def velocity(x, t):
+                h = mot(tokens.add(ACTION, self.embed_actions(x, t)), outputs=('action',))
+                h = h['action']
+                return self.action_out_proj(h).to(x.dtype)
+        return euler_sample(velocity, noise.float(), num_steps or self.flow.num_steps)
 
 
 def _device(generator):
@@ -216,9 +211,9 @@ def _device(generator):
 
 
 def _randn(shape, generator, like):
-    """Gaussian noise drawn on the generator's device, then moved next to `like`.
+    """Gaussian noise drawn on the generator's device, then moved next to `like` (float32).
 
     Drawing on the generator's (CPU) device keeps a seeded chunk identical across devices.
     """
     noise = torch.randn(shape, generator=generator, device=_device(generator))
-    return noise.to(device=like.device, dtype=like.dtype)
+    return noise.to(device=like.device, dtype=torch.float32)

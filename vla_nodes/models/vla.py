@@ -1,18 +1,24 @@
-"""A depth-aware VLA: [image | depth | state | text] prefix -> flow-matching action chunk.
+"""A VLA: a transformers VLM backbone + an action head, composed as a mixture of transformers.
 
-The walking-skeleton model and the seed of the model library (DESIGN.md section 6). Layout:
-    prefix = [SigLIP image tokens | depth patch tokens | state token | byte text tokens]
-             # (B, P, D) with P = 2 (S/p)^2 + 1 + N
-    actions = FlowExpert(prefix)  # (B, H, A)
-References: π0 (Black et al., 2024) for the prefix + flow-matching expert in shared attention;
-QDepth-VLA (Li et al., 2025) and DepthVLA (Yuan et al., 2025) for depth as a token group the action
-tokens attend to (research/seeds-qdepth-depthvla.md). States and actions are normalized (see
-policy/transforms.py); the model never sees radians.
+The model library's top (DESIGN.md section 6). Layout of one sample:
+    groups  [image (+ sensor depth) | text | (state | action) or (query)]
+    image, text -> the VLM's own layers ('vlm' expert, backbones.py)
+    state, action -> the π0 action expert ('action' expert, flow_expert.py), or
+    query -> the VLM4VLA query token read by an MLP (query_head.py)
+    depth -> a spatial paper's depth expert ('depth' expert, spatial_streams.py)
+References: π0 (Black et al., 2024) for the VLM + flow-matching expert in shared attention;
+VLM4VLA (Zhang et al.) for the query head; QDepth-VLA, DepthVLA and Spatial Forcing through
+`spatial` (spatial_streams.py); the walking skeleton's sensor-depth tokens join the image group
+when `sensor_depth` is set. States and actions are normalized (policy/transforms.py); the model
+never sees radians.
 
-Checkpoints are a local directory: config.json (this file's VLAConfig) + model.safetensors.
+Checkpoints are a local directory: config.json (this VLAConfig, nested) + model.safetensors.
+Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S)
+(sensor_depth only); OBS_STATE normalized # (B, state_dim); OBS_INSTRUCTION list of B str;
+ACTION (training) normalized # (B, H, A); ACTION_PAD (optional) True on padded steps # (B, H).
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 import json
 from pathlib import Path
 
@@ -20,87 +26,176 @@ import torch
 from torch import nn
 
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
-from vla_nodes.models.backbones import DepthEncoder, ImageEncoder, StateEncoder, TextEncoder
-from vla_nodes.models.flow_expert import FlowExpert, FlowExpertConfig
+from vla_nodes.models import spatial_streams
+from vla_nodes.models.backbones import BackboneConfig, build_backbone, DepthEncoder
+from vla_nodes.models.depthvla import DepthVLAConfig, TINY_DEPTHVLA
+from vla_nodes.models.flow_expert import FlowConfig, FlowHead
+from vla_nodes.models.mot import ExpertConfig, Group, MoT, PI0_MASK, Tokens
+from vla_nodes.models.qdepth import DepthVQVAEConfig, QDepthConfig, TINY_QDEPTH, TINY_VQVAE
+from vla_nodes.models.query_head import QueryConfig, QueryHead
+from vla_nodes.models.spatial_forcing import SpatialForcingConfig, TINY_SF
 
 CONFIG_FILE = 'config.json'
 WEIGHTS_FILE = 'model.safetensors'
+ACTION_PAD = 'action_is_pad'  # LeRobot's key: chunk steps past the episode end
+
+# Attention tables of the flow head, by name.
+MASKS = {'pi0': PI0_MASK, **spatial_streams.MASKS}
 
 
 @dataclass(frozen=True)
 class VLAConfig:
-    """Sizes of the whole model; the defaults are the tiny CPU twin (random weights)."""
+    """The whole model; the defaults are the tiny CPU twin of π0 (random weights)."""
 
-    image_size: int = 64  # S: RGB and depth are resized-with-pad to S x S
-    patch_size: int = 8  # image and depth patches: (S/p)^2 = 64 tokens each
-    vision_width: int = 32  # SigLIP hidden size
-    vision_layers: int = 1
-    vision_heads: int = 2
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: str = 'flow'  # 'flow' (π0 action expert) or 'query' (VLM4VLA)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)  # the flow head's expert
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    query: QueryConfig = field(default_factory=lambda: QueryConfig(head_hidden=64))
+    mask: str = 'pi0'  # flow head: a key of MASKS
+    sensor_depth: bool = False  # depth patch tokens from the camera's metric depth
+    depth_patch: int = 14  # px per depth patch
     max_depth_m: float = 2.0  # depth is clamped here, then scaled to [0, 1]; tabletop reach
-    text_tokens: int = 32  # N: instruction bytes kept
+    image_size: int = 56  # S: the policy resizes-with-pad camera frames to S x S
     state_dim: int = 7
-    width: int = 64  # D: prefix and action-expert width
-    n_layer: int = 2
-    n_head: int = 4
-    horizon: int = 16  # H: action chunk length (16 on Piper in QDepth-VLA and DepthVLA)
     action_dim: int = 7
-    num_steps: int = 10  # Euler denoising steps at inference (π0)
+    horizon: int = 16  # H: chunk length (16 on Piper in QDepth-VLA and DepthVLA)
+    # Spatial modules (spatial_streams.py); the defaults are tiny twins, used only when named.
+    spatial: str = ''  # '' | 'qdepth' | 'depthvla' | 'spatial_forcing'
+    spatial_path: str = ''  # local weights: a trained VQ-VAE (qdepth), DINOv2 / DAv2 (depthvla)
+    qdepth: QDepthConfig = field(default_factory=lambda: replace(TINY_QDEPTH, n_head=4))
+    vqvae: DepthVQVAEConfig = TINY_VQVAE
+    depthvla: DepthVLAConfig = field(default_factory=lambda: replace(TINY_DEPTHVLA, n_head=4))
+    sf: SpatialForcingConfig = field(default_factory=lambda: replace(
+        TINY_SF, student_width=64, align_layer=1))
 
-    def expert(self):
-        """The FlowExpertConfig this model uses."""
-        return FlowExpertConfig(
-            width=self.width, n_layer=self.n_layer, n_head=self.n_head,
-            horizon=self.horizon, action_dim=self.action_dim)
+    @property
+    def needs_depth(self):
+        """Training batches need OBS_DEPTH (sensor tokens or a depth-supervised stream)."""
+        return self.sensor_depth or self.spatial in spatial_streams.NEEDS_DEPTH
 
 
 class VLAModel(nn.Module):
-    """Prefix encoders + π0-style flow expert. Batches are dicts keyed by contract names.
+    """Backbone + optional sensor-depth encoder + head; batches are dicts of contract keys."""
 
-    Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S);
-    OBS_STATE normalized # (B, state_dim); OBS_INSTRUCTION list of B str; ACTION (training only)
-    normalized # (B, H, A).
-    """
+    def __init__(self, config, load_backbone=True):
+        """Build the model.
 
-    def __init__(self, config):
+        Args:
+            config: a VLAConfig.
+            load_backbone: read the backbone's weights from its `pretrained` directory.
+        """
         super().__init__()
         self.config = config
-        self.image = ImageEncoder(config)
-        self.depth = DepthEncoder(config)
-        self.state = StateEncoder(config)
-        self.text = TextEncoder(config)
-        self.expert = FlowExpert(config.expert())
+        self.backbone = build_backbone(config.backbone, load_weights=load_backbone)
+        width = self.backbone.width
+        self.depth = None
+        if config.sensor_depth:
+            self.depth = DepthEncoder(width, config.image_size, config.depth_patch,
+                                      config.max_depth_m)
+        if config.head == 'flow':
+            if config.mask not in MASKS:
+                raise ValueError(f'unknown mask {config.mask!r}; known: {sorted(MASKS)}')
+            _check_shared_attention(self.backbone, config.expert)
+            self.head = FlowHead(config.flow, config.expert, config.state_dim,
+                                 config.action_dim, config.horizon)
+            for p in unused_vlm_parameters(self.backbone):
+                p.requires_grad_(False)
+        elif config.head == 'query':
+            self.head = QueryHead(config.query, width, config.horizon, config.action_dim)
+        else:
+            raise ValueError(f"head must be 'flow' or 'query', got {config.head!r}")
+        self.spatial = spatial_streams.build_adapter(config, self.backbone, load_backbone)
+        if self.spatial is not None and self.spatial.expert is not None:
+            _check_shared_attention(self.backbone, self.spatial.expert.config)
 
-    def embed_prefix(self, batch):
-        """Build the prefix.
+    def mot(self):
+        """The mixture of this model's experts under its mask."""
+        stacks = {'vlm': self.backbone.stack()}
+        if self.config.head == 'query':
+            return MoT(stacks, self.head.table)
+        stacks['action'] = self.head.expert.stack()
+        if self.spatial is not None and self.spatial.expert is not None:
+            stacks['depth'] = self.spatial.expert.stack()
+        return MoT(stacks, MASKS[self.config.mask])
 
-        Returns:
-            Prefix tokens # (B, P, D) and its mask, True on real tokens # (B, P).
+    def prefix(self, batch):
+        """The observation groups: image (+ sensor depth), text (+ a spatial group), as Tokens."""
+        device = self.head_device()
+        images = batch[OBS_IMAGE].to(device)
+        features = None
+        if self.spatial is not None and self.spatial.needs_vision_features:
+            features = self.backbone.vision_features(images)  # (B, Ni, Dv)
+            image = self.backbone.project(features)
+        else:
+            image = self.backbone.embed_images(images)  # (B, Ni, D)
+        text, mask = self.backbone.embed_text(list(batch[OBS_INSTRUCTION]), device)
+        if self.depth is not None:
+            depth = self.depth(batch[OBS_DEPTH].to(device))  # (B, Nd, D)
+            image = torch.cat([image, depth.to(image.dtype)], 1)
+        causal = getattr(self.head, 'causal', ())
+        tokens = (Tokens()
+                  .add(Group('image', 'vlm', causal='image' in causal), image)
+                  .add(Group('text', 'vlm', causal='text' in causal), text.to(image.dtype),
+                       mask))
+        if self.spatial is not None and self.spatial.group is not None:
+            tokens = tokens.add(self.spatial.group, self.spatial.embed(batch, features))
+        return tokens
+
+    def head_device(self):
+        return next(self.head.parameters()).device
+
+    def losses(self, batch, generator=None, noise=None, time=None, step=0):
+        """Training losses: {'loss': scalar with gradients, other terms detached}.
+
+        Args:
+            batch: the module docstring's keys.
+            generator: torch.Generator for the flow noise and times.
+            noise, time: the flow noise # (B, H, A) and times # (B,), if drawn by the caller.
+            step: the optimizer step (QDepth-VLA's depth-loss weight decays with it).
         """
-        device = self.expert.action_out.weight.device
-        image = self.image(batch[OBS_IMAGE].to(device))  # (B, Ni, D)
-        depth = self.depth(batch[OBS_DEPTH].to(device))  # (B, Nd, D)
-        state = self.state(batch[OBS_STATE].to(device))  # (B, 1, D)
-        text, text_mask = self.text(list(batch[OBS_INSTRUCTION]), device)  # (B, N, D)
-        prefix = torch.cat([image, depth, state, text], dim=1)  # (B, P, D)
-        dense = torch.ones(prefix.shape[0], prefix.shape[1] - text.shape[1], dtype=torch.bool,
-                           device=device)
-        return prefix, torch.cat([dense, text_mask], dim=1)
-
-    def forward(self, batch, generator=None):
-        """Training loss: flow matching on the normalized action chunk in batch[ACTION]."""
-        prefix, mask = self.embed_prefix(batch)
-        return self.expert.loss(prefix, batch[ACTION].to(prefix.device), mask, generator)
+        prefix = self.prefix(batch)
+        device = self.head_device()
+        actions = batch[ACTION].to(device)
+        pad = batch.get(ACTION_PAD)
+        valid = None if pad is None else ~pad.to(device)
+        if self.config.head == 'query':
+            return self.head.losses(self.mot(), prefix, actions, valid)
+        spatial = self.spatial
+        terms = self.head.losses(
+            self.mot(), prefix, batch[OBS_STATE].to(device), actions, generator, noise, time,
+            valid, outputs=spatial.outputs if spatial else (),
+            capture=spatial.capture if spatial else ())
+        outputs = terms.pop('outputs')
+        if spatial is not None:
+            extra = spatial.loss(outputs, batch, step)
+            terms['loss'] = terms['loss'] + extra.pop('loss')
+            terms.update(extra)
+        return terms
 
     def loss(self, batch, generator=None):
-        """Same as forward (the name the training loop reads)."""
-        return self(batch, generator)
+        """The scalar training loss."""
+        return self.losses(batch, generator)['loss']
+
+    def forward(self, batch, generator=None, noise=None, time=None, step=0):
+        """Same as `losses` (what DDP wraps)."""
+        return self.losses(batch, generator, noise, time, step)
 
     @torch.no_grad()
-    def sample_actions(self, batch, generator=None, num_steps=None):
-        """Sample a normalized action chunk # (B, H, A); same generator state, same chunk."""
-        prefix, mask = self.embed_prefix(batch)
-        steps = num_steps or self.config.num_steps
-        return self.expert.sample(prefix, mask, num_steps=steps, generator=generator)
+    def sample_actions(self, batch, generator=None, num_steps=None, use_cache=True):
+        """A normalized action chunk # (B, H, A); same generator state, same chunk.
+
+        Args:
+            batch: observation dict (module docstring).
+            generator: torch.Generator for the flow noise (the query head is deterministic).
+            num_steps: Euler steps (flow head).
+            use_cache: reuse the prefix keys/values across denoising steps (flow head).
+        """
+        prefix = self.prefix(batch)
+        if self.config.head == 'query':
+            return self.head.sample(self.mot(), prefix)
+        state = batch[OBS_STATE].to(self.head_device())
+        return self.head.sample(self.mot(), prefix, state, generator, num_steps, use_cache)
 
     def save_pretrained(self, directory):
         """Write config.json and model.safetensors into `directory` (created if needed)."""
@@ -128,15 +223,52 @@ class VLAModel(nn.Module):
                     f'VLA checkpoint directory {str(path)!r} has no {name} '
                     f'(expected {CONFIG_FILE} and {WEIGHTS_FILE}, written by save_pretrained)')
         config = config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        model = cls(config)
+        model = cls(config, load_backbone=False)
         load_model(model, str(path / WEIGHTS_FILE), device=str(device))
         return model.to(device).eval()
 
 
-def config_from_dict(values):
-    """VLAConfig from a dict, refusing unknown fields by name."""
-    known = {f.name for f in fields(VLAConfig)}
-    unknown = sorted(set(values) - known)
+def unused_vlm_parameters(backbone):
+    """The VLM weights an action expert never uses: the last layer after its keys/values.
+
+    Under π0's mask nothing reads the VLM tokens' outputs, so the last layer's o_proj, MLP and
+    post-attention norm and the final norm get no gradient (open-pi-zero freezes them too;
+    leaving them trainable would make DDP wait for gradients that never come).
+    """
+    lm = backbone.language_model
+    last = lm.layers[-1]
+    modules = (last.self_attn.o_proj, last.mlp, last.post_attention_layernorm, lm.norm)
+    return [p for m in modules for p in m.parameters()]
+
+
+def _check_shared_attention(backbone, expert):
+    """Shared attention concatenates keys: heads, KV heads, head size and depth must agree."""
+    lm = backbone.text_config
+    vlm = {'num_layers': lm.num_hidden_layers, 'num_heads': lm.num_attention_heads,
+           'num_kv_heads': lm.num_key_value_heads,
+           'head_dim': getattr(lm, 'head_dim', None) or lm.hidden_size // lm.num_attention_heads}
+    wrong = {k: (getattr(expert, k), v) for k, v in vlm.items() if getattr(expert, k) != v}
+    if wrong:
+        raise ValueError('the action expert must match the VLM for shared attention: ' + ', '.join(
+            f'{k} is {mine} but the VLM has {theirs}' for k, (mine, theirs) in wrong.items()))
+
+
+def config_from_dict(values, cls=VLAConfig):
+    """A (nested) config dataclass from a dict, refusing unknown fields by name."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f'unknown VLAConfig fields in {CONFIG_FILE}: {unknown}')
-    return VLAConfig(**values)
+        raise ValueError(f'unknown {cls.__name__} fields in {CONFIG_FILE}: {unknown}')
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name) if name in _NESTED.get(cls, ()) else None
+        if is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(value, type(default))
+        elif isinstance(value, list) and name != 'hf_config':
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_NESTED = {VLAConfig: ('backbone', 'expert', 'flow', 'query', 'qdepth', 'vqvae', 'depthvla',
+                       'sf')}

@@ -1,11 +1,17 @@
 """arm_driver_node: executes `/vla/action_chunk` on a Piper through piper_sdk, safely.
 
-Every control tick it reads the arm's feedback (published on `/joint_states`, the leader's
-control frames on `/leader/joint_states`), takes the target of the active chunk at the current
-time, passes it through the safety filter (limits, per-step and velocity limits, NaN rejection) and
-sends it. No fresh chunk for `command_timeout_s` -> hold. CAN silence latches a fault: motion is
-refused until `~/enable` is called again. `dry_run` computes everything but sends nothing.
-The CAN bus is a parameter, so the same code drives a real arm (socketcan) or the simulated one.
+Every control tick (200 Hz) it reads the arm (follower feedback on `/joint_states`, the
+leader's control frames on `/leader/joint_states`, the firmware's end pose on `~/end_pose`),
+watches for faults, takes the target of the blended chunk trajectory at the current time
+(`arm.trajectory`), passes it through the safety filter (limits, per-step and velocity limits,
+NaN rejection; `arm.safety`) and sends it, publishing what was sent on `~/command`. Single
+targets (JointState on `/vla/joint_command`, for teleop and tests) take the same path.
+
+Safe by default: `dry_run` (the default) computes and publishes commands but sends nothing, not
+even the enable frame; no fresh command for `command_timeout_s` -> hold; CAN silence or arm
+errors latch a fault shown in `/diagnostics` and refuse motion until `~/enable true`. The CAN
+bus is a parameter, so the same code drives a real arm (socketcan) or the simulated one.
+Bimanual robots run two instances with `joint_prefix` left_ / right_ on two CAN ports.
 """
 
 import time
@@ -13,182 +19,267 @@ import time
 import numpy as np
 
 from vla_nodes import contract, ros
-from vla_nodes.arm.piper import PiperArm, PiperConfig
-from vla_nodes.arm.safety import SafetyFilter, SafetyLimits
-from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
+from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, driver_state, FaultMonitor, status_name,
+                                  warnings_of)
+from vla_nodes.arm.loop_timing import LoopTiming
+from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
+from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
+from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
-from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_srvs, trajectory_msgs
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, std_srvs, trajectory_msgs
+
+# Single targets for teleop and tests (sensor_msgs/JointState, names with the joint prefix).
+JOINT_COMMAND_TOPIC = '/vla/joint_command'
+DIAGNOSTICS_REFRESH_HZ = 2.0
+REJECTION_SHOWN_S = 5.0  # a rejected command keeps the diagnostics at WARN this long
+
+
+def _bounds(name: str) -> list:
+    return [getattr(contract.PIPER_LIMITS[n], name) for n in contract.JOINT_NAMES]
 
 
 class ArmDriverNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('arm_driver_node', **kwargs)
-        self.declare_parameter('can_name', 'can0')
-        self.declare_parameter('can_interface', 'socketcan')
-        self.declare_parameter('judge_flag', True)
-        self.declare_parameter('dh_is_offset', 1)
-        self.declare_parameter('speed_rate', 50)
-        self.declare_parameter('gripper_effort', 1000)
-        self.declare_parameter('control_rate_hz', 100.0)
-        self.declare_parameter('command_timeout_s', 0.5)
-        self.declare_parameter('can_timeout_s', 0.5)
-        self.declare_parameter('max_step_rad', 0.05)
-        self.declare_parameter('max_gripper_step_m', 0.01)
-        self.declare_parameter('enable_on_start', False)
-        # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
-        self.declare_parameter('dry_run', True)
-        self.declare_parameter('joint_prefix', '')
-        p = {name: self.get_parameter(name).value for name in (
-            'can_name', 'can_interface', 'judge_flag', 'dh_is_offset', 'speed_rate',
-            'gripper_effort', 'control_rate_hz', 'command_timeout_s', 'can_timeout_s',
-            'max_step_rad', 'max_gripper_step_m', 'enable_on_start', 'dry_run', 'joint_prefix')}
+        p = {param.name: param.value for param in self.declare_parameters('', [
+            ('can_name', 'can0'),
+            ('can_interface', 'socketcan'),
+            ('judge_flag', True),           # let the SDK check the socketcan port and bitrate
+            ('dh_is_offset', 1),            # 1 for firmware S-V1.6-3 and later
+            ('speed_rate', 50),             # firmware planner speed, % of 3 rad/s
+            ('gripper_effort', 1000),       # 0.001 N/m
+            ('connect_timeout_s', 2.0),
+            ('enable_timeout_s', 2.0),
+            # The real arm sends feedback at 200 Hz; commanding at that rate adds no lag.
+            ('control_rate_hz', 200.0),
+            ('command_timeout_s', 0.5),     # no fresh chunk or target this long: hold
+            ('can_timeout_s', 0.5),         # no CAN feedback this long: latch a fault
+            ('blend_s', 0.2),               # cross-fade between chunks (0 = hard switch)
+            ('max_step_rad', 0.05),         # per tick, from the measured position
+            ('max_gripper_step_m', 0.01),
+            ('max_velocity_rad_s', 1.5),
+            ('max_gripper_velocity_m_s', 0.1),
+            # Per joint in contract.JOINT_NAMES order (rad x6, gripper m); only ever narrowed.
+            ('lower_limits', _bounds('lower')),
+            ('upper_limits', _bounds('upper')),
+            ('enable_on_start', False),
+            # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
+            ('dry_run', True),
+            ('joint_prefix', ''),           # 'left_' / 'right_' on a bimanual robot
+        ])}
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
+        self._frame_id = p['joint_prefix'] + contract.BASE_FRAME
         self._dt = 1.0 / p['control_rate_hz']
         self._command_timeout = p['command_timeout_s']
-        self._can_timeout = p['can_timeout_s']
+        self._enable_timeout = p['enable_timeout_s']
         self._dry_run = p['dry_run']
-        self._safety = SafetyFilter(SafetyLimits(
-            max_step=(p['max_step_rad'],) * len(contract.ARM_JOINTS) + (p['max_gripper_step_m'],)))
-        self._follower = TrajectoryFollower()
+        limits, ignored = narrowed_limits(
+            p['lower_limits'], p['upper_limits'],
+            max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
+            max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
+        for message in ignored:
+            self.get_logger().warning(f'joint limit wider than the contract ignored: {message}')
+        self._safety = SafetyFilter(limits)
+        self._follower = TrajectoryFollower(blend_s=p['blend_s'])
+        self._faults = FaultMonitor(p['can_timeout_s'])
+        self._timing = LoopTiming(self._dt)
         self._arm = PiperArm(PiperConfig(
             can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
             dh_is_offset=p['dh_is_offset'], speed_rate=p['speed_rate'],
-            gripper_effort=p['gripper_effort']))
-        self._arm.connect()
+            gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s']))
+        try:
+            self._arm.connect()  # fail at launch, saying what to check, rather than later
+        except PiperConnectionError as err:
+            self.get_logger().fatal(str(err))
+            raise
         self._enabled = self._estopped = False
-        self._fault = ''
         self._last_sent = None
-        self._last_feedback = None  # (stamp, wall ns when it last changed)
-        self._counts = {'chunks': 0, 'rejected_chunks': 0, 'sent': 0, 'held': 0}
+        self._end_pose_stamp = 0.0
+        self._rejection = (-REJECTION_SHOWN_S, '')  # (monotonic s, reason)
+        self._counts = dict.fromkeys(
+            ('chunks', 'targets', 'rejected', 'sent', 'held', 'limited'), 0)
+        self._refresh_every = max(1, round(p['control_rate_hz'] / DIAGNOSTICS_REFRESH_HZ))
         self._state_pub = self.create_publisher(sensor_msgs.JointState,
                                                 contract.JOINT_STATES_TOPIC, 10)
         self._leader_pub = self.create_publisher(sensor_msgs.JointState,
                                                  contract.LEADER_JOINT_STATES_TOPIC, 10)
+        self._command_pub = self.create_publisher(sensor_msgs.JointState, '~/command', 10)
+        self._pose_pub = self.create_publisher(geometry_msgs.PoseStamped, '~/end_pose', 10)
         self.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
                                  self._on_chunk, 10)
+        self.create_subscription(sensor_msgs.JointState, JOINT_COMMAND_TOPIC,
+                                 self._on_target, 10)
         self.create_service(std_srvs.SetBool, '~/enable', self._on_enable)
         self.create_service(std_srvs.Trigger, '~/emergency_stop', self._on_estop)
         self.create_timer(self._dt, self._control_tick)
         self._diag = Diagnostics(self, hardware_id=p['can_name'])
         if self._dry_run:
-            self.get_logger().warning('dry_run: commands are computed but NOT sent to the arm; '
-                                      'set dry_run:=false to move it')
+            self.get_logger().warning('dry_run: commands are computed and published on '
+                                      '~/command but NOT sent to the arm; set dry_run:=false '
+                                      'to move it')
         if p['enable_on_start']:
             self._set_enabled(True)
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg) -> None:
+        now = self.get_clock().now().nanoseconds
         try:
-            chunk = self._parse_chunk(msg)
+            chunk = self._parse_chunk(msg, now)
+            self._follower.set_chunk(chunk, self._current(), now_ns=now)
         except ValueError as err:
-            self._counts['rejected_chunks'] += 1
-            self.get_logger().error(f'action chunk rejected, arm holds: {err}')
-            self._diag.set(ERROR, f'action chunk rejected: {err}', **self._counts)
+            self._reject(f'action chunk rejected, arm holds: {err}')
             return
-        current = self._last_sent if self._last_sent is not None else self._feedback_positions()
-        if current is None:
-            return
-        self._follower.set_chunk(chunk, current)
         self._counts['chunks'] += 1
 
-    def _parse_chunk(self, msg) -> Chunk:
-        index = {n: i for i, n in enumerate(msg.joint_names)}
-        missing = [j for j in self._joints if j not in index]
-        if missing:
-            raise ValueError(f'joints {missing} missing from joint_names {list(msg.joint_names)}')
+    def _on_target(self, msg) -> None:
+        try:
+            q = select_joints(msg.name, [msg.position], self._joints)[0]
+            self._follower.set_target(q, self.get_clock().now().nanoseconds)
+        except ValueError as err:
+            self._reject(f'joint command rejected, arm holds: {err}')
+            return
+        self._counts['targets'] += 1
+
+    def _parse_chunk(self, msg, now_ns: int) -> Chunk:
         if not msg.points:
             raise ValueError('no points')
-        order = [index[j] for j in self._joints]
-        positions, times = [], []
-        for point in msg.points:
-            if len(point.positions) != len(msg.joint_names):
-                raise ValueError('a point has a different number of positions than joint_names')
-            positions.append([point.positions[i] for i in order])
-            times.append(point.time_from_start.sec + point.time_from_start.nanosec * 1e-9)
-        start = stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
-        return Chunk(start, np.asarray(times, float), np.asarray(positions, float))
+        positions = select_joints(msg.joint_names, [p.positions for p in msg.points],
+                                  self._joints)
+        times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+        # The policy stamps chunks with the observation time; an unstamped one starts now.
+        start = stamp_to_ns(msg.header.stamp) or now_ns
+        return Chunk(start, np.asarray(times, float), positions)
+
+    def _current(self) -> np.ndarray:
+        """The last command, else the measured position: where a new trajectory starts."""
+        if self._last_sent is not None:
+            return self._last_sent
+        feedback = self._arm.read()
+        if not feedback.valid:
+            raise ValueError('no joint feedback from the arm yet')
+        return np.asarray(feedback.positions, float)
+
+    def _reject(self, reason: str) -> None:
+        self._counts['rejected'] += 1
+        self._rejection = (time.monotonic(), reason)
+        self.get_logger().error(reason)
 
     def _on_enable(self, request, response):
         response.success = self._set_enabled(request.data)
-        response.message = self._fault or ('enabled' if self._enabled else 'disabled')
+        response.message = self._faults.fault or ('enabled' if self._enabled else 'disabled')
         return response
 
     def _on_estop(self, request, response):
-        self._arm.emergency_stop()
+        self._arm.emergency_stop()  # even in dry_run: stopping is never the unsafe choice
         self._estopped, self._enabled = True, False
         self._follower.clear()
         self.get_logger().error('EMERGENCY STOP: motion halted; call ~/enable true to resume')
+        self._refresh_diagnostics()
         response.success, response.message = True, 'emergency stop engaged'
         return response
 
     def _set_enabled(self, enable: bool) -> bool:
         try:
-            if enable:
-                # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
-                self._arm.resume() if self._estopped else self._arm.enable()
-                self._estopped, self._fault = False, ''
-                self._last_sent, self._last_feedback = None, None
-                self._safety.reset()
-            else:
+            if self._dry_run:
+                pass  # dry_run sends nothing, not even the enable frame
+            elif not enable:
                 self._arm.disable()
-        except Exception as err:  # a dead bus must not take the node down: report it
-            self._fault = f'enable failed: {err}'
-            self.get_logger().error(self._fault)
+            elif self._estopped or self._arm.status()['arm_status'] == ARM_STATUS_ESTOP:
+                # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
+                self._arm.resume(self._enable_timeout)
+            else:
+                self._arm.enable(self._enable_timeout)
+        except PiperConnectionError as err:  # a dead bus must not take the node down: report it
+            self._faults.reset()
+            self._faults.latch(f'enable failed: {err}')
+            self.get_logger().error(self._faults.fault)
+            self._refresh_diagnostics()
             return False
+        if enable:
+            self._faults.reset()
+            self._estopped, self._last_sent = False, None
+            self._safety.reset()
         self._enabled = enable
         self._follower.clear()
+        self.get_logger().info(f"arm {'enabled' if enable else 'disabled'}"
+                               f"{' (dry run)' if self._dry_run else ''}")
         return True
 
     # --- control loop ---------------------------------------------------------------------------
-    def _feedback_positions(self):
-        feedback = self._arm.read()
-        return np.asarray(feedback.positions, float) if feedback.valid else None
-
     def _control_tick(self) -> None:
+        started, cpu = time.monotonic(), time.thread_time()
+        self._timing.tick(started)
         now = self.get_clock().now()
-        feedback = self._arm.read()
-        self._watch_can(feedback)
-        if feedback.valid:
+        feedback, status = self._arm.read(), self._arm.status(drivers=False)
+        fault = self._faults.update(started, {'joint frames (0x2A5-0x2A7)': feedback.stamp,
+                                              'status frames (0x2A1)': status['stamp']}, status)
+        if fault:
+            self._enabled = False
+            self._follower.clear()
+            self.get_logger().error(fault)
+            self._refresh_diagnostics(feedback=feedback)
+        self._publish_feedback(feedback, now)
+        if self._enabled and feedback.valid and not self._faults.fault:
+            self._command(now, feedback)
+        self._timing.done(time.monotonic() - started, time.thread_time() - cpu)
+        if self._timing.ticks % self._refresh_every == 0:
+            self._refresh_diagnostics(feedback=feedback)
+
+    def _publish_feedback(self, feedback, now) -> None:
+        if feedback.valid:  # never the SDK's initial zeros
             self._state_pub.publish(self._joint_state(feedback.positions, now))
         leader = self._arm.read_leader()
         if leader is not None and leader.valid:
             self._leader_pub.publish(self._joint_state(leader.positions, now))
-        if not (self._enabled and feedback.valid) or self._fault or self._estopped:
+        pose = self._arm.read_end_pose()
+        if pose.valid and pose.stamp != self._end_pose_stamp:
+            self._end_pose_stamp = pose.stamp
+            msg = geometry_msgs.PoseStamped()
+            msg.header.stamp, msg.header.frame_id = now.to_msg(), self._frame_id
+            p, o = msg.pose.position, msg.pose.orientation
+            p.x, p.y, p.z = (float(v) for v in pose.position)
+            o.x, o.y, o.z, o.w = (float(v) for v in pose.quaternion)
+            self._pose_pub.publish(msg)
+
+    def _command(self, now, feedback) -> None:
+        if self._follower.seconds_past_end(now.nanoseconds) > self._command_timeout:
+            # Stale: the firmware keeps the last command, the arm holds position. The next
+            # chunk starts from that command, not from where the stale one would have gone.
+            self._follower.clear()
+            self._counts['held'] += 1
             return
         target = self._follower.target(now.nanoseconds)
-        stale = self._follower.seconds_past_end(now.nanoseconds) > self._command_timeout
-        if target is None or stale:
-            self._counts['held'] += 1
-            return  # the firmware keeps the last command: the arm holds position
-        safe, _reasons = self._safety.filter(target, np.asarray(feedback.positions), self._dt)
-        if not self._dry_run:
-            self._last_sent = np.asarray(self._arm.send(safe), float)
-        else:
-            self._last_sent = safe
+        safe, reasons = self._safety.filter(target, np.asarray(feedback.positions), self._dt)
+        self._counts['limited'] += bool(reasons)
+        self._last_sent = safe if self._dry_run else np.asarray(self._arm.send(safe), float)
         self._counts['sent'] += 1
-        self._diag.set(OK if not self._dry_run else WARN,
-                       'dry run' if self._dry_run else 'following chunks', **self._counts)
-
-    def _watch_can(self, feedback) -> None:
-        wall = time.monotonic_ns()  # CAN silence is measured in wall time, even in sim
-        if self._last_feedback is None or feedback.stamp != self._last_feedback[0]:
-            self._last_feedback = (feedback.stamp, wall)
-            return
-        silent_s = (wall - self._last_feedback[1]) / 1e9
-        if silent_s > self._can_timeout and not self._fault:
-            self._fault = (f'no CAN feedback for {silent_s:.2f} s: check the bus (ip link, '
-                           'can_activate.sh) and the arm power, then call ~/enable true')
-            self._enabled = False
-            self.get_logger().error(self._fault)
-            self._diag.set(ERROR, self._fault, **self._counts)
+        self._command_pub.publish(self._joint_state(self._last_sent, now))
 
     def _joint_state(self, positions, now):
         msg = sensor_msgs.JointState(name=list(self._joints),
                                      position=[float(v) for v in positions])
         msg.header.stamp = now.to_msg()
         return msg
+
+    def _refresh_diagnostics(self, feedback=None) -> None:
+        status = self._arm.status()
+        feedback = feedback or self._arm.read()
+        values = dict(self._counts, **self._timing.summary())
+        values.update(
+            can_fps=float(status['can_fps']), is_ok=status['is_ok'],
+            bus_state=status['bus_state'], ctrl_mode=status['ctrl_mode'],
+            arm_status=f"0x{status['arm_status']:02X} {status_name(status['arm_status'])}",
+            err_code=f"0x{status['err_code']:04X}", motion_status=status['motion_status'],
+            motors_enabled=''.join('1' if e else '0' for e in status['motors_enabled']),
+            enabled=self._enabled, dry_run=self._dry_run, last_rejection=self._rejection[1])
+        recent = time.monotonic() - self._rejection[0] < REJECTION_SHOWN_S
+        level, message = driver_state(
+            fault=self._faults.fault, estopped=self._estopped, feedback_valid=feedback.valid,
+            rejection=self._rejection[1] if recent else '', enabled=self._enabled,
+            warnings=warnings_of(status), dry_run=self._dry_run)
+        self._diag.set({'ERROR': ERROR, 'WARN': WARN, 'OK': OK}[level], message, **values)
 
     def destroy_node(self):
         self._arm.close()

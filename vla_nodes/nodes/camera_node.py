@@ -3,8 +3,12 @@
 Publishes colour (rgb8), depth aligned to colour (16UC1 millimetres, 0 = invalid), both
 camera_infos with one header stamp per pair, and its health on `/diagnostics` (1 Hz, measured frame
 rate; ERROR while frames do not arrive). It can stand in for the official `realsense2_camera`
-node. Frames are read on a capture thread, never on the executor. When frames stop, the node
-logs, reports and restarts the pipeline, up to MAX_RESTARTS times in a row.
+node. Frames are read on a capture thread, never on the executor.
+
+Recovery: when frames stop, the node logs, reports and restarts the pipeline (after a USB
+hardware reset of a live camera if `hardware_reset_on_recovery`), up to MAX_RESTARTS times in a
+row. A recording that ends is a camera whose frames stopped: it goes through the same recovery
+path, which replays it from its start (`restart_at_end: false` stops at its end instead).
 """
 
 import collections
@@ -35,18 +39,24 @@ class CameraNode(ros.Node):
         self.declare_parameter('playback_file', '')
         self.declare_parameter('frame_timeout_s', 1.0)
         self.declare_parameter('color_frame_id', contract.CAMERA_FRAME)
+        # Off by default: a reset power-cycles the camera, which other programs may be using.
+        self.declare_parameter('hardware_reset_on_recovery', False)
+        self.declare_parameter('restart_at_end', True)
         p = {n: self.get_parameter(n).value for n in (
             'serial_number', 'width', 'height', 'fps', 'align_depth', 'playback_file',
-            'frame_timeout_s', 'color_frame_id')}
+            'frame_timeout_s', 'color_frame_id', 'hardware_reset_on_recovery', 'restart_at_end')}
         self._frame_id = p.pop('color_frame_id')
+        self._hardware_reset = p.pop('hardware_reset_on_recovery')
+        self._restart_at_end = p.pop('restart_at_end')
         config = RealSenseConfig(**{**p, 'serial_number': str(p['serial_number'])})
         self._topics = CameraPublishers(self)
         source = config.playback_file or config.serial_number or 'first RealSense found'
         self._diag = Diagnostics(self, hardware_id=source)
         # Every key set now: the capture thread then only replaces values the timer reads.
-        self._diag.set(OK, 'starting', frame_rate_hz=0.0, frames=0, restarts=0)
+        self._diag.set(OK, 'starting', frame_rate_hz=0.0, frames=0, restarts=0,
+                       hardware_resets=0)
         self._frame_times = collections.deque()  # monotonic s of the last second's frames
-        self._frames = self._restarts = 0
+        self._frames = self._restarts = self._resets = 0
         self._camera = RealSenseCamera(
             config, clock_ns=lambda: self.get_clock().now().nanoseconds)
         try:
@@ -71,14 +81,22 @@ class CameraNode(ros.Node):
                 if frame is not None:
                     self._publish(frame)
                     failures = 0
-                elif self._stop.is_set() or self._finished():
+                    continue
+                if self._stop.is_set():
                     break
+                if self._camera.finished:
+                    if not self._restart_at_end:
+                        self._report_finished()
+                        break
+                    self._restart(WARN, 'recording ended')
                 elif failures >= MAX_RESTARTS:
                     self._give_up()
                     break
                 else:
                     failures += 1
-                    self._restart(failures)
+                    timeout = self._camera.config.frame_timeout_s
+                    self._restart(ERROR, f'no frames for {timeout:.1f} s',
+                                  f' ({failures}/{MAX_RESTARTS})')
         finally:
             self._camera.stop()
 
@@ -96,25 +114,29 @@ class CameraNode(ros.Node):
         self._diag.set(OK, f'streaming at {rate:.1f} Hz', frame_rate_hz=rate,
                        frames=self._frames, restarts=self._restarts)
 
-    def _finished(self) -> bool:
-        if not self._camera.finished:
-            return False
+    def _report_finished(self) -> None:
         self.get_logger().info(f'recording {self._camera.config.playback_file} finished after '
                                f'{self._frames} frames')
         self._diag.set(WARN, 'recording finished', frame_rate_hz=0.0)
-        return True
 
-    def _restart(self, attempt: int) -> None:
-        timeout = self._camera.config.frame_timeout_s
-        reason = f'no frames for {timeout:.1f} s'
-        self.get_logger().error(f'{reason}: restarting the camera ({attempt}/{MAX_RESTARTS})')
-        self._diag.set(ERROR, reason, frame_rate_hz=0.0)
+    def _restart(self, level, reason: str, attempt: str = '') -> None:
+        """The recovery path: report, stop, (reset a live camera,) settle, start again."""
+        log = self.get_logger().error if level == ERROR else self.get_logger().warning
+        log(f'{reason}: restarting the camera{attempt}')
+        self._diag.set(level, reason, frame_rate_hz=0.0)
         self._camera.stop()
-        if self._stop.wait(timeout):  # let the device settle (USB re-enumeration)
+        if self._hardware_reset and not self._camera.config.playback_file:
+            self.get_logger().warning('hardware reset of the camera (USB power cycle)')
+            if self._camera.hardware_reset():
+                self._resets += 1
+            else:
+                self.get_logger().error('hardware reset failed: the camera did not come back')
+        if self._stop.wait(self._camera.config.frame_timeout_s):  # let the device settle
             return
         try:
             self._camera.start()
             self._restarts += 1
+            self._diag.set(level, reason, restarts=self._restarts, hardware_resets=self._resets)
         except CameraError as err:
             self.get_logger().error(f'restart failed: {err}')
 

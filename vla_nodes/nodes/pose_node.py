@@ -1,30 +1,59 @@
-"""pose_node: end-effector pose in base_link from /joint_states (Piper forward kinematics).
+"""pose_node: end-effector pose from /joint_states and object poses from colour + metric depth.
 
-Publishes `/vla/ee_pose` (PoseStamped, metres + quaternion) at the joint-state rate, stamped with
-the joint state's time so that pose and state line up exactly in a recording.
+- `/vla/ee_pose` (PoseStamped, base_link, metres + quaternion): forward kinematics of the Piper
+  (`arm/kinematics.py`, equal to piper_sdk's). The pose is the flange (link6, the SDK's end pose,
+  `SimWorld.ee_pose`); `tcp_offset_m` moves it along the flange z axis (0.135 m: the simulated
+  gripper's grasp centre, `SimWorld.tcp_pose`). Published in the joint-state callback, so at the
+  joint-state rate and stamped with the joint state's time.
+- `/vla/objects` (vision_msgs/Detection3DArray, camera optical frame, the colour frame's
+  header): per object its category (`class_id`), score, SE(3) pose and 3D box size, from the
+  colour image and `/vla/depth/image` with the same stamp (`perception/objects.py`). The
+  camera-to-base transform comes from `calibration_file` or, when that is empty, /tf_static.
+  Detection runs on a worker thread on the newest frame pair, so the ee pose never waits on it.
+  Frames that cannot give poses (no camera_info or transform yet, wrong encoding or size, depth
+  without a valid pixel) publish nothing and are reported in /diagnostics.
 """
+
+import collections
 
 import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
-from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs
+from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.ros import image
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
+
+# Parameters and their defaults; config/<robot>.yaml overrides them.
+PARAMETERS = {
+    'joint_prefix': '',
+    'dh_is_offset': 1,               # piper_sdk's DH variant (1: current firmware)
+    'tcp_offset_m': 0.0,             # 0: the flange, as the SDK reports its end pose
+    'detect_objects': True,
+    'calibration_file': '',          # camera-to-base YAML; '' = listen to /tf_static
+    'table_height_m': 0.0,           # table top z in base_link (m): objects rest on it
+    'min_object_pixels': 20,         # smaller colour blobs are ignored (px)
+}
+PAIR_HISTORY = 4  # colour / depth frames kept while waiting for their partner
 
 
 class PoseNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('pose_node', **kwargs)
-        self.declare_parameter('joint_prefix', '')
-        self.declare_parameter('dh_is_offset', 1)
-        prefix = self.get_parameter('joint_prefix').value
-        self._joints = [prefix + j for j in contract.ARM_JOINTS]
-        self._dh_is_offset = self.get_parameter('dh_is_offset').value
+        p = {name: self.declare_parameter(name, value).value
+             for name, value in PARAMETERS.items()}
+        self._joints = [p['joint_prefix'] + j for j in contract.ARM_JOINTS]
+        self._dh_is_offset, self._tcp_offset_m = p['dh_is_offset'], p['tcp_offset_m']
         self._pub = self.create_publisher(geometry_msgs.PoseStamped, contract.EE_POSE_TOPIC, 10)
         self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
                                  self._on_joints, 10)
+        self._worker = None
+        if p['detect_objects']:
+            self._start_objects(p)
 
+    # --- end effector --------------------------------------------------------------------------
     def _on_joints(self, msg) -> None:
         index = {name: i for i, name in enumerate(msg.name)}
         if not all(j in index for j in self._joints) or len(msg.position) != len(msg.name):
@@ -34,14 +63,121 @@ class PoseNode(ros.Node):
         q = np.array([msg.position[index[j]] for j in self._joints])
         if not np.all(np.isfinite(q)):
             return
-        x, y, z, qx, qy, qz, qw = pose_to_xyz_quat(forward_kinematics(q, self._dh_is_offset))
         pose = geometry_msgs.PoseStamped()
         pose.header.stamp = msg.header.stamp
         pose.header.frame_id = contract.BASE_FRAME
-        p, o = pose.pose.position, pose.pose.orientation
-        p.x, p.y, p.z = float(x), float(y), float(z)
-        o.x, o.y, o.z, o.w = float(qx), float(qy), float(qz), float(qw)
+        pose.pose = pose_msg(forward_kinematics(q, self._dh_is_offset, self._tcp_offset_m))
         self._pub.publish(pose)
+
+    # --- objects -------------------------------------------------------------------------------
+    def _start_objects(self, p: dict) -> None:
+        from vla_nodes.perception.calibrate import read_calibration
+        from vla_nodes.perception.objects import DetectorConfig, ObjectDetector
+        from vla_nodes.perception.worker import LatestWorker
+        self._detector = ObjectDetector(DetectorConfig(
+            min_pixels=p['min_object_pixels'], table_height_m=p['table_height_m']))
+        self._info = self._camera_to_base = None
+        if p['calibration_file']:
+            self._camera_to_base = read_calibration(p['calibration_file']).camera_to_base
+        else:
+            self.create_subscription(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
+                                     self._on_tf_static, ros.qos_profile_latched)
+        self._frames = {'color': collections.OrderedDict(), 'depth': collections.OrderedDict()}
+        self.stats = collections.Counter()
+        self._objects_pub = self.create_publisher(vision_msgs.Detection3DArray,
+                                                  contract.OBJECTS_TOPIC, 10)
+        self.create_subscription(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC,
+                                 self._on_info, 10)
+        self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC,
+                                 lambda msg: self._pair('color', msg), 5)
+        self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
+                                 lambda msg: self._pair('depth', msg), 5)
+        self._worker = LatestWorker(self._detect, self._on_worker_error, 'object_poses')
+        self._diag = Diagnostics(self)
+
+    def _on_info(self, msg) -> None:
+        self._info = msg
+
+    def _on_tf_static(self, msg) -> None:
+        from vla_nodes.perception.calibrate import camera_to_base_from_tf
+        pose = camera_to_base_from_tf(msg)
+        if pose is not None:
+            self._camera_to_base = pose
+
+    def _pair(self, kind: str, msg) -> None:
+        """Keep recent frames; hand a colour/depth pair with equal stamps to the worker."""
+        stamp = stamp_to_ns(msg.header.stamp)
+        mine, other = self._frames[kind], self._frames['depth' if kind == 'color' else 'color']
+        partner = other.pop(stamp, None)
+        if partner is None:
+            mine[stamp] = msg
+            while len(mine) > PAIR_HISTORY:
+                mine.popitem(last=False)
+            return
+        color, depth = (msg, partner) if kind == 'color' else (partner, msg)
+        self._worker.submit((color, depth, self._info, self._camera_to_base))
+
+    def _detect(self, item) -> None:
+        color, depth, info, camera_to_base = item
+        if info is None or camera_to_base is None:
+            return self._reject(WARN, 'waiting for camera_info and the camera-to-base transform '
+                                '(calibration_file or /tf_static)')
+        if color.encoding not in ('rgb8', 'bgr8') or \
+                depth.encoding != contract.METRIC_DEPTH_ENCODING:
+            return self._reject(ERROR, f'colour {color.encoding!r} / depth {depth.encoding!r}: '
+                                'expected rgb8 (or bgr8) and 32FC1 metres from depth_node')
+        sizes = {(m.width, m.height) for m in (color, depth, info)}
+        if len(sizes) > 1:
+            return self._reject(ERROR, f'colour, depth and camera_info sizes differ {sizes}: '
+                                'depth must be aligned to colour')
+        depth_m = image.from_msg(depth)
+        if not np.isfinite(depth_m).any():
+            return self._reject(WARN, 'depth frame without a valid pixel: no object poses')
+        objects = self._detector.detect(image.from_msg(color, 'rgb8'), depth_m,
+                                        np.reshape(info.k, (3, 3)), camera_to_base)
+        self._objects_pub.publish(detections_msg(objects, color.header))
+        self.stats['frames'] += 1
+        self._diag.set(OK, f'{len(objects)} objects', objects=len(objects),
+                       dropped=self._worker.dropped, **self.stats)
+
+    def _reject(self, level, reason: str) -> None:
+        self.stats['rejected'] += 1
+        self.get_logger().warning(f'object poses: {reason}', throttle_duration_sec=2.0)
+        self._diag.set(level, reason, **self.stats)
+
+    def _on_worker_error(self, err) -> None:
+        self._reject(ERROR, f'object detection failed: {err!r}')
+
+    def destroy_node(self):
+        if self._worker is not None:
+            self._worker.close()
+        super().destroy_node()
+
+
+def pose_msg(pose: np.ndarray):
+    """geometry_msgs/Pose of a (4, 4) transform (m)."""
+    x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_xyz_quat(pose))
+    msg = geometry_msgs.Pose()
+    msg.position.x, msg.position.y, msg.position.z = x, y, z
+    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = qx, qy, qz, qw
+    return msg
+
+
+def detections_msg(objects: list, header):
+    """vision_msgs/Detection3DArray of `DetectedObject`s (perception/objects.py), in `header`."""
+    array = vision_msgs.Detection3DArray(header=header)
+    for i, obj in enumerate(objects):
+        hypothesis = vision_msgs.ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = obj.category
+        hypothesis.hypothesis.score = float(obj.score)
+        hypothesis.pose.pose = pose_msg(obj.pose)
+        detection = vision_msgs.Detection3D(header=header, results=[hypothesis],
+                                            id=f'{obj.category}_{i}')
+        detection.bbox.center = pose_msg(obj.pose)
+        detection.bbox.size.x, detection.bbox.size.y, detection.bbox.size.z = (
+            float(v) for v in obj.size)
+        array.detections.append(detection)
+    return array
 
 
 def main(args=None):

@@ -1,10 +1,20 @@
-"""sim_node: the simulated Piper and its camera, for users without hardware and for CI.
+"""sim_node: the simulated Piper, its camera and its task, for users without hardware and for CI.
 
 Hosts a MuJoCo world (`sim.world.SimWorld`) and the arm's firmware (`sim.piper_can.PiperFirmware`)
 on a python-can bus, so `arm_driver_node` drives it through the real piper_sdk exactly as it drives
 a real arm. Publishes what realsense-ros would (colour rgb8, aligned depth 16UC1 millimetres,
-camera_info), the camera-to-base transform on `/tf_static`, the task instruction (latched) and the
-simulation clock on `/clock`. Its own timers run on wall time: it is the clock the others follow.
+camera_info), the camera-to-base transform on `/tf_static`, the task's instruction (latched), the
+episode status and the simulation clock on `/clock`. Its own timers run on wall time: it is the
+clock the others follow; `/clock` keeps counting across episode resets.
+
+Episodes (`sim.episode.Episode`): parameter `task` names a task of `sim.tasks.TASKS`; the first
+episode uses parameter `seed`, each `~/reset` (std_srvs/Trigger, answers 'seed N') the next seed.
+`/sim/episode_status` (std_msgs/String, latched) says 'running' after a reset, then 'success' or
+'failure' (the task's check, or its time budget in simulated seconds, or the expert giving up).
+With `leader: expert` the scripted expert plays the leader arm: it sends, on a bus of its own on
+the same CAN channel, the frames a Piper leader arm sends (`sim.leader.LeaderArm`), which the
+simulated follower executes and `arm_driver_node` publishes on `/leader/joint_states`.
+A user's robot MJCF loads with `mjcf_path` and `joint_map` (see `sim/robot_model.py`).
 """
 
 import threading
@@ -17,8 +27,11 @@ from vla_nodes.arm import kinematics
 from vla_nodes.nodes import run
 from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.perception.depth import metres_to_mm
-from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, tf2_msgs
+from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
 
+EPISODE_STATUS_TOPIC = '/sim/episode_status'
+LEADERS = ('', 'expert')
+STATUS_CHECK_HZ = 10.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
 
@@ -27,27 +40,52 @@ class SimNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim_node', **kwargs)
+        from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP
         self.declare_parameter('width', 320)
         self.declare_parameter('height', 240)
         self.declare_parameter('camera_rate_hz', 10.0)
         self.declare_parameter('physics_rate_hz', 100.0)
         self.declare_parameter('seed', 0)
-        self.declare_parameter('task', 'pick up the red cube')
+        self.declare_parameter('task', 'pick_red_cube')
+        self.declare_parameter('leader', '')
+        self.declare_parameter('leader_rate_hz', 50.0)
         self.declare_parameter('can_interface', 'virtual')
         self.declare_parameter('can_name', 'vla_sim')
         self.declare_parameter('feedback_rate_hz', 200.0)
+        self.declare_parameter('mjcf_path', '')
+        self.declare_parameter('joint_map', list(DEFAULT_JOINT_MAP))
         p = {n: self.get_parameter(n).value for n in (
-            'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task',
-            'can_interface', 'can_name', 'feedback_rate_hz')}
+            'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task', 'leader',
+            'leader_rate_hz', 'can_interface', 'can_name', 'feedback_rate_hz', 'mjcf_path',
+            'joint_map')}
+        if p['leader'] not in LEADERS:
+            raise ValueError(f"leader must be '' (no leader arm) or 'expert', got {p['leader']!r}")
+        from vla_nodes.sim.episode import Episode
+        from vla_nodes.sim.tasks import get_task
         from vla_nodes.sim.world import SimConfig, SimWorld
-        self._world = SimWorld(SimConfig(width=p['width'], height=p['height'], seed=p['seed']))
+        get_task(p['task'])  # an unknown name fails before the world is built
+        self._world = SimWorld(SimConfig(width=p['width'], height=p['height'], seed=p['seed'],
+                                         mjcf_path=p['mjcf_path'],
+                                         joint_map=tuple(p['joint_map'])))
+        self._episode = Episode(self._world, p['task'], p['seed'], expert=bool(p['leader']))
         self._lock = threading.Lock()  # the firmware thread reads the state while we step
         self._dt = 1.0 / p['physics_rate_hz']
+        self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
+        self._episode.reset()
         self._firmware, self._bus = self._start_firmware(p)
         self._camera = CameraPublishers(self)
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
-        self._publish_latched(p['task'])
+        self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
+                                                 ros.qos_profile_latched)
+        self._published_status = ''
+        self._publish_latched(self._episode.task.instruction)
+        self._publish_status()
+        self.create_service(std_srvs.Trigger, '~/reset', self._on_reset)
         self.create_timer(self._dt, self._step)
+        self.create_timer(1.0 / STATUS_CHECK_HZ, self._check_status)
+        self._leader, self._leader_bus = None, None
+        if p['leader'] == 'expert':
+            self._start_leader(p)
         # An EGL context belongs to one thread: the camera renders on its own thread, which also
         # keeps the executor free while a frame renders.
         self._camera_period = 1.0 / p['camera_rate_hz']
@@ -57,27 +95,38 @@ class SimNode(ros.Node):
         self._camera_thread.start()
         self.get_logger().info(
             f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, camera "
-            f"{p['width']}x{p['height']} at {p['camera_rate_hz']} Hz, task: {p['task']!r}")
+            f"{p['width']}x{p['height']} at {p['camera_rate_hz']} Hz, task {p['task']!r} "
+            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}")
+
+    def _open_bus(self, p):
+        import can
+        return can.Bus(interface=p['can_interface'], channel=p['can_name'],
+                       receive_own_messages=False)
 
     def _start_firmware(self, p):
-        import can
         from vla_nodes.sim.piper_can import PiperFirmware
-        bus = can.Bus(interface=p['can_interface'], channel=p['can_name'],
-                      receive_own_messages=False)
+        bus = self._open_bus(p)
         firmware = PiperFirmware(
             bus, self._read_state, rate_hz=p['feedback_rate_hz'],
             fk=lambda q6: kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6)))
         firmware.start()
         return firmware, bus
 
+    def _start_leader(self, p) -> None:
+        from vla_nodes.sim.leader import LeaderArm
+        self._leader_bus = self._open_bus(p)  # its own bus, like a second arm on the wire
+        self._leader = LeaderArm(self._leader_bus)
+        self._leader.enable()
+        self.create_timer(1.0 / p['leader_rate_hz'], self._lead)
+
     def _read_state(self) -> np.ndarray:
         with self._lock:
             return self._world.joint_positions()
 
-    def _publish_latched(self, task: str) -> None:
-        instruction = self.create_publisher(std_msgs.String, contract.INSTRUCTION_TOPIC,
-                                            ros.qos_profile_latched)
-        instruction.publish(std_msgs.String(data=task))
+    def _publish_latched(self, instruction: str) -> None:
+        pub = self.create_publisher(std_msgs.String, contract.INSTRUCTION_TOPIC,
+                                    ros.qos_profile_latched)
+        pub.publish(std_msgs.String(data=instruction))
         tf_static = self.create_publisher(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
                                           ros.qos_profile_latched)
         tf_static.publish(tf2_msgs.TFMessage(transforms=[self._camera_transform()]))
@@ -91,14 +140,46 @@ class SimNode(ros.Node):
         r.x, r.y, r.z, r.w = (float(v) for v in xyz_quat[3:])
         return tf
 
-    def _stamp(self):
-        return ros.Time(seconds=self._world.time).to_msg()
+    def _sim_seconds(self) -> float:
+        """Simulated time since start-up (s), across episodes; call with the lock held."""
+        return self._time_offset + self._world.time
 
+    # --- episode --------------------------------------------------------------------------------
+    def _on_reset(self, request, response):
+        with self._lock:
+            self._time_offset += self._world.time
+            seed = self._episode.reset()
+            self._firmware.hold(self._world.joint_positions())  # no pull back to the old pose
+        self._publish_status(fresh=True)
+        response.success, response.message = True, f'seed {seed}'
+        return response
+
+    def _check_status(self) -> None:
+        with self._lock:
+            self._episode.update()
+        self._publish_status()
+
+    def _publish_status(self, fresh: bool = False) -> None:
+        """Publish the status when it changed, or always after a reset (`fresh`)."""
+        status = self._episode.status
+        if status == self._published_status and not fresh:
+            return
+        self._status_pub.publish(std_msgs.String(data=status))
+        self._published_status = status
+        reason = f' ({self._episode.reason})' if self._episode.reason else ''
+        self.get_logger().info(f'episode seed {self._episode.seed}: {status}{reason}')
+
+    def _lead(self) -> None:
+        with self._lock:
+            action = self._episode.leader_action()
+        self._leader.send(action)
+
+    # --- physics and camera ---------------------------------------------------------------------
     def _step(self) -> None:
         with self._lock:
             self._world.set_targets(self._firmware.targets().positions)
             self._world.step(self._dt)
-            stamp = self._stamp()
+            stamp = ros.Time(seconds=self._sim_seconds()).to_msg()
         self._clock_pub.publish(rosgraph_msgs.Clock(clock=stamp))
 
     def _camera_loop(self) -> None:
@@ -117,7 +198,7 @@ class SimNode(ros.Node):
     def _render(self) -> None:
         with self._lock:
             rgb, depth_m = self._world.render()
-            stamp_ns = int(round(self._world.time * 1e9))
+            stamp_ns = int(round(self._sim_seconds() * 1e9))
         depth_m = np.where(depth_m < MAX_VALID_DEPTH_M, depth_m, np.nan)
         k, width, height = self._world.intrinsics()
         info = camera_info(k, [0.0] * 5, width, height, 'plumb_bob', stamp_ns,
@@ -130,6 +211,8 @@ class SimNode(ros.Node):
         self._camera_thread.join(timeout=2.0)
         self._firmware.stop()
         self._bus.shutdown()
+        if self._leader_bus is not None:
+            self._leader_bus.shutdown()
         super().destroy_node()
 
 

@@ -1,26 +1,50 @@
 """teleop_recorder_node: records episodes of the contract topics into rosbag2 (MCAP) bags.
 
-One bag per episode, written by a background thread (`record.bag.BagWriter`), so callbacks never
-wait for the disk. Messages are stamped with their receive time on the node's clock (sim time in
-simulation), as `ros2 bag record` does. Episodes are driven by `~/start_episode`,
-`~/stop_episode` and `~/discard_episode`, or start at launch with `autostart`. The task text
-(the latest instruction) and the robot name go into the bag's metadata.
+One bag per episode, written by a background thread (`record.episode.EpisodeRecorder` over
+`record.bag.BagWriter`), so callbacks never wait for the disk, and flushed every second, so a
+killed recorder keeps what was flushed (`vla-record --repair`). What is recorded: the leader arm's
+commands (`/leader/joint_states`, the action), the follower's feedback (`/joint_states`, the
+state), every camera's colour, aligned depth and both camera_infos (`cameras`: realsense-ros
+namespaces), metric depth, the end-effector pose, the instruction and `/tf_static`. Messages are
+stamped with their receive time on the node's clock (sim time in simulation), as `ros2 bag
+record` does. Episodes are driven by `~/start_episode`, `~/stop_episode`, `~/discard_episode` or
+start at launch with `autostart`. Every bag's metadata holds the task (the latest instruction, and
+`task_name`), the robot, the calibration file's contents and, at the end, an audit of rates and
+gaps (also logged and on `/diagnostics`); a stream that stops while recording is an ERROR there.
 """
 
-from datetime import datetime
 from pathlib import Path
-import shutil
+
+import yaml
 
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
-from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK
-from vla_nodes.record.bag import BagWriter
+from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.paths import package_share
+from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
 from vla_nodes.ros import msgs
-from vla_nodes.ros.msgs import std_srvs
+from vla_nodes.ros.msgs import std_msgs, std_srvs
 
-# Topics recorded when the `topics` parameter is left empty: the whole contract but the clock.
-DEFAULT_TOPICS = [t for t in contract.TOPIC_TYPES if t != contract.CLOCK_TOPIC]
-LATCHED = {contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC}
+CAMERA_STREAMS = {  # realsense-ros topic under a camera namespace -> the contract topic it mirrors
+    'color/image_raw': contract.COLOR_TOPIC,
+    'color/camera_info': contract.COLOR_INFO_TOPIC,
+    'aligned_depth_to_color/image_raw': contract.DEPTH_TOPIC,
+    'aligned_depth_to_color/camera_info': contract.DEPTH_INFO_TOPIC,
+}
+DEFAULT_CAMERA = contract.COLOR_TOPIC.rsplit('/color/', 1)[0]  # '/camera/camera'
+# The whole contract but the clock; camera topics come from `cameras`.
+DEFAULT_TOPICS = [t for t in contract.TOPIC_TYPES
+                  if t != contract.CLOCK_TOPIC and t not in CAMERA_STREAMS.values()]
+LATCHED = (contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC)
+# Nominal rates the audit expects; camera_info comes with every frame, the leader at the
+# follower's rate. Override with `expected_rates: ['topic=Hz', ...]` (0 = not checked).
+NOMINAL_RATES = {
+    **contract.NOMINAL_RATES,
+    contract.COLOR_INFO_TOPIC: contract.NOMINAL_RATES[contract.COLOR_TOPIC],
+    contract.DEPTH_INFO_TOPIC: contract.NOMINAL_RATES[contract.DEPTH_TOPIC],
+    contract.LEADER_JOINT_STATES_TOPIC: contract.NOMINAL_RATES[contract.JOINT_STATES_TOPIC],
+}
+LEVELS = {'ok': OK, 'warn': WARN, 'error': ERROR}
 
 
 class TeleopRecorderNode(ros.Node):
@@ -29,81 +53,97 @@ class TeleopRecorderNode(ros.Node):
         super().__init__('teleop_recorder_node', **kwargs)
         self.declare_parameter('output_dir', 'vla_episodes')
         self.declare_parameter('topics', DEFAULT_TOPICS)
+        self.declare_parameter('cameras', [DEFAULT_CAMERA])
         self.declare_parameter('autostart', False)
         self.declare_parameter('robot', 'piper')
-        self._output_dir = Path(self.get_parameter('output_dir').value).expanduser()
-        self._robot = self.get_parameter('robot').value
-        self._writer = None
-        self._episode_path = None
-        self._episodes = 0
-        self._instruction = ''
-        self._received = 0
-        self._latched = {}  # last message of each latched topic: every episode starts with it
-        for topic in self.get_parameter('topics').value:
-            self._subscribe(topic)
+        self.declare_parameter('task_name', '')
+        self.declare_parameter('calibration_file', '')  # '' = config/calibration.yaml if any
+        self.declare_parameter('expected_rates', [''])  # 'topic=Hz' entries over NOMINAL_RATES
+        self.declare_parameter('status_topic', '')      # std_msgs/String: episode outcome
+        self.declare_parameter('episode_metadata', [''])  # 'key=value': into the next bags
+        self.declare_parameter('storage', 'mcap')
+        self.declare_parameter('flush_period_s', 1.0)
+        self.declare_parameter('queue_size', 4096)
+        self.declare_parameter('queue_mb', 1024)
+        self.declare_parameter('subscription_depth', 200)
+        self.declare_parameter('gap_factor', 3.0)
+        self.declare_parameter('min_gap_s', 0.1)
+        self.declare_parameter('stall_timeout_s', 1.0)
+        p = {n.name: n.value for n in self.get_parameters([
+            'output_dir', 'topics', 'cameras', 'autostart', 'robot', 'task_name',
+            'calibration_file', 'expected_rates', 'status_topic', 'storage', 'flush_period_s',
+            'queue_size', 'queue_mb', 'subscription_depth', 'gap_factor', 'min_gap_s',
+            'stall_timeout_s'])}
+        cameras = [c for c in p['cameras'] if c]
+        topics = record_topics(p['topics'], cameras)
+        self._recorder = EpisodeRecorder(RecorderConfig(
+            output_dir=Path(p['output_dir']).expanduser(),
+            expected_rates=expected_rates(topics, cameras, p['expected_rates']),
+            latched_topics=LATCHED, storage=p['storage'], flush_period_s=p['flush_period_s'],
+            queue_size=p['queue_size'], queue_bytes=p['queue_mb'] << 20,
+            gap_factor=p['gap_factor'], min_gap_s=p['min_gap_s'],
+            stall_timeout_s=p['stall_timeout_s']),
+            metadata=self._static_metadata(p))
+        self._instruction, self._outcome = '', ''
+        self._subs = {t: self._subscribe(t, type_name, p['subscription_depth'])
+                      for t, type_name in topics.items()}
+        self._lost_at_start = {}
+        if p['status_topic']:
+            self.create_subscription(std_msgs.String, p['status_topic'], self._on_status,
+                                     ros.qos_profile_latched)
         self.create_service(std_srvs.Trigger, '~/start_episode', self._on_start)
         self.create_service(std_srvs.Trigger, '~/stop_episode', self._on_stop)
         self.create_service(std_srvs.Trigger, '~/discard_episode', self._on_discard)
-        self._diag = Diagnostics(self)
-        if self.get_parameter('autostart').value:
+        self._diag = Diagnostics(self)  # publishes at 1 Hz what _refresh_status sets
+        self.create_timer(0.5, self._refresh_status)
+        if p['autostart']:
             # Start on the first tick, once latched topics (the instruction) have arrived.
             self._autostart = self.create_timer(0.2, self._start_once)
+        self.get_logger().info(f'recording {len(topics)} topics into '
+                               f'{self._recorder.config.output_dir}')
 
-    def _start_once(self) -> None:
-        self.destroy_timer(self._autostart)
-        self.start_episode()
+    def _static_metadata(self, p) -> dict:
+        metadata = {'robot': p['robot'], 'recorder': 'vla_nodes teleop_recorder_node'}
+        if p['task_name']:
+            metadata['task_name'] = p['task_name']
+        path = p['calibration_file']
+        if not path:
+            default = package_share() / 'config' / 'calibration.yaml'
+            path = str(default) if default.is_file() else ''
+        elif not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f'calibration_file {path!r} does not exist: give the YAML '
+                                    f'written by vla-calibrate, or leave it empty')
+        if path:
+            path = Path(path).expanduser().resolve()
+            try:
+                metadata['calibration'] = yaml.safe_load(path.read_text(encoding='utf-8'))
+            except yaml.YAMLError as err:
+                raise ValueError(f'calibration_file {path} is not valid YAML ({err}); fix it or '
+                                 f'write it again with vla-calibrate') from None
+            metadata['calibration_file'] = str(path)
+        return metadata
 
-    def _subscribe(self, topic: str) -> None:
-        type_name = contract.TOPIC_TYPES.get(topic)
-        if type_name is None:
-            raise ValueError(f'no message type known for topic {topic!r}: record only the '
-                             f'contract topics ({", ".join(contract.TOPIC_TYPES)})')
-        qos = ros.qos_profile_latched if topic in LATCHED else 100
-        self.create_subscription(msgs.get_message(type_name), topic,
-                                 lambda msg, t=topic: self._on_message(t, msg), qos)
+    def _subscribe(self, topic: str, type_name: str, depth: int):
+        qos = ros.qos_profile_latched if topic in LATCHED else depth
+        return self.create_subscription(msgs.get_message(type_name), topic,
+                                        lambda msg, t=topic: self._on_message(t, msg), qos)
 
+    # --- callbacks: forward to the recorder -----------------------------------------------------
     def _on_message(self, topic: str, msg) -> None:
         if topic == contract.INSTRUCTION_TOPIC:
             self._instruction = msg.data
-        if topic in LATCHED:
-            self._latched[topic] = msg
-        writer = self._writer
-        if writer is None:
-            return
-        try:
-            writer.write(topic, msg, self.get_clock().now().nanoseconds)
-            self._received += 1
-        except Exception as err:  # e.g. a full disk: stop this episode, keep the earlier ones
-            self.get_logger().error(f'recording stopped: {err}')
-            self._diag.set(ERROR, f'recording stopped: {err}')
-            self._writer = None
+        error = self._recorder.on_message(topic, msg, self._now())
+        if error:  # e.g. a full disk: this episode ends, the earlier ones are intact
+            self.get_logger().error(error)
+            self._diag.set(ERROR, error)
+            self._diag.publish()
 
-    # --- episodes -------------------------------------------------------------------------------
-    def start_episode(self) -> Path:
-        if self._writer is not None:
-            raise RuntimeError(f'an episode is already recording into {self._episode_path}')
-        stamp = datetime.now().strftime('%Y%m%d_%H%M%S')
-        self._episode_path = self._output_dir / f'episode_{self._episodes:04d}_{stamp}'
-        self._output_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = BagWriter(self._episode_path, metadata={
-            'task': self._instruction, 'robot': self._robot})
-        self._received = 0
-        now = self.get_clock().now().nanoseconds
-        for topic, msg in self._latched.items():
-            self._writer.write(topic, msg, now)
-        self.get_logger().info(f'recording episode {self._episodes} into {self._episode_path}')
-        self._diag.set(OK, f'recording {self._episode_path.name}')
-        return self._episode_path
+    def _on_status(self, msg) -> None:
+        self._outcome = msg.data
 
-    def stop_episode(self) -> Path | None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return None
-        writer.close()
-        self._episodes += 1
-        self.get_logger().info(f'episode saved: {self._episode_path} ({self._received} msgs)')
-        self._diag.set(OK, f'idle, {self._episodes} episodes saved')
-        return self._episode_path
+    def _start_once(self) -> None:
+        self.destroy_timer(self._autostart)
+        self._answer(std_srvs.Trigger.Response(), self.start_episode)
 
     def _on_start(self, request, response):
         return self._answer(response, self.start_episode)
@@ -112,26 +152,132 @@ class TeleopRecorderNode(ros.Node):
         return self._answer(response, self.stop_episode)
 
     def _on_discard(self, request, response):
-        def discard():
-            path = self.stop_episode()
-            if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
-                self._episodes -= 1
-            return path
-        return self._answer(response, discard)
+        return self._answer(response, self.discard_episode)
 
-    @staticmethod
-    def _answer(response, action):
+    def _answer(self, response, action):
         try:
             response.message = str(action())
             response.success = True
         except Exception as err:  # the service reports failures; the node keeps running
             response.success, response.message = False, str(err)
+            self.get_logger().error(str(err))
         return response
 
+    # --- episodes -------------------------------------------------------------------------------
+    def start_episode(self) -> Path:
+        self._lost_at_start = self._lost()
+        extra = key_values(self.get_parameter('episode_metadata').value, 'episode_metadata',
+                           'operator=alice')
+        path = self._recorder.start(self._now(), {'task': self._instruction, **extra})
+        self.get_logger().info(f'recording episode into {path}')
+        self._diag.set(OK, f'recording {path.name}')
+        return path
+
+    def stop_episode(self) -> Path:
+        lost = {t: n - self._lost_at_start.get(t, 0) for t, n in self._lost().items()}
+        lost = {t: n for t, n in lost.items() if n}
+        extra = {'outcome': self._outcome} if self._outcome else {}
+        episode = self._recorder.stop(self._now(), extra, lost)
+        if episode is None:
+            raise RuntimeError('no episode is recording' + (
+                f'; the last one failed: {self._recorder.error}' if self._recorder.error else ''))
+        level = LEVELS[episode.audit['level']]
+        log = self.get_logger().info if level == OK else self.get_logger().warning
+        log(f'episode saved: {episode.path} ({episode.messages} messages)\n'
+            + format_audit(episode.audit))
+        problems = episode.audit['problems']
+        self._diag.set(level, f'saved {episode.path.name}' + (
+            f': {len(problems)} problems: {problems[0]}' if problems else ': audit ok'))
+        self._diag.values.update(
+            {f'audit:{t}': f"{r['level']} {r['count']} msgs {r['rate_hz']:.1f} Hz"
+             for t, r in episode.audit['topics'].items()})
+        self._diag.publish()
+        return episode.path
+
+    def discard_episode(self) -> Path:
+        path = self._recorder.discard()
+        if path is None:
+            raise RuntimeError('no episode is recording')
+        self.get_logger().info(f'episode discarded: {path}')
+        self._diag.set(OK, f'discarded {path.name}')
+        return path
+
+    def _refresh_status(self) -> None:
+        """Live rates and stopped streams into the diagnostics values (published at 1 Hz)."""
+        live = self._recorder.live(self._now())
+        values = {'state': 'recording' if live['recording'] else 'idle',
+                  'episodes': live['episodes'], 'episode': live['episode'] or '',
+                  'elapsed_s': live['elapsed_s'], 'written': live['written'],
+                  'flushed': live['flushed'], 'dropped': live['dropped']}
+        values.update({f'rate:{t}': r for t, r in sorted(live['rates'].items())})
+        if not live['recording']:  # keep the last episode's audit values while idle
+            values.update({k: v for k, v in self._diag.values.items() if k.startswith('audit:')})
+        self._diag.values = values
+        if live['error'] and not live['recording']:
+            self._diag.set(ERROR, live['error'])
+        elif live['recording'] and live['silent']:
+            self._diag.set(ERROR, 'stopped streams: ' + ', '.join(
+                f'{t} silent for {s:.1f} s' for t, s in live['silent'].items()))
+        elif live['recording']:
+            self._diag.set(ERROR if live['dropped'] else OK,
+                           f'recording {live["episode"].name}, {live["dropped"]} dropped')
+
+    def _lost(self) -> dict:
+        """Messages each subscription lost to queue overflow (local backend; rclpy: none)."""
+        return {t: getattr(sub, 'dropped', 0) for t, sub in self._subs.items()}
+
+    def _now(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def destroy_node(self):
-        self.stop_episode()
+        episode = self._recorder.close(self._now())
+        if episode is not None:
+            self.get_logger().info(f'episode saved at shutdown: {episode.path}')
         super().destroy_node()
+
+
+def record_topics(topics: list, cameras: list) -> dict:
+    """topic -> message type of everything to record: `topics` plus each camera's 4 streams."""
+    chosen = {}
+    for camera in cameras:
+        for stream, contract_topic in CAMERA_STREAMS.items():
+            chosen[f'{camera.rstrip("/")}/{stream}'] = contract.TOPIC_TYPES[contract_topic]
+    for topic in topics:
+        type_name = contract.TOPIC_TYPES.get(topic)
+        if type_name is None:
+            raise ValueError(f'no message type known for topic {topic!r}: record the contract '
+                             f'topics ({", ".join(contract.TOPIC_TYPES)}) and cameras by '
+                             f'namespace in the `cameras` parameter')
+        chosen[topic] = type_name
+    return chosen
+
+
+def expected_rates(topics: dict, cameras: list, overrides: list) -> dict:
+    """topic -> Hz for the audit: nominal rates (per camera too), then 'topic=Hz' overrides."""
+    rates = {t: NOMINAL_RATES[t] for t in topics if t in NOMINAL_RATES}
+    for camera in cameras:
+        for stream, contract_topic in CAMERA_STREAMS.items():
+            rates[f'{camera.rstrip("/")}/{stream}'] = NOMINAL_RATES[contract_topic]
+    for topic, hz in key_values(overrides, 'expected_rates', f'{contract.COLOR_TOPIC}=30.0',
+                                'Hz').items():
+        try:
+            rates[topic] = float(hz)
+        except ValueError:
+            raise ValueError(f'expected_rates entry {topic}={hz}: the rate must be a number of '
+                             f'Hz, e.g. "{contract.COLOR_TOPIC}=30.0"') from None
+    return {t: r for t, r in rates.items() if r > 0}
+
+
+def key_values(entries: list, parameter: str, example: str, value: str = 'value') -> dict:
+    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; empty entries are skipped."""
+    pairs = {}
+    for entry in (e for e in entries if e):
+        key, sep, text = entry.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'{parameter} entry {entry!r}: write it as "key={value}", e.g. '
+                             f'"{example}"')
+        pairs[key.strip()] = text.strip()
+    return pairs
 
 
 def main(args=None):

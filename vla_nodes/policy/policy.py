@@ -6,6 +6,7 @@ and the normalization. policy_node calls `infer` from its worker thread. Observa
 the contract's (vla_nodes/contract.py):
     OBS_IMAGE        rgb uint8 # (H, W, 3), any size (resized with padding)
     OBS_DEPTH        metric depth float32 metres, NaN = invalid # (H, W), aligned to the image
+                     (read only by models with sensor-depth tokens; others ignore it)
     OBS_STATE        joint positions, rad, gripper opening m # (7,)
     OBS_INSTRUCTION  task text (str)
     'seed'           optional int: the chunk is a pure function of (weights, observation, seed)
@@ -19,11 +20,13 @@ import torch
 
 from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE,
                                 READY_POSITIONS)
-from vla_nodes.models.vla import VLAConfig, VLAModel
+from vla_nodes.models import presets
+from vla_nodes.models.vla import VLAModel
 from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
 from vla_nodes.policy.transforms import compose, Normalize, NormStats, ResizeWithPad, Unnormalize
 
 SEED_KEY = 'seed'
+DEMO_PRESET = 'tiny_pi0_depth'  # what policy_node runs without a checkpoint
 # Spread of the demo statistics: 0.1 rad per joint, 0.01 m for the gripper (a quarter of its
 # stroke); 2.326 is the standard normal's 99th percentile, so q01/q99 = mean -/+ 2.326 std.
 DEMO_STD = (0.1,) * 6 + (0.01,)
@@ -41,7 +44,7 @@ def demo_stats():
 class VLAPolicy:
     """A VLAModel wrapped with its input/output transforms and normalization statistics."""
 
-    def __init__(self, model, stats, contract=None, seed=0):
+    def __init__(self, model, stats, contract=None, seed=0, use_cache=True):
         """Wrap a model.
 
         Args:
@@ -49,8 +52,10 @@ class VLAPolicy:
             stats: {OBS_STATE: NormStats, ACTION: NormStats} in physical units.
             contract: the robot contract (policy/checkpoint.py make_contract); derived if None.
             seed: noise seed for observations without a 'seed' field.
+            use_cache: reuse the prefix keys/values across denoising steps (same chunk, faster).
         """
         self.model = model.eval()
+        self.use_cache = use_cache
         self.stats = stats
         size = model.config.image_size
         self.contract = contract or make_contract(model.config.horizon, (size, size))
@@ -75,10 +80,15 @@ class VLAPolicy:
         contract.READY_POSITIONS (demo_stats: about 0.1 rad, gripper 0.01 m). It exercises the
         whole camera -> model -> action path; the arm's safety layer still clamps what it sends.
         Weights depend only on `seed` (the global torch RNG is left untouched).
+
+        Args:
+            config: a VLAConfig; default the DEMO_PRESET (models/presets.py).
+            stats: {OBS_STATE, ACTION: NormStats}; default demo_stats().
+            seed: weight and noise seed.
         """
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = VLAModel(config or VLAConfig())
+            model = VLAModel(config or presets.get(DEMO_PRESET))
         return cls(model, stats or demo_stats(), seed=seed)
 
     def infer(self, obs):
@@ -95,18 +105,21 @@ class VLAPolicy:
             KeyError: a required key is missing. ValueError: bad shape or non-finite state.
         """
         start = time.perf_counter()
-        data = self._inputs(_check(obs, self.model.config.state_dim))
+        config = self.model.config
+        data = self._inputs(_check(obs, config.state_dim, config.sensor_depth))
         batch = {
             OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(data[OBS_IMAGE]))[None],
-            OBS_DEPTH: torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None],
             OBS_STATE: torch.from_numpy(data[OBS_STATE])[None],
             OBS_INSTRUCTION: [str(data[OBS_INSTRUCTION])],
         }
+        if config.sensor_depth:
+            batch[OBS_DEPTH] = torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None]
         with self._lock, torch.inference_mode():
             generator = self._generator
             if obs.get(SEED_KEY) is not None:
                 generator = torch.Generator().manual_seed(int(obs[SEED_KEY]))
-            chunk = self.model.sample_actions(batch, generator=generator)  # (1, H, A)
+            chunk = self.model.sample_actions(batch, generator=generator,
+                                              use_cache=self.use_cache)  # (1, H, A)
         actions = self._outputs({ACTION: chunk[0].float().cpu().numpy()})[ACTION]
         return {'actions': actions.astype(np.float32),
                 'infer_ms': (time.perf_counter() - start) * 1e3}
@@ -117,16 +130,17 @@ class VLAPolicy:
             self._generator.manual_seed(self._seed)
 
 
-def _check(obs, state_dim):
+def _check(obs, state_dim, needs_depth=True):
     """Validate the fields infer reads; bad input never reaches the model."""
-    missing = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION) if k not in obs]
+    required = (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION)
+    missing = [k for k in required if k not in obs and (needs_depth or k != OBS_DEPTH)]
     if missing:
         raise KeyError(f'observation lacks {missing}')
-    image, depth = np.asarray(obs[OBS_IMAGE]), np.asarray(obs[OBS_DEPTH])
+    image = np.asarray(obs[OBS_IMAGE])
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'{OBS_IMAGE} must be uint8 (H, W, 3), got {image.dtype} {image.shape}')
-    if depth.ndim != 2:
-        raise ValueError(f'{OBS_DEPTH} must be (H, W) metres, got {depth.shape}')
+    if needs_depth and np.asarray(obs[OBS_DEPTH]).ndim != 2:
+        raise ValueError(f'{OBS_DEPTH} must be (H, W) metres, got {np.shape(obs[OBS_DEPTH])}')
     state = np.asarray(obs[OBS_STATE], dtype=np.float32)
     if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
         raise ValueError(f'{OBS_STATE} must be {state_dim} finite values, got {state}')

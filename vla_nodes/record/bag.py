@@ -10,6 +10,13 @@ Custom metadata (task text, robot, calibration) goes to `custom_data` in `metada
 copy inside the MCAP), which rosbag2 only allows as str -> str: strings are stored as they are,
 anything else as JSON, and the names of the JSON-encoded keys are listed under `JSON_KEYS`.
 `read_metadata(path)` gives the original dict back.
+
+Crash safety: rosbags writes `metadata.yaml` and the MCAP summary only on close and keeps up to
+1 MiB of messages in memory. The writer thread therefore flushes every `flush_period_s` (a new
+MCAP chunk handed to the OS, or a sqlite3 commit), and an `UNFINISHED_MARKER` file holding the
+metadata stays in the bag folder until the bag is finished. A process killed at any moment leaves
+every message written before the last flush; `record/repair.py` (`vla-record --repair BAG`) turns
+such a bag into a finished one.
 """
 
 import argparse
@@ -21,13 +28,16 @@ from pathlib import Path
 import queue
 import sys
 import threading
+import time
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-from rosbags.highlevel import AnyReader
+from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import (
     Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime)
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 from ruamel.yaml import YAML
 
 from vla_nodes import contract
@@ -35,9 +45,21 @@ from vla_nodes.ros import msgs
 
 logger = logging.getLogger(__name__)
 
-# About 2 s of the suite's recording load (2 x 200 Hz joint states + a few 30 Hz image streams
-# ~ 500 msg/s), i.e. a disk stall of 2 s loses nothing; at most ~0.2 GB of queued images.
-DEFAULT_QUEUE_SIZE = 1024
+# Three RGB-D cameras at 30 Hz (colour, depth, 2 camera_infos each), metric depth and three
+# 200 Hz streams (joint states, leader, ee pose) are ~1000 msg/s and ~175 MB/s: the queue holds
+# up to 1 GiB (~6 s of images), so a disk stall that short loses nothing. When the disk is slower
+# than the cameras for longer, images are dropped first: small messages (the joint states, i.e.
+# the action and the state) have a reserve of their own on top, and ~30 s of messages fit.
+DEFAULT_QUEUE_SIZE = 32768
+DEFAULT_QUEUE_BYTES = 1 << 30
+SMALL_MESSAGE_BYTES = 64 << 10  # at most this (data + overhead) uses the reserve below
+SMALL_RESERVE_BYTES = 64 << 20
+# How often the writer thread hands what it wrote to the OS: a killed recorder loses at most this
+# much (rosbags also writes a chunk whenever 1 MiB is pending, i.e. about every 640x480 image).
+DEFAULT_FLUSH_PERIOD_S = 1.0
+# Lives in the bag folder from open until metadata.yaml is written; holds the custom metadata.
+UNFINISHED_MARKER = 'vla_unfinished.json'
+MESSAGE_OVERHEAD_BYTES = 256  # counted per queued message on top of its `data` field
 # Topics offered as transient local (latched), so `ros2 bag play` re-latches them.
 LATCHED_TOPICS = (contract.TF_STATIC_TOPIC, contract.INSTRUCTION_TOPIC)
 JSON_KEYS = 'vla_nodes.json_keys'  # custom_data key listing the JSON-encoded keys
@@ -92,12 +114,19 @@ def _load_metadata_yaml(path: Path) -> dict:
     if not meta.is_file():
         raise BagError(
             f'{path} is not a finished rosbag2 bag: {meta} is missing. If the recorder was '
-            f'killed before closing the bag, its messages are still in the storage file; '
-            f'`ros2 bag reindex` rebuilds metadata.yaml where its storage plugin supports it.')
+            f'killed before closing the bag, its messages up to the last flush are still in the '
+            f'storage file: run `vla-record --repair {path}` (MCAP) or `ros2 bag reindex` '
+            f'(sqlite3) to finish it.')
     return YAML(typ='safe').load(meta.read_text(encoding='utf-8'))['rosbag2_bagfile_information']
 
 
 # --- writing ------------------------------------------------------------------------------------
+def offered_qos(topic: str, latched_topics: Iterable[str] = LATCHED_TOPICS) -> Qos:
+    """The QoS recorded for `topic`: transient local when latched, else volatile."""
+    latched = topic in set(latched_topics)
+    return _qos(QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE)
+
+
 def _qos(durability: QosDurability) -> Qos:
     """The QoS offered in metadata: reliable, keep last, as rclpy publishers usually are."""
     depth = 1 if durability == QosDurability.TRANSIENT_LOCAL else 10
@@ -127,6 +156,30 @@ def _make_writer(path: Path, storage: str, version: int, custom: dict[str, str])
     return writer
 
 
+def flush_storage(writer: Writer) -> None:
+    """Hand what `writer` wrote so far to the OS, so that a killed process leaves it readable.
+
+    rosbags (pinned in setup.py) keeps the pending MCAP chunk in memory until it exceeds 1 MiB
+    and commits sqlite3 only on close: this closes the pending chunk (its messages and their
+    index) and flushes the file, or commits. These are rosbags internals, hence the pin.
+    """
+    storage = writer.storage
+    if isinstance(storage, McapWriter):
+        if storage.chunk.msgs:  # schemas alone stay pending: a chunk needs a message time
+            storage.close_chunk()
+        storage.bio.flush()
+    elif isinstance(storage, Sqlite3Writer):
+        storage.conn.commit()
+
+
+def _payload_size(msg: Any) -> int:
+    """Bytes a queued message holds: its `data` field (images) plus a fixed overhead."""
+    try:
+        return len(msg.data) + MESSAGE_OVERHEAD_BYTES
+    except (AttributeError, TypeError):
+        return MESSAGE_OVERHEAD_BYTES
+
+
 def _open_error(path: Path, exc: BaseException) -> BagError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
     return BagError(f'cannot create bag {path}: {reason}. Check that {path.parent} is '
@@ -137,10 +190,12 @@ def _open_error(path: Path, exc: BaseException) -> BagError:
 class BagWriter:
     """A rosbag2 bag written by a background thread; `write()` never blocks.
 
-    Messages go into a bounded queue; a thread serializes them (msgs.serialize) and writes them
-    with rosbags' Writer. A full queue drops the message (counted in `dropped`, logged). An
-    error in the thread (disk full, bad message) is kept in `error` and raised as BagError by
-    the next write() or close(). Topics are registered on their first message, with its type,
+    Messages go into a queue bounded in messages and bytes; a thread serializes them
+    (msgs.serialize) and writes them with rosbags' Writer, flushing every `flush_period_s`. A
+    full queue drops the message (counted in `dropped` and per topic in `dropped_by_topic`,
+    logged); small messages have a reserve, so a slow disk costs images before joint states.
+    An error in the thread (disk full, bad message) is kept in `error` and raised as BagError
+    by the next write() or close(). Topics are registered on their first message, with its type,
     definition, RIHS01 hash and a QoS profile (transient local for LATCHED_TOPICS).
 
     Do not modify a message after passing it to write(): it is serialized later. Publishing
@@ -153,6 +208,8 @@ class BagWriter:
 
     def __init__(self, path: str | Path, *, storage: str = 'mcap', version: int = 8,
                  metadata: dict | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 queue_bytes: int = DEFAULT_QUEUE_BYTES,
+                 flush_period_s: float | None = DEFAULT_FLUSH_PERIOD_S,
                  latched_topics: Iterable[str] = LATCHED_TOPICS) -> None:
         """Create the bag folder and start the writer thread.
 
@@ -162,6 +219,9 @@ class BagWriter:
             version: rosbag2 metadata version; 8 is readable by Humble, 9 by Jazzy and later.
             metadata: custom data, e.g. {'task': str, 'robot': str, 'calibration': dict}.
             queue_size: messages that may wait for the writer thread before drops start.
+            queue_bytes: bytes (message `data` + 256 each) that may wait before drops start;
+                messages up to SMALL_MESSAGE_BYTES may use SMALL_RESERVE_BYTES more.
+            flush_period_s: seconds between flushes to the OS; None flushes only on close.
             latched_topics: topics recorded with transient-local QoS.
 
         Raises:
@@ -171,14 +231,22 @@ class BagWriter:
         self.path = Path(path)
         self.error: BaseException | None = None
         self._written = 0
-        self._dropped = 0
+        self._flushed = 0
+        self._dropped: dict[str, int] = {}
         self._types: dict[str, str] = {}
         self._latched = frozenset(latched_topics)
         self._lock = threading.Lock()
         self._closed = False
+        self._metadata = dict(metadata or {})
+        self._storage, self._version = storage, version
         self._writer = _make_writer(self.path, storage, version,
-                                    encode_custom_data(metadata or {}))
+                                    encode_custom_data(self._metadata))
+        if flush_period_s is not None and flush_period_s <= 0:
+            raise ValueError(f'flush_period_s must be positive or None, got {flush_period_s}')
+        self._flush_period = flush_period_s
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
         # The thread opens the bag (sqlite3 objects belong to the thread that made them);
         # the constructor waits for it so a bad folder fails here.
         self._opened = threading.Event()
@@ -197,9 +265,32 @@ class BagWriter:
         return self._written
 
     @property
+    def flushed(self) -> int:
+        """Messages handed to the OS by the last flush: a killed process keeps these."""
+        return self._flushed
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        """(messages, bytes) waiting for the writer thread now."""
+        with self._lock:
+            return self._queue.qsize(), self._queued_bytes
+
+    @property
     def dropped(self) -> int:
         """Messages dropped: queue full, or queued after a writer error."""
-        return self._dropped
+        with self._lock:
+            return sum(self._dropped.values())
+
+    @property
+    def dropped_by_topic(self) -> dict[str, int]:
+        """Messages dropped per topic (only topics with drops)."""
+        with self._lock:
+            return dict(self._dropped)
+
+    @property
+    def metadata(self) -> dict:
+        """The custom metadata the bag will be finished with."""
+        return dict(self._metadata)
 
     def write(self, topic: str, msg: Any, stamp_ns: int) -> bool:
         """Queue a message for the bag without blocking.
@@ -220,31 +311,60 @@ class BagWriter:
         if self._closed:
             raise BagError(f'bag {self.path} is closed; open a new BagWriter to record more')
         self._check_type(topic, msgs.type_name(msg))
-        try:
-            self._queue.put_nowait((topic, msg, int(stamp_ns)))
-        except queue.Full:
-            self._count_drop(topic)
-            return False
-        return True
+        size = _payload_size(msg)
+        limit = self._queue_bytes + (SMALL_RESERVE_BYTES if size <= SMALL_MESSAGE_BYTES else 0)
+        with self._lock:
+            full = self._queued_bytes > 0 and self._queued_bytes + size > limit
+            if not full:
+                self._queued_bytes += size
+        if not full:
+            try:
+                self._queue.put_nowait((topic, msg, int(stamp_ns), size))
+                return True
+            except queue.Full:
+                with self._lock:
+                    self._queued_bytes -= size
+        self._count_drop(topic)
+        return False
 
-    def close(self) -> None:
+    def close(self, metadata: dict | None = None) -> None:
         """Write what is queued, finish the bag (metadata.yaml) and stop the thread.
+
+        Args:
+            metadata: custom data added to (or replacing keys of) the constructor's, e.g. an
+                audit computed at the end of the episode.
 
         Raises:
             BagError: the writer thread failed; the bag holds what was written before.
+            ValueError: metadata that cannot be stored (the bag is still finished).
         """
         if not self._closed:
             self._closed = True
-            while True:  # the thread keeps draining, even after an error, until _STOP
-                try:
-                    self._queue.put(_STOP, timeout=0.1)
-                    break
-                except queue.Full:
-                    if not self._thread.is_alive():
-                        break
-            self._thread.join()
-            _OPEN.discard(self)
+            try:
+                self._set_metadata(metadata or {})
+            finally:
+                self._stop_thread()
         self._raise_if_failed()
+
+    def _set_metadata(self, metadata: dict) -> None:
+        if not metadata:
+            return
+        merged = {**self._metadata, **metadata}
+        encoded = encode_custom_data(merged)  # may raise: nothing changed then
+        self._metadata = merged
+        for key, value in encoded.items():  # read by the thread only when it finishes
+            self._writer.set_custom_data(key, value)
+
+    def _stop_thread(self) -> None:
+        while True:  # the thread keeps draining, even after an error, until _STOP
+            try:
+                self._queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                if not self._thread.is_alive():
+                    break
+        self._thread.join()
+        _OPEN.discard(self)
 
     def __enter__(self) -> 'BagWriter':
         return self
@@ -266,14 +386,15 @@ class BagWriter:
             raise TypeError(f'topic {topic} is recorded as {known}; cannot also write a '
                             f'{type_name} to it. Use another topic name.')
 
-    def _count_drop(self, topic: str) -> None:
+    def _count_drop(self, topic: str, queue_full: bool = True) -> None:
         with self._lock:
-            self._dropped += 1
-            dropped = self._dropped
-        if dropped == 1 or dropped % 100 == 0:
-            logger.warning('bag %s: queue full (%d messages), dropped a message on %s '
-                           '(%d dropped so far); the disk is slower than the recording',
-                           self.path, self._queue.maxsize, topic, dropped)
+            self._dropped[topic] = self._dropped.get(topic, 0) + 1
+            dropped = sum(self._dropped.values())
+        if queue_full and (dropped == 1 or dropped % 100 == 0):
+            logger.warning('bag %s: queue full (%d messages or %d MB), dropped a message on '
+                           '%s (%d dropped so far); the disk is slower than the recording',
+                           self.path, self._queue.maxsize, self._queue_bytes >> 20, topic,
+                           dropped)
 
     def _raise_if_failed(self) -> None:
         if self.error is not None:
@@ -285,35 +406,71 @@ class BagWriter:
     def _run(self) -> None:
         try:
             self._writer.open()
+            self._write_marker()
         except Exception as exc:  # noqa: BLE001 - raised by the constructor
             self.error = exc
+            with suppress(Exception):
+                self._writer.abort()
             return
         finally:
             self._opened.set()
         connections: dict[str, Any] = {}
-        while (item := self._queue.get()) is not _STOP:
-            if self.error is not None:
-                with self._lock:
-                    self._dropped += 1
-                continue
-            topic, msg, stamp_ns = item
+        period = self._flush_period
+        next_flush = None if period is None else time.monotonic() + period
+        while True:
+            timeout = None if next_flush is None else max(0.0, next_flush - time.monotonic())
             try:
-                if topic not in connections:
-                    connections[topic] = self._add_connection(topic, msg)
-                self._writer.write(connections[topic], stamp_ns, msgs.serialize(msg))
-                self._written += 1
-            except Exception as exc:  # noqa: BLE001 - surfaced by the next write()/close()
-                self._fail(exc, f'writing a message on {topic}')
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                break
+            if item is not None:
+                self._write_item(item, connections)
+            if next_flush is not None and time.monotonic() >= next_flush:
+                self._flush()
+                next_flush = time.monotonic() + period
         self._finish()
+
+    def _write_item(self, item: tuple, connections: dict) -> None:
+        topic, msg, stamp_ns, size = item
+        with self._lock:
+            self._queued_bytes -= size
+        if self.error is not None:  # the bag failed: the rest of the queue is lost
+            self._count_drop(topic, queue_full=False)
+            return
+        try:
+            if topic not in connections:
+                connections[topic] = self._add_connection(topic, msg)
+            self._writer.write(connections[topic], stamp_ns, msgs.serialize(msg))
+            self._written += 1
+        except Exception as exc:  # noqa: BLE001 - surfaced by the next write()/close()
+            self._fail(exc, f'writing a message on {topic}')
+
+    def _flush(self) -> None:
+        if self.error is not None:
+            return
+        try:
+            flush_storage(self._writer)
+            self._flushed = self._written
+        except Exception as exc:  # noqa: BLE001 - surfaced by the next write()/close()
+            self._fail(exc, 'flushing the bag to disk')
+
+    def _write_marker(self) -> None:
+        """The metadata, in the bag folder until it is finished (record/repair.py reads it)."""
+        marker = {'storage': self._storage, 'version': self._version,
+                  'custom_data': encode_custom_data(self._metadata),
+                  'note': f'unfinished bag: run `vla-record --repair {self.path}` if the '
+                          f'recorder is no longer running'}
+        (self.path / UNFINISHED_MARKER).write_text(json.dumps(marker, indent=1),
+                                                   encoding='utf-8')
 
     def _add_connection(self, topic: str, msg: Any) -> Any:
         type_name = msgs.type_name(msg)
         text, _ = msgs.msgdef(type_name)
-        durability = (QosDurability.TRANSIENT_LOCAL if topic in self._latched
-                      else QosDurability.VOLATILE)
-        return self._writer.add_connection(topic, type_name, msgdef=text,
-                                           rihs01=msgs.type_hash(type_name),
-                                           offered_qos_profiles=[_qos(durability)])
+        return self._writer.add_connection(
+            topic, type_name, msgdef=text, rihs01=msgs.type_hash(type_name),
+            offered_qos_profiles=[offered_qos(topic, self._latched)])
 
     def _finish(self) -> None:
         try:
@@ -322,6 +479,9 @@ class BagWriter:
             self._fail(exc, 'finishing the bag')
             with suppress(Exception):
                 self._writer.abort()
+            return
+        with suppress(OSError):
+            (self.path / UNFINISHED_MARKER).unlink()
 
     def _fail(self, exc: BaseException, doing: str) -> None:
         if self.error is None:
@@ -341,9 +501,21 @@ def _close_open_writers() -> None:
 
 
 # --- reading ------------------------------------------------------------------------------------
+class _Reader(AnyReader):
+    """AnyReader whose open() failures (a truncated file) say how to repair the bag."""
+
+    def open(self) -> None:
+        try:
+            super().open()
+        except (AnyReaderError, ReaderError) as exc:
+            path = self.paths[0]
+            raise BagError(f'cannot read bag {path}: {exc} The recorder was probably killed '
+                           f'while finishing it: run `vla-record --repair {path}`.') from exc
+
+
 def _open_reader(path: Path) -> AnyReader:
     _load_metadata_yaml(path)  # a clear error for a missing or unfinished bag
-    return AnyReader([path], default_typestore=msgs.typestore())
+    return _Reader([path], default_typestore=msgs.typestore())
 
 
 def read_bag(path: str | Path,

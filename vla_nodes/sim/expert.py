@@ -192,8 +192,9 @@ class ScriptedExpert:
 
     Call `action(world)` at the control rate (30-100 Hz) with the world being acted on; it
     returns the (7,) target for now and never changes the world. `done` turns True after the
-    last phase has settled; the expert then holds its last target. `action` raises
-    `kinematics.IkError` if a phase's target is out of reach (never seen in the task regions).
+    last phase has settled; the expert then holds its last target. If a phase's target is out
+    of the arm's reach (never seen in the task regions) the expert gives up: `done` turns True,
+    `failure` says which phase and target, and it holds its last target.
     """
 
     def __init__(self, task: tasks.Task, world: SimWorld, config: ExpertConfig = ExpertConfig()):
@@ -206,6 +207,7 @@ class ScriptedExpert:
         """
         self.config = config
         self.done = False
+        self.failure = ''  # why the expert gave up; '' while it has not
         self._script = SCRIPTS[task.name](world)
         self._phase = None
         self._cmd = None  # (7,) current command
@@ -236,7 +238,11 @@ class ScriptedExpert:
         dt = max(now - self._time, 0.0)
         self._time = now
         if not self.done and not self._path and self._settled(world, now):
-            self._next_phase()
+            try:
+                self._next_phase()
+            except kinematics.IkError as err:
+                self.failure = f'phase {self._phase.name!r}: target out of reach: {err}'
+                self.done, self._path = True, []
         self._advance(dt, now)
         return self._cmd.copy()
 
@@ -304,7 +310,8 @@ class ScriptedExpert:
 
 
 def run_episode(task_name: str, seed: int, max_seconds: float | None = None,
-                control_hz: float = 50.0, world: SimWorld | None = None) -> tuple:
+                control_hz: float = 50.0, world: SimWorld | None = None,
+                trace: list | None = None) -> tuple:
     """Run the scripted expert on one seeded episode, driving SimWorld directly (no CAN).
 
     Args:
@@ -313,22 +320,24 @@ def run_episode(task_name: str, seed: int, max_seconds: float | None = None,
         max_seconds: simulated time budget (s); the task's `max_seconds` when None.
         control_hz: rate of expert actions (Hz).
         world: a world to reuse (it is reset); a fresh 320x240 one when None.
+        trace: if given, receives the (7,) measured joints (rad, m) before every action.
 
     Returns:
         (success, seconds): the task's success check once the expert is done or the budget is
         spent, and the simulated time that took (s). A target out of the arm's reach ends the
         episode as a failure.
     """
-    task = tasks.TASKS[task_name]
+    task = tasks.get_task(task_name)
     world = SimWorld(SimConfig()) if world is None else world
     limit = task.max_seconds if max_seconds is None else max_seconds
     task.reset(world, seed)
     expert = ScriptedExpert(task, world)
     period = 1.0 / control_hz
     while not expert.done and world.time < limit:
-        try:
-            world.set_targets(expert.action(world))
-        except kinematics.IkError:
+        if trace is not None:
+            trace.append(world.joint_positions())
+        world.set_targets(expert.action(world))
+        if expert.failure:
             return False, world.time
         world.step(period)
     return task.success(world), world.time

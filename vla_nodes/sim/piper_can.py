@@ -17,8 +17,16 @@ track: pull it with `targets()`, or let the firmware push it to `apply_targets(q
 The arm moves only in CAN control mode (0x151), in MOVE J, with enabled motors (0x471), and
 not while e-stopped (0x150). Otherwise the goal follows the measured position, so nothing
 moves, and enabling never jumps to an old target.
+
+Frames it cannot use (an unknown id, a command it does not simulate, a wrong DLC, an extended
+id) are ignored like a real controller ignores them: logged once per id and reason (logger
+`vla_nodes.sim.piper_can`), counted in `ignored_frames`, and the firmware keeps running. Frames
+that an arm itself sends (feedback, replies) are dropped silently: on a shared bus they come from
+other arms.
 """
 
+import collections
+import logging
 import math
 import struct
 import threading
@@ -46,6 +54,10 @@ GRIPPER_FEEDBACK = 0x2A8
 LOW_SPEED = (0x261, 0x262, 0x263, 0x264, 0x265, 0x266)
 ANGLE_LIMIT_REPLY = 0x473
 ACC_LIMIT_REPLY = 0x47C
+# Every id an arm sends (piper_sdk can_id.py): feedback, driver info and replies.
+ARM_SENT_IDS = frozenset(
+    [STATUS, *END_POSE, *JOINT_FEEDBACK, GRIPPER_FEEDBACK, *LOW_SPEED, ANGLE_LIMIT_REPLY,
+     ACC_LIMIT_REPLY, 0x476, 0x478, 0x47B, 0x47E, *range(0x251, 0x257), *range(0x481, 0x487)])
 
 # --- protocol values --------------------------------------------------------------------------
 CTRL_STANDBY, CTRL_CAN = 0x00, 0x01
@@ -67,6 +79,8 @@ MAX_GRIPPER_VELOCITY = 0.1          # m/s, not scaled by the speed rate
 ARRIVED_TOLERANCE = 1e-3            # rad / m: motion_status says "reached" below this
 DRIVER_VOLTAGE_DV, DRIVER_TEMP_C, DRIVER_CURRENT_MA = 240, 30, 100
 DEG_PER_RAD = 180.0 / math.pi
+
+_log = logging.getLogger(__name__)
 
 
 class Targets(NamedTuple):
@@ -169,6 +183,8 @@ class PiperFirmware:
         self._max_velocity = np.array([max_joint_velocity] * 6 + [max_gripper_velocity])
         self._lower, self._upper = _limit_arrays(limits)
         self.joint_feedback = True  # False mimics a leader-mode arm: no 0x2A5-0x2A8 frames
+        self.ignored_frames = collections.Counter()  # CAN id -> frames ignored as unusable
+        self._reported = set()  # (CAN id, reason) already logged
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -190,8 +206,7 @@ class PiperFirmware:
     # --- public API ---------------------------------------------------------------------------
     def start(self) -> 'PiperFirmware':
         """Read the initial state and start the firmware thread. Returns self."""
-        with self._lock:
-            self._hold(self._read_state())
+        self.hold(self._read_state())
         self._stop.clear()
         name = f'PiperFirmware({self._bus.channel_info})'
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -217,6 +232,15 @@ class PiperFirmware:
         """Return the current setpoint for the physics, plus enable and e-stop flags."""
         with self._lock:
             return Targets(self._setpoint.copy(), all(self._joint_enabled), self._estopped)
+
+    def hold(self, q7) -> None:
+        """Make goal and setpoint the (7,) state q7 (rad, m): the arm stays where it is.
+
+        For a simulator that moved the body itself (an episode reset): without this, the
+        planner would drive the body back to the goal it had before.
+        """
+        with self._lock:
+            self._hold(q7)
 
     def last_frame(self, can_id: int) -> Optional[bytes]:
         """Raw data of the last received frame with `can_id`, or None (for tests and debugging)."""
@@ -359,14 +383,30 @@ class PiperFirmware:
         self._bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
 
     def _handle(self, msg: can.Message) -> None:
-        """Dispatch one received frame by id; ids without a handler (e.g. echoes) are ignored."""
-        handler = self._handlers.get(msg.arbitration_id)
-        if handler is None or msg.is_extended_id or len(msg.data) < 8:
+        """Dispatch one received frame by id; unusable frames are logged, counted and dropped."""
+        can_id = msg.arbitration_id
+        if can_id in ARM_SENT_IDS and not msg.is_extended_id:
             return
-        data = bytes(msg.data)
+        handler = self._handlers.get(can_id)
+        if msg.is_extended_id:
+            reason = 'extended 29-bit id; the Piper protocol uses 11-bit ids'
+        elif handler is None:
+            reason = 'not a Piper command this simulated firmware answers'
+        elif len(msg.data) != 8:
+            reason = f'{len(msg.data)} data bytes; Piper commands carry 8'
+        else:
+            data = bytes(msg.data)
+            with self._lock:
+                self._last_frames[can_id] = data
+                handler(data)
+            return
         with self._lock:
-            self._last_frames[msg.arbitration_id] = data
-            handler(data)
+            self.ignored_frames[can_id] += 1
+            first = (can_id, reason) not in self._reported
+            self._reported.add((can_id, reason))
+        if first:
+            _log.warning('simulated Piper ignored CAN frame 0x%03X (%s) and keeps running; '
+                         'later frames like it are only counted', can_id, reason)
 
     def _run(self) -> None:
         """Receive until the next tick is due; tick; repeat until stopped."""

@@ -183,6 +183,74 @@ def _objects(cube_size_m: float) -> str:
 </body>"""
 
 
+def _camera(config) -> str:
+    """The D455-like scene camera, looking from `camera_pos` at `camera_target`."""
+    return (f'<camera name="scene_camera" pos="{_fmt(config.camera_pos)}" '
+            f'fovy="{config.fovy_deg}" '
+            f'xyaxes="{_fmt(look_at_xyaxes(config.camera_pos, config.camera_target))}"/>')
+
+
+_LIGHT = ('<light directional="true" pos="0.3 0 1.5" dir="0 0 -1" diffuse="0.6 0.6 0.6" '
+          'castshadow="false"/>')
+_ARM_DEFAULTS = f"""<default>
+  <default class="arm">
+    <joint armature="{ARMATURE}" damping="0.1"/>
+    <geom density="1000"/>
+  </default>
+</default>"""
+_GRIPPER_COUPLING = """<tendon>
+  <fixed name="gripper"><joint joint="finger_left" coef="1"/><joint joint="finger_right" coef="1"/>
+  </fixed>
+</tendon>
+<equality>
+  <joint joint1="finger_right" joint2="finger_left" polycoef="0 1 0 0 0"/>
+</equality>"""
+
+
+def robot_mjcf(dh_is_offset: int = 1) -> str:
+    """Write the built-in Piper alone (arm, gripper, servos), like menagerie's `piper.xml`.
+
+    Args:
+        dh_is_offset: piper_sdk DH variant the arm is built from (0 or 1).
+
+    Returns:
+        MJCF XML of the robot; `SimWorld` can load it as a user model (`SimConfig.mjcf_path`).
+    """
+    return f"""<mujoco model="piper">
+<compiler angle="radian" autolimits="true"/>
+<option integrator="implicitfast"/>
+{_ARM_DEFAULTS}
+<worldbody>
+{_arm(dh_is_offset)}
+</worldbody>
+{_GRIPPER_COUPLING}
+<actuator>
+{_actuators()}
+</actuator>
+</mujoco>
+"""
+
+
+def props_mjcf(config, camera: bool = True) -> str:
+    """Write the tabletop that SimWorld puts around a user's robot.
+
+    Args:
+        config: a `SimConfig` (camera_pos, camera_target, fovy_deg, cube_size_m are read).
+        camera: include the scene camera (leave it out if the robot's file has its own).
+
+    Returns:
+        MJCF XML with a light, the camera, floor, table, cube, plate and block.
+    """
+    return f"""<mujoco model="vla_tabletop">
+<worldbody>
+{_LIGHT}
+{_camera(config) if camera else ''}
+{_objects(config.cube_size_m)}
+</worldbody>
+</mujoco>
+"""
+
+
 def build_mjcf(config) -> str:
     """Write the whole scene as MJCF text.
 
@@ -193,10 +261,6 @@ def build_mjcf(config) -> str:
     Returns:
         MJCF XML for `mujoco.MjModel.from_xml_string`.
     """
-    ready = contract.READY_POSITIONS
-    half_open = ready[6] / 2
-    key_qpos = _fmt([*ready[:6], half_open, half_open, 0.3, 0, config.cube_size_m / 2, 1, 0, 0, 0,
-                     0.3, 0.2, 0.005, 1, 0, 0, 0, *BLOCK_STOWED_POS, 1, 0, 0, 0])
     # znear/zfar are fractions of the extent (1 m): depth is valid from 1 cm to 20 m.
     return f"""<mujoco model="piper_tabletop">
 <compiler angle="radian" autolimits="true"/>
@@ -208,31 +272,16 @@ def build_mjcf(config) -> str:
   <quality offsamples="0"/>
   <headlight ambient="0.35 0.35 0.35" diffuse="0.4 0.4 0.4" specular="0 0 0"/>
 </visual>
-<default>
-  <default class="arm">
-    <joint armature="{ARMATURE}" damping="0.1"/>
-    <geom density="1000"/>
-  </default>
-</default>
+{_ARM_DEFAULTS}
 <worldbody>
-<light directional="true" pos="0.3 0 1.5" dir="0 0 -1" diffuse="0.6 0.6 0.6" castshadow="false"/>
-<camera name="scene_camera" pos="{_fmt(config.camera_pos)}" fovy="{config.fovy_deg}"
-        xyaxes="{_fmt(look_at_xyaxes(config.camera_pos, config.camera_target))}"/>
+{_LIGHT}
+{_camera(config)}
 {_arm(config.dh_is_offset)}
 {_objects(config.cube_size_m)}
 </worldbody>
-<tendon>
-  <fixed name="gripper"><joint joint="finger_left" coef="1"/><joint joint="finger_right" coef="1"/>
-  </fixed>
-</tendon>
-<equality>
-  <joint joint1="finger_right" joint2="finger_left" polycoef="0 1 0 0 0"/>
-</equality>
+{_GRIPPER_COUPLING}
 <actuator>
 {_actuators()}
 </actuator>
-<keyframe>
-  <key name="ready" qpos="{key_qpos}" ctrl="{_fmt(ready)}"/>
-</keyframe>
 </mujoco>
 """

@@ -1,9 +1,10 @@
 """Tabletop tasks for the simulated Piper: an instruction, a seeded set-up and a success check.
 
-A task is a value in `TASKS`, picked by name. `reset(world, seed)` resets a `SimWorld` and lays
-out the objects for that task, randomized but the same for the same seed; `success(world)` only
-reads world state (object poses, contacts), so a recorder, a benchmark or a policy evaluation can
-call it at any time. The scripted expert that solves each task is `vla_nodes/sim/expert.py`.
+A task is a value in `TASKS`, picked by name (`get_task` lists the names when one is wrong).
+`reset(world, seed)` resets a `SimWorld` and lays out the objects for that task, randomized but
+the same for the same seed; `success(world)` only reads world state (object poses, contacts), so
+a recorder, a benchmark or a policy evaluation can call it at any time. The scripted expert that
+solves each task is `vla_nodes/sim/expert.py`; `vla_nodes/sim/episode.py` runs episodes of it.
 
 Frames and units: base_link, metres, radians; the table top is z = 0 and +y is the arm's left.
 """
@@ -41,8 +42,8 @@ def _speed(world: SimWorld, name: str) -> float:
 
 
 def _held(world: SimWorld, name: str) -> bool:
-    """Whether both fingers touch body `name`."""
-    return touching(world, 'finger_left', name) and touching(world, 'finger_right', name)
+    """Whether every finger touches body `name`."""
+    return all(touching(world, finger, name) for finger in world.arm.finger_bodies)
 
 
 # --- success checks: pure reads of the world -----------------------------------------------------
@@ -56,8 +57,7 @@ def cube_on_plate(world: SimWorld) -> bool:
     """The red cube rests on the green plate, its centre within the plate radius, released."""
     offset = world.object_pose('cube')[:2, 3] - world.object_pose('plate')[:2, 3]
     radius = world.model.geom('plate').size[0]
-    released = not (touching(world, 'finger_left', 'cube')
-                    or touching(world, 'finger_right', 'cube'))
+    released = not any(touching(world, finger, 'cube') for finger in world.arm.finger_bodies)
     return (np.linalg.norm(offset) <= radius and touching(world, 'cube', 'plate') and released
             and _speed(world, 'cube') < RESTING_SPEED_M_S)
 
@@ -141,3 +141,17 @@ TASKS = {
     'push_block_left': Task('push_block_left', 'push the blue block to the left',
                             block_pushed_left, _lane_setup),
 }
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`.
+
+    Raises:
+        ValueError: `name` is not a key of `TASKS`; the message lists the names.
+    """
+    if name in TASKS:
+        return TASKS[name]
+    by_instruction = [t.name for t in TASKS.values() if t.instruction == name]
+    hint = (f' ({name!r} is the instruction of task {by_instruction[0]!r})'
+            if by_instruction else '')
+    raise ValueError(f'unknown task {name!r}{hint}: choose one of {", ".join(TASKS)}')

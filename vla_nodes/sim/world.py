@@ -8,9 +8,11 @@ The sim_node drives it from ROS timers (`step`, `render`), and the simulated CAN
 unchanged against it. Units follow `contract.py`: joints in rad, gripper opening in m, depth in m.
 The world frame is base_link. The scene comes from `piper_mjcf.build_mjcf`, whose arm is built
 from the same DH chain as `vla_nodes.arm.kinematics`, so `ee_pose()` equals `forward_kinematics`.
+`SimConfig.mjcf_path` swaps in a user's robot (e.g. mujoco_menagerie's `agilex_piper/piper.xml`)
+with its joints named by `SimConfig.joint_map` (`vla_nodes/sim/robot_model.py`).
 
 Rendering is offscreen (`MUJOCO_GL=egl` unless already set) through one lazily created
-`mujoco.Renderer`; call `close()` to free it.
+`RgbdRenderer` (`vla_nodes/sim/rgbd.py`); call `close()` to free it.
 """
 
 from dataclasses import dataclass
@@ -23,9 +25,10 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vla_nodes import contract  # noqa: E402
-from vla_nodes.sim.piper_mjcf import build_mjcf  # noqa: E402
+from vla_nodes.sim.rgbd import RgbdRenderer  # noqa: E402
+from vla_nodes.sim.robot_model import (  # noqa: E402
+    ArmBinding, CAMERA_NAME, compile_model, DEFAULT_JOINT_MAP, parse_joint_map)
 
-CAMERA_NAME = 'scene_camera'
 _MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera (X right, Y up, -Z view) -> optical
 
 
@@ -52,6 +55,9 @@ class SimConfig:
         plate_region: same for the plate centre (m), within top-down reach for placing.
         min_separation_m: minimum distance between the cube and plate centres (m).
         dh_is_offset: piper_sdk DH variant the arm is built from (0 or 1).
+        mjcf_path: a user's robot MJCF instead of the built-in Piper ('' = built-in); see
+            `vla_nodes/sim/robot_model.py` for what the file must hold.
+        joint_map: 'ours:theirs' joint names of that robot, one per contract joint.
     """
 
     width: int = 320
@@ -66,6 +72,8 @@ class SimConfig:
     plate_region: tuple = ((0.2, -0.17), (0.34, 0.17))
     min_separation_m: float = 0.12
     dh_is_offset: int = 1
+    mjcf_path: str = ''
+    joint_map: tuple = DEFAULT_JOINT_MAP
 
 
 def _pose(pos, xmat) -> np.ndarray:
@@ -88,15 +96,15 @@ class SimWorld:
 
         Args:
             config: scene, camera and physics settings.
+
+        Raises:
+            robot_model.ModelError (a ValueError): `mjcf_path` or `joint_map` cannot be used.
         """
         self.config = config
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(config))
+        joint_map = parse_joint_map(config.joint_map)  # bad input fails before compiling
+        self.model = compile_model(config)
         self.data = mujoco.MjData(self.model)
-        self._arm_qpos = np.array([self.model.joint(n).qposadr[0] for n in contract.ARM_JOINTS])
-        self._arm_qvel = np.array([self.model.joint(n).dofadr[0] for n in contract.ARM_JOINTS])
-        fingers = ('finger_left', 'finger_right')
-        self._finger_qpos = [self.model.joint(n).qposadr[0] for n in fingers]
-        self._finger_qvel = [self.model.joint(n).dofadr[0] for n in fingers]
+        self.arm = ArmBinding.from_model(self.model, joint_map)
         self._lower = np.array([contract.PIPER_LIMITS[n].lower for n in contract.JOINT_NAMES])
         self._upper = np.array([contract.PIPER_LIMITS[n].upper for n in contract.JOINT_NAMES])
         self._renderer = None
@@ -113,7 +121,11 @@ class SimWorld:
         """
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        mujoco.mj_resetDataKeyframe(self.model, self.data, self.model.key('ready').id)
+        mujoco.mj_resetData(self.model, self.data)
+        ready = np.asarray(contract.READY_POSITIONS)
+        self.data.qpos[self.arm.arm_qpos] = ready[:6]
+        self.data.qpos[self.arm.finger_qpos] = (
+            self.arm.finger_sign * ready[6] / len(self.arm.finger_qpos))
         cube_xy = self._rng.uniform(*self.config.cube_region)
         plate_xy = self._sample_plate(cube_xy)
         cube_yaw = self._rng.uniform(-math.pi, math.pi)
@@ -172,6 +184,9 @@ class SimWorld:
         self._leftover_s = total - steps * self.model.opt.timestep
         if steps:
             mujoco.mj_step(self.model, self.data, nstep=steps)
+            # mj_step leaves body, site and camera poses at the last step's start: bring them
+            # to the new joint positions so that poses and joint_positions() agree.
+            mujoco.mj_kinematics(self.model, self.data)
 
     def set_targets(self, q7) -> np.ndarray:
         """Command joint position targets, clamped to `contract.PIPER_LIMITS`.
@@ -189,31 +204,38 @@ class SimWorld:
         if q7.shape != (7,) or not np.all(np.isfinite(q7)):
             raise ValueError(f'set_targets needs 7 finite values, got {q7!r}')
         applied = np.clip(q7, self._lower, self._upper)
-        self.data.ctrl[:7] = applied
+        self.data.ctrl[self.arm.actuators] = applied * self.arm.ctrl_scale
         return applied
 
     def joint_positions(self) -> np.ndarray:
         """(7,) joint1..joint6 (rad) and gripper opening (m, sum of both finger strokes)."""
-        fingers = self.data.qpos[self._finger_qpos].sum()
-        return np.append(self.data.qpos[self._arm_qpos], fingers)
+        fingers = np.dot(self.data.qpos[self.arm.finger_qpos], self.arm.finger_sign)
+        return np.append(self.data.qpos[self.arm.arm_qpos], fingers)
 
     def joint_velocities(self) -> np.ndarray:
         """(7,) joint1..joint6 (rad/s) and gripper opening rate (m/s)."""
-        fingers = self.data.qvel[self._finger_qvel].sum()
-        return np.append(self.data.qvel[self._arm_qvel], fingers)
+        fingers = np.dot(self.data.qvel[self.arm.finger_dof], self.arm.finger_sign)
+        return np.append(self.data.qvel[self.arm.arm_dof], fingers)
 
     # --- poses ---------------------------------------------------------------------------------
     def ee_pose(self) -> np.ndarray:
-        """(4, 4) flange (SDK end-effector, link6) pose in base_link (m)."""
-        site = self.data.site('ee')
-        return _pose(site.xpos, site.xmat)
+        """(4, 4) flange (SDK end-effector, link6) pose in base_link (m), from the site 'ee'."""
+        return self._site_pose('ee')
 
     def tcp_pose(self) -> np.ndarray:
         """(4, 4) grasp centre between the finger pads in base_link (m).
 
         Equals `forward_kinematics(q, tcp_offset_m=TCP_OFFSET_M)` (vla_nodes.arm.kinematics).
         """
-        site = self.data.site('tcp')
+        return self._site_pose('tcp')
+
+    def _site_pose(self, name: str) -> np.ndarray:
+        """(4, 4) pose of site `name` in base_link (m)."""
+        try:
+            site = self.data.site(name)
+        except KeyError:
+            raise KeyError(f"the robot model has no site {name!r}: add <site name='{name}'/> to "
+                           "its flange body (the built-in Piper has 'ee' and 'tcp')") from None
         return _pose(site.xpos, site.xmat)
 
     def object_pose(self, name: str) -> np.ndarray:
@@ -253,14 +275,9 @@ class SimWorld:
             axis (z-depth, not ray length), 20 m where nothing is hit.
         """
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.config.height, self.config.width)
-        renderer = self._renderer
-        renderer.update_scene(self.data, camera=CAMERA_NAME)
-        rgb = renderer.render()
-        renderer.enable_depth_rendering()
-        depth = renderer.render()
-        renderer.disable_depth_rendering()
-        return rgb, depth
+            self._renderer = RgbdRenderer(self.model, self.config.width, self.config.height,
+                                          CAMERA_NAME)
+        return self._renderer.render(self.data)
 
     def close(self) -> None:
         """Free the renderer (the GL context); the world stays usable and renders again lazily."""

@@ -1,0 +1,335 @@
+"""vla-export end to end: synthetic bags written with BagWriter -> a LeRobot v3 dataset.
+
+The bags hold 64x48 colour and depth at 30 Hz with stamp jitter, follower and leader joint states
+at 100 Hz with jitter (the leader's joints in another order), end-effector poses, camera_info and
+instructions. The checks recompute every as-of pick by brute force from what was written.
+"""
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from vla_nodes import contract
+from vla_nodes.nodes.camera_topics import camera_info
+from vla_nodes.record import export
+from vla_nodes.record.bag import BagWriter
+from vla_nodes.ros import image, msgs
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
+
+MS = 1_000_000
+T0 = 1_700_000_000_000_000_000  # ns
+K = np.array([[60.0, 0.0, 31.5], [0.0, 60.0, 23.5], [0.0, 0.0, 1.0]])
+D = [0.01, -0.02, 0.0, 0.0, 0.001]
+LEADER_ORDER = ['gripper'] + list(contract.ARM_JOINTS)  # the exporter must map by name
+CALIBRATION = {'camera_to_base': np.eye(4).tolist()}
+COLOR_KEY, DEPTH_KEY = contract.OBS_IMAGE, contract.OBS_DEPTH
+
+
+def header(stamp_ns):
+    return std_msgs.Header(stamp=msgs.ns_to_stamp(stamp_ns), frame_id='base_link')
+
+
+def joints(t_ns, offset):
+    """Joint positions at t: a ramp per joint, so a wrong pick shows as a wrong value."""
+    s = (t_ns - T0) / 1e9
+    return np.array([offset + 0.1 * i + s for i in range(7)])
+
+
+def rgb(k):
+    frame = np.empty((48, 64, 3), np.uint8)
+    frame[..., 0], frame[..., 1], frame[..., 2] = 8 + 3 * k % 240, 128, 248 - 3 * k % 240
+    return frame
+
+
+def depth(k):
+    mm = np.random.default_rng(k).integers(300, 4000, (48, 64)).astype(np.uint16)
+    mm[: k % 5, :7] = 0  # invalid pixels
+    return mm
+
+
+def write_episode(path, seconds, seed, *, dropout=None, camera_gap=None, instructions=(),
+                  topics=None, k_matrix=K):
+    """Write one bag; returns what was written, per stream: (stamps, values)."""
+    rng = np.random.default_rng(seed)
+    items, written = [], {'color': [], 'state': [], 'action': [], 'pose': []}
+    info = camera_info(k_matrix, D, 64, 48, 'plumb_bob', T0, 'camera_color_optical_frame')
+    for n in range(int(seconds * 30)):
+        stamp = T0 + round(n * 1e9 / 30) + int(rng.integers(-3 * MS, 3 * MS))
+        if camera_gap and camera_gap[0] <= stamp - T0 < camera_gap[1]:
+            continue
+        frame = len(written['color'])
+        written['color'].append((stamp, frame))
+        receive = stamp + 25 * MS  # camera frames arrive late; their header stamp is kept
+        items += [(contract.COLOR_TOPIC, image.to_msg(rgb(frame), 'rgb8', stamp, 'cam'), receive),
+                  (contract.DEPTH_TOPIC, image.to_msg(depth(frame), '16UC1', stamp, 'cam'),
+                   receive),
+                  (contract.COLOR_INFO_TOPIC, info, receive),
+                  (contract.DEPTH_INFO_TOPIC, info, receive)]
+    for n in range(int(seconds * 100)):
+        stamp = T0 - 50 * MS + n * 10 * MS + int(rng.integers(-2 * MS, 2 * MS))
+        if dropout and dropout[0] <= stamp - T0 < dropout[1]:
+            continue
+        state, action = joints(stamp, 0.0), joints(stamp, 0.5)
+        written['state'].append((stamp, state))
+        written['action'].append((stamp, action))
+        written['pose'].append((stamp, state[:7]))
+        leader = dict(zip(contract.JOINT_NAMES, action))
+        p = state
+        pose = geometry_msgs.PoseStamped(header=header(stamp), pose=geometry_msgs.Pose(
+            position=geometry_msgs.Point(x=p[0], y=p[1], z=p[2]),
+            orientation=geometry_msgs.Quaternion(x=p[3], y=p[4], z=p[5], w=p[6])))
+        items += [
+            (contract.JOINT_STATES_TOPIC, sensor_msgs.JointState(
+                header=header(stamp), name=list(contract.JOINT_NAMES), position=list(state)),
+             stamp + MS),
+            (contract.LEADER_JOINT_STATES_TOPIC, sensor_msgs.JointState(
+                header=header(stamp), name=LEADER_ORDER,
+                position=[leader[name] for name in LEADER_ORDER]), stamp + MS),
+            (contract.EE_POSE_TOPIC, pose, stamp + 2 * MS)]
+    for receive, text in instructions:
+        items.append((contract.INSTRUCTION_TOPIC, std_msgs.String(data=text), receive))
+    items = [item for item in items if topics is None or item[0] in topics]
+    metadata = {'task': 'pick up the red cube', 'robot': 'piper', 'calibration': CALIBRATION}
+    with BagWriter(path, metadata=metadata, queue_size=100_000) as writer:  # never drops
+        for topic, msg, receive in sorted(items, key=lambda item: item[2]):
+            writer.write(topic, msg, receive)
+    assert writer.dropped == 0
+    return {key: (np.array([s for s, _ in v], np.int64), [x for _, x in v])
+            for key, v in written.items()}
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp('export')
+    bags = base / 'bags'
+    bags.mkdir()
+    truth = [
+        write_episode(bags / 'ep_000', 2.0, 1,
+                      instructions=[(T0 - 100 * MS, 'pick up the red cube')]),
+        write_episode(bags / 'ep_001', 3.0, 2, dropout=(1000 * MS, 1250 * MS),
+                      instructions=[(T0 - 100 * MS, 'pick up the red cube'),
+                                    (T0 + 1500 * MS, 'place it on the green plate')]),
+        # the camera stops for 1.2 of 2 s: mostly stale rows, the episode is skipped
+        write_episode(bags / 'ep_002', 2.0, 3, camera_gap=(400 * MS, 1600 * MS)),
+    ]
+    out = base / 'dataset'
+    config = export.ExportConfig(max_age_s=0.1, progress=False)
+    report = export.export([bags], out, config)
+    return out, truth, report
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def decode(path, fmt):
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format=fmt) for frame in container.decode(video=0)]
+
+
+def as_of_brute(stamps, t):
+    before = np.flatnonzero(stamps <= t)
+    return before[np.argmax(stamps[before])]
+
+
+def sample_times(report, episode):
+    entry = [e for e in report['episodes'] if e.get('episode_index') == episode][0]
+    return entry['start_ns'] + np.round(np.arange(entry['frames']) * 1e9 / 30).astype(np.int64)
+
+
+def test_v3_layout_and_info(exported):
+    out, _, _ = exported
+    for rel in ('meta/info.json', 'meta/stats.json', 'meta/tasks.parquet',
+                'meta/sync_report.json', 'meta/episodes/chunk-000/file-000.parquet',
+                'data/chunk-000/file-000.parquet',
+                f'videos/{COLOR_KEY}/chunk-000/file-000.mp4',
+                f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4'):
+        assert (out / rel).is_file(), rel
+    assert not out.with_name(out.name + '.partial').exists()
+    info = read_json(out / 'meta/info.json')
+    data = pq.read_table(out / 'data/chunk-000/file-000.parquet')
+    assert info['codebase_version'] == 'v3.0' and info['fps'] == 30
+    assert info['robot_type'] == 'piper'
+    assert (info['total_episodes'], info['total_frames']) == (2, data.num_rows)
+    assert info['total_tasks'] == 2 and info['splits'] == {'train': '0:2'}
+    assert info['data_path'].format(chunk_index=0, file_index=0) == \
+        'data/chunk-000/file-000.parquet'
+    assert (out / info['video_path'].format(video_key=DEPTH_KEY, chunk_index=0,
+                                            file_index=0)).is_file()
+    features = info['features']
+    assert features[contract.OBS_STATE] == {'dtype': 'float32', 'shape': [7],
+                                            'names': list(contract.JOINT_NAMES)}
+    assert features[contract.ACTION]['names'] == list(contract.JOINT_NAMES)
+    assert features[export.OBS_EE_POSE]['names'] == list(export.EE_POSE_NAMES)
+    for key in ('timestamp', 'frame_index', 'episode_index', 'index', 'task_index'):
+        assert features[key]['shape'] == [1]
+    assert set(data.column_names) == {k for k, f in features.items() if f['dtype'] != 'video'}
+    color, depth = features[COLOR_KEY], features[DEPTH_KEY]
+    assert color['dtype'] == depth['dtype'] == 'video'
+    assert color['shape'] == [48, 64, 3] and depth['shape'] == [48, 64, 1]
+    assert color['info']['video.codec'] == 'h264' and not color['info']['is_depth_map']
+    assert depth['info']['video.pix_fmt'] == 'gray16le' and depth['info']['is_depth_map']
+    assert depth['info']['depth.scale_m'] == 0.001 and depth['info']['depth.invalid_value'] == 0
+    for feature in (color, depth):  # intrinsics, which LeRobot drops
+        intrinsics = feature['info']['intrinsics']
+        np.testing.assert_allclose(intrinsics['K'], K)
+        np.testing.assert_allclose(intrinsics['D'], D)
+        assert (intrinsics['width'], intrinsics['height']) == (64, 48)
+    assert color['info']['calibration'] == CALIBRATION
+
+
+def test_indices_timestamps_and_episodes(exported):
+    out, _, _ = exported
+    data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
+    episodes = pq.read_table(out / 'meta/episodes/chunk-000/file-000.parquet').to_pylist()
+    n = len(data['index'])
+    assert data['index'] == list(range(n))
+    assert [e['episode_index'] for e in episodes] == [0, 1]
+    assert episodes[0]['dataset_from_index'] == 0
+    assert episodes[0]['dataset_to_index'] == episodes[1]['dataset_from_index']
+    assert episodes[1]['dataset_to_index'] == n
+    for e in episodes:
+        rows = range(e['dataset_from_index'], e['dataset_to_index'])
+        assert e['length'] == len(rows) > 50
+        assert [data['episode_index'][i] for i in rows] == [e['episode_index']] * len(rows)
+        assert [data['frame_index'][i] for i in rows] == list(range(len(rows)))
+        np.testing.assert_array_equal([data['timestamp'][i] for i in rows],
+                                      (np.arange(len(rows)) / 30).astype(np.float32))
+        for key in (COLOR_KEY, DEPTH_KEY):
+            assert e[f'videos/{key}/from_timestamp'] == e['dataset_from_index'] / 30
+            assert e[f'videos/{key}/to_timestamp'] == e['dataset_to_index'] / 30
+        assert e['source_bag'].endswith(f'ep_00{e["episode_index"]}')
+    assert episodes[0]['tasks'] == ['pick up the red cube']
+    assert episodes[1]['tasks'] == ['pick up the red cube', 'place it on the green plate']
+    tasks = pq.read_table(out / 'meta/tasks.parquet')
+    assert tasks.column('task').to_pylist() == ['pick up the red cube',
+                                                'place it on the green plate']
+    assert tasks.column('task_index').to_pylist() == [0, 1]
+    assert json.loads(tasks.schema.metadata[b'pandas'])['index_columns'] == ['task']
+
+
+def test_rows_and_frames_are_the_as_of_picks(exported):
+    """State, action, pose, colour and depth of every row are the latest message <= its time."""
+    out, truth, report = exported
+    data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
+    colors = decode(out / f'videos/{COLOR_KEY}/chunk-000/file-000.mp4', 'rgb24')
+    depths = decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray16le')
+    assert len(colors) == len(depths) == len(data['index'])
+    row = 0
+    for episode in (0, 1):
+        written = truth[episode]
+        for t in sample_times(report, episode):
+            i = as_of_brute(written['state'][0], t)
+            assert written['state'][0][i] <= t
+            np.testing.assert_allclose(data[contract.OBS_STATE][row], written['state'][1][i],
+                                       rtol=0, atol=1e-6)
+            np.testing.assert_allclose(data[contract.ACTION][row], written['action'][1][i],
+                                       rtol=0, atol=1e-6)
+            np.testing.assert_allclose(data[export.OBS_EE_POSE][row], written['pose'][1][i],
+                                       rtol=0, atol=1e-6)
+            frame = written['color'][1][as_of_brute(written['color'][0], t)]
+            np.testing.assert_array_equal(depths[row], depth(frame))  # lossless millimetres
+            assert np.abs(colors[row].astype(int) - rgb(frame)).max() <= 3  # H.264, lossy
+            row += 1
+    assert data['task_index'][row - 1] == 1  # the second instruction holds at the end
+
+
+def test_stale_rows_are_flagged_and_stale_episodes_skipped(exported):
+    out, truth, report = exported
+    data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
+    start = len([i for i in data['episode_index'] if i == 0])
+    stamps = truth[1]['state'][0]
+    expected = [t - stamps[as_of_brute(stamps, t)] <= 100 * MS for t in sample_times(report, 1)]
+    assert data['sync_ok'][start:] == expected
+    assert 0 < expected.count(False) < 10  # the 250 ms dropout less the 100 ms window
+    saved = read_json(out / 'meta/sync_report.json')
+    assert saved == json.loads(json.dumps(report))
+    episode = saved['episodes'][1]['streams']
+    assert episode[contract.OBS_STATE]['stale'] == expected.count(False)
+    assert episode[COLOR_KEY]['stamp_source'] == 'header'
+    assert episode['task']['stamp_source'] == 'receive'
+    # Header stamps, not the 25 ms late receive time: the camera is ~half a period old.
+    assert 10 < saved['streams'][COLOR_KEY]['skew_p50_ms'] < 23
+    assert saved['streams'][COLOR_KEY]['skew_p95_ms'] < 33
+    skipped = saved['episodes'][2]
+    assert skipped['bag'].endswith('ep_002') and 'stale' in skipped['skipped']
+    assert 'episode_index' not in skipped
+
+
+def test_stats_match_the_data(exported):
+    out, truth, report = exported
+    stats = read_json(out / 'meta/stats.json')
+    data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
+    for key in (contract.OBS_STATE, contract.ACTION, export.OBS_EE_POSE):
+        x = np.array(data[key], np.float64)
+        np.testing.assert_allclose(stats[key]['mean'], x.mean(0), atol=1e-6)
+        np.testing.assert_allclose(stats[key]['std'], x.std(0), atol=1e-6)
+        np.testing.assert_allclose(stats[key]['min'], x.min(0))
+        np.testing.assert_allclose(stats[key]['max'], x.max(0))
+        np.testing.assert_allclose(stats[key]['q01'], np.quantile(x, 0.01, axis=0))
+        np.testing.assert_allclose(stats[key]['q99'], np.quantile(x, 0.99, axis=0))
+        assert stats[key]['count'] == [len(x)]
+    assert stats['index']['max'] == [len(x) - 1]
+    depths = np.stack([depth(truth[e]['color'][1][as_of_brute(truth[e]['color'][0], t)])
+                       for e in (0, 1) for t in sample_times(report, e)])
+    valid = depths[depths > 0] / 1000.0
+    assert np.array(stats[DEPTH_KEY]['mean']).shape == (1, 1, 1)
+    assert stats[DEPTH_KEY]['min'] == [[[valid.min()]]]
+    assert stats[DEPTH_KEY]['max'] == [[[valid.max()]]]
+    np.testing.assert_allclose(stats[DEPTH_KEY]['mean'], [[[valid.mean()]]])
+    np.testing.assert_allclose(stats[DEPTH_KEY]['q50'],
+                               [[[np.quantile(valid, 0.5, method='inverted_cdf')]]])
+    color = np.array(stats[COLOR_KEY]['mean']).reshape(3)
+    assert color[1] == pytest.approx(128 / 255)
+    assert stats[COLOR_KEY]['min'][1] == stats[COLOR_KEY]['max'][1] == [[128 / 255]]
+    episodes = pq.read_table(out / 'meta/episodes/chunk-000/file-000.parquet').to_pylist()
+    first = np.array(data[contract.OBS_STATE][:episodes[0]['length']])
+    np.testing.assert_allclose(episodes[0][f'stats/{contract.OBS_STATE}/mean'], first.mean(0),
+                               atol=1e-6)
+
+
+def test_missing_topic_is_named(tmp_path):
+    path = tmp_path / 'no_leader'
+    keep = set(contract.TOPIC_TYPES) - {contract.LEADER_JOINT_STATES_TOPIC}
+    write_episode(path, 0.5, 4, topics=keep)
+    with pytest.raises(export.ExportError, match='/leader/joint_states') as error:
+        export.export([path], tmp_path / 'out', export.ExportConfig(progress=False))
+    assert 'action' in str(error.value)
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.partial').exists()
+
+
+def test_a_different_camera_is_refused(tmp_path):
+    (tmp_path / 'bags').mkdir()
+    write_episode(tmp_path / 'bags' / 'a', 0.5, 6)
+    write_episode(tmp_path / 'bags' / 'b', 0.5, 7, k_matrix=K * [[1.1], [1.1], [1]])
+    with pytest.raises(export.ExportError, match='intrinsics differ') as error:
+        export.export([tmp_path / 'bags'], tmp_path / 'out', export.ExportConfig(progress=False))
+    assert str(tmp_path / 'bags' / 'b') in str(error.value)
+    assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.partial').exists()
+
+
+def test_cli_bad_input_and_overwrite(tmp_path, capsys):
+    bag_path = tmp_path / 'ep'
+    write_episode(bag_path, 0.6, 5, instructions=[(T0, 'push the cube')])
+    out = tmp_path / 'ds'
+    assert export.main([str(tmp_path / 'nope'), '-o', str(out)]) == 1
+    assert 'nope does not exist' in capsys.readouterr().err
+    assert export.main([str(bag_path), '-o', str(out), '--no-progress']) == 0
+    printed = capsys.readouterr().out
+    assert contract.OBS_STATE in printed and 'skew p50 ms' in printed
+    assert export.main([str(bag_path), '-o', str(out), '--no-progress']) == 1
+    assert '--overwrite' in capsys.readouterr().err
+    assert export.main([str(bag_path), '-o', str(out), '--no-progress', '--overwrite',
+                        '--task', 'stack the cubes']) == 0
+    tasks = pq.read_table(out / 'meta/tasks.parquet').column('task').to_pylist()
+    assert tasks == ['stack the cubes']
+    other = tmp_path / 'not_a_dataset'
+    other.mkdir()
+    (other / 'notes.txt').write_text('keep me')
+    assert export.main([str(bag_path), '-o', str(other), '--overwrite', '--no-progress']) == 1
+    assert 'not a LeRobot dataset' in capsys.readouterr().err
+    assert (other / 'notes.txt').read_text() == 'keep me'

@@ -1,0 +1,240 @@
+"""vla-train on a small LeRobot v3 dataset: reading, stats, checkpoints, resume, DDP, bf16."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION,
+                                OBS_STATE, READY_POSITIONS)
+from vla_nodes.models import presets
+from vla_nodes.models.vla import ACTION_PAD, VLAModel
+from vla_nodes.policy.checkpoint import read_policy_json
+from vla_nodes.policy.policy import make_piper_example, VLAPolicy
+from vla_nodes.policy.transforms import compute_stats
+from vla_nodes.train.data import batch_indices, collate, DatasetError, LeRobotDataset
+from vla_nodes.train.train import flow_noise, main, train_step
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+ROOT = Path(__file__).resolve().parents[1]
+FPS, FRAMES, EPISODES = 15, 20, 3
+TASKS = ('pick up the cube', 'push the cube')
+
+
+def joints(episode):
+    """Follower state of an episode, rad / m. # (FRAMES, 7)"""
+    t = np.arange(FRAMES)[:, None] / FPS
+    return (np.asarray(READY_POSITIONS) + 0.1 * np.sin(t + np.arange(7) + episode)).astype(
+        np.float32)
+
+
+def brightness(episode, frame):
+    return 20 + 40 * episode + 5 * frame
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    """3 episodes x 20 rows at 15 Hz: 64x48 colour of known brightness, depth 600 + 10 k mm."""
+    from vla_nodes.record.lerobot_v3 import LeRobotV3Writer
+    out = tmp_path_factory.mktemp('data') / 'piper_cube'
+    writer = LeRobotV3Writer(out, fps=FPS, names={OBS_STATE: JOINT_NAMES, ACTION: JOINT_NAMES})
+    for e in range(EPISODES):
+        for k in range(FRAMES):
+            writer.add_frame(OBS_IMAGE, np.full((48, 64, 3), brightness(e, k), np.uint8))
+            depth = np.full((48, 64), 600 + 10 * k, np.uint16)
+            depth[:8] = 0  # invalid rows
+            writer.add_frame(OBS_DEPTH, depth)
+        ok = np.ones(FRAMES, bool)
+        ok[3] = e != 1  # one stale row in episode 1
+        writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok},
+                           [TASKS[e % 2]] * FRAMES)
+    return writer.finish(robot_type='piper')
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def test_samples_hold_the_recorded_rows(dataset):
+    data = LeRobotDataset(dataset, horizon=4, image_size=32, use_depth=True)
+    assert len(data) == EPISODES * FRAMES - 1  # the stale row is not a sample
+    assert data.names == list(JOINT_NAMES) and data.fps == FPS
+    s = data[FRAMES + 5]  # episode 1, row 6 (row 3 was skipped)
+    np.testing.assert_array_equal(s[OBS_STATE], joints(1)[6])
+    np.testing.assert_array_equal(s[ACTION], joints(1)[6:10] + 0.01)
+    assert s[OBS_INSTRUCTION] == TASKS[1] and not s[ACTION_PAD].any()
+    # 64x48 -> 32x24 centred in 32x32: 4 padded rows, the depth's 8 invalid rows -> 4 NaN rows.
+    assert s[OBS_IMAGE].shape == (32, 32, 3) and s[OBS_DEPTH].shape == (32, 32)
+    assert abs(float(s[OBS_IMAGE][4:28].mean()) - brightness(1, 6)) < 4  # H.264 is lossy
+    assert np.isnan(s[OBS_DEPTH][:8]).all()
+    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66)  # lossless millimetres -> metres
+
+
+def test_chunks_past_the_episode_end_are_padded(dataset):
+    data = LeRobotDataset(dataset, horizon=4, image_size=32, episodes=[0])
+    last = data[FRAMES - 2]
+    assert last[ACTION_PAD].tolist() == [False, False, True, True]
+    np.testing.assert_array_equal(last[ACTION][2:], np.stack([joints(0)[-1] + 0.01] * 2))
+    assert OBS_DEPTH not in last
+
+
+def test_stats_and_collate_normalize_like_the_policy(dataset):
+    data = LeRobotDataset(dataset, horizon=4, image_size=32, episodes=[0, 2])
+    stats = data.stats()
+    rows = np.concatenate([joints(0), joints(2)])
+    np.testing.assert_allclose(stats[OBS_STATE].q99, compute_stats(rows).q99)
+    batch = collate([data[i] for i in range(3)], stats)
+    assert batch[OBS_STATE].shape == (3, 7) and batch[ACTION].shape == (3, 4, 7)
+    q01, q99 = stats[OBS_STATE].q01, stats[OBS_STATE].q99
+    expected = 2 * (joints(0)[1] - q01) / (q99 - q01 + 1e-6) - 1  # q01..q99 -> [-1, 1]
+    np.testing.assert_allclose(batch[OBS_STATE][1].numpy(), expected, atol=1e-4)
+    assert batch[OBS_INSTRUCTION] == [TASKS[0]] * 3
+
+
+def test_bad_folders_are_named(dataset, tmp_path):
+    with pytest.raises(DatasetError, match='no meta/info.json.*vla-export'):
+        LeRobotDataset(tmp_path, horizon=4, image_size=32)
+    info = json.loads((dataset / 'meta' / 'info.json').read_text())
+    (tmp_path / 'meta').mkdir()
+    (tmp_path / 'meta' / 'info.json').write_text(json.dumps({**info, 'codebase_version': 'v2.1'}))
+    with pytest.raises(DatasetError, match="'v2.1'.*v3"):
+        LeRobotDataset(tmp_path, horizon=4, image_size=32)
+    with pytest.raises(DatasetError, match=r'no episodes \[7\]'):
+        LeRobotDataset(dataset, horizon=4, image_size=32, episodes=[7])
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    first = [batch_indices(10, 4, step, seed=1).tolist() for step in range(4)]
+    assert first == [batch_indices(10, 4, step, seed=1).tolist() for step in range(4)]
+    assert len(set(first[0] + first[1])) == 8  # an epoch does not repeat samples
+    assert first != [batch_indices(10, 4, step, seed=2).tolist() for step in range(4)]
+
+
+# --- vla-train ----------------------------------------------------------------------------------
+
+def train(dataset, out, *extra):
+    args = ['--data', str(dataset), '--out', str(out), '--batch-size', '4', '--lr', '1e-3',
+            '--warmup', '1', '--val-every', '2', '--save-every', '2', '--val-batches', '1',
+            '--no-progress', *extra]
+    return main(args)
+
+
+@pytest.fixture(scope='module')
+def run(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp('runs') / 'straight'
+    assert train(dataset, out, '--steps', '4') == 0
+    return out
+
+
+def test_a_run_leaves_checkpoints_metrics_and_a_plot(run, dataset):
+    assert (run / 'latest').read_text().strip() == 'checkpoints/step_000004'
+    assert (run / 'checkpoints' / 'step_000002' / 'model.safetensors').is_file()
+    assert (run / 'loss.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    metrics = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [m['step'] for m in metrics] == [1, 2, 3, 4]
+    assert all(np.isfinite(m['loss']) for m in metrics)
+    assert 'val_loss' in metrics[1] and 'val_loss' in metrics[3]
+    policy = read_policy_json(run / 'checkpoints' / 'step_000004')
+    assert policy['contract']['action_rate_hz'] == FPS
+    assert policy['contract']['joint_names'] == list(JOINT_NAMES)
+    # Statistics from the training episodes only: episode 2 validates.
+    rows = np.concatenate([joints(0), joints(1)])
+    np.testing.assert_allclose(policy['norm_stats'][OBS_STATE].q01, compute_stats(rows).q01)
+    loaded = VLAPolicy.from_checkpoint(run / 'checkpoints' / 'step_000004')
+    assert loaded.infer(make_piper_example())['actions'].shape == (16, 7)
+
+
+def test_resume_continues_exactly(run, dataset, tmp_path):
+    from safetensors.torch import load_file
+    assert train(dataset, tmp_path / 'r', '--steps', '2') == 0
+    assert train(dataset, tmp_path / 'r', '--steps', '4', '--resume') == 0
+    resumed = load_file(str(tmp_path / 'r' / 'checkpoints' / 'step_000004' / 'model.safetensors'))
+    straight = load_file(str(run / 'checkpoints' / 'step_000004' / 'model.safetensors'))
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    lines = (tmp_path / 'r' / 'metrics.jsonl').read_text().splitlines()
+    assert [json.loads(line)['step'] for line in lines] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize('preset, term', [('tiny_qdepth_vla', 'depth_ce'),
+                                          ('tiny_spatial_forcing', 'align')])
+def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term):
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset) == 0
+    metrics = json.loads((tmp_path / 'metrics.jsonl').read_text())
+    assert np.isfinite(metrics[term]) and metrics['loss'] > metrics['flow']
+
+
+def test_spatial_forcing_without_a_teacher_is_refused(dataset, tmp_path, capsys):
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', 'spatial_forcing') == 2
+    assert '--teacher DIR' in capsys.readouterr().err
+
+
+def test_an_existing_run_is_not_overwritten(run, dataset, capsys):
+    assert train(dataset, run, '--steps', '6') == 2
+    assert '--resume' in capsys.readouterr().err
+
+
+def tiny_batch(config, b=4):
+    g = torch.Generator().manual_seed(5)
+    s = config.image_size
+    return {OBS_IMAGE: torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g),
+            OBS_DEPTH: 0.5 + torch.rand(b, s, s, generator=g),
+            OBS_STATE: torch.randn(b, 7, generator=g),
+            OBS_INSTRUCTION: ['pick up the cube', 'push', 'open', 'stack'][:b],
+            ACTION: torch.randn(b, config.horizon, 7, generator=g)}
+
+
+def test_ddp_with_two_cpu_processes_gives_the_one_process_gradients(tmp_path):
+    """torchrun, 2 ranks on gloo, each half of a batch of 4 == one process on all 4."""
+    from safetensors.torch import load_file
+    script = tmp_path / 'ddp.py'
+    script.write_text(
+        'import sys, torch\n'
+        'from safetensors.torch import save_file\n'
+        'sys.path.insert(0, sys.argv[2])\n'
+        'from test_train import tiny_batch\n'
+        'from vla_nodes.models import presets\n'
+        'from vla_nodes.models.vla import VLAModel\n'
+        'from vla_nodes.train.train import flow_noise, setup_distributed, train_step\n'
+        'torch.set_num_threads(1)\n'
+        "rank, world, device = setup_distributed('cpu')\n"
+        'torch.manual_seed(0)\n'
+        "model = VLAModel(presets.get('tiny_pi0_depth'))\n"
+        'ddp = torch.nn.parallel.DistributedDataParallel(model)\n'
+        'noise, time = flow_noise(7, 0, 4, 16, 7)\n'
+        "train_step(ddp, tiny_batch(model.config), noise, time, rank, world, 'fp32', device)\n"
+        'if rank == 0:\n'
+        '    save_file({n: p.grad.contiguous() for n, p in model.named_parameters()\n'
+        '               if p.grad is not None}, sys.argv[1])\n'
+        'torch.distributed.destroy_process_group()\n')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    out = tmp_path / 'grads.safetensors'
+    subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                    '--nproc_per_node', '2', str(script), str(out), str(ROOT / 'test')],
+                   check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_pi0_depth'))
+    noise, time = flow_noise(7, 0, 4, 16, 7)
+    train_step(model, tiny_batch(model.config), noise, time, 0, 1, 'fp32', torch.device('cpu'))
+    ddp = load_file(str(out))
+    single = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert ddp.keys() == single.keys() and len(single) > 50
+    for name, grad in single.items():
+        torch.testing.assert_close(ddp[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_autocast_step_is_finite():
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_vlm4vla'))
+    batch = tiny_batch(model.config)
+    noise, time = flow_noise(0, 0, 4, 10, 7)
+    terms = train_step(model, batch, noise, time, 0, 1, 'bf16', torch.device('cpu'))
+    assert np.isfinite(terms['loss'])
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match='multiple of the world size'):
+        train_step(model, batch, noise, time, 0, 3, 'fp32', torch.device('cpu'))

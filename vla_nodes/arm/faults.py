@@ -1,0 +1,173 @@
+"""Piper fault detection: CAN silence, an unhealthy SDK reader and arm error codes, latched.
+
+Where it fits: `arm_driver_node` feeds `FaultMonitor.update()` every control tick with what
+`PiperArm.read()` and `PiperArm.status()` report; once a fault latches the node sends nothing
+until a person calls `~/enable true` (DESIGN.md section 7: CAN faults are latched and reported,
+never silent). The peers' arms fail silently here: a bus-off with no recovery (piper_sdk #109),
+an adapter whose RX goes quiet (#112), feedback that stays all zeros (#101). Pure Python, no ROS;
+times are passed in, so tests need no clock.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+# 0x2A1 byte 1, arm_status (piper_sdk ArmMsgFeedbackStatusEnum.ArmStatus).
+ARM_STATUS_NAMES = {
+    0x00: 'normal', 0x01: 'emergency stop', 0x02: 'no IK solution', 0x03: 'singularity',
+    0x04: 'target beyond a joint limit', 0x05: 'joint communication error',
+    0x06: 'joint brake not released', 0x07: 'collision', 0x08: 'overspeed during drag teach',
+    0x09: 'joint status error', 0x0A: 'other error', 0x0B: 'teach recording',
+    0x0C: 'teach replay', 0x0D: 'teach paused', 0x0E: 'main controller over temperature',
+    0x0F: 'discharge resistor over temperature',
+}
+ARM_STATUS_ESTOP = 0x01
+# Statuses after which the arm must not be driven until someone looked at it.
+FAULT_STATUSES = frozenset({0x01, 0x05, 0x06, 0x07, 0x09, 0x0A, 0x0E, 0x0F})
+# 0x2A1 bytes 6-7, err_code: bits 0-5 joint 1-6 communication error, bits 8-13 angle limit.
+COMM_ERROR_BITS = 0x003F
+ANGLE_LIMIT_BITS = 0x3F00
+# python-can BusState names; ERROR is bus-off (the adapter stopped sending and receiving).
+BUS_ERROR_STATE = 'ERROR'
+
+
+def status_name(code: int) -> str:
+    """Readable name of an arm_status code."""
+    return ARM_STATUS_NAMES.get(code, f'unknown status 0x{code:02X}')
+
+
+def joints_in(bits: int, mask: int) -> list:
+    """Joint numbers (1-6) whose bit is set in err_code `bits` under `mask` (one of the above)."""
+    shift = 0 if mask == COMM_ERROR_BITS else 8
+    return [j + 1 for j in range(6) if bits & (1 << (j + shift))]
+
+
+@dataclass
+class _Source:
+    """A feedback stream watched for silence: its last stamp and when that stamp changed."""
+
+    stamp: float
+    changed_s: float
+
+
+class FaultMonitor:
+    """Latches the first fault it sees; `reset()` (on `~/enable true`) re-arms it."""
+
+    def __init__(self, can_timeout_s: float = 0.5):
+        """Start with no fault.
+
+        Args:
+            can_timeout_s: a feedback stream whose stamp has not changed for this long (s) is
+                silent. The arm sends status and joints at 200 Hz, so 0.5 s is 100 lost frames.
+        """
+        self.can_timeout_s = can_timeout_s
+        self.fault = ''
+        self._sources = {}
+
+    def reset(self) -> None:
+        """Clear the fault and forget the stream stamps (they are watched afresh)."""
+        self.fault = ''
+        self._sources = {}
+
+    def latch(self, message: str) -> None:
+        """Latch a fault found elsewhere (e.g. a failed enable), unless one is latched."""
+        self.fault = self.fault or message
+
+    def update(self, now_s: float, stamps: dict, status: Optional[dict] = None) -> str:
+        """Check one tick's readings; latch and return a new fault, else return ''.
+
+        Args:
+            now_s: a monotonic time (s).
+            stamps: {stream name: stamp} of each feedback stream (e.g. 'status frames (0x2A1)':
+                `status['stamp']`); a stream is watched from its first non-zero stamp on, so an
+                arm that never sent joint frames is not "silent" (see `PiperArm.read().valid`).
+            status: `PiperArm.status()`, or None when it could not be read.
+
+        Returns:
+            The fault message if one latched on this call (what happened and what to do).
+        """
+        if self.fault:
+            return ''
+        problem = self._silence(now_s, stamps) or self._status_problem(status)
+        if problem:
+            self.fault = f'{problem}; motion refused: fix it, then call ~/enable true'
+            return self.fault
+        return ''
+
+    def _silence(self, now_s: float, stamps: dict) -> str:
+        for name, stamp in stamps.items():
+            source = self._sources.get(name)
+            if source is None:
+                if stamp:
+                    self._sources[name] = _Source(stamp, now_s)
+                continue
+            if stamp != source.stamp:
+                source.stamp, source.changed_s = stamp, now_s
+            elif now_s - source.changed_s > self.can_timeout_s:
+                return (f'no CAN {name} for {now_s - source.changed_s:.2f} s: check the arm '
+                        'power, the CAN cable and adapter (`ip -details link show`, '
+                        'can_activate.sh)')
+        return ''
+
+    @staticmethod
+    def _status_problem(status: Optional[dict]) -> str:
+        if status is None:
+            return ''
+        if not status.get('is_ok', True):
+            return ('no CAN frames for 0.25 s (piper_sdk isOk false): check the arm power, '
+                    'the CAN cable and adapter')
+        if status.get('bus_state') == BUS_ERROR_STATE:
+            return ('the CAN adapter is bus-off (python-can state ERROR): check termination and '
+                    'bitrate, then bring the interface down and up again')
+        code = status.get('arm_status', 0)
+        if code in FAULT_STATUSES:
+            return f'the arm reports {status_name(code)} (arm_status 0x{code:02X})'
+        comm = joints_in(status.get('err_code', 0), COMM_ERROR_BITS)
+        if comm:
+            return f'the arm reports a communication error on joints {comm}'
+        return ''
+
+
+def driver_state(*, fault: str, estopped: bool, feedback_valid: bool, rejection: str,
+                 enabled: bool, warnings: list, dry_run: bool) -> tuple:
+    """What the driver reports, most serious first: ('ERROR' | 'WARN' | 'OK', message).
+
+    Args:
+        fault: the latched fault ('' = none).
+        estopped: the emergency stop is engaged.
+        feedback_valid: real joint feedback arrives (not the SDK's initial zeros).
+        rejection: the reason a command was recently rejected ('' = none lately).
+        enabled: motion is enabled.
+        warnings: `warnings_of(status)`.
+        dry_run: commands are computed but not sent.
+    """
+    if fault:
+        return 'ERROR', fault
+    if estopped:
+        return 'ERROR', 'emergency stop engaged: call ~/enable true to resume'
+    if not feedback_valid:
+        return 'WARN', ('no joint feedback yet: is the arm in leader (teach-input) mode? A '
+                        'follower arm (MasterSlaveConfig 0xFC) sends it')
+    if rejection:
+        return 'WARN', rejection
+    if not enabled:
+        return 'WARN', 'disabled: call ~/enable true to move'
+    if warnings:
+        return 'WARN', '; '.join(warnings)
+    if dry_run:
+        return 'WARN', 'dry run: commands published on ~/command, not sent'
+    return 'OK', 'enabled, following commands'
+
+
+def warnings_of(status: dict) -> list:
+    """Non-latching conditions worth showing in diagnostics (limits hit, no IK, teach mode)."""
+    found = []
+    code = status.get('arm_status', 0)
+    if code not in FAULT_STATUSES and code != 0:
+        found.append(f'arm_status: {status_name(code)}')
+    limited = joints_in(status.get('err_code', 0), ANGLE_LIMIT_BITS)
+    if limited:
+        found.append(f'joints {limited} at their angle limit')
+    if status.get('ctrl_mode', 1) not in (0x00, 0x01):
+        found.append(f"control mode {status['ctrl_mode']} is not CAN control: is the teach "
+                     'pendant or a leader arm in charge?')
+    return found

@@ -1,0 +1,256 @@
+"""LeRobot v3 dataset folders -> training samples and batches, through policy/transforms.py.
+
+Reads what `vla-export` writes (record/lerobot_v3.py; LeRobot's v3.0 layout): meta/info.json
+(fps, features, path templates), meta/tasks.parquet, meta/episodes/*.parquet (row ranges and
+video time ranges per episode), data/*.parquet (observation.state, action, episode_index,
+frame_index, index, task_index, optional sync_ok) and the videos: colour H.264 and depth as
+lossless 16-bit millimetres (FFV1 gray16le, 0 = invalid), decoded with PyAV.
+
+A sample is one row t of an episode:
+    OBS_IMAGE rgb uint8 # (S, S, 3) and OBS_DEPTH metres, NaN invalid # (S, S), resized with
+    padding exactly as policy_node does (transforms.ResizeWithPad); OBS_STATE # (7,);
+    ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
+    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text.
+Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
+Frames are decoded one episode at a time and kept, resized, in a small LRU cache.
+"""
+
+from collections import OrderedDict
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.models.vla import ACTION_PAD
+from vla_nodes.policy.transforms import compute_stats, Normalize, resize_with_pad
+
+SYNC_OK = 'sync_ok'
+DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
+
+
+class DatasetError(ValueError):
+    """A folder that is not a readable LeRobot v3 dataset; the message says what is wrong."""
+
+
+def _require(module):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DatasetError(f'reading LeRobot datasets needs {module}: '
+                           f'pip install "vla_nodes[data]"') from None
+
+
+def _read_parquets(paths):
+    pq = _require('pyarrow.parquet')
+    pa = _require('pyarrow')
+    return pa.concat_tables([pq.read_table(p) for p in paths])
+
+
+def _column(table, name):
+    """A parquet column as numpy: fixed-size lists -> (N, D), scalars -> (N,)."""
+    col = table.column(name).combine_chunks()
+    if hasattr(col, 'flatten') and hasattr(col.type, 'list_size'):
+        return np.asarray(col.flatten(), dtype=np.float32).reshape(len(col), col.type.list_size)
+    if hasattr(col, 'flatten'):  # variable-size lists
+        return np.asarray(col.to_pylist(), dtype=np.float32)
+    return col.to_numpy(zero_copy_only=False)
+
+
+class LeRobotDataset:
+    """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
+
+    def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
+                 cache_episodes=8):
+        """Open a dataset.
+
+        Args:
+            root: the dataset folder (with meta/info.json).
+            horizon: H, actions per chunk.
+            image_size: S, frames are resized with padding to S x S.
+            use_depth: decode the depth video too (models with sensor-depth tokens).
+            episodes: episode indices to use (default all).
+            cache_episodes: decoded episodes kept in memory.
+
+        Raises:
+            DatasetError: not a v3 dataset, or a needed feature is missing (named).
+        """
+        self.root = Path(root)
+        info_path = self.root / 'meta' / 'info.json'
+        if not info_path.is_file():
+            raise DatasetError(f'{self.root} is not a LeRobot dataset: no meta/info.json '
+                               '(make one with vla-export)')
+        self.info = json.loads(info_path.read_text())
+        version = str(self.info.get('codebase_version', ''))
+        if not version.startswith('v3'):
+            raise DatasetError(f'{self.root}: codebase_version {version!r}; this reader '
+                               'needs a LeRobot v3.x dataset (re-export with vla-export)')
+        features = self.info['features']
+        needed = [OBS_STATE, ACTION, OBS_IMAGE] + ([OBS_DEPTH] if use_depth else [])
+        missing = [k for k in needed if k not in features]
+        if missing:
+            raise DatasetError(f'{self.root}: dataset has no {missing} (features: '
+                               f'{sorted(features)})')
+        self.fps = float(self.info['fps'])
+        self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
+        self.names = list(features[ACTION].get('names') or [])
+        self._load_tables()
+        chosen = sorted(self.episodes) if episodes is None else list(episodes)
+        unknown = sorted(set(chosen) - set(self.episodes))
+        if unknown:
+            raise DatasetError(f'{self.root}: no episodes {unknown}')
+        self.chosen = chosen
+        rows = self.rows()
+        ok = self.sync_ok[rows] if self.sync_ok is not None else np.ones(len(rows), bool)
+        self.samples = rows[ok]  # (N,) row numbers
+        self._cache = OrderedDict()
+        self._cache_size = cache_episodes
+
+    def _load_tables(self):
+        data_files = sorted(self.root.glob('data/*/*.parquet'))
+        if not data_files:
+            raise DatasetError(f'{self.root}: no data/*/*.parquet files')
+        table = _read_parquets(data_files)
+        order = np.argsort(_column(table, 'index'), kind='stable')
+        self.state = _column(table, OBS_STATE)[order]
+        self.action = _column(table, ACTION)[order]
+        self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
+        self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
+        self.task_index = _column(table, 'task_index')[order].astype(np.int64)
+        names = table.column_names
+        self.sync_ok = _column(table, SYNC_OK)[order].astype(bool) if SYNC_OK in names else None
+        tasks = _read_parquets([self.root / 'meta' / 'tasks.parquet'])
+        self.tasks = dict(zip(_column(tasks, 'task_index').tolist(),
+                              tasks.column('task').to_pylist()))
+        episodes = _read_parquets(sorted(self.root.glob('meta/episodes/*/*.parquet')))
+        self.episodes = {}
+        for row in episodes.to_pylist():
+            e = int(row['episode_index'])
+            start = int(np.searchsorted(self.episode_index, e))
+            self.episodes[e] = {'rows': (start, start + int(row['length'])), 'meta': row}
+
+    def __len__(self):
+        return len(self.samples)
+
+    def rows(self):
+        """Row numbers of the chosen episodes. # (N,) int"""
+        return np.concatenate([np.arange(*self.episodes[e]['rows']) for e in self.chosen])
+
+    def stats(self):
+        """q01/q99 (and mean/std) of state and action over the chosen episodes' rows."""
+        return merged_stats([self])
+
+    def __getitem__(self, i):
+        """Sample i: the module docstring's keys, numpy arrays in physical units."""
+        row = int(self.samples[i])
+        e = int(self.episode_index[row])
+        start, stop = self.episodes[e]['rows']
+        steps = np.arange(row, row + self.horizon)
+        pad = steps >= stop
+        frames = self._frames(e)
+        sample = {
+            OBS_IMAGE: frames[OBS_IMAGE][row - start],
+            OBS_STATE: self.state[row],
+            ACTION: self.action[np.minimum(steps, stop - 1)],
+            ACTION_PAD: pad,
+            OBS_INSTRUCTION: self.tasks[int(self.task_index[row])],
+        }
+        if self.use_depth:
+            sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
+        return sample
+
+    def _frames(self, episode):
+        """Decoded, resized frames of one episode (LRU-cached)."""
+        if episode in self._cache:
+            self._cache.move_to_end(episode)
+            return self._cache[episode]
+        keys = [OBS_IMAGE] + ([OBS_DEPTH] if self.use_depth else [])
+        start, stop = self.episodes[episode]['rows']
+        out = {}
+        for key in keys:
+            raw = self._decode(episode, key, stop - start)
+            if key == OBS_DEPTH:
+                raw = [np.where(f > 0, f.astype(np.float32) * DEPTH_SCALE_M, np.nan)
+                       for f in raw]
+            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size)
+                                 for f in raw])
+        self._cache[episode] = out
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def _decode(self, episode, key, count):
+        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth mm."""
+        av = _require('av')
+        meta = self.episodes[episode]['meta']
+        path = self.root / self.info['video_path'].format(
+            video_key=key, chunk_index=int(meta.get(f'videos/{key}/chunk_index', 0)),
+            file_index=int(meta.get(f'videos/{key}/file_index', 0)))
+        if not path.is_file():
+            raise DatasetError(f'{self.root}: video {path} of episode {episode} is missing')
+        begin = float(meta.get(f'videos/{key}/from_timestamp', 0.0))
+        depth = bool(self.info['features'][key].get('info', {}).get('video.is_depth_map'))
+        fmt = 'gray16le' if depth else 'rgb24'
+        frames = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            container.seek(int(begin / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                t = float(frame.pts * stream.time_base)
+                if t < begin - 0.5 / self.fps:
+                    continue
+                frames.append(frame.to_ndarray(format=fmt))
+                if len(frames) == count:
+                    break
+        if len(frames) != count:
+            raise DatasetError(f'{path}: episode {episode} needs {count} frames from '
+                               f'{begin:.3f} s, the video has {len(frames)}')
+        return frames
+
+
+def merged_stats(datasets):
+    """{OBS_STATE, ACTION: NormStats} over the chosen rows of several datasets."""
+    return {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
+            ACTION: compute_stats(np.concatenate([d.action[d.rows()] for d in datasets]))}
+
+
+def split_episodes(episodes, val_fraction):
+    """(train, val) episode lists: the last ceil(fraction * n) episodes validate (n > 1)."""
+    episodes = sorted(episodes)
+    if len(episodes) < 2 or val_fraction <= 0:
+        return episodes, []
+    n_val = max(1, int(np.ceil(val_fraction * len(episodes))))
+    return episodes[:-n_val], episodes[-n_val:]
+
+
+def collate(samples, stats):
+    """Stack samples into a model batch; state and actions normalized with `stats`.
+
+    Returns:
+        {OBS_IMAGE uint8 # (B, S, S, 3), OBS_DEPTH (if present) # (B, S, S), OBS_STATE
+         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str}
+        as torch tensors.
+    """
+    import torch
+
+    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD) if k in samples[0]]
+    stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
+    stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
+    batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}
+    batch[OBS_INSTRUCTION] = [s[OBS_INSTRUCTION] for s in samples]
+    return batch
+
+
+def batch_indices(n, batch_size, step, seed):
+    """The sample indices of global batch `step`: epochs are seeded permutations.
+
+    A pure function of (n, batch_size, step, seed), so every DDP rank agrees and a resumed run
+    sees exactly the batches an uninterrupted one would have.
+    """
+    per_epoch = max(1, n // batch_size)  # drop the last incomplete batch of each epoch
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    if n < batch_size:
+        order = np.resize(order, batch_size)
+    return order[k * batch_size:(k + 1) * batch_size]

@@ -1,0 +1,483 @@
+"""vla-train: train a preset on LeRobot v3 datasets; CPU or GPU; several GPUs through torchrun.
+
+Read it top to bottom, as nanoGPT's train.py: settings, distributed set-up, data, model,
+optimizer, the loop (validation, checkpoints, the loss plot), resume.
+
+    vla-train --data DATASET --preset tiny_pi0_depth --out runs/cube --steps 2000
+    vla-train --data DATASET --preset pi0_baseline --backbone ~/paligemma-3b-pt-224 --out runs/p
+    torchrun --nproc_per_node 4 -m vla_nodes.train.train --data DATASET --preset ... --out ...
+
+- Recipe defaults by head (`RECIPES`): flow (π0 as openpi trains it: AdamW β = (0.9, 0.95),
+  weight decay 1e-10, 1000 warm-up steps, cosine from 2.5e-5 to 2.5e-6 at 30k steps) and query
+  (VLM4VLA's code: AdamW, no weight decay, lr 2e-5 constant after warm-up); gradient clip 1.0.
+- Normalization statistics (q01/q99) come from the training episodes and are saved with every
+  checkpoint together with the robot contract (joint names, units, rate = the dataset's fps,
+  chunk length, image size): policy/checkpoint.py.
+- DDP: each of WORLD_SIZE ranks takes its slice of every global batch (gloo on CPU, NCCL on
+  GPU); flow noise and times are drawn for the global batch from a per-step seed, so N ranks
+  compute the gradients of one process on the same batch. Batches are a pure function of
+  (seed, step) (train/data.py), so `--resume` continues exactly where the run stopped.
+- bf16 autocast on GPU (`--precision auto`); fp32 on CPU unless `--precision bf16`.
+- Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
+  train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
+"""
+
+import argparse
+from dataclasses import asdict, dataclass, replace
+import json
+import math
+import os
+from pathlib import Path
+import sys
+
+import numpy as np
+
+from vla_nodes.contract import ACTION
+from vla_nodes.models import presets
+from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
+from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
+                                  split_episodes)
+
+RECIPES = {
+    'flow': {'lr': 2.5e-5, 'min_lr': 2.5e-6, 'betas': (0.9, 0.95), 'weight_decay': 1e-10,
+             'warmup': 1000, 'decay_steps': 30000, 'schedule': 'cosine'},
+    'query': {'lr': 2e-5, 'min_lr': 2e-5, 'betas': (0.9, 0.999), 'weight_decay': 0.0,
+              'warmup': 1000, 'decay_steps': 1, 'schedule': 'constant'},
+}
+LATEST = 'latest'
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (the CLI's flags; None means the head's recipe value)."""
+
+    data: tuple = ()  # dataset folders
+    out: str = 'runs/vla'
+    preset: str = 'tiny_pi0_depth'
+    backbone: str = ''  # local transformers checkpoint for the preset's VLM
+    spatial_path: str = ''  # qdepth: trained VQ-VAE dir; depthvla: DINOv2 / Depth Anything dir
+    teacher: str = ''  # spatial_forcing: local DINOv2 directory (the frozen 3D teacher)
+    steps: int = 1000
+    batch_size: int = 8  # global, split over DDP ranks
+    lr: float = None
+    min_lr: float = None
+    warmup: int = None
+    decay_steps: int = None
+    weight_decay: float = None
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1  # of the episodes
+    val_every: int = 200
+    val_batches: int = 4
+    save_every: int = 500
+    seed: int = 0
+    device: str = 'auto'  # auto | cpu | cuda | cuda:N
+    precision: str = 'auto'  # auto (bf16 on GPU) | fp32 | bf16
+    cache_episodes: int = 8
+    resume: bool = False
+    progress: bool = True
+
+
+def recipe(config, head):
+    """The config with the head's recipe filled in where the flags left None."""
+    values = {k: getattr(config, k) for k in ('lr', 'min_lr', 'warmup', 'decay_steps',
+                                              'weight_decay')}
+    base = RECIPES[head]
+    return replace(config, **{k: base[k] if v is None else v for k, v in values.items()})
+
+
+def lr_at(step, config, schedule):
+    """Learning rate at `step`: linear warm-up, then cosine to min_lr (or constant)."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    if schedule == 'constant':
+        return config.lr
+    progress = min(1.0, (step - config.warmup) / max(1, config.decay_steps - config.warmup))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+# --- distributed --------------------------------------------------------------------------------
+def setup_distributed(device='auto'):
+    """Join the torchrun process group when WORLD_SIZE > 1.
+
+    Returns:
+        (rank, world_size, torch.device).
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    rank = int(os.environ.get('RANK', '0'))
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        dev = torch.device('cuda', local if dev.index is None else dev.index)
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
+    return rank, world, dev
+
+
+def flow_noise(step, seed, batch, horizon, action_dim):
+    """Noise # (B, H, A) and times # (B,) for global batch `step`, the same on every rank."""
+    import torch
+    from vla_nodes.models.flow_expert import sample_time
+
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    noise = torch.randn(batch, horizon, action_dim, generator=generator)
+    return noise, sample_time(batch, generator=generator)
+
+
+def train_step(model, batch, noise, time, rank, world, precision, device, step=0):
+    """Forward and backward of this rank's slice of a global batch.
+
+    Args:
+        model: VLAModel, or its DDP wrapper (gradients are then averaged over ranks).
+        batch: the global batch (all ranks hold the same one).
+        noise, time: from flow_noise for the global batch.
+        rank, world: this process and the number of processes.
+        precision: 'fp32' or 'bf16' (autocast).
+        device: torch.device.
+        step: the optimizer step (loss schedules).
+
+    Returns:
+        {name: float} of this rank's loss terms.
+    """
+    import torch
+
+    b = len(batch[ACTION])
+    if b % world:
+        raise ValueError(f'batch size {b} does not split over {world} processes; '
+                         'choose a multiple of the world size')
+    part = slice(rank * b // world, (rank + 1) * b // world)
+    local = {k: v[part] for k, v in batch.items()}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        terms = model(local, noise=noise[part], time=time[part], step=step)
+    terms['loss'].backward()
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+def save_train_state(directory, optimizer, step, config):
+    """optimizer.safetensors (tensors) + train_state.json (step, param groups, settings)."""
+    from safetensors.torch import save_file
+
+    state = optimizer.state_dict()
+    tensors = {f'{i}.{k}': v.detach().cpu().contiguous()
+               for i, s in state['state'].items() for k, v in s.items()}
+    save_file(tensors, str(Path(directory) / 'optimizer.safetensors'))
+    info = {'step': step, 'param_groups': state['param_groups'], 'config': asdict(config)}
+    (Path(directory) / 'train_state.json').write_text(json.dumps(info, indent=2) + '\n')
+
+
+def load_train_state(directory, optimizer):
+    """Restore the optimizer; returns the step to continue from."""
+    from safetensors.torch import load_file
+
+    info = json.loads((Path(directory) / 'train_state.json').read_text())
+    state = {}
+    for name, value in load_file(str(Path(directory) / 'optimizer.safetensors')).items():
+        index, key = name.split('.', 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({'state': state, 'param_groups': info['param_groups']})
+    return int(info['step'])
+
+
+def plot_losses(path, history):
+    """Save the train and validation loss curves as a PNG (matplotlib, Agg)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4))
+    train = [(h['step'], h['loss']) for h in history if 'loss' in h]
+    val = [(h['step'], h['val_loss']) for h in history if 'val_loss' in h]
+    for points, label in ((train, 'train'), (val, 'validation')):
+        if points:
+            axes.plot(*zip(*points), label=label, marker='o' if label == 'validation' else None)
+    axes.set_xlabel('step')
+    axes.set_ylabel('loss')
+    axes.set_yscale('log')
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+# --- the run ------------------------------------------------------------------------------------
+def build_teacher(config, model_config, device):
+    """Spatial Forcing's frozen teacher, or None for other presets.
+
+    A local DINOv2 directory (--teacher); tiny presets without one get a random tiny DINOv2 so
+    that the whole path runs in tests (its targets carry no 3D knowledge).
+    """
+    from vla_nodes.models.spatial_forcing import DinoV2Teacher
+
+    if model_config.spatial != 'spatial_forcing':
+        return None
+    size = model_config.image_size // 14 * 14
+    if config.teacher:
+        return DinoV2Teacher.from_pretrained(config.teacher, image_size=size).to(device)
+    if not config.preset.startswith('tiny_'):
+        raise ValueError('spatial_forcing needs its 3D teacher: pass --teacher DIR (a local '
+                         'DINOv2 save_pretrained directory; VGGT is not installed here)')
+    from transformers import Dinov2Config, Dinov2Model
+    width = model_config.sf.teacher_width
+    model = Dinov2Model(Dinov2Config(hidden_size=width, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=2 * width,
+                                     image_size=size, patch_size=14))
+    return DinoV2Teacher(model, image_size=size).to(device)
+
+
+def add_teacher_targets(batch, teacher, model):
+    """Put Spatial Forcing's targets for the batch's images under SF_TARGET."""
+    import torch
+    from vla_nodes.contract import OBS_IMAGE
+    from vla_nodes.models.spatial_streams import SF_TARGET, teacher_targets
+
+    if teacher is None:
+        return batch
+    device = next(teacher.parameters()).device
+    images = batch[OBS_IMAGE].to(device)
+    with torch.no_grad():
+        n = model.backbone.embed_images(images[:1]).shape[1]
+        grid = int(round(math.sqrt(n)))
+        target = teacher_targets(teacher, images, grid, model.config.sf.pe_ratio)
+    return {**batch, SF_TARGET: target}
+
+
+def resolve_spatial(model_config, config):
+    """The model config with --spatial-path set, and the VQ-VAE's config read from it."""
+    if not config.spatial_path:
+        return model_config
+    model_config = replace(model_config, spatial_path=config.spatial_path)
+    if model_config.spatial == 'qdepth':
+        from vla_nodes.models.qdepth import DepthVQVAEConfig
+        path = Path(config.spatial_path) / 'config.json'
+        if not path.is_file():
+            raise FileNotFoundError(f'{config.spatial_path!r} has no config.json: train the '
+                                    'depth tokenizer first (vla-depth-tokenizer)')
+        values = json.loads(path.read_text())
+        values['channels'] = tuple(values['channels'])
+        model_config = replace(model_config, vqvae=DepthVQVAEConfig(**values))
+    return model_config
+
+
+def open_data(config, model_config):
+    """(train datasets, val datasets) over the dataset folders, split by episode."""
+    train, val = [], []
+    for folder in config.data:
+        probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
+                               model_config.needs_depth, cache_episodes=config.cache_episodes)
+        fit, held = split_episodes(probe.episodes, config.val_fraction)
+        kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
+                  use_depth=model_config.needs_depth, cache_episodes=config.cache_episodes)
+        train.append(LeRobotDataset(folder, episodes=fit, **kw))
+        if held:
+            val.append(LeRobotDataset(folder, episodes=held, **kw))
+    names, fps = {tuple(d.names) for d in train}, {d.fps for d in train}
+    if len(names) > 1 or len(fps) > 1:
+        raise ValueError(f'datasets disagree on joint names {names} or fps {fps}; '
+                         'train one robot contract at a time')
+    return train, val
+
+
+class Samples:
+    """Several datasets indexed as one."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i):
+        k = int(np.searchsorted(self.offsets, i, side='right')) - 1
+        return self.datasets[k][int(i - self.offsets[k])]
+
+
+def validate(model, samples, stats, config, precision, device, teacher=None, step=0):
+    """Mean loss over up to `val_batches` fixed batches with fixed flow noise."""
+    import torch
+
+    if samples is None or len(samples) == 0:
+        return None
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for k in range(config.val_batches):
+            idx = batch_indices(len(samples), config.batch_size, k, seed=12345)
+            batch = collate([samples[int(i)] for i in idx], stats)
+            batch = add_teacher_targets(batch, teacher, model)
+            cfg = model.config
+            noise, time = flow_noise(k, 12345, len(idx), cfg.horizon, cfg.action_dim)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+                terms = model.losses(batch, noise=noise, time=time, step=step)
+            losses.append(float(terms['loss']))
+    model.train()
+    return float(np.mean(losses))
+
+
+def run(config):
+    """Train; returns the output folder. See the module docstring."""
+    import torch
+    from tqdm import tqdm
+    from vla_nodes.models.backbones import resolve
+    from vla_nodes.models.vla import VLAModel
+
+    rank, world, device = setup_distributed(config.device)
+    precision = config.precision
+    if precision == 'auto':
+        precision = 'bf16' if device.type == 'cuda' else 'fp32'
+    out = Path(config.out)
+    model_config = presets.get(config.preset)
+    if config.backbone:
+        model_config = replace(model_config, backbone=replace(
+            model_config.backbone, pretrained=config.backbone, hf_config={}))
+    model_config = replace(model_config, backbone=resolve(model_config.backbone))
+    model_config = resolve_spatial(model_config, config)
+    config = recipe(config, model_config.head)
+    schedule = RECIPES[model_config.head]['schedule']
+    latest = out / LATEST
+    if latest.is_file() and not config.resume:
+        raise FileExistsError(f'{out} already holds a run (see {latest}); pass --resume to '
+                              'continue it or choose another --out')
+
+    # data
+    if not config.data:
+        raise ValueError('no dataset: pass --data DIR (a LeRobot v3 folder from vla-export)')
+    train_sets, val_sets = open_data(config, model_config)
+    samples, held = Samples(train_sets), (Samples(val_sets) if val_sets else None)
+    if len(samples) == 0:
+        raise ValueError(f'no training samples in {list(config.data)}')
+    stats = merged_stats(train_sets)
+    contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
+                             action_rate_hz=train_sets[0].fps,
+                             joint_names=train_sets[0].names or None)
+
+    # model and optimizer
+    torch.manual_seed(config.seed)
+    teacher = build_teacher(config, model_config, device)
+    model = VLAModel(model_config).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=RECIPES[model_config.head][
+        'betas'], weight_decay=config.weight_decay)
+    step, history = 0, []
+    if config.resume and latest.is_file():
+        ckpt = out / latest.read_text().strip()
+        from safetensors.torch import load_model
+        load_model(model, str(ckpt / 'model.safetensors'), device=str(device))
+        step = load_train_state(ckpt, optimizer)
+        stats = read_policy_json(ckpt)['norm_stats']
+        history = [h for h in _read_metrics(out) if h['step'] <= step]
+    wrapped = model
+    if world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+    model.train()
+
+    def save():
+        name = f'checkpoints/step_{step:06d}'
+        save_checkpoint(out / name, model, stats, contract, preset=config.preset)
+        save_train_state(out / name, optimizer, step, config)
+        tmp = out / (LATEST + '.tmp')
+        tmp.write_text(name + '\n')
+        tmp.replace(latest)
+        _write_metrics(out, history)
+        plot_losses(out / 'loss.png', history)
+
+    # the loop
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=config.steps, initial=step, disable=rank != 0 or not config.progress,
+               desc='vla-train', dynamic_ncols=True)
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group['lr'] = lr_at(step, config, schedule)
+        idx = batch_indices(len(samples), config.batch_size, step, config.seed)
+        batch = add_teacher_targets(collate([samples[int(i)] for i in idx], stats), teacher,
+                                    model)
+        noise, time = flow_noise(step, config.seed, len(idx), model_config.horizon,
+                                 model_config.action_dim)
+        optimizer.zero_grad(set_to_none=True)
+        terms = train_step(wrapped, batch, noise, time, rank, world, precision, device, step)
+        norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        step += 1
+        record = {'step': step, 'lr': optimizer.param_groups[0]['lr'],
+                  'grad_norm': float(norm), **terms}
+        if rank == 0 and held is not None and (step % config.val_every == 0
+                                               or step == config.steps):
+            record['val_loss'] = validate(model, held, stats, config, precision, device,
+                                          teacher, step)
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f'{terms["loss"]:.4f}', **(
+            {'val': f'{record["val_loss"]:.4f}'} if 'val_loss' in record else {}))
+        if rank == 0 and (step % config.save_every == 0 or step == config.steps):
+            save()
+    bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+    return out
+
+
+def _write_metrics(out, history):
+    lines = ''.join(json.dumps(h) + '\n' for h in history)
+    (out / 'metrics.jsonl').write_text(lines)
+
+
+def _read_metrics(out):
+    path = out / 'metrics.jsonl'
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def parse_args(argv=None):
+    """TrainConfig from command-line flags."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog='vla-train', description=__doc__.splitlines()[0])
+    parser.add_argument('--data', nargs='+', required=True, help='LeRobot v3 dataset folders')
+    parser.add_argument('--out', default=defaults.out, help='run folder (checkpoints, plots)')
+    parser.add_argument('--preset', default=defaults.preset,
+                        help=f'one of {", ".join(sorted(presets.PRESETS))}')
+    parser.add_argument('--backbone', default='', help='local VLM checkpoint directory')
+    parser.add_argument('--spatial-path', default='',
+                        help='qdepth: trained VQ-VAE dir; depthvla: DINOv2 / DAv2 dir')
+    parser.add_argument('--teacher', default='',
+                        help='spatial_forcing: local DINOv2 directory (the frozen teacher)')
+    for name in ('steps', 'batch_size', 'warmup', 'decay_steps', 'val_every', 'val_batches',
+                 'save_every', 'seed', 'cache_episodes'):
+        parser.add_argument('--' + name.replace('_', '-'), type=int,
+                            default=getattr(defaults, name))
+    for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction'):
+        parser.add_argument('--' + name.replace('_', '-'), type=float,
+                            default=getattr(defaults, name))
+    parser.add_argument('--device', default=defaults.device)
+    parser.add_argument('--precision', default=defaults.precision,
+                        choices=('auto', 'fp32', 'bf16'))
+    parser.add_argument('--resume', action='store_true', help='continue the run in --out')
+    parser.add_argument('--no-progress', dest='progress', action='store_false')
+    values = vars(parser.parse_args(argv))
+    values['data'] = tuple(values['data'])
+    return TrainConfig(**values)
+
+
+def main(argv=None):
+    """Console entry point: vla-train."""
+    config = parse_args(argv)
+    try:
+        out = run(config)
+    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as error:
+        print(f'vla-train: {error}', file=sys.stderr)
+        return 2
+    print(f'vla-train: checkpoints in {out / "checkpoints"}, loss curve {out / "loss.png"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
