@@ -7,7 +7,8 @@ import torch
 
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
 from vla_nodes.models import presets
-from vla_nodes.models.backbones import BackboneConfig, build_backbone, TINY_PALIGEMMA
+from vla_nodes.models.backbones import (BackboneConfig, build_backbone, TINY_PALIGEMMA,
+                                        TINY_QWEN2_5_VL, TINY_SMOLVLM)
 from vla_nodes.models.flow_expert import euler_sample, flow_pair, sample_time, time_embedding
 from vla_nodes.models.mot import ExpertConfig
 from vla_nodes.models.query_head import FCDecoder, MASKS, vlm4vla_loss
@@ -312,15 +313,25 @@ def test_config_refuses_unknown_fields_at_every_level():
     assert config_from_dict({'expert': {'width': 48}}) == VLAConfig(expert=ExpertConfig(48))
 
 
-def test_backbone_loads_from_a_local_directory_only(tmp_path):
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
+@pytest.mark.parametrize('family, hf_config, model_class', [
+    ('paligemma', TINY_PALIGEMMA, 'PaliGemmaForConditionalGeneration'),
+    ('qwen2_5_vl', TINY_QWEN2_5_VL, 'Qwen2_5_VLForConditionalGeneration'),
+    ('smolvlm', TINY_SMOLVLM, 'SmolVLMForConditionalGeneration'),
+])
+def test_backbone_loads_from_a_local_directory_only(tmp_path, family, hf_config, model_class):
+    """A user's checkpoint is a save_pretrained directory of the full VLM (with its LM head)."""
+    import transformers
     torch.manual_seed(3)
-    PaliGemmaForConditionalGeneration(PaliGemmaConfig(**TINY_PALIGEMMA)).save_pretrained(
-        tmp_path / 'pg')
-    loaded = build_backbone(BackboneConfig(pretrained=str(tmp_path / 'pg'), hf_config={}))
+    cls = getattr(transformers, model_class)
+    original = cls(build_backbone(BackboneConfig(family, hf_config)).model.config)
+    original.save_pretrained(tmp_path / family)
+    loaded = build_backbone(BackboneConfig(family, {}, pretrained=str(tmp_path / family)))
     assert loaded.config.hf_config['text_config']['hidden_size'] == 64  # resolved from disk
-    reference = PaliGemmaForConditionalGeneration.from_pretrained(tmp_path / 'pg').model
-    assert torch.equal(loaded.model.language_model.layers[0].mlp.up_proj.weight,
-                       reference.language_model.layers[0].mlp.up_proj.weight)
+    theirs = dict(original.named_parameters())
+    ours = dict(loaded.model.named_parameters())
+    assert len(ours) > 20 and all(torch.equal(p, theirs['model.' + n]) for n, p in ours.items())
+
+
+def test_backbone_directories_are_never_downloaded():
     with pytest.raises(FileNotFoundError, match='no config.json.*nothing is downloaded'):
         build_backbone(BackboneConfig(pretrained='google/paligemma-3b-pt-224', hf_config={}))

@@ -115,7 +115,10 @@ class VLMBackbone(nn.Module):
 
         self.config = config = resolve(config)
         if config.pretrained and load_weights:
-            self.model = AutoModel.from_pretrained(config.pretrained, local_files_only=True)
+            # fp32 master weights whatever the checkpoint's dtype: the experts train in fp32
+            # and vla-train autocasts to bf16 on GPU.
+            self.model = AutoModel.from_pretrained(config.pretrained, local_files_only=True,
+                                                   dtype=torch.float32)
         else:
             hf = {k: v for k, v in config.hf_config.items() if k != 'model_type'}
             config_class = getattr(transformers, self.config_name)

@@ -160,6 +160,46 @@ def build_adapter(config, backbone, load_weights=True):
     return ADAPTERS[config.spatial](config, backbone, load_weights)
 
 
+def build_teacher(config, path='', allow_random=False):
+    """Spatial Forcing's frozen teacher for a VLAConfig, or None for other configs.
+
+    Args:
+        config: the VLAConfig.
+        path: a local DINOv2 save_pretrained directory.
+        allow_random: without `path`, build a random tiny DINOv2 (tiny presets, tests: its
+            targets carry no 3D knowledge, but the whole path runs).
+
+    Raises:
+        ValueError: spatial_forcing without a teacher directory.
+    """
+    if config.spatial != 'spatial_forcing':
+        return None
+    size = config.image_size // 14 * 14
+    if path:
+        return spatial_forcing.DinoV2Teacher.from_pretrained(path, image_size=size)
+    if not allow_random:
+        raise ValueError('spatial_forcing needs its 3D teacher: pass --teacher DIR (a local '
+                         'DINOv2 save_pretrained directory; VGGT is not installed here)')
+    from transformers import Dinov2Config, Dinov2Model
+    width = config.sf.teacher_width
+    model = Dinov2Model(Dinov2Config(hidden_size=width, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=2 * width,
+                                     image_size=size, patch_size=14))
+    return spatial_forcing.DinoV2Teacher(model, image_size=size)
+
+
+def add_teacher_targets(batch, teacher, model):
+    """The batch with Spatial Forcing's targets for its images under SF_TARGET (if a teacher)."""
+    if teacher is None:
+        return batch
+    device = next(teacher.parameters()).device
+    images = batch[OBS_IMAGE].to(device)
+    with torch.no_grad():
+        n = model.backbone.embed_images(images[:1].to(model.head_device())).shape[1]
+        target = teacher_targets(teacher, images, int(round(n ** 0.5)), model.config.sf.pe_ratio)
+    return {**batch, SF_TARGET: target}
+
+
 def teacher_targets(teacher, images, grid, pe_ratio):
     """Spatial Forcing targets on the VLM's image-token grid.
 

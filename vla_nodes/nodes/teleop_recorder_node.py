@@ -160,7 +160,7 @@ class TeleopRecorderNode(ros.Node):
             response.success = True
         except Exception as err:  # the service reports failures; the node keeps running
             response.success, response.message = False, str(err)
-            self.get_logger().error(str(err))
+            self.get_logger().warning(str(err))
         return response
 
     # --- episodes -------------------------------------------------------------------------------

@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('launch_args', nargs='*', metavar='name:=value',
                         help='launch arguments for --launch (or --sim)')
     parser.add_argument('--launch', metavar='FILE',
-                        help='run this launch file in this process and control its recorder')
+                        help='run this launch file (a path, or a name in vla_nodes/launch) in '
+                             'this process and control its recorder')
     parser.add_argument('--recorder', default=RECORDER, help='the recorder node (full name)')
     parser.add_argument('--refresh', type=float, default=2.0, help='screen refresh (s)')
     parser.add_argument('--sim', action='store_true', help='headless demos in simulation')
@@ -348,13 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f'unexpected arguments {bad}: launch arguments are name:=value')
     launch_args = dict(a.split(':=', 1) for a in opts.launch_args)
+    from vla_nodes.ros.launch_file import LaunchError
     try:
         if opts.repair:
             return _repair(opts.repair)
         if opts.sim:
             return _sim(opts, launch_args)
         return _interactive(opts, launch_args)
-    except (BagError, RuntimeError, ValueError) as err:
+    except (BagError, LaunchError, RuntimeError, ValueError) as err:
         print(f'vla-record: error: {err}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -396,7 +398,8 @@ def _interactive(opts, launch_args: dict) -> int:
         raise RuntimeError('without ROS the recorder must run in this process: pass --launch '
                            'FILE (e.g. --launch sim.launch.yaml), or use --sim')
     if opts.launch is not None:
-        with InProcessGraph(opts.launch, launch_args) as graph:
+        launch_file = opts.launch if Path(opts.launch).is_file() else ('vla_nodes', opts.launch)
+        with InProcessGraph(launch_file, launch_args) as graph:
             return _control(RecorderControl(graph.control, opts.recorder), opts)
     ros.init()
     node = ros.Node('vla_record')

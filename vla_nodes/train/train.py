@@ -18,6 +18,12 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   compute the gradients of one process on the same batch. Batches are a pure function of
   (seed, step) (train/data.py), so `--resume` continues exactly where the run stopped.
 - bf16 autocast on GPU (`--precision auto`); fp32 on CPU unless `--precision bf16`.
+- Spatial presets: qdepth_vla and depthvla train on the dataset's depth video (their auxiliary
+  losses; `--spatial-path` = the trained VQ-VAE, or DINOv2 / Depth Anything V2 weights);
+  spatial_forcing computes its targets with a frozen DINOv2 teacher (`--teacher DIR`).
+- FSDP is not implemented: DDP keeps a full replica per GPU, about 16 bytes per parameter for
+  fp32 weights, gradients and AdamW state (about 53 GB for the 3.3 B π0), so the 3B presets need
+  80 GB-class GPUs until FSDP is added.
 - Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
   train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
 """
@@ -34,6 +40,7 @@ import numpy as np
 
 from vla_nodes.contract import ACTION
 from vla_nodes.models import presets
+from vla_nodes.models.spatial_streams import add_teacher_targets, build_teacher
 from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
 from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
                                   split_episodes)
@@ -207,47 +214,6 @@ def plot_losses(path, history):
 
 
 # --- the run ------------------------------------------------------------------------------------
-def build_teacher(config, model_config, device):
-    """Spatial Forcing's frozen teacher, or None for other presets.
-
-    A local DINOv2 directory (--teacher); tiny presets without one get a random tiny DINOv2 so
-    that the whole path runs in tests (its targets carry no 3D knowledge).
-    """
-    from vla_nodes.models.spatial_forcing import DinoV2Teacher
-
-    if model_config.spatial != 'spatial_forcing':
-        return None
-    size = model_config.image_size // 14 * 14
-    if config.teacher:
-        return DinoV2Teacher.from_pretrained(config.teacher, image_size=size).to(device)
-    if not config.preset.startswith('tiny_'):
-        raise ValueError('spatial_forcing needs its 3D teacher: pass --teacher DIR (a local '
-                         'DINOv2 save_pretrained directory; VGGT is not installed here)')
-    from transformers import Dinov2Config, Dinov2Model
-    width = model_config.sf.teacher_width
-    model = Dinov2Model(Dinov2Config(hidden_size=width, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=2 * width,
-                                     image_size=size, patch_size=14))
-    return DinoV2Teacher(model, image_size=size).to(device)
-
-
-def add_teacher_targets(batch, teacher, model):
-    """Put Spatial Forcing's targets for the batch's images under SF_TARGET."""
-    import torch
-    from vla_nodes.contract import OBS_IMAGE
-    from vla_nodes.models.spatial_streams import SF_TARGET, teacher_targets
-
-    if teacher is None:
-        return batch
-    device = next(teacher.parameters()).device
-    images = batch[OBS_IMAGE].to(device)
-    with torch.no_grad():
-        n = model.backbone.embed_images(images[:1]).shape[1]
-        grid = int(round(math.sqrt(n)))
-        target = teacher_targets(teacher, images, grid, model.config.sf.pe_ratio)
-    return {**batch, SF_TARGET: target}
-
-
 def resolve_spatial(model_config, config):
     """The model config with --spatial-path set, and the VQ-VAE's config read from it."""
     if not config.spatial_path:
@@ -360,7 +326,8 @@ def run(config):
 
     # model and optimizer
     torch.manual_seed(config.seed)
-    teacher = build_teacher(config, model_config, device)
+    teacher = build_teacher(model_config, config.teacher, config.preset.startswith('tiny_'))
+    teacher = teacher.to(device) if teacher is not None else None
     model = VLAModel(model_config).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=RECIPES[model_config.head][
