@@ -6,6 +6,7 @@ SDK decodes. Each test uses its own channel and can_name, because the SDK keeps 
 can_name for the life of the process.
 """
 
+import dataclasses
 import itertools
 import json
 import random
@@ -248,7 +249,8 @@ def test_enable_times_out_when_the_arm_is_silent(arm, firmware):
 def test_reconnect_reuses_the_sdk_singleton_without_trusting_old_frames(channel, arm, firmware):
     """Regressions pinned: the singleton's cached status must not satisfy a later connect()."""
     arm.close()
-    again = PiperArm(arm.config)
+    # Generous timeout: the SDK's old reader thread can hold the bus for up to 1 s after close.
+    again = PiperArm(dataclasses.replace(arm.config, connect_timeout=5.0))
     again.connect()                                    # the firmware still answers
     assert again.read().positions.shape == (7,)
     again.close()

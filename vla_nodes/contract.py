@@ -78,6 +78,10 @@ JOINT_STATES_TOPIC = '/joint_states'
 LEADER_JOINT_STATES_TOPIC = '/leader/joint_states'
 DIAGNOSTICS_TOPIC = '/diagnostics'
 CLOCK_TOPIC = '/clock'
+# Single joint targets for the driver (teleop, tests): same units as /joint_states.
+JOINT_COMMAND_TOPIC = '/vla/joint_command'
+# Simulation episodes: 'running', then 'success' or 'failure' (transient local).
+EPISODE_STATUS_TOPIC = '/sim/episode_status'
 TF_STATIC_TOPIC = '/tf_static'
 
 # Nominal rates (Hz) the recorder audit and the tests compare against.

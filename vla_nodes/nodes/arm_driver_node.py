@@ -30,7 +30,7 @@ from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, std_srvs, trajectory_msgs
 
 # Single targets for teleop and tests (sensor_msgs/JointState, names with the joint prefix).
-JOINT_COMMAND_TOPIC = '/vla/joint_command'
+JOINT_COMMAND_TOPIC = contract.JOINT_COMMAND_TOPIC
 DIAGNOSTICS_REFRESH_HZ = 2.0
 REJECTION_SHOWN_S = 5.0  # a rejected command keeps the diagnostics at WARN this long
 

@@ -29,7 +29,7 @@ from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.perception.depth import metres_to_mm
 from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
 
-EPISODE_STATUS_TOPIC = '/sim/episode_status'
+EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
 LEADERS = ('', 'expert')
 STATUS_CHECK_HZ = 10.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.

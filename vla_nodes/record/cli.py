@@ -29,12 +29,13 @@ import threading
 import time
 from typing import Callable, Iterable
 
+from vla_nodes import contract
 from vla_nodes.record.bag import BagError
 
 RECORDER = '/teleop_recorder_node'
 SIM_LAUNCH = 'sim_record.launch.yaml'
 RESET_SERVICE = '/sim_node/reset'
-EPISODE_STATUS_TOPIC = '/sim/episode_status'
+EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
 TERMINAL = ('success', 'failure')
 _ALIASES = {'s': 'start', 't': 'stop', 'd': 'discard', 'n': 'next', 'q': 'quit'}
 COMMANDS = {**_ALIASES, **{c: c for c in _ALIASES.values()}, '': '', 'status': ''}
