@@ -11,29 +11,16 @@ projection, fits). --small also times a random-weight model of Depth-Anything-V2
 """
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import numpy as np
 
+from timing import median_ms  # bench/timing.py, next to this script
 from vla_nodes import contract
 from vla_nodes.perception import align, filters, mono
 from vla_nodes.perception.depth import DepthRange, metres_to_mm, mm_to_metres
 from vla_nodes.perception.objects import ObjectDetector
 from vla_nodes.ros import image
-
-
-def median_ms(fn, repeats=20, warmup=2):
-    """Median wall time of fn() in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def sim_frame():

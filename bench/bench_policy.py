@@ -9,27 +9,14 @@ whole sequence at every step; both give the same chunk (test_models.py).
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from timing import median_ms  # bench/timing.py, next to this script
 from vla_nodes.models import presets
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy
 
 PRESETS = ('tiny_pi0_depth', 'tiny_pi0_baseline', 'tiny_vlm4vla', 'small_pi0_baseline')
-
-
-def median_ms(fn, repeats, warmup=2):
-    """Median wall time of fn() in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def bench(policy, name, repeats):

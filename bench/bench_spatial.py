@@ -8,25 +8,13 @@ are not timed here (DepthVLA's row includes a stand-alone decoder of the given s
 """
 
 import argparse
-import statistics
 import time
 
 import numpy as np
 import torch
 
+from timing import median_ms  # bench/timing.py, next to this script
 from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing as sf
-
-
-def median_ms(fn, repeats, warmup=1):
-    """Median wall time of fn() in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def params(*modules):
