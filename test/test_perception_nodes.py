@@ -322,3 +322,35 @@ def test_pose_node_publishes_no_objects_from_bad_frames(ctx, world):
     assert spin_until(ctx, [node, test], has_status(diags, '/pose_node', ERROR, '32FC1'))
     assert found.msgs == []
     node.destroy_node()
+
+
+def test_depth_tokenizer_reconstruction_is_published_for_inspection(ctx, tmp_path):
+    import torch
+    from vla_nodes.models.qdepth import DepthVQVAE, TINY_VQVAE
+    from vla_nodes.perception.depth_tokens import DepthTokenPreview
+    torch.manual_seed(0)
+    DepthVQVAE(TINY_VQVAE).save_pretrained(tmp_path / 'tokenizer')
+    depth = DepthNode(context=ctx, cli_args=[
+        '--ros-args', '-p', f"depth_tokenizer:={tmp_path / 'tokenizer'}"])
+    test = local.Node('test', context=ctx)
+    out = Probe(test, sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC)
+    tokens = Probe(test, sensor_msgs.Image, contract.DEPTH_TOKENS_TOPIC)
+    k = np.array([[50.0, 0, 15.5], [0, 50.0, 11.5], [0, 0, 1]])
+    test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(
+        camera_info(k, [0.0] * 5, 32, 24, 'plumb_bob', 1, 'cam'))
+    assert spin_until(ctx, [depth, test], lambda: depth._info is not None)
+    mm = np.tile(np.linspace(800, 1600, 32, dtype=np.uint16), (24, 1))
+    mm[:, :4] = 0  # invalid band
+    test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10).publish(
+        image.to_msg(mm, '16UC1', stamp_ns=9, frame_id='cam'))
+    assert spin_until(ctx, [depth, test], lambda: tokens.msgs)
+    depth.destroy_node()
+    shown = image.from_msg(tokens.msgs[0])
+    assert tokens.msgs[0].header == out.msgs[0].header and shown.shape == (24, 32)
+    assert np.isnan(shown[:, :4]).all() and np.isfinite(shown[:, 4:]).all()
+    assert shown[:, 4:].min() >= 0.8 - 1e-6 and shown[:, 4:].max() <= 1.6 + 1e-6
+    # It is exactly the tokenizer's decode of its own codes, mapped to the frame's range.
+    expected, codes = DepthTokenPreview(tmp_path / 'tokenizer').reconstruct(
+        image.from_msg(out.msgs[0]))
+    np.testing.assert_allclose(shown, expected, atol=1e-6)
+    assert codes.shape == (TINY_VQVAE.grid ** 2,)

@@ -70,6 +70,8 @@ COLOR_INFO_TOPIC = '/camera/camera/color/camera_info'
 DEPTH_TOPIC = '/camera/camera/aligned_depth_to_color/image_raw'
 DEPTH_INFO_TOPIC = '/camera/camera/aligned_depth_to_color/camera_info'
 METRIC_DEPTH_TOPIC = '/vla/depth/image'
+# Debug view: the QDepth-VLA tokenizer's reconstruction of the metric depth (32FC1 m).
+DEPTH_TOKENS_TOPIC = '/vla/depth/tokens_reconstruction'
 EE_POSE_TOPIC = '/vla/ee_pose'
 OBJECTS_TOPIC = '/vla/objects'
 INSTRUCTION_TOPIC = '/vla/instruction'

@@ -48,6 +48,8 @@ PARAMETERS = {
     'calibration_file': '',          # camera-to-base for 'table'; '' = listen to /tf_static
     'table_height_m': 0.0,           # table top z in base_link (m)
     'device': 'cpu',
+    # QDepth-VLA tokenizer folder: its reconstruction goes on DEPTH_TOKENS_TOPIC (debug view).
+    'depth_tokenizer': '',
     'torch_threads': 1,              # 1 on small CPUs (see policy_node)
 }
 
@@ -76,6 +78,9 @@ class DepthNode(ros.Node):
         self.create_subscription(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC,
                                  self._on_info, 10)
         self._diag = Diagnostics(self)
+        self._tokens = None
+        if p['depth_tokenizer']:
+            self._start_tokens(p['depth_tokenizer'], p['device'])
         if self._mode == 'sensor':
             self.create_subscription(sensor_msgs.Image, contract.DEPTH_TOPIC, self._on_depth, 10)
         else:
@@ -121,6 +126,8 @@ class DepthNode(ros.Node):
         info.header = header
         self._pub.publish(out)
         self._info_pub.publish(info)
+        if self._tokens is not None:
+            self._tokens.submit((metres, header))
         self._published += 1
         self._diag.set(OK, f'publishing metric depth ({self._mode})', published=self._published,
                        rejected=self._rejected, valid_fraction=valid, **values)
@@ -194,12 +201,30 @@ class DepthNode(ros.Node):
             values.update(scale=fit.scale, shift=fit.shift, fit_rms_m=fit.rms_m)
         self._publish(self._filter.apply(depth), msg.header, info, **values)
 
+    # --- depth tokens (debug view) ----------------------------------------------------------
+    def _start_tokens(self, directory: str, device: str) -> None:
+        from vla_nodes.perception.depth_tokens import DepthTokenPreview
+        from vla_nodes.perception.worker import LatestWorker
+        self._preview = DepthTokenPreview(directory, device)
+        self._tokens_pub = self.create_publisher(sensor_msgs.Image, contract.DEPTH_TOKENS_TOPIC,
+                                                 2)
+        self._tokens = LatestWorker(self._run_tokens, self._on_worker_error, 'depth_tokens')
+
+    def _run_tokens(self, item) -> None:
+        metres, header = item
+        reconstruction, _codes = self._preview.reconstruct(metres)
+        out = image.to_msg(reconstruction, contract.METRIC_DEPTH_ENCODING)
+        out.header = header
+        self._tokens_pub.publish(out)
+
     def _on_worker_error(self, err) -> None:
-        self._reject(ERROR, f'monocular depth failed: {err!r}')
+        self._reject(ERROR, f'depth worker failed: {err!r}')
 
     def destroy_node(self):
         if self._mode == 'mono':
             self._worker.close()
+        if self._tokens is not None:
+            self._tokens.close()
         super().destroy_node()
 
 
