@@ -19,6 +19,8 @@ CLIS = {
     'vla-export': 'vla_nodes.record.export:main',
     'vla-depth-tokenizer': 'vla_nodes.train.depth_tokenizer:main',
     'vla-train': 'vla_nodes.train.train:main',
+    'vla-eval': 'vla_nodes.evaluate:main',
+    'vla-main': 'vla_nodes.pipeline:main',
 }
 
 

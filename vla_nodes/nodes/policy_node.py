@@ -5,18 +5,29 @@ joint state as of that stamp (never a newer one), so an observation is exactly w
 at one instant and can be replayed from a bag. Inference runs on a worker thread, never in a
 callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
 points `1/action_rate_hz` apart. A stale camera or state produces no chunk: the driver then holds.
+
+Timing (`policy/runner.py`): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request a
+chunk; it does when the rest of the last chunk is shorter than the measured observation-to-chunk
+delay plus `horizon_margin_s` (or `inference_rate_hz` says it is time), so the next chunk lands
+before the current one ends and the driver blends the seam. A checkpoint (`checkpoint`, a local
+directory) is checked against this robot before it drives anything: joint names, action rate
+and, if `expected_image_size` is set, the model's image size; a mismatch refuses to start.
+`dry_run` publishes nothing and logs what would have been sent. Diagnostics: inference time,
+observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness.
 """
 
 import bisect
 import collections
 import concurrent.futures
 import threading
+import time
 
 import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.policy.runner import ChunkScheduler
 from vla_nodes.ros import image
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
 
@@ -73,23 +84,42 @@ class PolicyNode(ros.Node):
         self.declare_parameter('checkpoint', '')
         self.declare_parameter('device', 'cpu')
         self.declare_parameter('seed', 0)
+        # A floor on the request rate (Hz, 0 = none); the execution horizon requests earlier.
         self.declare_parameter('inference_rate_hz', 2.0)
+        self.declare_parameter('tick_rate_hz', 20.0)
+        self.declare_parameter('horizon_margin_s', 0.1)
         self.declare_parameter('action_rate_hz', 10.0)
         self.declare_parameter('max_observation_age_s', 0.5)
         self.declare_parameter('joint_prefix', '')
+        # [height, width] the checkpoint's model must take; [0, 0] accepts any (resize + pad).
+        self.declare_parameter('expected_image_size', [0, 0])
+        self.declare_parameter('dry_run', False)
         # 1 on small CPUs: torch's spin-waiting threads fight the other nodes for the cores
         # (measured: 21 ms per chunk with 1 thread, 200-500 ms with 2 on a loaded 2-core box).
         self.declare_parameter('torch_threads', 1)
         self._joints = [self.get_parameter('joint_prefix').value + j
                         for j in contract.JOINT_NAMES]
-        self._dt = 1.0 / self.get_parameter('action_rate_hz').value
+        self._rate_hz = self.get_parameter('action_rate_hz').value
+        if self._rate_hz <= 0:
+            raise ValueError(f'action_rate_hz must be > 0 Hz, got {self._rate_hz}')
+        self._dt = 1.0 / self._rate_hz
         self._max_age_ns = int(self.get_parameter('max_observation_age_s').value * 1e9)
+        self._dry_run = self.get_parameter('dry_run').value
         self._policy = self._load_policy()
+        self._chunk_s = self._policy.model.config.horizon * self._dt
+        rate = self.get_parameter('inference_rate_hz').value
+        tick_hz = self.get_parameter('tick_rate_hz').value
+        self.scheduler = ChunkScheduler(
+            margin_s=self.get_parameter('horizon_margin_s').value,
+            min_period_s=1.0 / tick_hz, max_period_s=1.0 / rate if rate > 0 else 0.0)
         self._obs = ObservationBuffer()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='policy')
         self._busy = threading.Event()
         self._last_stamp = None
         self.stats = collections.Counter()
+        self.infer_ms = collections.deque(maxlen=1000)  # model time per chunk (ms), recent
+        self.delays_s = collections.deque(maxlen=1000)  # observation -> chunk published (s)
+        self.last_chunk = None  # (stamp ns, actions (H, 7)) of the last chunk (or dry-run one)
         self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
                                           contract.ACTION_CHUNK_TOPIC, 10)
         self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC,
@@ -100,8 +130,18 @@ class PolicyNode(ros.Node):
                                  self._on_joints, 50)
         self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
                                  self._on_instruction, ros.qos_profile_latched)
-        self.create_timer(1.0 / self.get_parameter('inference_rate_hz').value, self._tick)
+        self.create_timer(1.0 / tick_hz, self._tick)
         self._diag = Diagnostics(self)
+
+    def expected_contract(self) -> dict:
+        """What this robot requires of a checkpoint (policy/checkpoint.py contract fields)."""
+        expected = {'joint_names': list(self._joints), 'action_rate_hz': float(self._rate_hz)}
+        size = list(self.get_parameter('expected_image_size').value)
+        if len(size) != 2:
+            raise ValueError(f'expected_image_size must be [height, width], got {size}')
+        if any(size):
+            expected['image_size'] = [int(v) for v in size]
+        return expected
 
     def _load_policy(self):
         import torch
@@ -110,7 +150,10 @@ class PolicyNode(ros.Node):
             torch.set_num_threads(self.get_parameter('torch_threads').value)
         path = self.get_parameter('checkpoint').value
         if path:
-            return VLAPolicy.from_checkpoint(path, device=self.get_parameter('device').value)
+            policy = VLAPolicy.from_checkpoint(path, device=self.get_parameter('device').value,
+                                               expected_contract=self.expected_contract())
+            self.get_logger().info(f'loaded checkpoint {path}: contract {policy.contract}')
+            return policy
         self.get_logger().warning(
             'no checkpoint given: running a tiny RANDOM-WEIGHT model (the skeleton demo). '
             'Train one with vla-train and set checkpoint:=<dir>.')
@@ -126,8 +169,11 @@ class PolicyNode(ros.Node):
         self._obs.instruction = msg.data
 
     def _tick(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
         if self._busy.is_set():
             self.stats['skipped_busy'] += 1
+            return
+        if not self.scheduler.should_request(now_ns / 1e9):
             return
         assembled = self._obs.assemble()
         if assembled is None:
@@ -135,13 +181,17 @@ class PolicyNode(ros.Node):
             return
         color, depth, state, state_ns = assembled
         stamp_ns = stamp_to_ns(color.header.stamp)
-        age_ns = self.get_clock().now().nanoseconds - stamp_ns
-        if age_ns > self._max_age_ns or stamp_ns == self._last_stamp:
+        age_ns = now_ns - stamp_ns
+        if stamp_ns == self._last_stamp:
+            return  # no new frame since the last request: wait for one
+        if age_ns > self._max_age_ns:
             self.stats['dropped_stale'] += 1
+            self._last_stamp = stamp_ns
             self._diag.set(WARN, f'observation stale ({age_ns / 1e9:.2f} s old): holding',
                            **self.stats)
             return
         self._last_stamp = stamp_ns
+        self.scheduler.on_request(now_ns / 1e9)
         self._busy.set()
         self._worker.submit(self._infer, color, depth, state, stamp_ns)
 
@@ -152,22 +202,44 @@ class PolicyNode(ros.Node):
                    contract.OBS_STATE: state,
                    contract.OBS_INSTRUCTION: self._obs.instruction,
                    'seed': observation_seed(stamp_ns)}
+            start = time.perf_counter()
             result = self._policy.infer(obs)
+            infer_ms = (time.perf_counter() - start) * 1e3
             actions = np.asarray(result['actions'], dtype=float)
             if not np.all(np.isfinite(actions)):
                 self.stats['rejected_non_finite'] += 1
                 self._diag.set(ERROR, 'policy produced NaN/Inf actions: chunk dropped')
                 return
-            self._pub.publish(self._chunk_msg(actions, color.header))
-            self.stats['chunks'] += 1
-            self._diag.set(OK, 'publishing chunks', infer_ms=float(result['infer_ms']),
-                           **self.stats)
+            self._publish(actions, color.header, stamp_ns, infer_ms)
         except Exception as err:  # a bad frame must not kill the worker: report and go on
             self.stats['errors'] += 1
             self.get_logger().error(f'inference failed: {err}', throttle_duration_sec=2.0)
             self._diag.set(ERROR, f'inference failed: {err}')
         finally:
             self._busy.clear()
+
+    def _publish(self, actions, header, stamp_ns, infer_ms) -> None:
+        msg = self._chunk_msg(actions, header)
+        if self._dry_run:
+            self.stats['dry_run_chunks'] += 1
+            self.get_logger().info(
+                f'dry_run: would send a {len(actions)}-step chunk, first target '
+                f'{np.round(actions[0], 3).tolist()}', throttle_duration_sec=2.0)
+        else:
+            self._pub.publish(msg)
+            self.stats['chunks'] += 1
+        now_ns = self.get_clock().now().nanoseconds
+        delay_s = (now_ns - stamp_ns) / 1e9
+        self.scheduler.record_delay(delay_s)
+        self.scheduler.on_chunk(stamp_ns / 1e9, self._chunk_s)
+        self.infer_ms.append(infer_ms)
+        self.delays_s.append(delay_s)
+        self.last_chunk = (stamp_ns, actions)
+        self._diag.set(OK, 'dry run: logging chunks' if self._dry_run else 'publishing chunks',
+                       infer_ms=float(infer_ms), delay_s=float(delay_s),
+                       chunk_age_s=float(delay_s), busy=int(self._busy.is_set()),
+                       expected_delay_s=self.scheduler.expected_delay_s,
+                       remaining_s=self.scheduler.remaining_s(now_ns / 1e9), **self.stats)
 
     def _chunk_msg(self, actions: np.ndarray, header):
         msg = trajectory_msgs.JointTrajectory()

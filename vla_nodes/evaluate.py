@@ -1,0 +1,331 @@
+"""vla-eval: closed-loop evaluation of policies on held-out seeded sim episodes, without ROS.
+
+Where it fits: after `vla-record --sim`, `vla-export` and `vla-train`, this runs
+`launch/sim_eval.launch.yaml` in this process (sim_node, arm_driver_node through piper_sdk on
+the simulated CAN bus, depth, pose, policy_node with the checkpoint) and, for each episode,
+calls `/sim_node/reset` and waits for `/sim/episode_status` to say 'success' or 'failure' (the
+task's own time budget, or a shorter `max_seconds` of simulated time). The scripted expert runs
+through the same graph as the leader arm, with no policy. Per policy it reports the success
+rate, the mean episode time (simulated s), the distance from the grasp centre to the cube at the
+end of each episode (m, a continuous measure that shows learning before success does) and the
+inference latency (model time and observation-to-chunk delay, p50/p95), and saves plots and an
+image strip of the first episode.
+
+    vla-eval --checkpoint runs/cube/checkpoints/step_000500 --episodes 10 --out out/eval
+    vla-eval --expert --episodes 10
+
+`imitation_error` is the offline companion: the mean error of a policy's chunks against the
+demonstrated actions on dataset frames.
+"""
+
+import argparse
+from dataclasses import asdict, dataclass, field
+import json
+from pathlib import Path
+import sys
+import threading
+import time
+
+import numpy as np
+
+from vla_nodes import contract
+
+EVAL_LAUNCH = 'sim_eval.launch.yaml'
+RESET_SERVICE = '/sim_node/reset'
+TERMINAL = ('success', 'failure')
+HELD_OUT_SEED = 1000  # demos are recorded from seed 0 up: evaluation seeds never overlap them
+STRIP_FRAMES = 6
+
+
+@dataclass
+class PolicySpec:
+    """What drives the arm: the scripted expert, a checkpoint, or a random-weight model.
+
+    Attributes:
+        name: the row's label.
+        checkpoint: policy checkpoint directory ('' with expert False: random weights).
+        expert: the scripted expert plays the leader arm; no policy_node.
+        action_rate_hz: chunk step rate; must equal the checkpoint's (its dataset fps).
+    """
+
+    name: str
+    checkpoint: str = ''
+    expert: bool = False
+    action_rate_hz: float = 10.0
+
+
+@dataclass
+class EvalResult:
+    """One policy's episodes and latencies (times in s, distances in m, latencies in ms)."""
+
+    name: str
+    seeds: list = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
+    episode_s: list = field(default_factory=list)
+    final_distance_m: list = field(default_factory=list)
+    chunks: int = 0
+    infer_ms: list = field(default_factory=list)
+    delay_ms: list = field(default_factory=list)
+    strip: str = ''
+
+    def summary(self) -> dict:
+        """Success rate, means and latency percentiles of this run."""
+        def pct(values, q):
+            return float(np.percentile(values, q)) if values else float('nan')
+        n = len(self.outcomes)
+        return {'policy': self.name, 'episodes': n,
+                'success_rate': sum(o == 'success' for o in self.outcomes) / n if n else 0.0,
+                'mean_episode_s': float(np.mean(self.episode_s)) if n else float('nan'),
+                'mean_final_distance_m': float(np.mean(self.final_distance_m)) if n
+                else float('nan'),
+                'chunks': self.chunks,
+                'infer_p50_ms': pct(self.infer_ms, 50), 'infer_p95_ms': pct(self.infer_ms, 95),
+                'delay_p50_ms': pct(self.delay_ms, 50), 'delay_p95_ms': pct(self.delay_ms, 95)}
+
+
+class _Episodes:
+    """Reset service, episode status and sim clock, seen from the graph's control node."""
+
+    def __init__(self, node, frames: list, keep_frames: threading.Event) -> None:
+        from vla_nodes import ros
+        from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
+        group = ros.ReentrantCallbackGroup()
+        self._reset = node.create_client(std_srvs.Trigger, RESET_SERVICE)
+        self.status, self.sim_s = '', 0.0
+        self._frames, self._keep = frames, keep_frames
+        node.create_subscription(std_msgs.String, contract.EPISODE_STATUS_TOPIC,
+                                 self._on_status, ros.qos_profile_latched, callback_group=group)
+        node.create_subscription(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, self._on_clock, 10,
+                                 callback_group=group)
+        node.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC, self._on_color, 2,
+                                 callback_group=group)
+
+    def _on_status(self, msg) -> None:
+        self.status = msg.data
+
+    def _on_clock(self, msg) -> None:
+        self.sim_s = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _on_color(self, msg) -> None:
+        if self._keep.is_set():
+            self._frames.append(msg)
+
+    def reset(self, timeout_s: float = 30.0) -> int:
+        """Start the next episode; returns its seed."""
+        from vla_nodes.record.cli import call_trigger
+        if not self._reset.wait_for_service(timeout_sec=timeout_s):
+            raise RuntimeError(f'{RESET_SERVICE} is not available: did sim_node start?')
+        self.status = ''
+        response = call_trigger(self._reset, RESET_SERVICE, timeout_s)
+        if not response.success:
+            raise RuntimeError(f'{RESET_SERVICE} failed: {response.message}')
+        return int(response.message.split()[-1])
+
+    def run(self, max_sim_s: float, wall_timeout_s: float) -> tuple[str, float]:
+        """Wait for the end of the episode; (outcome, simulated seconds it took)."""
+        start_wall, start_sim = time.monotonic(), self.sim_s
+        while time.monotonic() - start_wall < wall_timeout_s:
+            if self.status in TERMINAL:
+                return self.status, self.sim_s - start_sim
+            if self.sim_s - start_sim >= max_sim_s:
+                return 'failure', self.sim_s - start_sim
+            time.sleep(0.02)
+        return 'timeout', self.sim_s - start_sim
+
+
+def grasp_to_cube_m(sim_node) -> float:
+    """Distance from the grasp centre (tcp) to the red cube's centre now (m).
+
+    Reads the in-process simulator under its lock: evaluation is in-process by design.
+    """
+    with sim_node._lock:
+        world = sim_node._world
+        return float(np.linalg.norm(world.tcp_pose()[:3, 3] - world.object_pose('cube')[:3, 3]))
+
+
+def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
+             seed: int = HELD_OUT_SEED, max_seconds: float | None = None,
+             out_dir: str | Path | None = None, can_name: str = 'vla_sim_eval',
+             progress: bool = True) -> EvalResult:
+    """Run `episodes` closed-loop episodes of `task` for one policy.
+
+    Args:
+        spec: what drives the arm.
+        episodes: how many episodes; their seeds are seed + 1 ... seed + episodes.
+        task: a task of vla_nodes/sim/tasks.py.
+        seed: the simulator's start seed (each reset takes the next one).
+        max_seconds: simulated seconds per episode; None = the task's budget.
+        out_dir: where the image strip goes (None: no files).
+        can_name: virtual CAN channel of this run.
+        progress: show a progress bar.
+
+    Returns:
+        The EvalResult with one entry per episode.
+
+    Raises:
+        RuntimeError: the simulator does not answer. LaunchError: a node failed to start (a
+        checkpoint whose contract does not match is refused here, with the reason).
+    """
+    from tqdm import tqdm
+    from vla_nodes.paths import package_share
+    from vla_nodes.record.cli import InProcessGraph
+    from vla_nodes.sim.tasks import get_task
+    budget = float(max_seconds or get_task(task).max_seconds)
+    args = {'task': task, 'seed': str(seed), 'can_name': can_name,
+            'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
+            'policy': 'false' if spec.expert else 'true',
+            'leader': 'expert' if spec.expert else '',
+            'driver_dry_run': 'true' if spec.expert else 'false'}
+    result, frames, keep = EvalResult(spec.name), [], threading.Event()
+    with InProcessGraph(package_share() / 'launch' / EVAL_LAUNCH, args) as graph:
+        sim = graph.node('sim_node')
+        policy = None if spec.expert else graph.node('policy_node')
+        control = _Episodes(graph.control, frames, keep)
+        bar = tqdm(total=episodes, unit='episode', desc=f'eval {spec.name}',
+                   disable=not progress)
+        for k in range(episodes):
+            episode_seed = control.reset()
+            if k == 0:
+                keep.set()
+            outcome, seconds = control.run(budget, wall_timeout_s=budget * 4 + 30.0)
+            keep.clear()
+            result.seeds.append(episode_seed)
+            result.outcomes.append(outcome)
+            result.episode_s.append(float(seconds))
+            result.final_distance_m.append(grasp_to_cube_m(sim))
+            bar.update(1)
+            bar.set_postfix(success=result.outcomes.count('success'))
+        bar.close()
+        if policy is not None:
+            result.chunks = int(policy.stats['chunks'])
+            result.infer_ms = [float(v) for v in policy.infer_ms]
+            result.delay_ms = [float(v) * 1e3 for v in policy.delays_s]
+    if out_dir is not None and frames:
+        result.strip = str(save_strip(frames, Path(out_dir) / f'{_slug(spec.name)}_strip.png'))
+    return result
+
+
+def save_strip(frames: list, path: Path, count: int = STRIP_FRAMES) -> Path:
+    """Save `count` colour frames spread over an episode side by side as one PNG."""
+    from PIL import Image as PILImage
+    from vla_nodes.ros import image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picks = [frames[i] for i in np.linspace(0, len(frames) - 1, count).astype(int)]
+    PILImage.fromarray(np.hstack([image.from_msg(f, 'rgb8') for f in picks])).save(path)
+    return path
+
+
+def imitation_error(policy, dataset_dir: str | Path, episodes=None, frames: int = 16,
+                    steps: int = 4) -> float:
+    """Mean absolute error of a policy's first `steps` actions against the demonstration.
+
+    Args:
+        policy: a VLAPolicy.
+        dataset_dir: a LeRobot v3 dataset from vla-export.
+        episodes: episode indices to draw from (default all).
+        frames: how many frames, evenly spread over the episodes.
+        steps: how many chunk steps are compared.
+
+    Returns:
+        Mean |predicted - demonstrated| over joints 1-6 (rad) and the compared steps.
+    """
+    from vla_nodes.train.data import LeRobotDataset
+    config = policy.model.config
+    data = LeRobotDataset(dataset_dir, config.horizon, config.image_size,
+                          use_depth=True, episodes=episodes)
+    errors = []
+    for i in np.linspace(0, len(data) - 1, min(frames, len(data))).astype(int):
+        sample = data[int(i)]
+        obs = {key: sample[key] for key in (contract.OBS_IMAGE, contract.OBS_DEPTH,
+                                            contract.OBS_STATE, contract.OBS_INSTRUCTION)}
+        obs['seed'] = int(i)
+        actions = policy.infer(obs)['actions'][:steps, :6]
+        errors.append(np.abs(actions - sample[contract.ACTION][:steps, :6]).mean())
+    return float(np.mean(errors))
+
+
+def format_table(results: list) -> str:
+    """The results as a fixed-width table, one row per policy."""
+    head = (f"{'policy':24s} {'episodes':>8s} {'success':>8s} {'time s':>7s} {'dist m':>7s} "
+            f"{'chunks':>6s} {'infer p50/p95 ms':>17s} {'obs->chunk p50/p95 ms':>22s}")
+    rows = [head, '-' * len(head)]
+    for r in results:
+        s = r.summary()
+        rows.append(f"{s['policy']:24s} {s['episodes']:8d} {s['success_rate']:8.0%} "
+                    f"{s['mean_episode_s']:7.1f} {s['mean_final_distance_m']:7.3f} "
+                    f"{s['chunks']:6d} {s['infer_p50_ms']:8.1f}/{s['infer_p95_ms']:<8.1f} "
+                    f"{s['delay_p50_ms']:11.1f}/{s['delay_p95_ms']:<10.1f}")
+    return '\n'.join(rows)
+
+
+def save_plots(results: list, out_dir: str | Path) -> Path:
+    """Success rate and final grasp-to-cube distance per policy, as one PNG (matplotlib Agg)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [r.name for r in results]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(names, [r.summary()['success_rate'] for r in results], color='tab:green')
+    left.set_ylim(0, 1)
+    left.set_ylabel('success rate')
+    right.boxplot([r.final_distance_m or [np.nan] for r in results])
+    right.set_xticks(range(1, len(names) + 1), names)
+    right.set_ylabel('final grasp-to-cube distance (m)')
+    for axis in (left, right):
+        axis.tick_params(axis='x', rotation=20)
+    fig.tight_layout()
+    path = out / 'eval.png'
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_results(results: list, out_dir: str | Path) -> Path:
+    """All episodes and summaries as results.json."""
+    path = Path(out_dir) / 'results.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{**asdict(r), 'summary': r.summary()} for r in results],
+                               indent=1) + '\n')
+    return path
+
+
+def _slug(name: str) -> str:
+    return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='vla-eval', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--checkpoint', action='append', default=[],
+                        help='policy checkpoint directory (repeat for several)')
+    parser.add_argument('--expert', action='store_true', help='also run the scripted expert')
+    parser.add_argument('--random', action='store_true', help='also run a random-weight model')
+    parser.add_argument('--task', default='pick_red_cube', help='sim task (sim/tasks.py)')
+    parser.add_argument('--episodes', type=int, default=10, help='episodes per policy')
+    parser.add_argument('--seed', type=int, default=HELD_OUT_SEED,
+                        help='held-out start seed (episodes use seed+1 ...)')
+    parser.add_argument('--max-seconds', type=float, help='simulated s per episode '
+                        "(default: the task's budget)")
+    parser.add_argument('--action-rate', type=float, default=10.0,
+                        help="chunk step rate, Hz: the checkpoint's dataset fps")
+    parser.add_argument('--out', default='out/eval', help='plots, strips, results.json')
+    parser.add_argument('--no-progress', dest='progress', action='store_false')
+    opts = parser.parse_args(argv)
+    specs = [PolicySpec('expert', expert=True)] if opts.expert else []
+    specs += [PolicySpec(Path(c).name if Path(c).name.startswith('step_') is False
+                         else Path(c).parent.parent.name, checkpoint=c,
+                         action_rate_hz=opts.action_rate) for c in opts.checkpoint]
+    specs += [PolicySpec('random-weight', action_rate_hz=opts.action_rate)] if opts.random else []
+    if not specs:
+        parser.error('nothing to evaluate: pass --checkpoint DIR, --expert or --random')
+    results = [evaluate(s, opts.episodes, opts.task, opts.seed, opts.max_seconds, opts.out,
+                        can_name=f'vla_eval_{i}', progress=opts.progress)
+               for i, s in enumerate(specs)]
+    print(format_table(results))
+    print(f'plots: {save_plots(results, opts.out)}  results: {save_results(results, opts.out)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
