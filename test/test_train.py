@@ -168,6 +168,16 @@ def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term
     assert np.isfinite(metrics[term]) and metrics['loss'] > metrics['flow']
 
 
+def test_pose_vla_trains_with_its_priors_and_its_ntp_preset_asks_for_answers(dataset, tmp_path,
+                                                                             capsys):
+    assert train(dataset, tmp_path / 'post', '--steps', '1', '--preset', 'tiny_pose_vla') == 0
+    metrics = json.loads((tmp_path / 'post' / 'metrics.jsonl').read_text())
+    assert np.isfinite(metrics['loss']) and metrics['loss'] == metrics['flow']
+    assert train(dataset, tmp_path / 'pre', '--steps', '1', '--preset',
+                 'tiny_pose_vla_pretrain') == 2
+    assert 'pose_vla.answer' in capsys.readouterr().err
+
+
 def test_spatial_forcing_without_a_teacher_is_refused(dataset, tmp_path, capsys):
     assert train(dataset, tmp_path, '--steps', '1', '--preset', 'spatial_forcing') == 2
     assert '--teacher DIR' in capsys.readouterr().err
@@ -238,3 +248,36 @@ def test_bf16_autocast_step_is_finite():
     assert grads and all(torch.isfinite(g).all() for g in grads)
     with pytest.raises(ValueError, match='multiple of the world size'):
         train_step(model, batch, noise, time, 0, 3, 'fp32', torch.device('cpu'))
+
+
+def test_fsdp_needs_torchrun(dataset, tmp_path, capsys):
+    assert train(dataset, tmp_path / 'f', '--steps', '1', '--fsdp') == 2
+    assert 'torchrun --nproc_per_node' in capsys.readouterr().err
+
+
+def test_fsdp_on_two_cpu_processes_trains_saves_and_resumes_like_ddp(dataset, tmp_path):
+    """FSDP2 over gloo, 2 steps then resumed to 3, gives DDP's 3-step weights (full state)."""
+    from safetensors.torch import load_file
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    args = ['--data', str(dataset), '--batch-size', '4', '--lr', '1e-3', '--warmup', '1',
+            '--val-every', '2', '--val-batches', '1', '--save-every', '2', '--no-progress',
+            '--device', 'cpu']
+    # DDP, not one process, is the reference: each rank averages its own padded steps, so
+    # uneven ACTION_PAD between the halves makes any 2-rank run differ from one process.
+    for out, steps, more in (('fsdp', '2', ['--fsdp']), ('fsdp', '3', ['--fsdp', '--resume']),
+                             ('ddp', '3', [])):
+        subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                        '--nproc_per_node', '2', '-m', 'vla_nodes.train.train', *args,
+                        '--out', str(tmp_path / out), '--steps', steps, *more],
+                       check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
+    ckpt = Path('checkpoints') / 'step_000003' / 'model.safetensors'
+    sharded = load_file(str(tmp_path / 'fsdp' / ckpt))
+    ddp = load_file(str(tmp_path / 'ddp' / ckpt))
+    assert sharded.keys() == ddp.keys() and len(ddp) > 50
+    for name, value in ddp.items():
+        torch.testing.assert_close(sharded[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    metrics = [json.loads(line) for line in
+               (tmp_path / 'fsdp' / 'metrics.jsonl').read_text().splitlines()]
+    assert [m['step'] for m in metrics] == [1, 2, 3] and 'val_loss' in metrics[1]
+    policy = VLAPolicy.from_checkpoint(tmp_path / 'fsdp' / 'checkpoints' / 'step_000003')
+    assert policy.infer(make_piper_example())['actions'].shape == (16, 7)

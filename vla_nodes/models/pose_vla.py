@@ -45,6 +45,17 @@ class PoseVLAConfig:
     max_depth_m: float = 4.0  # farther depth is dropped from the prior [code]
     p_keep_depth: float = 0.5  # modality dropout [code]
     p_keep_ray: float = 0.5
+    # Token ids in the VLM's vocabulary: PaliGemma's <loc0000> is id 256000; the 4 pose
+    # families (FAMILIES order, n_rot + n_xy + n_z + n_size ids) are appended after its 257,216.
+    loc_offset: int = 256000
+    vocab_offset: int = 257216
+    ntp_weight: float = 0.0  # pose NTP co-training weight; 0 = post-training, action only [code]
+    max_answer_tokens: int = 128  # answer ids per sample (separator + answer + eos, padded)
+
+    @property
+    def vocab_size(self):
+        """The extended vocabulary: every id up to the last pose token."""
+        return self.vocab_offset + self.n_rot + self.n_xy + self.n_z + self.n_size
 
 
 TINY_POSE = PoseVLAConfig(n_rot=64, n_xy=64, n_z=64, n_size=64, vision_width=32, image_size=28)

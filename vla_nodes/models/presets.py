@@ -25,8 +25,12 @@ on the `meta` device for parameter accounting; `tiny_<name>` twins keep every st
 - spatial_forcing: Spatial Forcing (Li et al., 2025) on pi0_baseline: Gemma-2B layer 12 of 18
   aligned to a frozen teacher, α = 0.5. The paper's teacher is VGGT (not installable here); the
   preset expects DINOv2-L (1024-d) through `vla-train --teacher`.
-Pose-VLA (models/pose_vla.py) has no preset yet: its pre-training is next-token prediction
-over pose tokens, a language-model objective this library's heads do not train.
+- pose_vla: Pose-VLA (Lin et al.) post-training on pi0_baseline: ray-map and depth [D, M]
+  priors (PixelUnshuffle(14) -> MLP 588 / 392 -> 4608 -> 1152) added to SigLIP's tokens, the
+  vocabulary extended by 4 x 1024 pose tokens (257,216 -> 261,312 ids, mean-resized when a
+  released PaliGemma is loaded), chunk 50 [code], action-only flow loss. The pose pre-training
+  objective (NTP over pose tokens, tied LM head) is `pose_vla_pretrain`: the same model with
+  the flow loss + 1.0 x L_pre on batches that carry answer text (spatial_streams.POSE_ANSWER).
 """
 
 from dataclasses import replace
@@ -37,6 +41,7 @@ from vla_nodes.models.backbones import (BackboneConfig, TINY_PALIGEMMA, TINY_QWE
 from vla_nodes.models.depthvla import DepthVLAConfig
 from vla_nodes.models.flow_expert import FlowConfig
 from vla_nodes.models.mot import ExpertConfig, GEMMA_300M
+from vla_nodes.models.pose_vla import PoseVLAConfig, TINY_POSE
 from vla_nodes.models.qdepth import DepthVQVAEConfig, QDepthConfig
 from vla_nodes.models.query_head import QueryConfig
 from vla_nodes.models.spatial_forcing import SpatialForcingConfig
@@ -111,6 +116,23 @@ DEPTHVLA = replace(PI0_BASELINE, spatial='depthvla', mask='depthvla_blockwise',
 SPATIAL_FORCING = replace(PI0_BASELINE, spatial='spatial_forcing', sf=SpatialForcingConfig(
     student_width=2048, teacher_width=1024, align_layer=12))
 
+
+def _vocab(backbone, size):
+    """The backbone config with the language model's vocabulary grown to `size` ids."""
+    hf = dict(backbone.hf_config)
+    hf['text_config'] = {**hf['text_config'], 'vocab_size': size}
+    return replace(backbone, hf_config=hf)
+
+
+POSE = PoseVLAConfig()  # the paper's 1024 bins per family; PaliGemma's <loc> ids
+POSE_VLA = replace(PI0_BASELINE, spatial='pose_vla', pose=POSE, horizon=50,
+                   backbone=_vocab(PI0_BASELINE.backbone, POSE.vocab_size))
+# Tiny: 64 bins and 64 <loc> ids appended after the 300 byte-level ids (364 + 4 x 64 = 620).
+TINY_POSE_CONFIG = replace(TINY_POSE, n_loc=64, loc_offset=300, vocab_offset=364,
+                           max_answer_tokens=48)
+TINY_POSE_VLA = replace(TINY_PI0_BASELINE, spatial='pose_vla', pose=TINY_POSE_CONFIG,
+                        backbone=_vocab(TINY_PI0_BASELINE.backbone, TINY_POSE_CONFIG.vocab_size))
+
 PRESETS = MappingProxyType({
     'pi0_baseline': PI0_BASELINE,
     'tiny_pi0_baseline': TINY_PI0_BASELINE,
@@ -125,6 +147,11 @@ PRESETS = MappingProxyType({
     'tiny_depthvla': replace(TINY_PI0_BASELINE, spatial='depthvla', mask='depthvla_blockwise'),
     'spatial_forcing': SPATIAL_FORCING,
     'tiny_spatial_forcing': replace(TINY_PI0_BASELINE, spatial='spatial_forcing'),
+    'pose_vla': POSE_VLA,
+    'tiny_pose_vla': TINY_POSE_VLA,
+    'pose_vla_pretrain': replace(POSE_VLA, pose=replace(POSE, ntp_weight=1.0)),
+    'tiny_pose_vla_pretrain': replace(TINY_POSE_VLA,
+                                      pose=replace(TINY_POSE_CONFIG, ntp_weight=1.0)),
     # SmolVLM (Idefics3) as a small π0 backbone on CPU: the third family through the same path.
     'tiny_pi0_smolvlm': replace(
         TINY_PI0_BASELINE, image_size=64,

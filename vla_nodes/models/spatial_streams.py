@@ -12,6 +12,9 @@ using the paper's own module (qdepth.py, depthvla.py, spatial_forcing.py):
 - 'spatial_forcing' (Spatial Forcing, Li et al., 2025): no group; the image tokens' residual
   stream after VLM layer L is projected and aligned (cosine) to a frozen 3D teacher's features,
   which the batch carries (`SF_TARGET`; vla-train computes them with the teacher), weight α = 0.5.
+- 'pose_vla' (Pose-VLA, Lin et al.): ray-map (from K under POSE_INTRINSICS) and depth [D, M]
+  priors added to SigLIP's tokens before the projector (pose_vla.PosePriors); optionally the pose
+  pre-training NTP loss on answer text (POSE_ANSWER) through the VLM's tied LM head.
 Depth tokens use their own RoPE stream (positions from 0, as in DepthVLA's stand-alone
 pre-training [A]). Depth is needed for training only: at inference the depth stream runs from
 RGB and is cached with the prefix, as the papers deploy.
@@ -22,16 +25,25 @@ or None), `needs_vision_features`, `outputs` and `capture` (mixture results the 
 """
 
 from dataclasses import replace
+import re
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE
-from vla_nodes.models import depthvla, qdepth, spatial_forcing
-from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group
+from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing
+from vla_nodes.models.backbones import BYTE_OFFSET
+from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT
 
 SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image, C)
+POSE_ANSWER = 'pose_vla.answer'  # batch key: pose-token answer text, B str (ntp_weight > 0)
+POSE_INTRINSICS = 'pose_vla.intrinsics'  # batch key: K of the S x S image # (B, 3, 3), px
 DEPTH = Group('depth', 'depth', stream='depth')
+ANSWER = Group('pose', 'vlm', causal=True)
+# Pose-VLA pre-training: prefix-LM, image + prompt bidirectional, the answer causal [code].
+POSE_MASK = {'image': ('image', 'text'), 'text': ('image', 'text'),
+             'pose': ('image', 'text', 'pose')}
 
 # Attention tables by name, for VLAConfig.mask.
 MASKS = {
@@ -40,7 +52,8 @@ MASKS = {
     'depthvla_blockwise': depthvla.DEPTHVLA_BLOCKWISE,
     'depthvla_vlm_depth_mutual': depthvla.DEPTHVLA_VLM_DEPTH_MUTUAL,
 }
-NEEDS_DEPTH = ('qdepth', 'depthvla')  # spatial modes whose training batches need OBS_DEPTH
+# spatial modes whose training batches need OBS_DEPTH
+NEEDS_DEPTH = ('qdepth', 'depthvla', 'pose_vla')
 
 
 def stream_shape(width, mlp_dim, num_layers, num_heads, text_config):
@@ -138,10 +151,132 @@ class SpatialForcingAdapter(nn.Module):
         return {'loss': self.align.config.alpha * align, 'align': align.detach()}
 
 
+class PoseVLAAdapter(nn.Module):
+    """Pose-VLA: ray-map and depth priors on SigLIP tokens; optional pose NTP objective.
+
+    Post-training (the preset's default, `ntp_weight` 0) is π0's flow loss with the priors;
+    with `ntp_weight` > 0 the answer text under POSE_ANSWER (PoseTokenizer.format) adds
+    `ntp_weight` · L_pre (eq. 3): next-token CE of the pose tokens from the VLM's tied LM head,
+    the answer group causal after the bidirectional image + prompt prefix (prefix-LM [code]).
+    """
+
+    group, expert, needs_vision_features, outputs, capture = None, None, True, (), ()
+    needs_prefix = True  # loss() also takes the prefix Tokens and the backbone
+
+    def __init__(self, config, backbone, load_weights=True):
+        super().__init__()
+        if not hasattr(backbone, 'vision_features'):
+            raise ValueError(f'Pose-VLA adds its priors to SigLIP tokens before the projector; '
+                             f'the {config.backbone.family!r} backbone has none (use paligemma)')
+        vision = backbone.model.config.vision_config
+        c = replace(config.pose, vision_width=vision.hidden_size, image_size=vision.image_size,
+                    patch_size=vision.patch_size)
+        self.config = c
+        self.priors = pose_vla.PosePriors(c)
+        self.tokenizer = backbone.tokenizer
+        embed = backbone.language_model.embed_tokens
+        if embed.num_embeddings < c.vocab_size:  # a released VLM: add the 4 pose families
+            backbone.model.resize_token_embeddings(c.vocab_size, mean_resizing=True)
+        if c.ntp_weight:  # the LM head reads the VLM's last layer, which π0 leaves frozen
+            lm = backbone.language_model
+            last = lm.layers[-1]
+            for m in (last.self_attn.o_proj, last.mlp, last.post_attention_layernorm, lm.norm):
+                m.requires_grad_(True)
+        offsets, start = {'loc': c.loc_offset}, c.vocab_offset
+        for family, n in zip(pose_vla.PoseTokenizer.FAMILIES, (c.n_rot, c.n_xy, c.n_z,
+                                                               c.n_size)):
+            offsets[family], start = start, start + n
+        self.offsets = offsets
+
+    def fuse(self, batch, features):
+        """SigLIP tokens # (B, N, Dv) + the priors the batch carries (K, OBS_DEPTH)."""
+        s = self.config.image_size
+        raymap = depth = None
+        if POSE_INTRINSICS in batch:  # K of the S x S model image -> K of SigLIP's s x s input
+            k = torch.as_tensor(batch[POSE_INTRINSICS], dtype=torch.float64)  # (B, 3, 3)
+            r = s / batch[OBS_IMAGE].shape[1]
+            scale = torch.tensor([[r, 0, 0.5 * r - 0.5], [0, r, 0.5 * r - 0.5], [0, 0, 1]],
+                                 dtype=torch.float64)
+            raymap = torch.stack([pose_vla.compute_raymap(scale @ ki, s, s) for ki in k])
+            raymap = raymap.to(features.device)
+        if OBS_DEPTH in batch:  # metres, NaN invalid # (B, S, S)
+            d = torch.as_tensor(batch[OBS_DEPTH]).float().to(features.device)[:, None]
+            d = functional.interpolate(d, size=(s, s), mode='nearest')[:, 0]
+            depth = pose_vla.depth_prior(d, self.config.max_depth_m)
+        out = self.priors(features, raymap, depth)
+        if self.training:  # an absent prior still joins the graph (DDP / FSDP need every grad)
+            for prior, embed in ((raymap, self.priors.ray), (depth, self.priors.depth)):
+                if prior is None:
+                    out = out + 0.0 * sum(p.sum() for p in embed.parameters()).to(out.dtype)
+        return out
+
+    def embed(self, batch, vision_features):
+        return None
+
+    def encode_answers(self, texts):
+        """Answer text -> ids # (B, T) and a mask, True on the supervised tokens # (B, T).
+
+        Row: [separator '\n', answer tokens, eos, pad...]; `<locNNNN>`, `<rotNNNN>`, ...
+        become single ids (self.offsets), the rest goes through the backbone's tokenizer.
+        """
+        t = self.config.max_answer_tokens
+        ids = torch.zeros(len(texts), t, dtype=torch.long)  # pad id 0
+        mask = torch.zeros(len(texts), t, dtype=torch.bool)
+        eos = self.tokenizer.eos_token_id if self.tokenizer is not None else 1
+        for row, text in enumerate(texts):
+            seq = self._text_ids('\n')
+            for part in _SPLIT.split(str(text)):
+                found = _SPECIAL.fullmatch(part)
+                if found:
+                    family, idx = found.group(1), int(found.group(2))
+                    seq.append(self.offsets[family] + idx)
+                elif part:
+                    seq += self._text_ids(part)
+            seq.append(eos)
+            if len(seq) > t:
+                raise ValueError(f'pose answer of {len(seq)} tokens exceeds max_answer_tokens '
+                                 f'= {t}: raise PoseVLAConfig.max_answer_tokens or shorten it')
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, 1:len(seq)] = True
+        return ids, mask
+
+    def _text_ids(self, text):
+        if self.tokenizer is not None:
+            return list(self.tokenizer(text, add_special_tokens=False)['input_ids'])
+        return [b + BYTE_OFFSET for b in text.encode('utf-8')]
+
+    def ntp_loss(self, backbone, prefix, answers):
+        """L_pre (eq. 3) of answer texts after the prefix Tokens (image + prompt)."""
+        ids, supervised = self.encode_answers(answers)
+        embed = backbone.language_model.embed_tokens
+        device = embed.weight.device
+        ids, supervised = ids.to(device), supervised.to(device)
+        first = next(iter(prefix.hidden.values()))
+        valid = supervised.clone()
+        valid[:, 0] = True  # the separator is input, never a target
+        tokens = prefix.add(ANSWER, embed(ids).to(first.dtype), valid)
+        hidden = MoT({'vlm': backbone.stack()}, POSE_MASK)(tokens, outputs=('pose',))['pose']
+        logits = hidden @ embed.weight.T.to(hidden.dtype)  # tied LM head # (B, T, V)
+        return pose_vla.pose_pretrain_loss(logits, ids, supervised)
+
+    def loss(self, outputs, batch, step, prefix=None, backbone=None):
+        if not self.config.ntp_weight:
+            return {'loss': torch.zeros(())}
+        if POSE_ANSWER not in batch:
+            raise KeyError(f'ntp_weight > 0 needs the pose answers in the batch under '
+                           f'{POSE_ANSWER!r} (PoseTokenizer.format text per sample)')
+        ntp = self.ntp_loss(backbone, prefix, list(batch[POSE_ANSWER]))
+        return {'loss': self.config.ntp_weight * ntp, 'pose_ntp': ntp.detach()}
+
+
+_SPECIAL = re.compile(r'<(loc|rot|transXY|transZ|size)(\d+)>')
+_SPLIT = re.compile(r'(<(?:loc|rot|transXY|transZ|size)\d+>)')  # keeps the special tokens
+
 ADAPTERS = {
     'qdepth': QDepthAdapter,
     'depthvla': DepthVLAAdapter,
     'spatial_forcing': SpatialForcingAdapter,
+    'pose_vla': PoseVLAAdapter,
 }
 
 

@@ -7,10 +7,10 @@ The model library's top (DESIGN.md section 6). Layout of one sample:
     query -> the VLM4VLA query token read by an MLP (query_head.py)
     depth -> a spatial paper's depth expert ('depth' expert, spatial_streams.py)
 References: π0 (Black et al., 2024) for the VLM + flow-matching expert in shared attention;
-VLM4VLA (Zhang et al.) for the query head; QDepth-VLA, DepthVLA and Spatial Forcing through
-`spatial` (spatial_streams.py); the walking skeleton's sensor-depth tokens join the image group
-when `sensor_depth` is set. States and actions are normalized (policy/transforms.py); the model
-never sees radians.
+VLM4VLA (Zhang et al.) for the query head; QDepth-VLA, DepthVLA, Spatial Forcing and Pose-VLA
+through `spatial` (spatial_streams.py); the walking skeleton's sensor-depth tokens join the image
+group when `sensor_depth` is set. States and actions are normalized (policy/transforms.py); the
+model never sees radians.
 
 Checkpoints are a local directory: config.json (this VLAConfig, nested) + model.safetensors.
 Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S)
@@ -31,6 +31,7 @@ from vla_nodes.models.backbones import BackboneConfig, build_backbone, DepthEnco
 from vla_nodes.models.depthvla import DepthVLAConfig, TINY_DEPTHVLA
 from vla_nodes.models.flow_expert import FlowConfig, FlowHead
 from vla_nodes.models.mot import ExpertConfig, Group, MoT, PI0_MASK, Tokens
+from vla_nodes.models.pose_vla import PoseVLAConfig
 from vla_nodes.models.qdepth import DepthVQVAEConfig, QDepthConfig, TINY_QDEPTH, TINY_VQVAE
 from vla_nodes.models.query_head import QueryConfig, QueryHead
 from vla_nodes.models.spatial_forcing import SpatialForcingConfig, TINY_SF
@@ -61,13 +62,14 @@ class VLAConfig:
     action_dim: int = 7
     horizon: int = 16  # H: chunk length (16 on Piper in QDepth-VLA and DepthVLA)
     # Spatial modules (spatial_streams.py); the defaults are tiny twins, used only when named.
-    spatial: str = ''  # '' | 'qdepth' | 'depthvla' | 'spatial_forcing'
+    spatial: str = ''  # '' | 'qdepth' | 'depthvla' | 'spatial_forcing' | 'pose_vla'
     spatial_path: str = ''  # local weights: a trained VQ-VAE (qdepth), DINOv2 / DAv2 (depthvla)
     qdepth: QDepthConfig = field(default_factory=lambda: replace(TINY_QDEPTH, n_head=4))
     vqvae: DepthVQVAEConfig = TINY_VQVAE
     depthvla: DepthVLAConfig = field(default_factory=lambda: replace(TINY_DEPTHVLA, n_head=4))
     sf: SpatialForcingConfig = field(default_factory=lambda: replace(
         TINY_SF, student_width=64, align_layer=1))
+    pose: PoseVLAConfig = PoseVLAConfig()  # pose_vla: priors, pose vocabulary, NTP weight
 
     @property
     def needs_depth(self):
@@ -126,6 +128,8 @@ class VLAModel(nn.Module):
         features = None
         if self.spatial is not None and self.spatial.needs_vision_features:
             features = self.backbone.vision_features(images)  # (B, Ni, Dv)
+            if hasattr(self.spatial, 'fuse'):  # Pose-VLA's geometric priors
+                features = self.spatial.fuse(batch, features)
             image = self.backbone.project(features)
         else:
             image = self.backbone.embed_images(images)  # (B, Ni, D)
@@ -168,7 +172,9 @@ class VLAModel(nn.Module):
             capture=spatial.capture if spatial else ())
         outputs = terms.pop('outputs')
         if spatial is not None:
-            extra = spatial.loss(outputs, batch, step)
+            more = ({'prefix': prefix, 'backbone': self.backbone}
+                    if getattr(spatial, 'needs_prefix', False) else {})
+            extra = spatial.loss(outputs, batch, step, **more)
             terms['loss'] = terms['loss'] + extra.pop('loss')
             terms.update(extra)
         return terms
@@ -271,4 +277,4 @@ def config_from_dict(values, cls=VLAConfig):
 
 
 _NESTED = {VLAConfig: ('backbone', 'expert', 'flow', 'query', 'qdepth', 'vqvae', 'depthvla',
-                       'sf')}
+                       'sf', 'pose')}

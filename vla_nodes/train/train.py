@@ -21,9 +21,12 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
 - Spatial presets: qdepth_vla and depthvla train on the dataset's depth video (their auxiliary
   losses; `--spatial-path` = the trained VQ-VAE, or DINOv2 / Depth Anything V2 weights);
   spatial_forcing computes its targets with a frozen DINOv2 teacher (`--teacher DIR`).
-- FSDP is not implemented: DDP keeps a full replica per GPU, about 16 bytes per parameter for
-  fp32 weights, gradients and AdamW state (about 53 GB for the 3.3 B π0), so the 3B presets need
-  80 GB-class GPUs until FSDP is added.
+- `--fsdp` (with torchrun): FSDP2 `fully_shard` over the whole model as one unit instead of DDP.
+  DDP keeps a full replica per GPU, about 16 bytes per parameter (53 GB for the 3.3 B π0);
+  FSDP shards the fp32 weights, gradients and AdamW state (16 / N bytes per parameter at rest)
+  and gathers the weights for each forward (the mixture runs layers' parts directly, so the
+  layers cannot be separate units). Checkpoints are full state dicts gathered on rank 0, the
+  same files as without FSDP; resume loads them on every rank. Works with gloo on CPU too.
 - Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
   train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
 """
@@ -82,6 +85,7 @@ class TrainConfig:
     cache_episodes: int = 8
     resume: bool = False
     progress: bool = True
+    fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
 
 
 def recipe(config, head):
@@ -166,12 +170,77 @@ def train_step(model, batch, noise, time, rank, world, precision, device, step=0
 
 
 # --- checkpoints --------------------------------------------------------------------------------
-def save_train_state(directory, optimizer, step, config):
-    """optimizer.safetensors (tensors) + train_state.json (step, param groups, settings)."""
+def shard_model(model, device):
+    """FSDP2: shard the model over the process group (one unit: see the module docstring)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    import torch.distributed as dist
+
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+class FullState:
+    """A gathered model as save_checkpoint wants it: `config` + `save_pretrained` (rank 0)."""
+
+    def __init__(self, config, state):
+        self.config, self.state = config, state
+
+    def save_pretrained(self, directory):
+        """config.json + model.safetensors, as VLAModel.save_pretrained writes them."""
+        from safetensors.torch import save_file
+        from vla_nodes.models.vla import CONFIG_FILE, WEIGHTS_FILE
+
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + '\n')
+        save_file({k: v.contiguous() for k, v in self.state.items()}, str(path / WEIGHTS_FILE),
+                  metadata={'format': 'pt'})
+
+
+def gather_full_state(model, optimizer):
+    """Collective: (FullState, optimizer state by parameter name) on rank 0, (None, None) else."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import (get_model_state_dict,
+                                                         get_optimizer_state_dict,
+                                                         StateDictOptions)
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = get_model_state_dict(model, options=options)
+    opt_state = get_optimizer_state_dict(model, optimizer, options=options)
+    if dist.get_rank() != 0:
+        return None, None
+    return FullState(model.config, weights), opt_state
+
+
+def load_full_optimizer(directory, model, optimizer):
+    """Every rank: load the full optimizer state saved by an FSDP run into the sharded one."""
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import (set_optimizer_state_dict,
+                                                         StateDictOptions)
+
+    info = json.loads((Path(directory) / 'train_state.json').read_text())
+    state = {}
+    for name, value in load_file(str(Path(directory) / 'optimizer.safetensors')).items():
+        param, key = name.rsplit('::', 1)
+        state.setdefault(param, {})[key] = value
+    set_optimizer_state_dict(model, optimizer, {'state': state,
+                                                'param_groups': info['param_groups']},
+                             options=StateDictOptions(full_state_dict=True))
+
+
+def save_train_state(directory, optimizer, step, config, state=None):
+    """optimizer.safetensors (tensors) + train_state.json (step, param groups, settings).
+
+    `state`: an optimizer state dict gathered by FSDP (keyed by parameter name, saved as
+    'name::key'); else the optimizer's own (keyed by index, saved as 'index.key').
+    """
     from safetensors.torch import save_file
 
-    state = optimizer.state_dict()
-    tensors = {f'{i}.{k}': v.detach().cpu().contiguous()
+    sep = '.' if state is None else '::'
+    state = optimizer.state_dict() if state is None else state
+    tensors = {f'{i}{sep}{k}': v.detach().cpu().contiguous()
                for i, s in state['state'].items() for k, v in s.items()}
     save_file(tensors, str(Path(directory) / 'optimizer.safetensors'))
     info = {'step': step, 'param_groups': state['param_groups'], 'config': asdict(config)}
@@ -281,7 +350,7 @@ def validate(model, samples, stats, config, precision, device, teacher=None, ste
             cfg = model.config
             noise, time = flow_noise(k, 12345, len(idx), cfg.horizon, cfg.action_dim)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
-                terms = model.losses(batch, noise=noise, time=time, step=step)
+                terms = model(batch, noise=noise, time=time, step=step)  # FSDP: forward
             losses.append(float(terms['loss']))
     model.train()
     return float(np.mean(losses))
@@ -337,19 +406,42 @@ def run(config):
         ckpt = out / latest.read_text().strip()
         from safetensors.torch import load_model
         load_model(model, str(ckpt / 'model.safetensors'), device=str(device))
-        step = load_train_state(ckpt, optimizer)
+        if config.fsdp:  # the optimizer is built after sharding; its state loads then
+            step = int(json.loads((ckpt / 'train_state.json').read_text())['step'])
+        else:
+            step = load_train_state(ckpt, optimizer)
         stats = read_policy_json(ckpt)['norm_stats']
         history = [h for h in _read_metrics(out) if h['step'] <= step]
     wrapped = model
-    if world > 1:
+    if config.fsdp:
+        if world < 2:
+            raise ValueError('--fsdp shards over processes: launch with torchrun '
+                             '--nproc_per_node N (N >= 2)')
+        if teacher is not None:
+            raise ValueError('--fsdp does not support spatial_forcing (its teacher reads the '
+                             'VLM outside forward); train it with DDP')
+        shard_model(model, device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, betas=RECIPES[model_config.head][
+            'betas'], weight_decay=config.weight_decay)
+        if config.resume and latest.is_file():
+            load_full_optimizer(out / latest.read_text().strip(), model, optimizer)
+    elif world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None)
     model.train()
 
     def save():
         name = f'checkpoints/step_{step:06d}'
-        save_checkpoint(out / name, model, stats, contract, preset=config.preset)
-        save_train_state(out / name, optimizer, step, config)
+        if config.fsdp:  # collective: every rank gathers, rank 0 writes
+            saved, opt_state = gather_full_state(model, optimizer)
+            if rank != 0:
+                return
+            save_checkpoint(out / name, saved, stats, contract, preset=config.preset)
+            save_train_state(out / name, None, step, config, opt_state)
+        else:
+            save_checkpoint(out / name, model, stats, contract, preset=config.preset)
+            save_train_state(out / name, optimizer, step, config)
         tmp = out / (LATEST + '.tmp')
         tmp.write_text(name + '\n')
         tmp.replace(latest)
@@ -372,19 +464,21 @@ def run(config):
         optimizer.zero_grad(set_to_none=True)
         terms = train_step(wrapped, batch, noise, time, rank, world, precision, device, step)
         norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        norm = norm.full_tensor() if hasattr(norm, 'full_tensor') else norm  # FSDP: a DTensor
         optimizer.step()
         step += 1
         record = {'step': step, 'lr': optimizer.param_groups[0]['lr'],
                   'grad_norm': float(norm), **terms}
-        if rank == 0 and held is not None and (step % config.val_every == 0
-                                               or step == config.steps):
+        val_step = step % config.val_every == 0 or step == config.steps
+        if (rank == 0 or config.fsdp) and held is not None and val_step:
             record['val_loss'] = validate(model, held, stats, config, precision, device,
                                           teacher, step)
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f'{terms["loss"]:.4f}', **(
             {'val': f'{record["val_loss"]:.4f}'} if 'val_loss' in record else {}))
-        if rank == 0 and (step % config.save_every == 0 or step == config.steps):
+        if (rank == 0 or config.fsdp) and (step % config.save_every == 0
+                                           or step == config.steps):
             save()
     bar.close()
     if world > 1:
@@ -428,6 +522,8 @@ def parse_args(argv=None):
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
     parser.add_argument('--resume', action='store_true', help='continue the run in --out')
+    parser.add_argument('--fsdp', action='store_true',
+                        help='shard weights, gradients and optimizer state (FSDP2; torchrun)')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
     values = vars(parser.parse_args(argv))
     values['data'] = tuple(values['data'])
