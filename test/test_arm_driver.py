@@ -7,12 +7,12 @@ checks read `PiperFirmware.last_frame()`: what the arm would have received, in S
 
 import itertools
 import struct
-import time
 
 import can
 import numpy as np
 import pytest
 
+from graph import spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.piper import MILLIDEG_PER_RAD
@@ -89,20 +89,6 @@ def rigs(ctx):
 @pytest.fixture
 def tester(ctx):
     return local.Node('tester', context=ctx)
-
-
-def spin(ctx, nodes, seconds, until=lambda: False):
-    """Spin `nodes` for `seconds`, or until `until()` holds; return whether it held."""
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
-    finally:
-        executor.shutdown()
-    return until()
 
 
 def chunk_msg(driver, positions, dt=0.1, names=contract.JOINT_NAMES):

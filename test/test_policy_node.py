@@ -6,12 +6,12 @@ is exact. The model is the tiny random-weight one, or a checkpoint saved from it
 """
 
 import itertools
-import time
 
 import can
 import numpy as np
 import pytest
 
+from graph import spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
@@ -115,19 +115,6 @@ class Camera:
         stamp = self.node.get_clock().now().nanoseconds
         self.color.publish(image.to_msg(self.rgb, 'rgb8', stamp, contract.CAMERA_FRAME))
         self.depth.publish(image.to_msg(self.metres, '32FC1', stamp, contract.CAMERA_FRAME))
-
-
-def spin(ctx, nodes, seconds, until=lambda: False):
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
-    finally:
-        executor.shutdown()
-    return until()
 
 
 def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_thread):
