@@ -223,12 +223,7 @@ def robot_mjcf(dh_is_offset: int = 1) -> str:
 <worldbody>
 {_arm(dh_is_offset)}
 </worldbody>
-{_GRIPPER_COUPLING}
-<actuator>
-{_actuators()}
-</actuator>
-</mujoco>
-"""
+{_robot_tail()}"""
 
 
 def props_mjcf(config, camera: bool = True) -> str:
@@ -279,7 +274,12 @@ def build_mjcf(config) -> str:
 {_arm(config.dh_is_offset)}
 {_objects(config.cube_size_m)}
 </worldbody>
-{_GRIPPER_COUPLING}
+{_robot_tail()}"""
+
+
+def _robot_tail() -> str:
+    """What follows the world body in every model: the gripper coupling and the actuators."""
+    return f"""{_GRIPPER_COUPLING}
 <actuator>
 {_actuators()}
 </actuator>
