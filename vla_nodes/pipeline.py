@@ -21,6 +21,7 @@ import time
 
 TASK = 'pick_red_cube'
 ACTION_RATE_HZ = 10  # the camera's rate in config/sim.yaml; the dataset fps and chunk step rate
+DEMOS_DONE = 'demos.json'
 
 
 @dataclass(frozen=True)
@@ -48,29 +49,44 @@ class Setting:
     random_baseline: bool = True
 
 
+# Episodes end at the task's check or after max_seconds of simulated time: the expert picks the
+# cube in about 4 s, so 10 s leaves a policy 2.5 times the expert's time.
 QUICK = Setting(demos=10, presets=('tiny_pi0_depth', 'tiny_pi0_baseline'), steps=500,
-                episodes=5)
+                episodes=5, max_seconds=10.0)
 FULL = Setting(demos=50, presets=('tiny_pi0_depth', 'tiny_depthvla', 'tiny_pi0_baseline'),
-               steps=3000, episodes=50)
+               steps=5000, episodes=50, max_seconds=10.0)
 
 
-def record(out: Path, setting: Setting, progress: bool = True) -> Path:
-    """Record the demos (seeds 1 ... demos) into out/bags; failed demos are discarded."""
+def record(out: Path, setting: Setting, progress: bool = True, resume: bool = False) -> Path:
+    """Record the demos (seeds 1 ... demos) into out/bags; failed demos are discarded.
+
+    With `resume`, bags that an earlier run recorded for the same number of demos are reused
+    (out/bags/demos.json is written last, so its presence means the recording finished).
+    """
+    import json
     from vla_nodes.record.cli import record_sim
     bags = out / 'bags'
+    done = bags / DEMOS_DONE
+    if resume and done.is_file() and json.loads(done.read_text())['demos'] == setting.demos:
+        print(f'demos: reusing {bags}')
+        return bags
     results = record_sim(TASK, setting.demos, str(bags), seed=0, discard_failures=True,
                          launch_args={'can_name': 'vla_main_record'}, progress=progress)
     kept = sum(r['kept'] for r in results)
     if kept == 0:
         raise RuntimeError(f'the expert succeeded in none of {setting.demos} demos: see the log')
     print(f'demos: {kept} of {len(results)} kept ({bags})')
+    done.write_text(json.dumps({'demos': setting.demos, 'episodes': results}, indent=1) + '\n')
     return bags
 
 
-def export_dataset(bags: Path, out: Path, progress: bool = True) -> Path:
-    """Export the bags to out/dataset at ACTION_RATE_HZ."""
+def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = False) -> Path:
+    """Export the bags to out/dataset at ACTION_RATE_HZ (with `resume`, reuse a finished one)."""
     from vla_nodes.record.export import export, ExportConfig
     dataset = out / 'dataset'
+    if resume and (dataset / 'meta' / 'info.json').is_file():
+        print(f'dataset: reusing {dataset}')
+        return dataset
     export([bags], dataset, ExportConfig(fps=ACTION_RATE_HZ, progress=progress), overwrite=True)
     return dataset
 
@@ -90,8 +106,13 @@ def train(dataset: Path, preset: str, out: Path, setting: Setting, progress: boo
     return run_dir / (run_dir / LATEST).read_text().strip()
 
 
-def main_job(out: str | Path, setting: Setting, progress: bool = True) -> list:
-    """Record, export, train, evaluate; prints the table; returns the EvalResults."""
+def main_job(out: str | Path, setting: Setting, progress: bool = True,
+             resume: bool = False) -> list:
+    """Record, export, train, evaluate; prints the table; returns the EvalResults.
+
+    With `resume`, finished stages of an earlier run in `out` are reused and unfinished
+    training runs continue from their latest checkpoint; evaluation always runs.
+    """
     import torch
     from vla_nodes.evaluate import (evaluate, format_table, PolicySpec, save_plots,
                                     save_results)
@@ -99,9 +120,9 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True) -> list:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     timings, start = {}, time.monotonic()
-    bags = record(out, setting, progress)
+    bags = record(out, setting, progress, resume)
     timings['record'] = time.monotonic() - start
-    dataset = export_dataset(bags, out, progress)
+    dataset = export_dataset(bags, out, progress, resume)
     timings['export'] = time.monotonic() - start - sum(timings.values())
     specs = [PolicySpec('expert', expert=True)]
     for preset in setting.presets:
@@ -136,6 +157,8 @@ def main(argv=None) -> int:
     parser.add_argument('--episodes', type=int, help='override the evaluation episodes')
     parser.add_argument('--presets', nargs='+', help='override the presets')
     parser.add_argument('--max-seconds', type=float, help='simulated s per eval episode')
+    parser.add_argument('--resume', action='store_true',
+                        help='reuse the finished stages of an earlier run in --out')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
     opts = parser.parse_args(argv)
     setting = FULL if opts.full else QUICK
@@ -146,7 +169,7 @@ def main(argv=None) -> int:
     setting = replace(setting, **overrides)
     if setting.demos < 1 or setting.steps < 1 or setting.episodes < 1:
         parser.error('--demos, --steps and --episodes must be >= 1')
-    main_job(opts.out, setting, opts.progress)
+    main_job(opts.out, setting, opts.progress, opts.resume)
     return 0
 
 
