@@ -195,11 +195,18 @@ def tiny_batch(config, b=4):
             OBS_DEPTH: 0.5 + torch.rand(b, s, s, generator=g),
             OBS_STATE: torch.randn(b, 7, generator=g),
             OBS_INSTRUCTION: ['pick up the cube', 'push', 'open', 'stack'][:b],
-            ACTION: torch.randn(b, config.horizon, 7, generator=g)}
+            ACTION: torch.randn(b, config.horizon, 7, generator=g),
+            # chunks that run past their episode's end, unevenly over the batch's halves
+            ACTION_PAD: torch.arange(config.horizon)[None, :] >= torch.tensor(
+                [config.horizon, 3, config.horizon - 1, config.horizon])[:b, None]}
 
 
 def test_ddp_with_two_cpu_processes_gives_the_one_process_gradients(tmp_path):
-    """torchrun, 2 ranks on gloo, each half of a batch of 4 == one process on all 4."""
+    """torchrun, 2 ranks on gloo, each half of a batch of 4 == one process on all 4.
+
+    The halves hold different numbers of padded chunk steps: the ranks' losses are weighted by
+    their share of the valid steps, so the average of their gradients is still exact.
+    """
     from safetensors.torch import load_file
     script = tmp_path / 'ddp.py'
     script.write_text(
@@ -262,8 +269,6 @@ def test_fsdp_on_two_cpu_processes_trains_saves_and_resumes_like_ddp(dataset, tm
     args = ['--data', str(dataset), '--batch-size', '4', '--lr', '1e-3', '--warmup', '1',
             '--val-every', '2', '--val-batches', '1', '--save-every', '2', '--no-progress',
             '--device', 'cpu']
-    # DDP, not one process, is the reference: each rank averages its own padded steps, so
-    # uneven ACTION_PAD between the halves makes any 2-rank run differ from one process.
     for out, steps, more in (('fsdp', '2', ['--fsdp']), ('fsdp', '3', ['--fsdp', '--resume']),
                              ('ddp', '3', [])):
         subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',

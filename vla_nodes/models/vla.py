@@ -39,6 +39,10 @@ from vla_nodes.models.spatial_forcing import SpatialForcingConfig, TINY_SF
 CONFIG_FILE = 'config.json'
 WEIGHTS_FILE = 'model.safetensors'
 ACTION_PAD = 'action_is_pad'  # LeRobot's key: chunk steps past the episode end
+# Data-parallel training: this rank's share of the global batch's valid chunk steps, times the
+# number of ranks. The action loss is a mean over valid steps; scaled so, DDP's average of the
+# ranks' gradients equals one process's mean over the whole batch, however padding is spread.
+ACTION_LOSS_SCALE = 'action_loss_scale'
 
 # Attention tables of the flow head, by name.
 MASKS = {'pi0': PI0_MASK, **spatial_streams.MASKS}
@@ -163,13 +167,17 @@ class VLAModel(nn.Module):
         actions = batch[ACTION].to(device)
         pad = batch.get(ACTION_PAD)
         valid = None if pad is None else ~pad.to(device)
+        scale = batch.get(ACTION_LOSS_SCALE, 1.0)
         if self.config.head == 'query':
-            return self.head.losses(self.mot(), prefix, actions, valid)
+            terms = self.head.losses(self.mot(), prefix, actions, valid)
+            terms['loss'] = terms['loss'] * scale
+            return terms
         spatial = self.spatial
         terms = self.head.losses(
             self.mot(), prefix, batch[OBS_STATE].to(device), actions, generator, noise, time,
             valid, outputs=spatial.outputs if spatial else (),
             capture=spatial.capture if spatial else ())
+        terms['loss'] = terms['loss'] * scale
         outputs = terms.pop('outputs')
         if spatial is not None:
             more = ({'prefix': prefix, 'backbone': self.backbone}

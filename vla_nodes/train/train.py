@@ -44,6 +44,7 @@ import numpy as np
 from vla_nodes.contract import ACTION
 from vla_nodes.models import presets
 from vla_nodes.models.spatial_streams import add_teacher_targets, build_teacher
+from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
 from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
 from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
                                   split_episodes)
@@ -163,6 +164,9 @@ def train_step(model, batch, noise, time, rank, world, precision, device, step=0
                          'choose a multiple of the world size')
     part = slice(rank * b // world, (rank + 1) * b // world)
     local = {k: v[part] for k, v in batch.items()}
+    if world > 1 and ACTION_PAD in batch:
+        valid = (~batch[ACTION_PAD]).sum(dim=1)
+        local[ACTION_LOSS_SCALE] = float(world * valid[part].sum() / valid.sum().clamp(min=1))
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
         terms = model(local, noise=noise[part], time=time[part], step=step)
     terms['loss'].backward()
