@@ -12,7 +12,8 @@ A sample is one row t of an episode:
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
     with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text.
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
-Frames are decoded one episode at a time and kept, resized, in a small LRU cache.
+Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
+random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
 """
 
 from collections import OrderedDict
@@ -62,7 +63,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_episodes=8):
+                 cache_mb=2048):
         """Open a dataset.
 
         Args:
@@ -71,7 +72,8 @@ class LeRobotDataset:
             image_size: S, frames are resized with padding to S x S.
             use_depth: decode the depth video too (models with sensor-depth tokens).
             episodes: episode indices to use (default all).
-            cache_episodes: decoded episodes kept in memory.
+            cache_mb: memory for decoded, resized episodes (MB); the least recently used
+                episode goes first (the newest always stays).
 
         Raises:
             DatasetError: not a v3 dataset, or a needed feature is missing (named).
@@ -105,7 +107,7 @@ class LeRobotDataset:
         ok = self.sync_ok[rows] if self.sync_ok is not None else np.ones(len(rows), bool)
         self.samples = rows[ok]  # (N,) row numbers
         self._cache = OrderedDict()
-        self._cache_size = cache_episodes
+        self._cache_bytes = int(cache_mb * 2 ** 20)
 
     def _load_tables(self):
         data_files = sorted(self.root.glob('data/*/*.parquet'))
@@ -176,9 +178,12 @@ class LeRobotDataset:
             out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size)
                                  for f in raw])
         self._cache[episode] = out
-        while len(self._cache) > self._cache_size:
+        while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)
         return out
+
+    def _cached_bytes(self) -> int:
+        return sum(a.nbytes for frames in self._cache.values() for a in frames.values())
 
     def _decode(self, episode, key, count):
         """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth mm."""

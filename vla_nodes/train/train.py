@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = 0
     device: str = 'auto'  # auto | cpu | cuda | cuda:N
     precision: str = 'auto'  # auto (bf16 on GPU) | fp32 | bf16
-    cache_episodes: int = 8
+    cache_mb: int = 2048  # decoded frames kept in memory per dataset split
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -309,10 +309,10 @@ def open_data(config, model_config):
     train, val = [], []
     for folder in config.data:
         probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
-                               model_config.needs_depth, cache_episodes=config.cache_episodes)
+                               model_config.needs_depth, cache_mb=config.cache_mb)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
-                  use_depth=model_config.needs_depth, cache_episodes=config.cache_episodes)
+                  use_depth=model_config.needs_depth, cache_mb=config.cache_mb)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
@@ -516,7 +516,7 @@ def parse_args(argv=None):
     parser.add_argument('--teacher', default='',
                         help='spatial_forcing: local DINOv2 directory (the frozen teacher)')
     for name in ('steps', 'batch_size', 'warmup', 'decay_steps', 'val_every', 'val_batches',
-                 'save_every', 'seed', 'cache_episodes'):
+                 'save_every', 'seed', 'cache_mb'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
                             default=getattr(defaults, name))
     for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction'):
