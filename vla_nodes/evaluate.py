@@ -133,16 +133,6 @@ class _Episodes:
         return 'timeout', self.sim_s - start_sim
 
 
-def grasp_to_cube_m(sim_node) -> float:
-    """Distance from the grasp centre (tcp) to the red cube's centre now (m).
-
-    Reads the in-process simulator under its lock: evaluation is in-process by design.
-    """
-    with sim_node._lock:
-        world = sim_node._world
-        return float(np.linalg.norm(world.tcp_pose()[:3, 3] - world.object_pose('cube')[:3, 3]))
-
-
 def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
              seed: int = HELD_OUT_SEED, max_seconds: float | None = None,
              out_dir: str | Path | None = None, can_name: str = 'vla_sim_eval',
@@ -192,7 +182,7 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
             result.seeds.append(episode_seed)
             result.outcomes.append(outcome)
             result.episode_s.append(float(seconds))
-            result.final_distance_m.append(grasp_to_cube_m(sim))
+            result.final_distance_m.append(sim.grasp_to_object_m('cube'))
             bar.update(1)
             bar.set_postfix(success=result.outcomes.count('success'))
         bar.close()

@@ -169,6 +169,16 @@ class SimNode(ros.Node):
         reason = f' ({self._episode.reason})' if self._episode.reason else ''
         self.get_logger().info(f'episode seed {self._episode.seed}: {status}{reason}')
 
+    def grasp_to_object_m(self, name: str = 'cube') -> float:
+        """Distance from the grasp centre (tcp) to object `name`'s centre now (m).
+
+        Ground truth for in-process evaluation (vla-eval): a continuous measure of how close a
+        policy came, which shows learning before success does.
+        """
+        with self._lock:
+            return float(np.linalg.norm(self._world.tcp_pose()[:3, 3]
+                                        - self._world.object_pose(name)[:3, 3]))
+
     def _lead(self) -> None:
         with self._lock:
             action = self._episode.leader_action()
