@@ -16,9 +16,9 @@ from vla_nodes.models import presets
 from vla_nodes.policy.checkpoint import (ContractMismatchError, load_checkpoint, make_contract,
                                          save_checkpoint)
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy
-from vla_nodes.policy.transforms import (compose, compute_stats, Normalize, NormStats,
-                                         resize_with_pad, ResizeWithPad, stats_from_dict,
-                                         stats_to_dict, Unnormalize)
+from vla_nodes.policy.transforms import (compose, compute_stats, crop_fraction, Normalize,
+                                         NormStats, resize_with_pad, ResizeWithPad,
+                                         stats_from_dict, stats_to_dict, Unnormalize)
 
 NAN = float('nan')
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +72,17 @@ def test_camera_frame_fits_the_model_input():
     assert not out[OBS_IMAGE][:8].any() and np.isnan(out[OBS_DEPTH][:8]).all()
     assert out[OBS_IMAGE][8:56].any() and np.isfinite(out[OBS_DEPTH][8:56]).mean() > 0.9
     assert obs[OBS_IMAGE].shape == (480, 640, 3)  # the input dict is left alone
+
+
+def test_crop_keeps_the_same_fraction_of_the_frame_at_any_resolution():
+    image = np.arange(48 * 64).reshape(48, 64)
+    out = crop_fraction(image, (0.25, 0.5, 1.0, 0.75))
+    assert out.shape == (36, 16) and out[0, 0] == image[12, 32] and out[-1, -1] == image[47, 47]
+    assert crop_fraction(image[::2, ::2], (0.25, 0.5, 1.0, 0.75)).shape == (18, 8)
+    assert crop_fraction(image, None) is image and crop_fraction(image, ()) is image
+    for bad in ((0.5, 0, 0.4, 1), (0, 0, 1), (-0.1, 0, 1, 1), (0, 0, 1, 1.2)):
+        with pytest.raises(ValueError, match='crop'):
+            crop_fraction(image, bad)
 
 
 def test_quantile_normalize_literal_and_inverse():

@@ -1,5 +1,6 @@
 """vla-train on a small LeRobot v3 dataset: reading, stats, checkpoints, resume, DDP, bf16."""
 
+from dataclasses import replace
 import json
 import os
 from pathlib import Path
@@ -199,6 +200,38 @@ def tiny_batch(config, b=4):
             # chunks that run past their episode's end, unevenly over the batch's halves
             ACTION_PAD: torch.arange(config.horizon)[None, :] >= torch.tensor(
                 [config.horizon, 3, config.horizon - 1, config.horizon])[:b, None]}
+
+
+def test_image_size_and_crop_are_trained_saved_and_applied_by_the_policy(dataset, tmp_path):
+    crop = [0.25, 0.0, 1.0, 1.0]  # drops the top quarter: the depth's 8 invalid rows of 48
+    assert train(dataset, tmp_path / 'c', '--steps', '2', '--image-size', '28',
+                 '--crop', *map(str, crop)) == 0
+    policy = VLAPolicy.from_checkpoint(tmp_path / 'c' / 'checkpoints' / 'step_000002')
+    assert policy.model.config.image_size == 28 and policy.contract['image_crop'] == crop
+    # The dataset crops as the policy will: no invalid depth left inside the 28 x 28 content.
+    depth = LeRobotDataset(dataset, 4, 28, use_depth=True, crop=crop)[0][OBS_DEPTH]
+    content = depth[~np.isnan(depth).all(axis=1)]
+    assert content.shape == (15, 28) and not np.isnan(content).any()  # 36 x 64 -> 15 x 28
+    # policy_node's frames are cropped too: what lies above the crop cannot change the chunk.
+    obs = make_piper_example()
+    changed = {**obs, OBS_IMAGE: obs[OBS_IMAGE].copy(), OBS_DEPTH: obs[OBS_DEPTH].copy()}
+    changed[OBS_IMAGE][:100] = 255 - changed[OBS_IMAGE][:100]
+    changed[OBS_DEPTH][:100] = 2.0
+    np.testing.assert_array_equal(policy.infer(obs)['actions'], policy.infer(changed)['actions'])
+    changed[OBS_IMAGE][200:] = 0
+    assert not np.array_equal(policy.infer(obs)['actions'], policy.infer(changed)['actions'])
+
+
+def test_image_size_needs_a_built_backbone_and_whole_patches():
+    config = presets.with_image_size(presets.get('tiny_pi0_depth'), 112)
+    assert config.image_size == config.backbone.image_size == 112
+    assert config.backbone.hf_config['vision_config']['image_size'] == 112
+    with pytest.raises(ValueError, match='multiple of the patch'):
+        presets.with_image_size(presets.get('tiny_pi0_depth'), 100)
+    pi0 = presets.get('pi0_baseline')
+    with pytest.raises(ValueError, match='pretrained'):
+        presets.with_image_size(replace(pi0, backbone=replace(pi0.backbone,
+                                                              pretrained='/ckpt/paligemma')), 112)
 
 
 def test_ddp_with_two_cpu_processes_gives_the_one_process_gradients(tmp_path):

@@ -37,6 +37,10 @@ class Setting:
         episodes: held-out evaluation episodes per policy.
         max_seconds: simulated s per evaluation episode (None: the task's budget).
         random_baseline: also evaluate a random-weight model.
+        expert: also evaluate the scripted expert.
+        image_size: the models' input side S, px (0: each preset's own).
+        crop: (top, left, bottom, right) fractions of the camera frame the models see
+            (() = the whole frame); saved in each checkpoint, applied by policy_node.
     """
 
     demos: int
@@ -47,6 +51,14 @@ class Setting:
     episodes: int = 5
     max_seconds: float | None = None
     random_baseline: bool = True
+    expert: bool = True
+    image_size: int = 0
+    crop: tuple = ()
+
+    def run_name(self, preset: str) -> str:
+        """A training run's folder name: the preset, and the input when it is not the preset's."""
+        return preset + (f'_{self.image_size}px' if self.image_size else '') + (
+            '_crop' if self.crop else '')
 
 
 # Episodes end at the task's check or after max_seconds of simulated time: the expert picks the
@@ -95,12 +107,13 @@ def train(dataset: Path, preset: str, out: Path, setting: Setting, progress: boo
           seed: int = 0) -> Path:
     """Train `preset` on the dataset; returns its latest checkpoint directory."""
     from vla_nodes.train.train import LATEST, run, TrainConfig
-    run_dir = out / 'runs' / preset
+    run_dir = out / 'runs' / setting.run_name(preset)
     config = TrainConfig(data=(str(dataset),), out=str(run_dir), preset=preset,
                          steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
                          min_lr=setting.lr / 10, warmup=min(100, setting.steps // 10),
                          decay_steps=setting.steps, val_every=max(1, setting.steps // 4),
                          save_every=setting.steps, device='cpu', seed=seed,
+                         image_size=setting.image_size, crop=tuple(setting.crop),
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
@@ -124,10 +137,11 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     timings['record'] = time.monotonic() - start
     dataset = export_dataset(bags, out, progress, resume)
     timings['export'] = time.monotonic() - start - sum(timings.values())
-    specs = [PolicySpec('expert', expert=True)]
+    specs = [PolicySpec('expert', expert=True)] if setting.expert else []
     for preset in setting.presets:
         ckpt = train(dataset, preset, out, setting, progress)
-        specs.append(PolicySpec(preset, checkpoint=str(ckpt), action_rate_hz=ACTION_RATE_HZ))
+        specs.append(PolicySpec(setting.run_name(preset), checkpoint=str(ckpt),
+                                action_rate_hz=ACTION_RATE_HZ))
     timings['train'] = time.monotonic() - start - sum(timings.values())
     if setting.random_baseline:
         specs.append(PolicySpec('random-weight', action_rate_hz=ACTION_RATE_HZ))
@@ -157,6 +171,13 @@ def main(argv=None) -> int:
     parser.add_argument('--episodes', type=int, help='override the evaluation episodes')
     parser.add_argument('--presets', nargs='+', help='override the presets')
     parser.add_argument('--max-seconds', type=float, help='simulated s per eval episode')
+    parser.add_argument('--image-size', type=int, help="models' input side, px")
+    parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
+                        help='the part of the camera frame the models see, as fractions')
+    parser.add_argument('--no-expert', dest='expert', action='store_false',
+                        help='do not evaluate the scripted expert')
+    parser.add_argument('--no-random', dest='random', action='store_false',
+                        help='do not evaluate a random-weight model')
     parser.add_argument('--resume', action='store_true',
                         help='reuse the finished stages of an earlier run in --out')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
@@ -164,7 +185,11 @@ def main(argv=None) -> int:
     setting = FULL if opts.full else QUICK
     overrides = {k: v for k, v in (('demos', opts.demos), ('steps', opts.steps),
                                    ('episodes', opts.episodes), ('max_seconds', opts.max_seconds),
-                                   ('presets', tuple(opts.presets or ()) or None))
+                                   ('presets', tuple(opts.presets or ()) or None),
+                                   ('image_size', opts.image_size),
+                                   ('crop', tuple(opts.crop or ()) or None),
+                                   ('random_baseline', None if opts.random else False),
+                                   ('expert', None if opts.expert else False))
                  if v is not None}
     setting = replace(setting, **overrides)
     if setting.demos < 1 or setting.steps < 1 or setting.episodes < 1:

@@ -159,6 +159,32 @@ PRESETS = MappingProxyType({
 })
 
 
+def with_image_size(config, size):
+    """The preset at another input side S (px): vision tower, depth patches and transforms.
+
+    Only for backbones built from a config here (the tiny and small twins): a pretrained VLM's
+    vision tower has the size it was trained at. SigLIP (PaliGemma) and SmolVLM grow their
+    position embeddings with S; Qwen2.5-VL needs S a multiple of 28.
+
+    Raises:
+        ValueError: a pretrained backbone, or S not a multiple of the patch size.
+    """
+    backbone = config.backbone
+    vision = dict(backbone.hf_config.get('vision_config') or {})
+    if backbone.pretrained or not vision:
+        raise ValueError('--image-size changes the vision tower: only for presets built from '
+                         'a config (tiny_*, small_*), not a pretrained backbone')
+    patch = int(vision.get('patch_size', 14))
+    if size % patch or size % config.depth_patch:
+        raise ValueError(f'image size {size} must be a multiple of the patch sizes '
+                         f'({patch}, depth {config.depth_patch})')
+    if 'image_size' in vision:
+        vision['image_size'] = size
+    hf = {**backbone.hf_config, 'vision_config': vision}
+    return replace(config, image_size=size,
+                   backbone=replace(backbone, hf_config=hf, image_size=size))
+
+
 def get(name):
     """The VLAConfig of a preset.
 

@@ -25,7 +25,7 @@ class ContractMismatchError(ValueError):
 
 
 def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
-                  joint_names=JOINT_NAMES):
+                  joint_names=JOINT_NAMES, image_crop=None):
     """The robot contract as a JSON-ready dict.
 
     Args:
@@ -33,14 +33,19 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
         image_size: (height, width) of the model's input image, pixels.
         action_rate_hz: rate at which chunk steps are executed.
         joint_names: action/state dimensions in order; the gripper is in metres.
+        image_crop: (top, left, bottom, right) fractions of the camera frame the model sees
+            (transforms.crop_fraction); None = the whole frame (no `image_crop` field).
     """
-    return {
+    contract = {
         'joint_names': list(joint_names),
         'units': ['m' if n.endswith(GRIPPER_JOINT) else 'rad' for n in joint_names],
         'action_rate_hz': float(action_rate_hz),
         'chunk_length': int(chunk_length),
         'image_size': [int(image_size[0]), int(image_size[1])],
     }
+    if image_crop is not None and len(image_crop):
+        contract['image_crop'] = [float(v) for v in image_crop]
+    return contract
 
 
 def check_contract(actual, expected):

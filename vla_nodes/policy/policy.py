@@ -60,7 +60,8 @@ class VLAPolicy:
         size = model.config.image_size
         self.contract = contract or make_contract(model.config.horizon, (size, size))
         self._inputs = compose([
-            ResizeWithPad(size, size), Normalize({OBS_STATE: stats[OBS_STATE]})])
+            ResizeWithPad(size, size, tuple(self.contract.get('image_crop') or ()) or None),
+            Normalize({OBS_STATE: stats[OBS_STATE]})])
         self._outputs = Unnormalize({ACTION: stats[ACTION]})
         self._seed = seed
         self._generator = torch.Generator().manual_seed(seed)

@@ -112,14 +112,17 @@ class ResizeWithPad:
 
     height: int
     width: int
+    crop: tuple | None = None  # (top, left, bottom, right) fractions: see crop_fraction
 
     def __call__(self, data):
         out = dict(data)
         if OBS_IMAGE in data:
-            out[OBS_IMAGE] = resize_with_pad(np.asarray(data[OBS_IMAGE]), self.height, self.width)
+            out[OBS_IMAGE] = resize_with_pad(crop_fraction(np.asarray(data[OBS_IMAGE]),
+                                                           self.crop), self.height, self.width)
         if OBS_DEPTH in data:
-            out[OBS_DEPTH] = resize_with_pad(
-                np.asarray(data[OBS_DEPTH], dtype=np.float32), self.height, self.width)
+            out[OBS_DEPTH] = resize_with_pad(crop_fraction(
+                np.asarray(data[OBS_DEPTH], dtype=np.float32), self.crop), self.height,
+                self.width)
         return out
 
 
@@ -138,6 +141,40 @@ class Compose:
 def compose(transforms):
     """Chain transforms: compose([ResizeWithPad(64, 64), Normalize(stats)])."""
     return Compose(tuple(transforms))
+
+
+def check_crop(crop):
+    """A crop box as a tuple of 4 floats, or None for the full frame.
+
+    Raises:
+        ValueError: not 0 <= top < bottom <= 1 and 0 <= left < right <= 1.
+    """
+    if crop is None or len(crop) == 0:
+        return None
+    if len(crop) != 4:
+        raise ValueError(f'a crop is (top, left, bottom, right) fractions, got {crop!r}')
+    top, left, bottom, right = (float(v) for v in crop)
+    if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+        raise ValueError(f'crop {crop!r}: need 0 <= top < bottom <= 1 and 0 <= left < right '
+                         '<= 1 (fractions of the frame)')
+    return (top, left, bottom, right)
+
+
+def crop_fraction(array, crop):
+    """The part of an image (H, W[, C]) inside `crop`, (top, left, bottom, right) as fractions.
+
+    Fractions keep a crop valid at any camera resolution; None returns the array unchanged.
+    Cropping the frame to the workspace before the resize gives a small model more pixels on
+    the objects (a 4 cm cube is under 2 px in a 56 px view of the whole sim camera frame).
+    """
+    crop = check_crop(crop)
+    if crop is None:
+        return array
+    h, w = array.shape[:2]
+    top, left, bottom, right = crop
+    r0, r1 = int(round(top * h)), max(int(round(bottom * h)), int(round(top * h)) + 1)
+    c0, c1 = int(round(left * w)), max(int(round(right * w)), int(round(left * w)) + 1)
+    return array[r0:r1, c0:c1]
 
 
 def resize_with_pad(array, height, width):

@@ -24,7 +24,8 @@ import numpy as np
 
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import compute_stats, Normalize, resize_with_pad
+from vla_nodes.policy.transforms import (check_crop, compute_stats, crop_fraction, Normalize,
+                                         resize_with_pad)
 
 SYNC_OK = 'sync_ok'
 DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
@@ -63,7 +64,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048):
+                 cache_mb=2048, crop=None):
         """Open a dataset.
 
         Args:
@@ -72,6 +73,8 @@ class LeRobotDataset:
             image_size: S, frames are resized with padding to S x S.
             use_depth: decode the depth video too (models with sensor-depth tokens).
             episodes: episode indices to use (default all).
+            crop: (top, left, bottom, right) fractions of the frame kept before the resize
+                (transforms.crop_fraction), as the policy will crop; None = whole frame.
             cache_mb: memory for decoded, resized episodes (MB); the least recently used
                 episode goes first (the newest always stays).
 
@@ -96,6 +99,7 @@ class LeRobotDataset:
                                f'{sorted(features)})')
         self.fps = float(self.info['fps'])
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
+        self.crop = check_crop(crop)
         self.names = list(features[ACTION].get('names') or [])
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
@@ -175,8 +179,8 @@ class LeRobotDataset:
             if key == OBS_DEPTH:
                 raw = [np.where(f > 0, f.astype(np.float32) * DEPTH_SCALE_M, np.nan)
                        for f in raw]
-            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size)
-                                 for f in raw])
+            out[key] = np.stack([resize_with_pad(crop_fraction(f, self.crop), self.image_size,
+                                                 self.image_size) for f in raw])
         self._cache[episode] = out
         while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)

@@ -84,6 +84,8 @@ class TrainConfig:
     device: str = 'auto'  # auto | cpu | cuda | cuda:N
     precision: str = 'auto'  # auto (bf16 on GPU) | fp32 | bf16
     cache_mb: int = 2048  # decoded frames kept in memory per dataset split
+    image_size: int = 0  # 0 = the preset's; else the input side S (presets.with_image_size)
+    crop: tuple = ()  # (top, left, bottom, right) fractions of the frame; saved in the contract
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -309,10 +311,12 @@ def open_data(config, model_config):
     train, val = [], []
     for folder in config.data:
         probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
-                               model_config.needs_depth, cache_mb=config.cache_mb)
+                               model_config.needs_depth, cache_mb=config.cache_mb,
+                               crop=config.crop or None)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
-                  use_depth=model_config.needs_depth, cache_mb=config.cache_mb)
+                  use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
+                  crop=config.crop or None)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
@@ -378,6 +382,8 @@ def run(config):
             model_config.backbone, pretrained=config.backbone, hf_config={}))
     model_config = replace(model_config, backbone=resolve(model_config.backbone))
     model_config = resolve_spatial(model_config, config)
+    if config.image_size:
+        model_config = presets.with_image_size(model_config, config.image_size)
     config = recipe(config, model_config.head)
     schedule = RECIPES[model_config.head]['schedule']
     latest = out / LATEST
@@ -395,7 +401,8 @@ def run(config):
     stats = merged_stats(train_sets)
     contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
                              action_rate_hz=train_sets[0].fps,
-                             joint_names=train_sets[0].names or None)
+                             joint_names=train_sets[0].names or None,
+                             image_crop=config.crop or None)
 
     # model and optimizer
     torch.manual_seed(config.seed)
@@ -516,12 +523,16 @@ def parse_args(argv=None):
     parser.add_argument('--teacher', default='',
                         help='spatial_forcing: local DINOv2 directory (the frozen teacher)')
     for name in ('steps', 'batch_size', 'warmup', 'decay_steps', 'val_every', 'val_batches',
-                 'save_every', 'seed', 'cache_mb'):
+                 'save_every', 'seed', 'cache_mb', 'image_size'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
                             default=getattr(defaults, name))
     for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction'):
         parser.add_argument('--' + name.replace('_', '-'), type=float,
                             default=getattr(defaults, name))
+    parser.add_argument('--crop', type=float, nargs=4, default=(),
+                        metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
+                        help='the part of the camera frame the model sees, as fractions '
+                             '(e.g. the workspace); saved in the checkpoint for policy_node')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
@@ -531,6 +542,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress', dest='progress', action='store_false')
     values = vars(parser.parse_args(argv))
     values['data'] = tuple(values['data'])
+    values['crop'] = tuple(values['crop'])
     return TrainConfig(**values)
 
 
