@@ -205,7 +205,7 @@ def tiny_batch(config, b=4):
 def test_image_size_and_crop_are_trained_saved_and_applied_by_the_policy(dataset, tmp_path):
     crop = [0.25, 0.0, 1.0, 1.0]  # drops the top quarter: the depth's 8 invalid rows of 48
     assert train(dataset, tmp_path / 'c', '--steps', '2', '--image-size', '28',
-                 '--crop', *map(str, crop), '--state-dropout', '0.5') == 0
+                 '--crop', *map(str, crop)) == 0
     policy = VLAPolicy.from_checkpoint(tmp_path / 'c' / 'checkpoints' / 'step_000002')
     assert policy.model.config.image_size == 28 and policy.contract['image_crop'] == crop
     # The dataset crops as the policy will: no invalid depth left inside the 28 x 28 content.
@@ -220,20 +220,6 @@ def test_image_size_and_crop_are_trained_saved_and_applied_by_the_policy(dataset
     np.testing.assert_array_equal(policy.infer(obs)['actions'], policy.infer(changed)['actions'])
     changed[OBS_IMAGE][200:] = 0
     assert not np.array_equal(policy.infer(obs)['actions'], policy.infer(changed)['actions'])
-
-
-def test_state_dropout_zeroes_whole_states_the_same_way_on_every_rank():
-    from vla_nodes.train.train import drop_state
-    state = torch.randn(400, 7)
-    batch = {OBS_STATE: state, ACTION: torch.zeros(400, 4, 7)}
-    assert drop_state(batch, 0.0, 3, 0) is batch
-    out = drop_state(batch, 0.3, 3, 0)
-    dropped = (out[OBS_STATE] == 0).all(dim=1)
-    assert 0.2 < dropped.float().mean() < 0.4  # about p of the samples, each whole
-    torch.testing.assert_close(out[OBS_STATE][~dropped], state[~dropped])
-    assert out[ACTION] is batch[ACTION] and batch[OBS_STATE] is state  # input left alone
-    torch.testing.assert_close(drop_state(batch, 0.3, 3, 0)[OBS_STATE], out[OBS_STATE])
-    assert not torch.equal(drop_state(batch, 0.3, 4, 0)[OBS_STATE], out[OBS_STATE])
 
 
 def test_image_size_needs_a_built_backbone_and_whole_patches():

@@ -41,7 +41,6 @@ class Setting:
         image_size: the models' input side S, px (0: each preset's own).
         crop: (top, left, bottom, right) fractions of the camera frame the models see
             (() = the whole frame); saved in each checkpoint, applied by policy_node.
-        state_dropout: probability of a training sample without its joint state (train.py).
     """
 
     demos: int
@@ -55,13 +54,11 @@ class Setting:
     expert: bool = True
     image_size: int = 0
     crop: tuple = ()
-    state_dropout: float = 0.0
 
     def run_name(self, preset: str) -> str:
         """A training run's folder name: the preset, and the input when it is not the preset's."""
         return preset + (f'_{self.image_size}px' if self.image_size else '') + (
-            '_crop' if self.crop else '') + (
-            f'_sd{self.state_dropout:g}' if self.state_dropout else '')
+            '_crop' if self.crop else '')
 
 
 # Episodes end at the task's check or after max_seconds of simulated time: the expert picks the
@@ -117,7 +114,6 @@ def train(dataset: Path, preset: str, out: Path, setting: Setting, progress: boo
                          decay_steps=setting.steps, val_every=max(1, setting.steps // 4),
                          save_every=setting.steps, device='cpu', seed=seed,
                          image_size=setting.image_size, crop=tuple(setting.crop),
-                         state_dropout=setting.state_dropout,
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
@@ -178,8 +174,6 @@ def main(argv=None) -> int:
     parser.add_argument('--image-size', type=int, help="models' input side, px")
     parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
                         help='the part of the camera frame the models see, as fractions')
-    parser.add_argument('--state-dropout', type=float,
-                        help='probability of training a sample without its joint state')
     parser.add_argument('--no-expert', dest='expert', action='store_false',
                         help='do not evaluate the scripted expert')
     parser.add_argument('--no-random', dest='random', action='store_false',
@@ -193,7 +187,6 @@ def main(argv=None) -> int:
                                    ('episodes', opts.episodes), ('max_seconds', opts.max_seconds),
                                    ('presets', tuple(opts.presets or ()) or None),
                                    ('image_size', opts.image_size),
-                                   ('state_dropout', opts.state_dropout),
                                    ('crop', tuple(opts.crop or ()) or None),
                                    ('random_baseline', None if opts.random else False),
                                    ('expert', None if opts.expert else False))

@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_STATE
+from vla_nodes.contract import ACTION
 from vla_nodes.models import presets
 from vla_nodes.models.spatial_streams import add_teacher_targets, build_teacher
 from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
@@ -86,7 +86,6 @@ class TrainConfig:
     cache_mb: int = 2048  # decoded frames kept in memory per dataset split
     image_size: int = 0  # 0 = the preset's; else the input side S (presets.with_image_size)
     crop: tuple = ()  # (top, left, bottom, right) fractions of the frame; saved in the contract
-    state_dropout: float = 0.0  # probability of training a sample without its state
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -132,23 +131,6 @@ def setup_distributed(device='auto'):
     if world > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return rank, world, dev
-
-
-def drop_state(batch, p, step, seed):
-    """Replace each sample's normalized state by 0 (the mean) with probability `p`.
-
-    Against the copycat problem of imitation with proprioception: from the second frame on, the
-    state already says where the arm is going, so a policy can learn to continue the motion
-    and never to look; at the first frame it must find the object in the image, and it has not
-    learned to. Without the state on some samples, every frame teaches the vision. The draw is
-    a function of (seed, step), the same on every rank and after a resume. Returns the batch.
-    """
-    import torch
-    if p <= 0:
-        return batch
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
-    keep = torch.rand(len(batch[OBS_STATE]), generator=generator) >= p
-    return {**batch, OBS_STATE: batch[OBS_STATE] * keep[:, None].to(batch[OBS_STATE].dtype)}
 
 
 def flow_noise(step, seed, batch, horizon, action_dim):
@@ -488,7 +470,6 @@ def run(config):
         idx = batch_indices(len(samples), config.batch_size, step, config.seed)
         batch = add_teacher_targets(collate([samples[int(i)] for i in idx], stats), teacher,
                                     model)
-        batch = drop_state(batch, config.state_dropout, step, config.seed)
         noise, time = flow_noise(step, config.seed, len(idx), model_config.horizon,
                                  model_config.action_dim)
         optimizer.zero_grad(set_to_none=True)
@@ -545,7 +526,7 @@ def parse_args(argv=None):
                  'save_every', 'seed', 'cache_mb', 'image_size'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
                             default=getattr(defaults, name))
-    for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction', 'state_dropout'):
+    for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction'):
         parser.add_argument('--' + name.replace('_', '-'), type=float,
                             default=getattr(defaults, name))
     parser.add_argument('--crop', type=float, nargs=4, default=(),
