@@ -146,17 +146,19 @@ def test_live_rates_and_silent_streams(tmp_path):
 class Robot:
     """A synthetic robot: publishes the contract topics from timers, like the real graph."""
 
-    def __init__(self, ctx, size=(48, 64), camera='/camera/camera'):
+    def __init__(self, ctx, size=(48, 64), camera='/camera/camera', camera_qos=10):
         self.node = local.Node('robot', context=ctx)
         self.camera_on = True
         self.i = 0
         n = self.node
-        self.color = n.create_publisher(sensor_msgs.Image, f'{camera}/color/image_raw', 10)
+        self.color = n.create_publisher(sensor_msgs.Image, f'{camera}/color/image_raw',
+                                        camera_qos)
         self.depth = n.create_publisher(sensor_msgs.Image,
-                                        f'{camera}/aligned_depth_to_color/image_raw', 10)
-        self.info = n.create_publisher(sensor_msgs.CameraInfo, f'{camera}/color/camera_info', 10)
+                                        f'{camera}/aligned_depth_to_color/image_raw', camera_qos)
+        self.info = n.create_publisher(sensor_msgs.CameraInfo, f'{camera}/color/camera_info',
+                                       camera_qos)
         self.depth_info = n.create_publisher(
-            sensor_msgs.CameraInfo, f'{camera}/aligned_depth_to_color/camera_info', 10)
+            sensor_msgs.CameraInfo, f'{camera}/aligned_depth_to_color/camera_info', camera_qos)
         self.joints = n.create_publisher(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC, 10)
         self.leader = n.create_publisher(sensor_msgs.JointState,
                                          contract.LEADER_JOINT_STATES_TOPIC, 10)
@@ -295,6 +297,26 @@ def test_node_records_episodes_through_its_services(ctx, tmp_path, calibration):
     with next(path.glob('*.mcap')).open('rb') as file:  # the independent reader agrees
         summary = make_reader(file).get_summary()
     assert summary.statistics.message_count == sum(s['count'] for s in stats.values())
+
+
+def test_node_records_a_best_effort_camera(ctx, tmp_path):
+    """A camera publishing with the sensor-data QoS (best effort) is recorded, not ignored."""
+    recorder = make_recorder(ctx, tmp_path / 'out')
+    robot = Robot(ctx, camera_qos=ros.qos_profile_sensor_data)
+    graph = Graph(ctx, recorder, robot.node)
+    try:
+        assert graph.wait_for(lambda: robot.i > 5)
+        started = graph.call('/teleop_recorder_node/start_episode')
+        assert started.success, started.message
+        time.sleep(1.0)
+        assert graph.call('/teleop_recorder_node/stop_episode').success
+    finally:
+        graph.close()
+        recorder.destroy_node()
+    stats = bag.summarize(Path(started.message))
+    for topic in (contract.COLOR_TOPIC, contract.DEPTH_TOPIC, contract.COLOR_INFO_TOPIC,
+                  contract.DEPTH_INFO_TOPIC, contract.JOINT_STATES_TOPIC):
+        assert stats[topic]['count'] > 10, topic
 
 
 def test_node_reports_a_camera_that_stops(ctx, tmp_path):

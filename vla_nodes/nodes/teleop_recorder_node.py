@@ -11,6 +11,8 @@ record` does. Episodes are driven by `~/start_episode`, `~/stop_episode`, `~/dis
 start at launch with `autostart`. Every bag's metadata holds the task (the latest instruction, and
 `task_name`), the robot, the calibration file's contents and, at the end, an audit of rates and
 gaps (also logged and on `/diagnostics`); a stream that stops while recording is an ERROR there.
+Images and camera_info are subscribed best-effort, so reliable and best-effort cameras are both
+recorded; everything else reliable.
 """
 
 from pathlib import Path
@@ -36,6 +38,10 @@ DEFAULT_CAMERA = contract.COLOR_TOPIC.rsplit('/color/', 1)[0]  # '/camera/camera
 DEFAULT_TOPICS = [t for t in contract.TOPIC_TYPES
                   if t != contract.CLOCK_TOPIC and t not in CAMERA_STREAMS.values()]
 LATCHED = (contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC)
+# Camera streams are subscribed BEST_EFFORT: that matches a RELIABLE publisher (realsense-ros'
+# default) and a BEST_EFFORT one (its SENSOR_DATA option, most camera drivers), where a RELIABLE
+# subscription would silently record nothing. The audit reports what was dropped.
+BEST_EFFORT_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo')
 # Nominal rates the audit expects; camera_info comes with every frame, the leader at the
 # follower's rate. Override with `expected_rates: ['topic=Hz', ...]` (0 = not checked).
 NOMINAL_RATES = {
@@ -125,6 +131,8 @@ class TeleopRecorderNode(ros.Node):
 
     def _subscribe(self, topic: str, type_name: str, depth: int):
         qos = ros.qos_profile_latched if topic in LATCHED else depth
+        if type_name in BEST_EFFORT_TYPES:
+            qos = ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.BEST_EFFORT)
         return self.create_subscription(msgs.get_message(type_name), topic,
                                         lambda msg, t=topic: self._on_message(t, msg), qos)
 
