@@ -34,4 +34,4 @@ echo "== pip: installing vla_nodes[ml,hw,sim,test] (torch pinned to the CPU buil
   -e '.[ml,hw,sim,test]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import torch, transformers, mujoco, piper_sdk, rosbags, pyrealsense2' \
   || { echo 'setup failed: a dependency does not import (see pip output above)'; exit 1; }
-echo "== ready: .venv/bin/vla-demo runs the simulated robot"
+echo "== ready: .venv/bin/vla-main runs the main job (demos -> training -> closed loop), .venv/bin/vla-demo the bring-up"
