@@ -1,0 +1,64 @@
+"""vla-main's settings, flags and --resume (the stages themselves run in test_closed_loop.py)."""
+
+import json
+
+import pytest
+
+from vla_nodes import pipeline
+
+
+def _never(*args, **kwargs):
+    raise AssertionError('a finished stage ran again')
+
+
+def test_resume_reuses_finished_demos_and_dataset(tmp_path, monkeypatch):
+    import vla_nodes.record.cli
+    import vla_nodes.record.export
+    setting = pipeline.Setting(demos=3, presets=('tiny_pi0_depth',), steps=1)
+    (tmp_path / 'bags').mkdir()
+    (tmp_path / 'bags' / pipeline.DEMOS_DONE).write_text(json.dumps({'demos': 3}))
+    (tmp_path / 'dataset' / 'meta').mkdir(parents=True)
+    (tmp_path / 'dataset' / 'meta' / 'info.json').write_text('{}')
+    monkeypatch.setattr(vla_nodes.record.cli, 'record_sim', _never)
+    monkeypatch.setattr(vla_nodes.record.export, 'export', _never)
+    bags = pipeline.record(tmp_path, setting, progress=False, resume=True)
+    assert bags == tmp_path / 'bags'
+    assert pipeline.export_dataset(bags, tmp_path, False, resume=True) == tmp_path / 'dataset'
+
+
+def test_resume_records_again_when_the_demos_differ_or_are_unfinished(tmp_path, monkeypatch):
+    import vla_nodes.record.cli
+    calls = []
+
+    def record_sim(task, episodes, output_dir, **kwargs):
+        calls.append(episodes)
+        return [{'path': None, 'seed': k + 1, 'outcome': 'success', 'kept': True}
+                for k in range(episodes)]
+
+    monkeypatch.setattr(vla_nodes.record.cli, 'record_sim', record_sim)
+    (tmp_path / 'bags').mkdir()
+    pipeline.record(tmp_path, pipeline.Setting(demos=2, presets=(), steps=1), False, resume=True)
+    done = json.loads((tmp_path / 'bags' / pipeline.DEMOS_DONE).read_text())
+    assert calls == [2] and done['demos'] == 2 and len(done['episodes']) == 2
+    pipeline.record(tmp_path, pipeline.Setting(demos=4, presets=(), steps=1), False, resume=True)
+    assert calls == [2, 4]  # 2 recorded demos are not the 4 asked for
+
+
+def test_flags_override_the_setting(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pipeline, 'main_job',
+                        lambda out, setting, progress, resume: seen.update(
+                            setting=setting, resume=resume))
+    assert pipeline.main(['--full', '--episodes', '3', '--presets', 'tiny_pi0_baseline',
+                          '--crop', '0.3', '0.2', '0.9', '0.8', '--image-size', '112',
+                          '--no-random', '--resume']) == 0
+    setting = seen['setting']
+    assert (setting.demos, setting.episodes, setting.presets) == (50, 3, ('tiny_pi0_baseline',))
+    assert setting.crop == (0.3, 0.2, 0.9, 0.8) and setting.image_size == 112
+    assert not setting.random_baseline and setting.expert and seen['resume']
+    assert setting.run_name('tiny_pi0_baseline') == 'tiny_pi0_baseline_112px_crop'
+    assert pipeline.QUICK.run_name('tiny_depthvla') == 'tiny_depthvla'
+    pipeline.main([])
+    assert seen['setting'] == pipeline.QUICK and not seen['resume']
+    with pytest.raises(SystemExit):
+        pipeline.main(['--episodes', '0'])
