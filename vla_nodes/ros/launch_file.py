@@ -1,6 +1,7 @@
 """Reading ROS 2 YAML launch files without ROS: the subset the suite uses, as NodeSpecs.
 
-`vla_nodes.ros.launch` (vla-launch) runs what this module resolves.
+`vla_nodes.ros.launch` (vla-launch) runs what this module resolves. Reading and checking a file
+is `launch_schema.py`; substitutions are `launch_subst.py`; this module evaluates the actions.
 
 `ros2 launch` runs `launch/*.launch.yaml` on a robot; `vla-launch` reads the same files and starts
 every node in this process on the façade's backend (`local` without ROS). It supports the subset
@@ -48,46 +49,18 @@ inline values (vla-launch applies inline values last).
 """
 
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 import re
 import shlex
 
 import yaml
 
-PACKAGE = 'vla_nodes'
+from vla_nodes.ros.launch_schema import (  # noqa: F401  (LaunchError is part of this API)
+    children, CONDITIONS, LaunchError, Problem, read_actions)
+from vla_nodes.ros.launch_subst import (  # noqa: F401  (PACKAGE is part of this API)
+    Context, evaluate, PACKAGE, package_share, parse_template, resolve, resolve_optional)
 
-# action -> (required attributes, optional attributes); every action also takes if/unless.
-_ATTRS = {
-    'arg': ({'name'}, {'default', 'description'}),
-    'let': ({'name', 'value'}, set()),
-    'node': ({'pkg', 'exec'}, {'name', 'namespace', 'param', 'remap', 'output', 'args',
-                               'ros_args'}),
-    'include': ({'file'}, {'arg'}),
-    'group': (set(), {'children', 'scoped', 'forwarding', 'keep'}),
-    'push-ros-namespace': ({'namespace'}, set()),
-    'push_ros_namespace': ({'namespace'}, set()),
-}
-_CONDITIONS = {'if', 'unless'}
-# Attributes holding lists of small mappings: (required keys, optional keys).
-_LIST_ATTRS = {
-    ('node', 'remap'): ({'from', 'to'}, set()),
-    ('include', 'arg'): ({'name', 'value'}, set()),
-    ('group', 'keep'): ({'name', 'value'}, set()),
-}
-_PARAM_KEYS = {'name', 'value', 'from', 'param'}
-_PARAM_TYPED = frozenset({'value', 'param'})  # a value keeps its YAML type; 'param' nests
-_NON_STRING = {'param', 'remap', 'arg', 'keep', 'children', 'scoped', 'forwarding'}
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
-_IDENTIFIER = re.compile(r'[A-Za-z][A-Za-z0-9_-]*')
-
-
-class LaunchError(Exception):
-    """A launch file vla-launch cannot run; the message names the file, the action and why."""
-
-
-class _Problem(Exception):
-    """A reason without its location; the action walker adds the file and the action."""
 
 
 @dataclass(frozen=True)
@@ -140,305 +113,74 @@ class ArgSpec:
     description: str
 
 
-@dataclass
-class _Context:
-    """Where evaluation stands: the current file and the launch configurations."""
-
-    file: Path
-    configs: dict
-
-
-@dataclass(frozen=True)
-class _Sub:
-    """A parsed `$(name arg ...)`; each argument is a list of text and nested `_Sub` parts."""
-
-    name: str
-    args: tuple
-
-
-# --- substitutions ------------------------------------------------------------------------------
-
-def _parse_template(text: str) -> list:
-    """Split `text` into literal strings and `_Sub`s (launch's substitution grammar)."""
-    parts, buf, i = [], '', 0
-    while i < len(text):
-        if text.startswith('$(', i):
-            parts += [buf] if buf else []
-            sub, i = _parse_sub(text, i)
-            parts.append(sub)
-            buf = ''
-        else:
-            buf += text[i]
-            i += 1
-    return parts + ([buf] if buf else [])
-
-
-def _parse_sub(text: str, i: int) -> tuple:
-    """Parse the substitution starting at text[i] == '$'; return it and the index after ')'."""
-    match = _IDENTIFIER.match(text, i + 2)
-    if match is None:
-        raise _Problem(f'bad substitution in {text!r}: expected a name after "$("')
-    name, i, args = match.group(), match.end(), []
-    while i < len(text) and text[i] != ')':
-        if text[i] != ' ':
-            raise _Problem(f'bad substitution in {text!r} at {text[i:]!r}')
-        arg, i = _parse_argument(text, i + 1)
-        args.append(arg)
-    if i >= len(text):
-        raise _Problem(f'unclosed "$(" in {text!r}')
-    return _Sub(name, tuple(args)), i + 1
-
-
-def _parse_argument(text: str, i: int) -> tuple:
-    """One substitution argument (optionally quoted); return its parts and the next index."""
-    quote = text[i] if i < len(text) and text[i] in '\'"' else None
-    parts, buf, i = [], '', i + (quote is not None)
-    while i < len(text):
-        if quote and text[i] == quote:
-            return parts + ([buf] if buf else []), i + 1
-        if not quote and text[i] in ' )':
-            break
-        if text.startswith('$(', i):
-            parts += [buf] if buf else []
-            sub, i = _parse_sub(text, i)
-            parts.append(sub)
-            buf = ''
-            continue
-        buf += text[i]
-        i += 1
-    if quote:
-        raise _Problem(f'unclosed quote in {text!r}')
-    return parts + ([buf] if buf else []), i
-
-
-def _evaluate(parts: list, ctx: _Context) -> str:
-    return ''.join(p if isinstance(p, str) else _substitute(p, ctx) for p in parts)
-
-
-def _substitute(sub: _Sub, ctx: _Context) -> str:
-    args = [_evaluate(a, ctx) for a in sub.args]
-    count = {'var': (1,), 'env': (1, 2), 'find-pkg-share': (1,), 'dirname': (0,)}.get(sub.name)
-    if count is None:
-        raise _Problem(f'unknown substitution $({sub.name}); vla-launch supports var, env, '
-                       f'find-pkg-share and dirname')
-    if len(args) not in count:
-        raise _Problem(f'$({sub.name}) takes {" or ".join(map(str, count))} argument(s), got '
-                       f'{len(args)}')
-    if sub.name == 'var':
-        if args[0] not in ctx.configs:
-            raise _Problem(f"launch configuration '{args[0]}' is not set (declare it with an "
-                           f'arg or let before using $(var {args[0]}))')
-        return ctx.configs[args[0]]
-    if sub.name == 'env':
-        value = os.environ.get(args[0], args[1] if len(args) == 2 else None)
-        if value is None:
-            raise _Problem(f"environment variable '{args[0]}' is not set and $(env) has no "
-                           f'default')
-        return value
-    if sub.name == 'dirname':
-        return str(ctx.file.parent)
-    return str(_package_share(args[0]))
-
-
-def _package_share(package: str) -> Path:
-    if package != PACKAGE:
-        raise _Problem(f"$(find-pkg-share {package}): only '{PACKAGE}' is available without "
-                       f'ROS; run files using other packages with ros2 launch')
-    from vla_nodes import paths
-    try:
-        return paths.package_share()
-    except FileNotFoundError as err:
-        raise _Problem(str(err)) from None
-
-
-def _text(value: str, ctx: _Context) -> str:
-    return _evaluate(_parse_template(value), ctx)
-
-
-def _optional_text(value, ctx: _Context) -> str | None:
-    return None if value is None else _text(value, ctx)
-
-
-# --- reading and checking files -----------------------------------------------------------------
-
-def _read_actions(path: Path) -> list:
-    """Read and check one launch file whole (as launch parses it up front); return its actions."""
-    if not path.is_file():
-        raise LaunchError(f'{path}: launch file not found')
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise LaunchError(f'{path}: not valid YAML: {err}') from None
-    if not isinstance(tree, dict) or list(tree) != ['launch']:
-        raise LaunchError(f"{path}: a YAML launch file has one root key 'launch' holding a list "
-                          f'of actions')
-    actions = tree['launch'] or []
-    _check_actions(actions, path)
-    return actions
-
-
-def _check_actions(actions, path: Path) -> None:
-    if not isinstance(actions, list):
-        raise LaunchError(f'{path}: expected a list of actions, got {actions!r}')
-    for item in actions:
-        if not isinstance(item, dict) or len(item) != 1:
-            raise LaunchError(f'{path}: each action is a one-key mapping such as "- node: ...", '
-                              f'got {item!r}')
-        kind, body = next(iter(item.items()))
-        if kind not in _ATTRS:
-            raise LaunchError(f"{path}: unknown action '{kind}'; vla-launch supports "
-                              f"{', '.join(sorted(_ATTRS))}")
-        try:
-            _check_action(kind, body)
-        except _Problem as err:
-            raise LaunchError(f'{path}: {kind}: {err}') from None
-        if kind == 'group':
-            _check_actions(_children(body), path)
-
-
-def _check_action(kind: str, body) -> None:
-    if kind == 'group' and isinstance(body, list):
-        return
-    if not isinstance(body, dict):
-        raise _Problem(f'expected a mapping of attributes, got {body!r}')
-    required, optional = _ATTRS[kind]
-    _check_keys(body, required, optional | _CONDITIONS)
-    if _CONDITIONS <= set(body):
-        raise _Problem('if and unless cannot be used together')
-    for key, value in body.items():
-        if key not in _NON_STRING and not isinstance(value, str):
-            raise _Problem(f"attribute '{key}' must be a string (quote it), got {value!r}")
-        if (kind, key) in _LIST_ATTRS:
-            _check_list(key, value, *_LIST_ATTRS[kind, key])
-    if kind == 'node' and 'param' in body:
-        _check_list('param', body['param'], set(), _PARAM_KEYS, _PARAM_TYPED)
-        for entry in body['param']:
-            _check_param(entry)
-    if kind == 'group':
-        if 'children' not in body:
-            raise _Problem("a group written as a mapping lists its actions under 'children'")
-        for key in ('scoped', 'forwarding'):
-            if not isinstance(body.get(key, True), bool):
-                raise _Problem(f"'{key}' must be true or false, got {body[key]!r}")
-
-
-def _check_keys(mapping: dict, required: set, allowed: set) -> None:
-    unknown = sorted(set(mapping) - required - allowed)
-    if unknown:
-        raise _Problem(f"unknown attribute '{unknown[0]}' (allowed: "
-                       f"{', '.join(sorted(required | allowed))})")
-    missing = sorted(required - set(mapping))
-    if missing:
-        raise _Problem(f"missing attribute '{missing[0]}'")
-
-
-def _check_list(key: str, value, required: set, allowed: set, typed=frozenset()) -> None:
-    """`value` is a list of mappings whose attributes are strings, except those in `typed`."""
-    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise _Problem(f"'{key}' must be a list of mappings, got {value!r}")
-    for entry in value:
-        _check_keys(entry, required, allowed)
-        for name, item in entry.items():
-            if name not in typed and not isinstance(item, str):
-                raise _Problem(f"'{key}' entry '{name}' must be a string, got {item!r}")
-
-
-def _check_param(entry: dict) -> None:
-    if ('from' in entry) == ('name' in entry):
-        raise _Problem(f"each param has either 'name' or 'from', got {entry!r}")
-    if 'from' in entry and len(entry) > 1:
-        raise _Problem(f"a 'from' param takes no other attribute, got {entry!r}")
-    if 'name' in entry and ('value' in entry) == ('param' in entry):
-        raise _Problem(f"param '{entry['name']}' needs either a value or nested params")
-    if 'param' in entry:
-        _check_list('param', entry['param'], {'name'}, _PARAM_KEYS - {'from'}, _PARAM_TYPED)
-        for child in entry['param']:
-            _check_param(child)
-    elif 'value' in entry:
-        _check_param_value(entry['name'], entry['value'])
-
-
-def _check_param_value(name: str, value) -> None:
-    scalar = (str, int, float, bool)
-    if isinstance(value, list):
-        if not all(isinstance(v, scalar) for v in value):
-            raise _Problem(f"param '{name}': list items must be scalars, got {value!r}")
-    elif not isinstance(value, scalar):
-        raise _Problem(f"param '{name}': expected a scalar or a list, got {value!r}")
-
-
-def _children(body) -> list:
-    return body if isinstance(body, list) else body.get('children') or []
-
-
 # --- evaluation ---------------------------------------------------------------------------------
 
-def _run_actions(actions: list, ctx: _Context, out: list) -> None:
+def _run_actions(actions: list, ctx: Context, out: list) -> None:
     for item in actions:
         kind, body = next(iter(item.items()))
         try:
             if _condition_holds(body, ctx):
                 _HANDLERS[kind](body, ctx, out)
-        except _Problem as err:
+        except Problem as err:
             raise LaunchError(f'{ctx.file}: {kind}: {err}') from None
 
 
-def _condition_holds(body, ctx: _Context) -> bool:
-    if not isinstance(body, dict) or not (_CONDITIONS & set(body)):
+def _condition_holds(body, ctx: Context) -> bool:
+    if not isinstance(body, dict) or not (CONDITIONS & set(body)):
         return True
     key = 'if' if 'if' in body else 'unless'
-    value = _text(body[key], ctx).strip().lower()
+    value = resolve(body[key], ctx).strip().lower()
     if value not in ('true', '1', 'false', '0'):
-        raise _Problem(f'condition {key}: {body[key]!r} gave {value!r}; expected true, false, '
-                       f'1 or 0')
+        raise Problem(f'condition {key}: {body[key]!r} gave {value!r}; expected true, false, '
+                      f'1 or 0')
     return (value in ('true', '1')) == (key == 'if')
 
 
-def _arg(body: dict, ctx: _Context, out: list) -> None:
+def _arg(body: dict, ctx: Context, out: list) -> None:
     name = body['name']
     if name in ctx.configs:
         return
     if 'default' not in body:
-        raise _Problem(f"required argument '{name}' was not given (pass {name}:=VALUE)")
-    ctx.configs[name] = _text(body['default'], ctx)
+        raise Problem(f"required argument '{name}' was not given (pass {name}:=VALUE)")
+    ctx.configs[name] = resolve(body['default'], ctx)
 
 
-def _let(body: dict, ctx: _Context, out: list) -> None:
-    ctx.configs[_text(body['name'], ctx)] = _text(body['value'], ctx)
+def _let(body: dict, ctx: Context, out: list) -> None:
+    ctx.configs[resolve(body['name'], ctx)] = resolve(body['value'], ctx)
 
 
-def _push_namespace(body: dict, ctx: _Context, out: list) -> None:
-    pushed = _text(body['namespace'], ctx)
+def _push_namespace(body: dict, ctx: Context, out: list) -> None:
+    pushed = resolve(body['namespace'], ctx)
     ctx.configs['ros_namespace'] = _valid_namespace(
         _prefix_namespace(ctx.configs.get('ros_namespace'), pushed))
 
 
-def _group(body, ctx: _Context, out: list) -> None:
+def _group(body, ctx: Context, out: list) -> None:
     options = body if isinstance(body, dict) else {}
-    keep = {_text(e['name'], ctx): _text(e['value'], ctx) for e in options.get('keep', [])}
+    keep = {resolve(e['name'], ctx): resolve(e['value'], ctx) for e in options.get('keep', [])}
     if not options.get('scoped', True):
         ctx.configs.update(keep)
-        _run_actions(_children(body), ctx, out)
+        _run_actions(children(body), ctx, out)
         return
     configs = dict(ctx.configs) if options.get('forwarding', True) else {}
-    _run_actions(_children(body), _Context(ctx.file, {**configs, **keep}), out)
+    _run_actions(children(body), Context(ctx.file, {**configs, **keep}), out)
 
 
-def _include(body: dict, ctx: _Context, out: list) -> None:
-    path = _resolve_path(_text(body['file'], ctx), 'included launch file')
-    args = {_text(e['name'], ctx): _text(e['value'], ctx) for e in body.get('arg', [])}
+def _include(body: dict, ctx: Context, out: list) -> None:
+    path = _resolve_path(resolve(body['file'], ctx), 'included launch file')
+    args = {resolve(e['name'], ctx): resolve(e['value'], ctx) for e in body.get('arg', [])}
     _include_file(path, args, ctx.configs, out)
 
 
 def _include_file(path: Path, args: dict, configs: dict, out: list) -> None:
     """Run `path` in `configs` (not scoped, as in launch) after setting `args`."""
-    actions = _read_actions(path)
+    actions = read_actions(path)
     missing = [name for name in _required_args(actions) if name not in args]
     if missing:
         raise LaunchError(f"{path}: required argument '{missing[0]}' was not given (pass "
                           f'{missing[0]}:=VALUE, or an include arg)')
     configs.update(args)
-    _run_actions(actions, _Context(path, configs), out)
+    _run_actions(actions, Context(path, configs), out)
 
 
 def _required_args(actions: list) -> list:
@@ -446,46 +188,46 @@ def _required_args(actions: list) -> list:
     names = []
     for item in actions:
         kind, body = next(iter(item.items()))
-        if isinstance(body, dict) and _CONDITIONS & set(body):
+        if isinstance(body, dict) and CONDITIONS & set(body):
             continue
         if kind == 'arg' and 'default' not in body:
             names.append(body['name'])
         elif kind == 'group':
-            names += _required_args(_children(body))
+            names += _required_args(children(body))
     return names
 
 
-def _node(body: dict, ctx: _Context, out: list) -> None:
-    name = _optional_text(body.get('name'), ctx)
+def _node(body: dict, ctx: Context, out: list) -> None:
+    name = resolve_optional(body.get('name'), ctx)
     if name is not None and not _NAME.fullmatch(name):
-        raise _Problem(f"invalid node name {name!r}: use letters, digits and '_'")
+        raise Problem(f"invalid node name {name!r}: use letters, digits and '_'")
     namespace = _prefix_namespace(ctx.configs.get('ros_namespace'),
-                                  _optional_text(body.get('namespace'), ctx))
+                                  resolve_optional(body.get('namespace'), ctx))
     files, params = _node_params(body.get('param', []), ctx)
     out.append(NodeSpec(
-        package=_text(body['pkg'], ctx), executable=_text(body['exec'], ctx), name=name,
+        package=resolve(body['pkg'], ctx), executable=resolve(body['exec'], ctx), name=name,
         namespace=None if namespace is None else _valid_namespace(namespace),
         params_files=files, params=params,
-        remaps=[(_text(r['from'], ctx), _text(r['to'], ctx)) for r in body.get('remap', [])],
-        arguments=shlex.split(_text(body.get('args', ''), ctx)),
-        ros_arguments=shlex.split(_text(body.get('ros_args', ''), ctx)), source=ctx.file))
+        remaps=[(resolve(r['from'], ctx), resolve(r['to'], ctx)) for r in body.get('remap', [])],
+        arguments=shlex.split(resolve(body.get('args', ''), ctx)),
+        ros_arguments=shlex.split(resolve(body.get('ros_args', ''), ctx)), source=ctx.file))
 
 
-def _node_params(entries: list, ctx: _Context) -> tuple:
+def _node_params(entries: list, ctx: Context) -> tuple:
     files, params = [], {}
     for entry in entries:
         if 'from' in entry:
             if params:
-                raise _Problem("list 'from:' parameter files before inline parameter values "
-                               '(vla-launch applies inline values last)')
-            files.append(_resolve_path(_text(entry['from'], ctx), 'parameter file'))
+                raise Problem("list 'from:' parameter files before inline parameter values "
+                              '(vla-launch applies inline values last)')
+            files.append(_resolve_path(resolve(entry['from'], ctx), 'parameter file'))
         else:
             params.update(_inline_param(entry, ctx, ''))
     return files, params
 
 
-def _inline_param(entry: dict, ctx: _Context, prefix: str) -> dict:
-    name = prefix + _text(entry['name'], ctx)
+def _inline_param(entry: dict, ctx: Context, prefix: str) -> dict:
+    name = prefix + resolve(entry['name'], ctx)
     if 'param' not in entry:
         return {name: _param_value(name, entry['value'], ctx)}
     nested = {}
@@ -494,31 +236,31 @@ def _inline_param(entry: dict, ctx: _Context, prefix: str) -> dict:
     return nested
 
 
-def _param_value(name: str, value, ctx: _Context):
+def _param_value(name: str, value, ctx: Context):
     """launch_ros's rules: literal YAML values keep their type; substituted text is YAML-read."""
     if isinstance(value, list):
         items = [_param_value(name, v, ctx) for v in value]
         if len({type(v) for v in items}) > 1:
-            raise _Problem(f"param '{name}': list items must share one type, got {items!r}")
+            raise Problem(f"param '{name}': list items must share one type, got {items!r}")
         return items
     if not isinstance(value, str):
         return value
-    parts = _parse_template(value)
+    parts = parse_template(value)
     if all(isinstance(p, str) for p in parts):
         return value
-    text = _evaluate(parts, ctx)
+    text = evaluate(parts, ctx)
     if not text:
         return text
     try:
         typed = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise _Problem(f"param '{name}': {text!r} is not valid YAML: {err}") from None
+        raise Problem(f"param '{name}': {text!r} is not valid YAML: {err}") from None
     scalar = (str, int, float, bool)
     if isinstance(typed, list) and all(isinstance(v, scalar) for v in typed):
         return typed
     if not isinstance(typed, scalar):
-        raise _Problem(f"param '{name}': {text!r} reads as {type(typed).__name__}, which is "
-                       f'not a parameter type')
+        raise Problem(f"param '{name}': {text!r} reads as {type(typed).__name__}, which is "
+                      f'not a parameter type')
     return typed
 
 
@@ -527,7 +269,7 @@ def _resolve_path(text: str, what: str) -> Path:
     path = Path(text)
     path = path if path.is_absolute() else Path.cwd() / path
     if not path.is_file():
-        raise _Problem(f'{what} not found: {path}')
+        raise Problem(f'{what} not found: {path}')
     return path
 
 
@@ -547,8 +289,8 @@ def _prefix_namespace(base: str | None, ns: str | None) -> str | None:
 
 def _valid_namespace(ns: str) -> str:
     if ns != '/' and not all(_NAME.fullmatch(t) for t in ns[1:].split('/')):
-        raise _Problem(f"invalid namespace {ns!r}: use '/'-separated names of letters, digits "
-                       f"and '_' that do not start with a digit")
+        raise Problem(f"invalid namespace {ns!r}: use '/'-separated names of letters, digits "
+                      f"and '_' that do not start with a digit")
     return ns
 
 
@@ -569,8 +311,8 @@ def resolve_launch_file(launch_file) -> Path:
     if isinstance(launch_file, (tuple, list)):
         package, name = launch_file
         try:
-            path = _package_share(package) / 'launch' / name
-        except _Problem as err:
+            path = package_share(package) / 'launch' / name
+        except Problem as err:
             raise LaunchError(str(err)) from None
     else:
         path = Path(launch_file)
@@ -614,18 +356,18 @@ def _collect_args(path: Path, found: dict, seen: set) -> None:
     if path in seen:
         return
     seen.add(path)
-    stack = list(_read_actions(path))
+    stack = list(read_actions(path))
     while stack:
         kind, body = next(iter(stack.pop(0).items()))
         if kind == 'arg' and body['name'] not in found:
             found[body['name']] = ArgSpec(body['name'], body.get('default'),
                                           body.get('description', 'no description given'))
         elif kind == 'group':
-            stack = list(_children(body)) + stack
+            stack = list(children(body)) + stack
         elif kind == 'include':
             try:
-                included = _resolve_path(_text(body['file'], _Context(path, {})), 'include')
-            except _Problem:
+                included = _resolve_path(resolve(body['file'], Context(path, {})), 'include')
+            except Problem:
                 continue
             inner = {}
             _collect_args(included, inner, seen)
