@@ -7,9 +7,8 @@ ROS 2 Humble reads (`ros2 bag info/play`; Humble needs `ros-humble-rosbag2-stora
 as do Jazzy and later (DESIGN.md section 5, research/feasibility.md Q2c).
 
 Custom metadata (task text, robot, calibration) goes to `custom_data` in `metadata.yaml` (and the
-copy inside the MCAP), which rosbag2 only allows as str -> str: strings are stored as they are,
-anything else as JSON, and the names of the JSON-encoded keys are listed under `JSON_KEYS`.
-`read_metadata(path)` gives the original dict back.
+copy inside the MCAP), encoded as `bag_meta.py` says; `read_metadata(path)` gives it back.
+Reading is `bag_read.py` (`read_bag`, `summarize`); both are re-exported here.
 
 Crash safety: rosbags writes `metadata.yaml` and the MCAP summary only on close and keeps up to
 1 MiB of messages in memory. The writer thread therefore flushes every `flush_period_s` (a new
@@ -19,28 +18,28 @@ every message written before the last flush; `record/repair.py` (`vla-record --r
 such a bag into a finished one.
 """
 
-import argparse
 import atexit
 from contextlib import suppress
 import json
 import logging
 from pathlib import Path
 import queue
-import sys
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import (
     Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime)
-from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
-from ruamel.yaml import YAML
 
 from vla_nodes import contract
+from vla_nodes.record.bag_meta import (  # noqa: F401  (re-exported: one module for bag users)
+    BagError, decode_custom_data, encode_custom_data, JSON_KEYS, load_metadata_yaml,
+    read_metadata)
+from vla_nodes.record.bag_read import (  # noqa: F401
+    format_summary, main, read_bag, summarize)
 from vla_nodes.ros import msgs
 
 logger = logging.getLogger(__name__)
@@ -62,62 +61,7 @@ UNFINISHED_MARKER = 'vla_unfinished.json'
 MESSAGE_OVERHEAD_BYTES = 256  # counted per queued message on top of its `data` field
 # Topics offered as transient local (latched), so `ros2 bag play` re-latches them.
 LATCHED_TOPICS = (contract.TF_STATIC_TOPIC, contract.INSTRUCTION_TOPIC)
-JSON_KEYS = 'vla_nodes.json_keys'  # custom_data key listing the JSON-encoded keys
 _STOP = object()
-
-
-class BagError(RuntimeError):
-    """A bag that cannot be created, written or read; the message says what to do."""
-
-
-# --- custom metadata ----------------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f'cannot store {type(value).__name__} in bag metadata; use str, numbers, '
-                    f'lists, dicts or numpy arrays')
-
-
-def encode_custom_data(metadata: dict) -> dict[str, str]:
-    """{'task': 'pick', 'calibration': {...}} -> rosbag2 custom_data (str -> str)."""
-    if JSON_KEYS in metadata:
-        raise ValueError(f'{JSON_KEYS!r} is reserved in bag metadata')
-    data, json_keys = {}, []
-    for key, value in metadata.items():
-        if isinstance(value, str):
-            data[str(key)] = value
-        else:
-            data[str(key)] = json.dumps(value, default=_jsonable, sort_keys=True)
-            json_keys.append(str(key))
-    if json_keys:
-        data[JSON_KEYS] = json.dumps(sorted(json_keys))
-    return data
-
-
-def decode_custom_data(data: dict[str, str] | None) -> dict:
-    """The inverse of encode_custom_data (numpy arrays come back as lists)."""
-    data = dict(data or {})
-    json_keys = json.loads(data.pop(JSON_KEYS, '[]'))
-    return {k: json.loads(v) if k in json_keys else v for k, v in data.items()}
-
-
-def read_metadata(path: str | Path) -> dict:
-    """Return the custom metadata a BagWriter stored (task, robot, calibration...)."""
-    info = _load_metadata_yaml(Path(path))
-    return decode_custom_data(info.get('custom_data'))
-
-
-def _load_metadata_yaml(path: Path) -> dict:
-    meta = path / 'metadata.yaml'
-    if not meta.is_file():
-        raise BagError(
-            f'{path} is not a finished rosbag2 bag: {meta} is missing. If the recorder was '
-            f'killed before closing the bag, its messages up to the last flush are still in the '
-            f'storage file: run `vla-record --repair {path}` (MCAP) or `ros2 bag reindex` '
-            f'(sqlite3) to finish it.')
-    return YAML(typ='safe').load(meta.read_text(encoding='utf-8'))['rosbag2_bagfile_information']
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -498,106 +442,3 @@ def _close_open_writers() -> None:
     for writer in list(_OPEN):
         with suppress(Exception):
             writer.close()
-
-
-# --- reading ------------------------------------------------------------------------------------
-class _Reader(AnyReader):
-    """AnyReader whose open() failures (a truncated file) say how to repair the bag."""
-
-    def open(self) -> None:
-        try:
-            super().open()
-        except (AnyReaderError, ReaderError) as exc:
-            path = self.paths[0]
-            raise BagError(f'cannot read bag {path}: {exc} The recorder was probably killed '
-                           f'while finishing it: run `vla-record --repair {path}`.') from exc
-
-
-def _open_reader(path: Path) -> AnyReader:
-    _load_metadata_yaml(path)  # a clear error for a missing or unfinished bag
-    return _Reader([path], default_typestore=msgs.typestore())
-
-
-def read_bag(path: str | Path,
-             topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, Any]]:
-    """Yield (topic, type_name, stamp_ns, msg) in log-time order.
-
-    Args:
-        path: bag folder (with metadata.yaml).
-        topics: only these topics; None for all.
-
-    Yields:
-        Messages as the façade's classes (local or rclpy); types unknown to msgs.typestore()
-        come as rosbags dataclasses decoded from the definitions stored in the bag.
-    """
-    wanted = None if topics is None else set(topics)
-    known = msgs.typestore().fielddefs
-    with _open_reader(Path(path)) as reader:
-        connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        for conn, stamp_ns, raw in reader.messages(connections=connections):
-            if msgs.USE_RCLPY or conn.msgtype in known:
-                msg = msgs.deserialize(raw, conn.msgtype)
-            else:
-                msg = reader.deserialize(raw, conn.msgtype)
-            yield conn.topic, conn.msgtype, stamp_ns, msg
-
-
-def summarize(path: str | Path) -> dict[str, dict]:
-    """Per topic: {'type', 'count', 'rate_hz', 'first_ns', 'last_ns'}.
-
-    rate_hz is (count - 1) / (last - first), the mean rate between the first and last message
-    (0.0 with fewer than two messages); first_ns / last_ns are None for an empty topic.
-    """
-    stats: dict[str, dict] = {}
-    with _open_reader(Path(path)) as reader:
-        for conn in reader.connections:
-            stats.setdefault(conn.topic, {'type': conn.msgtype, 'count': 0, 'rate_hz': 0.0,
-                                          'first_ns': None, 'last_ns': None})
-        for conn, stamp_ns, _ in reader.messages():
-            topic = stats[conn.topic]
-            topic['count'] += 1
-            if topic['first_ns'] is None or stamp_ns < topic['first_ns']:
-                topic['first_ns'] = stamp_ns
-            if topic['last_ns'] is None or stamp_ns > topic['last_ns']:
-                topic['last_ns'] = stamp_ns
-    for topic in stats.values():
-        if topic['count'] > 1 and topic['last_ns'] > topic['first_ns']:
-            span_s = (topic['last_ns'] - topic['first_ns']) / 1e9
-            topic['rate_hz'] = (topic['count'] - 1) / span_s
-    return stats
-
-
-def format_summary(stats: dict[str, dict]) -> str:
-    """A text table of summarize()'s result, one topic per line."""
-    header = ('topic', 'type', 'count', 'rate Hz', 'duration s')
-    rows = [header] + [
-        (topic, s['type'], str(s['count']), f'{s["rate_hz"]:.2f}',
-         f'{((s["last_ns"] or 0) - (s["first_ns"] or 0)) / 1e9:.2f}')
-        for topic, s in sorted(stats.items())]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return '\n'.join('  '.join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths)))
-                     for row in rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`vla-bag-summary PATH`: print topics, types, counts, rates and the custom metadata."""
-    parser = argparse.ArgumentParser(
-        prog='vla-bag-summary', description='Summarize a rosbag2 bag: topics, counts, rates.')
-    parser.add_argument('path', type=Path, help='bag folder (holding metadata.yaml)')
-    args = parser.parse_args(argv)
-    try:
-        stats = summarize(args.path)
-        metadata = read_metadata(args.path)
-    except (BagError, OSError) as exc:
-        print(f'vla-bag-summary: {exc}', file=sys.stderr)
-        return 1
-    print(format_summary(stats))
-    for key, value in sorted(metadata.items()):
-        text = value if isinstance(value, str) else json.dumps(value)
-        print(f'{key}: {text if len(text) <= 200 else text[:197] + "..."}')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
