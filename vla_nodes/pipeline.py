@@ -15,6 +15,7 @@ plots, image strips and results.json under --out.
 
 import argparse
 from dataclasses import dataclass, replace
+import json
 from pathlib import Path
 import sys
 import time
@@ -77,7 +78,6 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     With `resume`, bags that an earlier run recorded for the same number of demos are reused
     (out/bags/demos.json is written last, so its presence means the recording finished).
     """
-    import json
     from vla_nodes.record.cli import record_sim
     bags = out / 'bags'
     done = bags / DEMOS_DONE

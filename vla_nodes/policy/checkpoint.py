@@ -43,7 +43,7 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
         'chunk_length': int(chunk_length),
         'image_size': [int(image_size[0]), int(image_size[1])],
     }
-    if image_crop is not None and len(image_crop):
+    if image_crop:
         contract['image_crop'] = [float(v) for v in image_crop]
     return contract
 

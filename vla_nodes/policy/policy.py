@@ -23,7 +23,8 @@ from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, O
 from vla_nodes.models import presets
 from vla_nodes.models.vla import VLAModel
 from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
-from vla_nodes.policy.transforms import compose, Normalize, NormStats, ResizeWithPad, Unnormalize
+from vla_nodes.policy.transforms import (check_crop, compose, Normalize, NormStats, ResizeWithPad,
+                                         Unnormalize)
 
 SEED_KEY = 'seed'
 DEMO_PRESET = 'tiny_pi0_depth'  # what policy_node runs without a checkpoint
@@ -60,7 +61,7 @@ class VLAPolicy:
         size = model.config.image_size
         self.contract = contract or make_contract(model.config.horizon, (size, size))
         self._inputs = compose([
-            ResizeWithPad(size, size, tuple(self.contract.get('image_crop') or ()) or None),
+            ResizeWithPad(size, size, check_crop(self.contract.get('image_crop'))),
             Normalize({OBS_STATE: stats[OBS_STATE]})])
         self._outputs = Unnormalize({ACTION: stats[ACTION]})
         self._seed = seed

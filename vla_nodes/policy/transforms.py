@@ -117,12 +117,11 @@ class ResizeWithPad:
     def __call__(self, data):
         out = dict(data)
         if OBS_IMAGE in data:
-            out[OBS_IMAGE] = resize_with_pad(crop_fraction(np.asarray(data[OBS_IMAGE]),
-                                                           self.crop), self.height, self.width)
+            out[OBS_IMAGE] = resize_with_pad(np.asarray(data[OBS_IMAGE]), self.height,
+                                             self.width, self.crop)
         if OBS_DEPTH in data:
-            out[OBS_DEPTH] = resize_with_pad(crop_fraction(
-                np.asarray(data[OBS_DEPTH], dtype=np.float32), self.crop), self.height,
-                self.width)
+            out[OBS_DEPTH] = resize_with_pad(np.asarray(data[OBS_DEPTH], dtype=np.float32),
+                                             self.height, self.width, self.crop)
         return out
 
 
@@ -177,8 +176,10 @@ def crop_fraction(array, crop):
     return array[r0:r1, c0:c1]
 
 
-def resize_with_pad(array, height, width):
+def resize_with_pad(array, height, width, crop=None):
     """Resize an RGB uint8 (H, W, 3) or a depth float (H, W) array into height x width.
+
+    With `crop`, only that part of the array is resized (crop_fraction).
 
     The content is scaled by the same factor on both axes and centred; uint8 images are
     resized bilinearly with antialiasing and padded with 0, float depth by nearest neighbour and
@@ -187,6 +188,7 @@ def resize_with_pad(array, height, width):
     Returns:
         The resized array. # (height, width[, 3])
     """
+    array = crop_fraction(array, crop)
     h, w = array.shape[:2]
     ratio = max(h / height, w / width)
     new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))

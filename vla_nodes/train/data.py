@@ -24,8 +24,7 @@ import numpy as np
 
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import (check_crop, compute_stats, crop_fraction, Normalize,
-                                         resize_with_pad)
+from vla_nodes.policy.transforms import check_crop, compute_stats, Normalize, resize_with_pad
 
 SYNC_OK = 'sync_ok'
 DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
@@ -179,8 +178,8 @@ class LeRobotDataset:
             if key == OBS_DEPTH:
                 raw = [np.where(f > 0, f.astype(np.float32) * DEPTH_SCALE_M, np.nan)
                        for f in raw]
-            out[key] = np.stack([resize_with_pad(crop_fraction(f, self.crop), self.image_size,
-                                                 self.image_size) for f in raw])
+            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
+                                 for f in raw])
         self._cache[episode] = out
         while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)

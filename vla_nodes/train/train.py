@@ -312,11 +312,11 @@ def open_data(config, model_config):
     for folder in config.data:
         probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
                                model_config.needs_depth, cache_mb=config.cache_mb,
-                               crop=config.crop or None)
+                               crop=config.crop)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
-                  crop=config.crop or None)
+                  crop=config.crop)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
@@ -402,7 +402,7 @@ def run(config):
     contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
                              action_rate_hz=train_sets[0].fps,
                              joint_names=train_sets[0].names or None,
-                             image_crop=config.crop or None)
+                             image_crop=config.crop)
 
     # model and optimizer
     torch.manual_seed(config.seed)
