@@ -27,8 +27,8 @@ def test_demos_to_trained_policy_beating_random_weights_in_the_loop(tmp_path, on
     from vla_nodes.models.vla import VLAModel
     from vla_nodes.policy.policy import VLAPolicy
 
-    setting = pipeline.Setting(demos=3, presets=('tiny_pi0_depth',), steps=150, episodes=1,
-                               lr=3e-3, max_seconds=4.0, random_baseline=False)
+    setting = pipeline.Setting(demos=3, presets=('tiny_pi0_depth',), steps=300, episodes=1,
+                               lr=3e-3, max_seconds=6.0, random_baseline=False)
     bags = pipeline.record(tmp_path, setting, progress=False)
     dataset = pipeline.export_dataset(bags, tmp_path, progress=False)
     ckpt = pipeline.train(dataset, 'tiny_pi0_depth', tmp_path, setting, progress=False)
@@ -43,7 +43,7 @@ def test_demos_to_trained_policy_beating_random_weights_in_the_loop(tmp_path, on
     assert err_trained < 0.7 * err_random
 
     # Closed loop on the same held-out seeds: the trained policy must end nearer the cube.
-    runs = [evaluate(spec, episodes=2, max_seconds=setting.max_seconds, out_dir=tmp_path,
+    runs = [evaluate(spec, episodes=3, max_seconds=setting.max_seconds, out_dir=tmp_path,
                      can_name=f'test_closed_loop_{spec.name}', progress=False)
             for spec in (PolicySpec('trained', checkpoint=str(ckpt)),
                          PolicySpec('random-weight'))]
