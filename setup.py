@@ -39,6 +39,8 @@ def data_files():
 HW = ['piper_sdk==0.6.2', 'python-can[multicast]==4.6.1']
 # vla-export: parquet files and videos (H.264 colour, FFV1 lossless depth) of LeRobot v3.
 DATA = ['pyarrow>=14', 'av>=12']
+# VLA_ROS_BACKEND=zenoh: nodes across processes and machines, rmw_zenoh-compatible (xxhash: GIDs).
+ZENOH = ['eclipse-zenoh==1.10.2', 'xxhash>=3.4']
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -63,8 +65,9 @@ setup(
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
                  'flake8>=6', 'flake8-import-order', 'flake8-quotes',
-                 'matplotlib>=3.7'] + DATA,
+                 'matplotlib>=3.7'] + DATA + ZENOH,
         'data': DATA,
+        'zenoh': ZENOH,
     },
     zip_safe=True,
     maintainer='vla_nodes developers',

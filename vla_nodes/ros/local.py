@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -43,6 +44,9 @@ class Context:
         if self._ok:
             raise RuntimeError('Context.init() must only be called once')
         self.global_args = P.parse_ros_args(args)
+        if bus is None and os.environ.get('VLA_ROS_BACKEND', '').strip().lower() == 'zenoh':
+            from vla_nodes.ros.zenoh_bus import ZenohBus
+            bus = ZenohBus()
         if bus is not None:
             self.bus = bus
         self._ok = True
@@ -68,6 +72,8 @@ class Context:
         self._ok = False
         for callback in self._on_shutdown:
             callback()
+        if hasattr(self.bus, 'close'):  # a session-backed bus leaves the graph
+            self.bus.close()
         self.wake()
 
     def try_shutdown(self) -> None:
@@ -255,7 +261,7 @@ class Future:
 class Publisher:
     def __init__(self, node, msg_type, topic, qos):
         self.node_name, self.msg_type, self.topic, self.qos = node.get_name(), msg_type, topic, qos
-        self._node = node
+        self._node = self.node = node
 
     def publish(self, msg) -> None:
         if not isinstance(msg, self.msg_type):
@@ -277,7 +283,7 @@ class Publisher:
 class Subscription:
     def __init__(self, node, msg_type, topic, callback, qos, group):
         self.node_name, self.msg_type, self.topic, self.qos = node.get_name(), msg_type, topic, qos
-        self.callback, self.callback_group = callback, group
+        self.callback, self.callback_group, self.node = callback, group, node
         self._queue = collections.deque(maxlen=qos.queue_length)
         self._context = node.context
         self.dropped = 0  # messages lost to keep-last overflow
@@ -348,6 +354,7 @@ class Service:
     def __init__(self, node, srv_type, name, callback, group):
         self.srv_type, self.name, self.callback, self.callback_group = (
             srv_type, name, callback, group)
+        self.node = node
         self._requests = collections.deque()
         self._context = node.context
 
@@ -377,7 +384,7 @@ class Service:
 
 class Client:
     def __init__(self, node, srv_type, name):
-        self.srv_type, self.name = srv_type, name
+        self.srv_type, self.name, self.node = srv_type, name, node
         self._context = node.context
 
     def service_is_ready(self) -> bool:
@@ -438,6 +445,8 @@ class Node:
         self._logger = Logger(self.get_fully_qualified_name().lstrip('/').replace('/', '.'))
         self._clock = Clock(ClockType.ROS_TIME)
         self._clock_sub = None
+        if hasattr(self.context.bus, 'add_node'):  # a bus with a graph announces the node
+            self.context.bus.add_node(self)
         if automatically_declare_parameters_from_overrides:
             for name, value in self._overrides.items():
                 self.declare_parameter(name, value)
@@ -532,6 +541,8 @@ class Node:
                       callback_group=None) -> Client:
         client = Client(self, srv_type, self.resolve_topic_name(srv_name))
         self._entities.append(client)
+        if hasattr(self.context.bus, 'add_client'):
+            self.context.bus.add_client(client)
         return client
 
     def count_publishers(self, topic: str) -> int:
@@ -561,6 +572,8 @@ class Node:
             if isinstance(entity, Timer):
                 entity.cancel()
             self._destroy(entity)
+        if hasattr(self.context.bus, 'remove_node'):
+            self.context.bus.remove_node(self)
 
     def ready_work(self) -> list:
         """Entities that may have work: each has `take()` and `callback_group`."""
