@@ -41,20 +41,23 @@ _log = logging.getLogger('vla_nodes.ros.zenoh')
 DEFAULT_ROUTER = 'tcp/127.0.0.1:7447'
 # rmw_zenoh's DEFAULT_RMW_ZENOH_SESSION_CONFIG.json5, the keys that matter here. Timestamps are
 # on because the advanced subscriber orders the history it fetches by them.
-DEFAULT_SESSION_CONFIG = f'''{{
+DEFAULT_SESSION_CONFIG = f"""{{
   mode: "peer",
   connect: {{ endpoints: ["{DEFAULT_ROUTER}"] }},
   listen: {{ endpoints: ["tcp/127.0.0.1:0"] }},
   scouting: {{ multicast: {{ enabled: false }}, gossip: {{ enabled: true }} }},
   timestamping: {{ enabled: {{ router: true, peer: true, client: true }} }},
-}}'''
+}}"""
 
 
 def session_config(overrides: str | None = None):
     """The Zenoh config of a session: file or defaults, then `ZENOH_CONFIG_OVERRIDE` entries."""
     import zenoh
     uri = os.environ.get('ZENOH_SESSION_CONFIG_URI')
-    config = zenoh.Config.from_file(uri) if uri else zenoh.Config.from_json5(DEFAULT_SESSION_CONFIG)
+    if uri:
+        config = zenoh.Config.from_file(uri)
+    else:
+        config = zenoh.Config.from_json5(DEFAULT_SESSION_CONFIG)
     text = os.environ.get('ZENOH_CONFIG_OVERRIDE', '') if overrides is None else overrides
     for item in filter(None, (i.strip() for i in text.split(';'))):
         key, sep, value = item.partition('=')
