@@ -65,7 +65,9 @@ setup(
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
                  'flake8>=6', 'flake8-import-order', 'flake8-quotes',
-                 'matplotlib>=3.7'] + DATA + ZENOH,
+                 'matplotlib>=3.7'] + DATA + ZENOH
+        # test_zenoh.py's interop test: an independent rmw_zenoh client.
+        + ['zenoh-ros2-sdk==0.1.8'],
         'data': DATA,
         'zenoh': ZENOH,
     },

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from zenoh_peer import frames, INSTRUCTION
 
@@ -230,3 +231,66 @@ def test_launch_processes_supervises(tmp_path):
     text = log.read_text()
     assert '/pose_node: exit code 0' in text and '/depth_node: killed by SIGKILL' in text
     assert code == 1  # a node died: the launch reports failure
+
+
+# --- interop with an independent rmw_zenoh implementation ---------------------------------------
+
+JOINT_STATE_MSG = 'std_msgs/Header header\nstring[] name\nfloat64[] position\n' \
+                  'float64[] velocity\nfloat64[] effort\n'
+
+
+def test_interop_with_zenoh_ros2_sdk():
+    """zenoh-ros2-sdk (PyPI, its own session) receives our JointState and we receive its."""
+    sdk = pytest.importorskip('zenoh_ros2_sdk')
+    from zenoh_ros2_sdk.session import ZenohSession
+    endpoint = _free_endpoint()
+    context = local.Context()
+    context.init(bus=ZenohBus(session_config(
+        f'listen/endpoints=["{endpoint}"];connect/endpoints=[]')))
+    port = int(endpoint.rsplit(':', 1)[1])
+    sdk_session = ZenohSession.get_instance('127.0.0.1', port)
+    try:
+        # Workarounds, in the test only: the SDK fetches message definitions from GitHub (give it
+        # ours) and its hash of a type with nested types is not rosidl's (pass the right one).
+        store = msgs.typestore()
+        sdk_session.store.register({t: store.fielddefs[t] for t in (
+            'builtin_interfaces/msg/Time', 'std_msgs/msg/Header')})
+        common = dict(msg_type='sensor_msgs/msg/JointState', msg_definition=JOINT_STATE_MSG,
+                      router_port=port, type_hash=JOINT_STATE_HASH)
+        theirs = []
+        sdk_sub = sdk.ROS2Subscriber(topic='/joint_states', callback=theirs.append,
+                                     node_name='sdk_listener', **common)
+        sdk_pub = sdk.ROS2Publisher(topic='/sdk/joint_states', node_name='sdk_talker', **common)
+        node = local.Node('talker', context=context)
+        pub = node.create_publisher(msgs.get_message('sensor_msgs/msg/JointState'),
+                                    '/joint_states', 10)
+        ours = []
+        node.create_subscription(msgs.get_message('sensor_msgs/msg/JointState'),
+                                 '/sdk/joint_states', ours.append, 10)
+        _, joints = frames()
+        T = sdk_session.store.types
+        their_msg = dict(header=T['std_msgs/msg/Header'](
+            stamp=T['builtin_interfaces/msg/Time'](sec=3, nanosec=4), frame_id='sdk'),
+            name=['joint1'], position=np.array([0.5]), velocity=np.array([]),
+            effort=np.array([]))
+
+        def exchange():
+            pub.publish(joints)
+            sdk_pub.publish(**their_msg)
+            return theirs and ours
+        assert _spin(context, node, 10, exchange)
+        assert sdk_session.store.serialize_cdr(theirs[0], 'sensor_msgs/msg/JointState') \
+            == msgs.serialize(joints)
+        assert ours[0].name == ['joint1'] and list(ours[0].position) == [0.5]
+        assert ours[0].header.frame_id == 'sdk' and ours[0].header.stamp.nanosec == 4
+        # Their graph entries parse as rmw_zenoh tokens in ours.
+        their_sub, = [e for e in context.bus.entities('MS', '/joint_states')
+                      if e.node_name == 'sdk_listener']
+        assert their_sub.type_name == 'sensor_msgs/msg/JointState'
+        assert their_sub.type_hash == JOINT_STATE_HASH
+        sdk_sub.close()
+        sdk_pub.close()
+    finally:
+        sdk_session.close()
+        ZenohSession._instance = None
+        context.try_shutdown()
