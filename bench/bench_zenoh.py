@@ -7,7 +7,8 @@ Hz, stamped with the wall clock just before `publish`; the subscription callback
 single-threaded executor, as nodes run) takes the difference. `inproc` is the local backend's
 `InProcessBus` (one process, zero-copy); `zenoh` is a publisher node in a second process on its
 own session (this script with `child`), connected over loopback TCP to this one: CDR
-serialisation, Zenoh transport, deserialisation included. Throughput: the same messages published
+serialisation, Zenoh transport, deserialisation included; `zenoh + SHM` the same with payloads in
+Zenoh shared memory (the backend's default). Throughput: the same messages published
 back to back for 2 s (keep-last 10 subscription), messages received per second.
 """
 
@@ -102,17 +103,17 @@ def inproc(kind: str, count: int, rate: float) -> tuple:
         context.shutdown()
 
 
-def zenoh_processes(kind: str, count: int, rate: float) -> tuple:
+def zenoh_processes(kind: str, count: int, rate: float, shm: bool) -> tuple:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         endpoint = f'tcp/127.0.0.1:{s.getsockname()[1]}'
     context = local.Context()
     context.init(bus=zenoh_bus.ZenohBus(zenoh_bus.session_config(
-        f'listen/endpoints=["{endpoint}"];connect/endpoints=[]')))
+        f'listen/endpoints=["{endpoint}"];connect/endpoints=[];{_shm(shm)}')))
 
     def start(burst=False):
         args = [sys.executable, __file__, 'child', endpoint, kind,
-                str(0 if burst else count), str(0 if burst else rate)]
+                str(0 if burst else count), str(0 if burst else rate), str(int(shm))]
         proc = subprocess.Popen(args)
         return lambda: (proc.wait(120), time.sleep(0.3))
     try:
@@ -121,11 +122,15 @@ def zenoh_processes(kind: str, count: int, rate: float) -> tuple:
         context.shutdown()
 
 
-def child(endpoint: str, kind: str, count: int, rate: float) -> None:
+def _shm(on: bool) -> str:
+    return f'transport/shared_memory/enabled={str(on).lower()}'
+
+
+def child(endpoint: str, kind: str, count: int, rate: float, shm: bool) -> None:
     """The publisher process: waits for the subscriber, then publishes (count 0: 2 s burst)."""
     context = local.Context()
     context.init(bus=zenoh_bus.ZenohBus(zenoh_bus.session_config(
-        f'connect/endpoints=["{endpoint}"];listen/endpoints=[]')))
+        f'connect/endpoints=["{endpoint}"];listen/endpoints=[];{_shm(shm)}')))
     node = local.Node('bench_pub', context=context)
     pub = node.create_publisher(type(make(kind)), _topic(kind), 10)
     while pub.get_subscription_count() == 0:
@@ -143,8 +148,8 @@ def child(endpoint: str, kind: str, count: int, rate: float) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ['child']:
-        endpoint, kind, count, rate = sys.argv[2:6]
-        child(endpoint, kind, int(count), float(rate))
+        endpoint, kind, count, rate, shm = sys.argv[2:7]
+        child(endpoint, kind, int(count), float(rate), shm == '1')
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--count', type=int, default=100)
@@ -154,7 +159,9 @@ def main() -> None:
           'back to back')
     print(f"{'message':<15} {'transport':<18} {'p50 ms':>8} {'p99 ms':>8} {'msg/s':>8}")
     for kind in KINDS:
-        for name, fn in (('in-process Bus', inproc), ('zenoh, 2 processes', zenoh_processes)):
+        for name, fn in (('in-process Bus', inproc),
+                         ('zenoh, 2 processes', lambda *a: zenoh_processes(*a, shm=False)),
+                         ('zenoh + SHM', lambda *a: zenoh_processes(*a, shm=True))):
             lat, rate = fn(kind, opts.count, opts.rate)
             p99 = float(np.percentile(lat, 99)) if lat else float('nan')
             print(f'{kind:<15} {name:<18} {statistics.median(lat):8.3f} {p99:8.3f} {rate:8.0f}',

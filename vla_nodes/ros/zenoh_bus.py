@@ -18,6 +18,11 @@ built in `zenoh_keys`; this module only drives the session:
 Unlike the in-process bus, QoS never blocks a match (rmw_zenoh: "any publisher can match any
 subscriber"), and a subscription of another type does not see the topic (the type is in the key).
 
+Payloads of at least `ZENOH_SHM_MESSAGE_SIZE_THRESHOLD` bytes (default 512, as rmw_zenoh) are
+written into Zenoh shared memory (a pool of `ZENOH_SHM_ALLOC_SIZE` bytes, default 48 MiB) when
+the session has `transport/shared_memory/enabled`: a subscriber on the same machine then maps
+them instead of receiving them over TCP; Zenoh copies them onto the wire for remote ones.
+
 Session configuration follows rmw_zenoh: `ZENOH_SESSION_CONFIG_URI` (a Zenoh JSON5 file) replaces
 the defaults, `ZENOH_CONFIG_OVERRIDE` ('key=json5;key=json5', e.g.
 `connect/endpoints=["tcp/10.0.0.2:7447"]`) changes single keys, `ROS_DOMAIN_ID` picks the domain.
@@ -47,6 +52,7 @@ DEFAULT_SESSION_CONFIG = f"""{{
   listen: {{ endpoints: ["tcp/127.0.0.1:0"] }},
   scouting: {{ multicast: {{ enabled: false }}, gossip: {{ enabled: true }} }},
   timestamping: {{ enabled: {{ router: true, peer: true, client: true }} }},
+  transport: {{ shared_memory: {{ enabled: true }} }},
 }}"""
 
 
@@ -92,7 +98,8 @@ class ZenohBus:
     def __init__(self, config=None, domain_id: int | None = None, enclave: str = '/'):
         import zenoh
         self._z = zenoh
-        self.session = zenoh.open(config if config is not None else session_config())
+        config = config if config is not None else session_config()
+        self.session = zenoh.open(config)
         self.zid = str(self.session.zid())
         self.domain_id = (int(os.environ.get('ROS_DOMAIN_ID', '0')) if domain_id is None
                           else domain_id)
@@ -103,8 +110,33 @@ class ZenohBus:
         self._endpoints = {}   # pub/sub/service/client -> _Endpoint
         self._graph = {}       # liveliness key expression -> K.Entity, this session's included
         self._warned = set()
+        self._shm = None
+        if str(self.session_config_value(config, 'transport/shared_memory/enabled')) == 'true':
+            from zenoh import shm
+            self._shm = shm.ShmProvider.default_backend(
+                int(os.environ.get('ZENOH_SHM_ALLOC_SIZE', 48 * 2**20)))
+            self._shm_threshold = int(os.environ.get('ZENOH_SHM_MESSAGE_SIZE_THRESHOLD', 512))
         self._graph_sub = self.session.liveliness().declare_subscriber(
             f'{K.ADMIN_SPACE}/{self.domain_id}/**', self._on_token, history=True)
+
+    @staticmethod
+    def session_config_value(config, key: str):
+        try:
+            return config.get_json(key)
+        except Exception:  # a key the config does not have
+            return None
+
+    def _payload(self, data: bytes):
+        """`data` in a shared-memory buffer when that is on and worth it, else as it is."""
+        if self._shm is None or len(data) < self._shm_threshold:
+            return data
+        from zenoh import shm
+        try:
+            buffer = self._shm.alloc(len(data), policy=shm.GarbageCollect())
+        except Exception:  # pool full (slow readers): send a copy instead of waiting
+            return data
+        buffer[0:len(data)] = data
+        return buffer
 
     # --- graph ----------------------------------------------------------------------------------
     def _on_token(self, sample) -> None:
@@ -185,7 +217,7 @@ class ZenohBus:
 
     def publish(self, pub, msg) -> None:
         record = self._endpoints[pub]
-        record.zobj.put(msgs.serialize(msg), attachment=K.attachment(
+        record.zobj.put(self._payload(msgs.serialize(msg)), attachment=K.attachment(
             next(record.seq), time.time_ns(), record.gid))
 
     def add_subscription(self, sub) -> None:
