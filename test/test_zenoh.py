@@ -143,9 +143,15 @@ def test_image_and_joint_state_cross_processes_byte_exact(peer):
     node.create_subscription(type(joints), '/joint_states', got['js'].append, 10)
     # The raw Zenoh sample, as rmw_zenoh_cpp would receive it: key, payload, attachment.
     key = K.topic_keyexpr(0, '/joint_states', 'sensor_msgs/msg/JointState', JOINT_STATE_HASH)
-    raw = []
+    raw, raw_img = [], []
     sub = peer.bus.session.declare_subscriber(key, raw.append)
-    assert _spin(peer, node, 10, lambda: got['img'] and got['js'] and raw)
+    img_key = K.topic_keyexpr(0, '/camera/camera/color/image_raw', 'sensor_msgs/msg/Image',
+                              K.type_hash('sensor_msgs/msg/Image'))
+    img_sub = peer.bus.session.declare_subscriber(img_key, raw_img.append)
+    assert _spin(peer, node, 10, lambda: got['img'] and got['js'] and raw and raw_img)
+    # Same machine: the frame came through shared memory, the small JointState did not.
+    assert raw_img[0].payload.as_shm() is not None and raw[0].payload.as_shm() is None
+    assert raw_img[0].payload.to_bytes() == msgs.serialize(img)
     assert msgs.serialize(got['img'][0]) == msgs.serialize(img)
     assert got['js'][0] == joints and msgs.serialize(got['js'][0]) == msgs.serialize(joints)
     assert raw[0].payload.to_bytes() == msgs.serialize(joints)
@@ -154,6 +160,7 @@ def test_image_and_joint_state_cross_processes_byte_exact(peer):
     assert gid == publisher.gid and seq >= 1 and abs(stamp - time.time_ns()) < 60e9
     assert publisher.zid != peer.bus.zid and publisher.qos == '::,10:,:,:,,'
     sub.undeclare()
+    img_sub.undeclare()
     node.destroy_node()
 
 
