@@ -23,7 +23,7 @@ from vla_nodes.ros.launch_file import LaunchError, NodeSpec, PACKAGE
 from vla_nodes.ros.zenoh_bus import DEFAULT_ROUTER
 
 _LOG = logging.getLogger('vla_launch')
-GRACE_S = 5.0  # how long a node may take to shut down after SIGINT
+GRACE_S = 10.0  # how long a node may take to shut down after SIGINT (torch, busy CPUs)
 
 
 def node_target(spec: NodeSpec, executables: dict | None = None) -> str:
