@@ -9,7 +9,9 @@ single-threaded executor, as nodes run) takes the difference. `inproc` is the lo
 own session (this script with `child`), connected over loopback TCP to this one: CDR
 serialisation, Zenoh transport, deserialisation included; `zenoh + SHM` the same with payloads in
 Zenoh shared memory (the backend's default). Throughput: the same messages published
-back to back for 2 s (keep-last 10 subscription), messages received per second.
+back to back for 2 s (keep-last 10 subscription), messages received per second. `put->zenoh`:
+the transport alone (attachment timestamp at `put`, after serialisation, to the raw sample in a
+Zenoh callback of the receiving process, before decoding).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import time
 import numpy as np
 
 from vla_nodes.ros import image, local, msgs, zenoh_bus
+from vla_nodes.ros import zenoh_keys as K
 
 KINDS = ('rgb8 640x480', '16UC1 640x480', 'JointState')
 
@@ -98,7 +101,7 @@ def inproc(kind: str, count: int, rate: float) -> tuple:
         thread.start()
         return lambda: (thread.join(), time.sleep(0.2))
     try:
-        return measure(context, kind, count, start)
+        return (*measure(context, kind, count, start), float('nan'))
     finally:
         context.shutdown()
 
@@ -108,8 +111,16 @@ def zenoh_processes(kind: str, count: int, rate: float, shm: bool) -> tuple:
         s.bind(('127.0.0.1', 0))
         endpoint = f'tcp/127.0.0.1:{s.getsockname()[1]}'
     context = local.Context()
-    context.init(bus=zenoh_bus.ZenohBus(zenoh_bus.session_config(
-        f'listen/endpoints=["{endpoint}"];connect/endpoints=[];{_shm(shm)}')))
+    bus = zenoh_bus.ZenohBus(zenoh_bus.session_config(
+        f'listen/endpoints=["{endpoint}"];connect/endpoints=[];{_shm(shm)}'))
+    context.init(bus=bus)
+    # Transport alone: the attachment's source timestamp (taken at put, after serialisation)
+    # to the arrival of the raw sample in Zenoh's callback, before any decoding.
+    type_name = msgs.type_name(type(make(kind)))
+    key = K.topic_keyexpr(0, _topic(kind), type_name, K.type_hash(type_name))
+    transport = []
+    bus.session.declare_subscriber(key, lambda sample: transport.append(
+        (time.time_ns() - K.parse_attachment(sample.attachment.to_bytes())[1]) / 1e6))
 
     def start(burst=False):
         args = [sys.executable, __file__, 'child', endpoint, kind,
@@ -117,7 +128,8 @@ def zenoh_processes(kind: str, count: int, rate: float, shm: bool) -> tuple:
         proc = subprocess.Popen(args)
         return lambda: (proc.wait(120), time.sleep(0.3))
     try:
-        return measure(context, kind, count, start)
+        lat, rate = measure(context, kind, count, start)
+        return lat, rate, statistics.median(transport[:count])
     finally:
         context.shutdown()
 
@@ -157,15 +169,16 @@ def main() -> None:
     opts = parser.parse_args()
     print(f'publish -> callback, {opts.count} messages at {opts.rate:g} Hz; throughput: 2 s '
           'back to back')
-    print(f"{'message':<15} {'transport':<18} {'p50 ms':>8} {'p99 ms':>8} {'msg/s':>8}")
+    print(f"{'message':<15} {'transport':<18} {'p50 ms':>8} {'p99 ms':>8} {'msg/s':>8} "
+          f"{'put->zenoh p50':>15}")
     for kind in KINDS:
         for name, fn in (('in-process Bus', inproc),
                          ('zenoh, 2 processes', lambda *a: zenoh_processes(*a, shm=False)),
                          ('zenoh + SHM', lambda *a: zenoh_processes(*a, shm=True))):
-            lat, rate = fn(kind, opts.count, opts.rate)
+            lat, rate, wire = fn(kind, opts.count, opts.rate)
             p99 = float(np.percentile(lat, 99)) if lat else float('nan')
-            print(f'{kind:<15} {name:<18} {statistics.median(lat):8.3f} {p99:8.3f} {rate:8.0f}',
-                  flush=True)
+            print(f'{kind:<15} {name:<18} {statistics.median(lat):8.3f} {p99:8.3f} {rate:8.0f} '
+                  f'{wire:15.3f}', flush=True)
 
 
 if __name__ == '__main__':
