@@ -32,7 +32,7 @@ from vla_nodes.sim import piper_mjcf
 
 DH_IS_OFFSET = 1  # current firmware's zero (the sim's default)
 MACROS_FILE = 'piper_macros.xacro'
-# Variant name -> (top-level xacro file, xacro arguments); each is expanded to description/<name>.yaml.
+# Variant -> (top-level xacro file, xacro arguments); each expands to description/<variant>.yaml.
 VARIANTS = {
     'piper': ('piper.urdf.xacro', {}),
     'piper_wrist_camera': ('piper.urdf.xacro', {'wrist_camera': 'true'}),
@@ -94,7 +94,7 @@ class Primitive:
         return f'<cylinder radius="{_f(self.dims[0])}" length="{_f(self.dims[1])}"/>'
 
     def mass_and_inertia(self) -> tuple:
-        """Mass (kg) at GEOM_DENSITY and the inertia tensor (kg*m^2) about its centre, link axes."""
+        """Mass (kg) at GEOM_DENSITY, inertia tensor (kg*m^2) about its centre in link axes."""
         if self.kind == 'box':
             x, y, z = self.dims
             mass = piper_mjcf.GEOM_DENSITY * x * y * z
@@ -147,8 +147,8 @@ def _link(name: str, prims: list, material: str) -> str:
     """A link with one visual and one collision per primitive and the solid's inertial."""
     if not prims:
         mass, inertia = _NOMINAL_MASS
-        return (f'<link name="${{prefix}}{name}">{_inertial_xml(mass, (0, 0, 0), np.eye(3) * inertia)}'
-                '</link>')
+        nominal = _inertial_xml(mass, (0, 0, 0), np.eye(3) * inertia)
+        return f'<link name="${{prefix}}{name}">{nominal}</link>'
     body = []
     for p in prims:
         where = _origin(p.pos, p.rot)
@@ -266,9 +266,10 @@ def _cameras(calibration: dict) -> str:
         wrist_pose = kinematics.translation(x, y, z)
         wrist_pose[:3, :3] = kinematics.matrix_from_quat(_quat_from_rpy(rpy))
     child = scene.get('child_frame', contract.CAMERA_FRAME)
+    parent = scene.get('parent_frame', contract.BASE_FRAME)
     return f"""
   <!-- Scene camera: the optical frame at config/calibration.yaml's camera_to_base. -->
-  <xacro:macro name="piper_scene_camera" params="parent:={scene.get('parent_frame', contract.BASE_FRAME)}">
+  <xacro:macro name="piper_scene_camera" params="parent:={parent}">
     {_camera_link(child)}
     <joint name="{child}_joint" type="fixed"><parent link="${{parent}}"/><child link="{child}"/>
       {_origin(scene_pose[:3, 3], scene_pose[:3, :3])}</joint>
