@@ -332,3 +332,19 @@ def test_launch_files_publish_the_robot_description(capsys, launch_file, descrip
     publisher = ('[vla_nodes robot_state_node]' if launch_file == 'sim.launch.yaml' else
                  '[robot_state_publisher robot_state_publisher]')
     assert publisher in out
+
+
+def test_rviz_and_foxglove_views_use_the_contracts_topics_and_frame():
+    import json
+    import re
+    import yaml
+    known = set(contract.TOPIC_TYPES) | {'/robot_description', '/tf'}
+    rviz = yaml.safe_load((ROOT / 'config' / 'vla.rviz').read_text())
+    topics = [d['Topic']['Value'] for d in rviz['Visualization Manager']['Displays']
+              if 'Topic' in d] + ['/robot_description']
+    assert rviz['Visualization Manager']['Global Options']['Fixed Frame'] == contract.BASE_FRAME
+    layout = (ROOT / 'config' / 'foxglove_layout.json').read_text()
+    json.loads(layout)
+    topics += re.findall(r'"(/[a-z_/]+?)[".]', layout)
+    assert contract.OBJECTS_TOPIC in topics and contract.EE_POSE_TOPIC in topics
+    assert set(topics) <= known, set(topics) - known
