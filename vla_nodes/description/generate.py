@@ -28,6 +28,7 @@ import yaml
 
 from vla_nodes import contract, paths
 from vla_nodes.arm import kinematics, safety
+from vla_nodes.description.tree import rpy_from_matrix, rpy_matrix
 from vla_nodes.sim import piper_mjcf
 
 DH_IS_OFFSET = 1  # current firmware's zero (the sim's default)
@@ -60,17 +61,6 @@ def _f(value: float) -> str:
 
 def _v(values) -> str:
     return ' '.join(_f(v) for v in values)
-
-
-def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """URDF roll, pitch, yaw (rad) of a rotation, R = Rz(yaw) Ry(pitch) Rx(roll); exact also at
-    pitch = +-90 deg, where yaw is set to 0."""
-    r = np.asarray(rot, dtype=np.float64)
-    cos_pitch = math.hypot(r[0, 0], r[1, 0])
-    if cos_pitch < 1e-12:
-        return np.array([math.atan2(-r[1, 2], r[1, 1]), math.atan2(-r[2, 0], cos_pitch), 0.0])
-    return np.array([math.atan2(r[2, 1], r[2, 2]), math.atan2(-r[2, 0], cos_pitch),
-                     math.atan2(r[1, 0], r[0, 0])])
 
 
 def _origin(xyz, rot=None) -> str:
@@ -264,7 +254,7 @@ def _cameras(calibration: dict) -> str:
     else:
         (x, y, z), rpy = WRIST_CAMERA_MOUNT
         wrist_pose = kinematics.translation(x, y, z)
-        wrist_pose[:3, :3] = kinematics.matrix_from_quat(_quat_from_rpy(rpy))
+        wrist_pose[:3, :3] = rpy_matrix(*rpy)
     child = scene.get('child_frame', contract.CAMERA_FRAME)
     parent = scene.get('parent_frame', contract.BASE_FRAME)
     return f"""
@@ -283,20 +273,6 @@ def _cameras(calibration: dict) -> str:
       <child link="${{prefix}}wrist_camera_color_optical_frame"/>
       {_origin(wrist_pose[:3, 3], wrist_pose[:3, :3])}</joint>
   </xacro:macro>"""
-
-
-def _quat_from_rpy(rpy) -> np.ndarray:
-    roll, pitch, yaw = rpy
-    rot = (_axis_rot(2, yaw) @ _axis_rot(1, pitch) @ _axis_rot(0, roll))
-    return kinematics.quat_from_matrix(rot)
-
-
-def _axis_rot(axis: int, angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    rot = np.eye(3)
-    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-    return rot
 
 
 def _ros2_control() -> str:

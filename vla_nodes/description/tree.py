@@ -49,8 +49,8 @@ def _floats(text: str | None, default: str, count: int = 3) -> np.ndarray:
     return values
 
 
-def _rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """URDF's fixed-axis roll, pitch, yaw: R = Rz(yaw) Ry(pitch) Rx(roll)."""
+def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """URDF's fixed-axis roll, pitch, yaw (rad): R = Rz(yaw) Ry(pitch) Rx(roll)."""
     cr, sr, cp, sp, cy, sy = (math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch),
                               math.cos(yaw), math.sin(yaw))
     return np.array([
@@ -58,6 +58,17 @@ def _rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
         [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
         [-sp, cp * sr, cp * cr],
     ])
+
+
+def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
+    """Roll, pitch, yaw (rad) of a rotation, the inverse of `rpy_matrix`; exact also at
+    pitch = +-90 deg, where yaw is set to 0."""
+    r = np.asarray(rot, dtype=np.float64)
+    cos_pitch = math.hypot(r[0, 0], r[1, 0])
+    if cos_pitch < 1e-12:
+        return np.array([math.atan2(-r[1, 2], r[1, 1]), math.atan2(-r[2, 0], cos_pitch), 0.0])
+    return np.array([math.atan2(r[2, 1], r[2, 2]), math.atan2(-r[2, 0], cos_pitch),
+                     math.atan2(r[1, 0], r[0, 0])])
 
 
 def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -69,7 +80,7 @@ def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
 def _origin(element) -> np.ndarray:
     pose = np.eye(4)
     if element is not None:
-        pose[:3, :3] = _rpy_matrix(*_floats(element.get('rpy'), '0 0 0'))
+        pose[:3, :3] = rpy_matrix(*_floats(element.get('rpy'), '0 0 0'))
         pose[:3, 3] = _floats(element.get('xyz'), '0 0 0')
     return pose
 
