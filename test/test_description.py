@@ -156,6 +156,20 @@ def test_tree_fk_of_every_variant_agrees_with_the_numpy_kinematics():
         np.testing.assert_allclose(pose, expected, atol=1e-12)
 
 
+def test_joint_xyz_quat_equals_its_transform_for_every_joint_kind():
+    tree = UrdfTree(urdf_of('piper_bimanual'))
+    rng = np.random.default_rng(9)
+    kinds = set()
+    for joint in tree.joints:
+        kinds.add(joint.kind)
+        for position in rng.uniform(-3.0, 3.0, size=5):
+            xyz_quat = joint.xyz_quat(position)
+            np.testing.assert_allclose(kinematics.xyz_quat_to_pose(xyz_quat),
+                                       joint.transform(position), atol=1e-12)
+            assert np.linalg.norm(xyz_quat[3:]) == pytest.approx(1.0)
+    assert kinds == {'fixed', 'revolute', 'prismatic'}
+
+
 @pytest.mark.parametrize('rpy', [(0.1, -0.4, 2.0), (0.3, math.pi / 2, 0.0),
                                  (0.0, -math.pi / 2, 1.0), (math.pi, 0.2, -3.0)])
 def test_rpy_from_matrix_round_trips_also_at_gimbal_lock(rpy):

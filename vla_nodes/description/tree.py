@@ -7,10 +7,13 @@ follows `multiplier * position + offset` of the joint it mimics.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 import math
 import xml.etree.ElementTree as ET
 
 import numpy as np
+
+from vla_nodes.arm.kinematics import quat_from_matrix
 
 MOVING = ('revolute', 'continuous', 'prismatic')
 
@@ -40,6 +43,26 @@ class Joint:
         elif self.kind in ('revolute', 'continuous'):
             motion[:3, :3] = _axis_angle(self.axis, position)
         return self.origin @ motion
+
+    @cached_property
+    def _origin_xyz_quat(self) -> tuple:
+        xyz = tuple(float(v) for v in self.origin[:3, 3])
+        return xyz, tuple(float(v) for v in quat_from_matrix(self.origin[:3, :3])), tuple(
+            float(v) for v in self.origin[:3, :3] @ self.axis)
+
+    def xyz_quat(self, position: float = 0.0) -> tuple:
+        """`transform(position)` as (x, y, z, qx, qy, qz, qw), without matrices: this runs for
+        every moving joint of every joint state."""
+        (x, y, z), (qx, qy, qz, qw), (ax, ay, az) = self._origin_xyz_quat
+        if self.kind == 'prismatic':
+            return (x + ax * position, y + ay * position, z + az * position, qx, qy, qz, qw)
+        if self.kind == 'fixed':
+            return (x, y, z, qx, qy, qz, qw)
+        s, c = math.sin(position / 2), math.cos(position / 2)
+        bx, by, bz = (float(v) * s for v in self.axis)  # origin quaternion times the joint's
+        return (x, y, z,
+                qw * bx + qx * c + qy * bz - qz * by, qw * by - qx * bz + qy * c + qz * bx,
+                qw * bz + qx * by - qy * bx + qz * c, qw * c - qx * bx - qy * by - qz * bz)
 
 
 def _floats(text: str | None, default: str, count: int = 3) -> np.ndarray:
@@ -145,7 +168,7 @@ class UrdfTree:
             raise UrdfError(f'expected one root link, got {roots}')
         self.root = roots[0]
 
-    @property
+    @cached_property
     def moving_joints(self) -> list:
         return [j for j in self.joints if j.kind in MOVING]
 
@@ -166,14 +189,15 @@ class UrdfTree:
         return out
 
     def moving_transforms(self, positions: dict) -> list:
-        """(parent, child, (4, 4)) of each moving joint whose position `positions` gives."""
+        """(parent, child, (x, y, z, qx, qy, qz, qw)) of each moving joint whose position
+        `positions` gives."""
         known = self.positions_of(positions)
-        return [(j.parent, j.child, j.transform(known[j.name]))
+        return [(j.parent, j.child, j.xyz_quat(known[j.name]))
                 for j in self.moving_joints if j.name in known]
 
     def static_transforms(self) -> list:
-        """(parent, child, (4, 4)) of each fixed joint."""
-        return [(j.parent, j.child, j.transform()) for j in self.fixed_joints]
+        """(parent, child, (x, y, z, qx, qy, qz, qw)) of each fixed joint."""
+        return [(j.parent, j.child, j.xyz_quat()) for j in self.fixed_joints]
 
     def pose(self, link: str, positions: dict) -> np.ndarray:
         """(4, 4) pose of `link` in the root link; moving joints missing from `positions` at 0."""

@@ -11,7 +11,6 @@ state, stamped with it, so at the joint-state rate; and the URDF on `/robot_desc
 import numpy as np
 
 from vla_nodes import contract, paths, ros
-from vla_nodes.arm.kinematics import pose_to_xyz_quat
 from vla_nodes.description.generate import read_rsp_params
 from vla_nodes.description.tree import UrdfTree
 from vla_nodes.nodes import run
@@ -40,8 +39,8 @@ class RobotStateNode(ros.Node):
         self.create_publisher(std_msgs.String, ROBOT_DESCRIPTION_TOPIC, latched).publish(
             std_msgs.String(data=urdf))
         static = tf2_msgs.TFMessage(transforms=[
-            self._transform(parent, child, pose, self.get_clock().now().to_msg())
-            for parent, child, pose in self._tree.static_transforms()])
+            self._transform(parent, child, xyz_quat, self.get_clock().now().to_msg())
+            for parent, child, xyz_quat in self._tree.static_transforms()])
         self.create_publisher(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
                               latched).publish(static)
         self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
@@ -53,16 +52,16 @@ class RobotStateNode(ros.Node):
                                       throttle_duration_sec=5.0)
             return
         positions = {n: q for n, q in zip(msg.name, msg.position) if np.isfinite(q)}
-        transforms = [self._transform(parent, child, pose, msg.header.stamp)
-                      for parent, child, pose in self._tree.moving_transforms(positions)]
+        transforms = [self._transform(parent, child, xyz_quat, msg.header.stamp)
+                      for parent, child, xyz_quat in self._tree.moving_transforms(positions)]
         if transforms:
             self._tf.publish(tf2_msgs.TFMessage(transforms=transforms))
 
-    def _transform(self, parent: str, child: str, pose: np.ndarray, stamp):
+    def _transform(self, parent: str, child: str, xyz_quat: tuple, stamp):
         tf = geometry_msgs.TransformStamped(child_frame_id=self._prefix + child)
         tf.header.frame_id = self._prefix + parent
         tf.header.stamp = stamp
-        x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_xyz_quat(pose))
+        x, y, z, qx, qy, qz, qw = xyz_quat
         t, r = tf.transform.translation, tf.transform.rotation
         t.x, t.y, t.z = x, y, z
         r.x, r.y, r.z, r.w = qx, qy, qz, qw
