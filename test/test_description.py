@@ -6,6 +6,7 @@ from pathlib import Path
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 
 import mujoco
 import numpy as np
@@ -54,10 +55,21 @@ def random_joints(count: int, seed: int) -> np.ndarray:
 
 # --- one source of the numbers ------------------------------------------------------------------
 
-def test_committed_description_files_are_regenerated_from_their_sources():
-    for name, text in generate.generated_files(DESCRIPTION).items():
-        assert (DESCRIPTION / name).read_text() == text, (
-            f'description/{name} is stale: run `python -m vla_nodes.description`')
+def _canonical(urdf: str) -> str:
+    """The URDF without comments or layout: minidom's pretty printing may vary across Pythons."""
+    return ET.canonicalize(urdf, strip_text=True)
+
+
+def test_committed_description_files_are_regenerated_from_their_sources(tmp_path):
+    stale = 'is stale: run `python -m vla_nodes.description`'
+    fresh = generate.generated_files(DESCRIPTION)
+    assert (DESCRIPTION / generate.MACROS_FILE).read_text() == fresh.pop(generate.MACROS_FILE), (
+        f'description/{generate.MACROS_FILE} {stale}')
+    assert sorted(fresh) == sorted(f'{v}.yaml' for v in generate.VARIANTS)
+    for name, text in fresh.items():
+        (tmp_path / name).write_text(text)
+        assert _canonical(generate.read_rsp_params(DESCRIPTION / name)) == _canonical(
+            generate.read_rsp_params(tmp_path / name)), f'description/{name} {stale}'
 
 
 def test_check_urdf_accepts_single_bimanual_and_gazebo_descriptions(tmp_path, gazebo_urdfs):
@@ -197,7 +209,6 @@ def test_controllers_and_ros2_control_name_exactly_the_contracts_joints(gazebo_u
     groups = trajectory_controllers(CONTROLLERS)
     assert groups == {'arm_controller': list(contract.ARM_JOINTS),
                       'gripper_controller': [contract.GRIPPER_JOINT]}
-    import xml.etree.ElementTree as ET
     for gazebo, (_, urdf) in gazebo_urdfs.items():
         control = ET.fromstring(urdf).find('ros2_control')
         commanded = [j.get('name') for j in control.findall('joint')
