@@ -39,7 +39,8 @@ import time
 
 from vla_nodes.ros import msgs
 from vla_nodes.ros import zenoh_keys as K
-from vla_nodes.ros.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
+from vla_nodes.ros.qos import (
+    DurabilityPolicy, HistoryPolicy, qos_profile_services_default, ReliabilityPolicy)
 
 _log = logging.getLogger('vla_nodes.ros.zenoh')
 
@@ -80,8 +81,6 @@ class _Endpoint:
         self.entity, self.token, self.zobj = entity, token, zobj
         self.gid = entity.gid
         self.seq = itertools.count(1)
-        self.key = (K.topic_keyexpr(entity.domain_id, entity.topic, entity.type_name,
-                                    entity.type_hash) if entity.topic else None)
 
     def close(self) -> None:
         for obj in (self.zobj, self.token):
@@ -111,20 +110,13 @@ class ZenohBus:
         self._graph = {}       # liveliness key expression -> K.Entity, this session's included
         self._warned = set()
         self._shm = None
-        if str(self.session_config_value(config, 'transport/shared_memory/enabled')) == 'true':
+        if str(_config_value(config, 'transport/shared_memory/enabled')) == 'true':
             from zenoh import shm
             self._shm = shm.ShmProvider.default_backend(
                 int(os.environ.get('ZENOH_SHM_ALLOC_SIZE', 48 * 2**20)))
             self._shm_threshold = int(os.environ.get('ZENOH_SHM_MESSAGE_SIZE_THRESHOLD', 512))
         self._graph_sub = self.session.liveliness().declare_subscriber(
             f'{K.ADMIN_SPACE}/{self.domain_id}/**', self._on_token, history=True)
-
-    @staticmethod
-    def session_config_value(config, key: str):
-        try:
-            return config.get_json(key)
-        except Exception:  # a key the config does not have
-            return None
 
     def _payload(self, data: bytes):
         """`data` in a shared-memory buffer when that is on and worth it, else as it is."""
@@ -261,7 +253,7 @@ class ZenohBus:
     def add_service(self, srv) -> None:
         service_type = _service_type(srv.srv_type)
         entity = self._entity(srv, 'service', srv.name, service_type,
-                              _services_qos())
+                              qos_profile_services_default)
         key = K.topic_keyexpr(self.domain_id, srv.name, service_type, entity.type_hash)
 
         def on_query(query):
@@ -295,7 +287,7 @@ class ZenohBus:
 
     def add_client(self, client) -> None:
         entity = self._entity(client, 'client', client.name, _service_type(client.srv_type),
-                              _services_qos())
+                              qos_profile_services_default)
         with self._lock:
             self._endpoints[client] = _Endpoint(entity, self._declare(entity))
 
@@ -354,9 +346,11 @@ def _service_type(srv_type) -> str:
     return msgs.type_name(srv_type.Request)[:-len('_Request')]
 
 
-def _services_qos():
-    from vla_nodes.ros.qos import qos_profile_services_default
-    return qos_profile_services_default
+def _config_value(config, key: str):
+    try:
+        return config.get_json(key)
+    except Exception:  # a key the config does not have
+        return None
 
 
 def _qos_keyexpr(qos) -> str:
