@@ -4,6 +4,8 @@
 (`launch_file.py`: syntax, substitutions, the supported subset) and starts every node in this
 process on the façade's backend (`local` without ROS), on one multi-threaded executor, until Ctrl-C
 or a duration. Every node is destroyed on the way out, also when one fails to start.
+With `--processes` each node runs in its own process on the zenoh backend instead, supervised
+(`launch_procs.py`).
 """
 
 import argparse
