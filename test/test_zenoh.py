@@ -231,6 +231,16 @@ def test_launch_processes_supervises(tmp_path):
         assert _spin(context, node, 20, alive)
         assert names() >= {'pose_node'} and launcher.poll() is None
         node.destroy_node()
+        # The killed node started again alone, joining the running graph as from another machine.
+        alone = subprocess.Popen(
+            [sys.executable, '-m', 'vla_nodes.ros.launch', 'test/data/two_nodes.launch.yaml',
+             '--processes', '--connect', endpoint, '--only', 'depth_node'],
+            cwd=ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
+        assert _wait(lambda: 'depth_node' in names(), 60), names()
+        alone.send_signal(signal.SIGINT)
+        code, err = alone.wait(20), alone.stderr.read()
+        assert code == 0, err
+        assert 'pose_node' not in err  # --only: depth_node and nothing else
     finally:
         context.try_shutdown()
         launcher.send_signal(signal.SIGINT)

@@ -2,7 +2,7 @@
 
 The launcher plays rmw_zenoh's router (`rmw_zenohd`): it opens a Zenoh session in router mode on
 `--listen` (default tcp/127.0.0.1:7447, loopback only) and starts each node as
-`python -m vla_nodes.ros.launch_procs <module:Class> <ROS args>` with `VLA_ROS_BACKEND=zenoh` and
+`python -c CHILD <module:Class> <ROS args>` (`run_node`) with `VLA_ROS_BACKEND=zenoh` and
 `ZENOH_CONFIG_OVERRIDE` pointing its session at the router. With `--connect` it starts no router
 and the nodes join the given endpoints instead (a router or a peer on another machine).
 
@@ -23,6 +23,16 @@ from vla_nodes.ros.launch_file import LaunchError, NodeSpec, PACKAGE
 from vla_nodes.ros.zenoh_bus import DEFAULT_ROUTER
 
 _LOG = logging.getLogger('vla_launch')
+# A node process. SIGINT and SIGTERM only set a flag, installed before any import: a
+# KeyboardInterrupt raised while a library imports or a constructor runs can be swallowed there,
+# and a process started from a non-interactive shell inherits SIGINT ignored.
+CHILD = """import signal, sys, threading
+stop = threading.Event()
+for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, lambda *_: stop.set())
+from vla_nodes.ros.launch_procs import run_node
+sys.exit(run_node(sys.argv[1], sys.argv[2:], stop))
+"""
 GRACE_S = 10.0  # how long a node may take to shut down after SIGINT (torch, busy CPUs)
 
 
@@ -73,8 +83,7 @@ class Supervisor:
         self.procs = {}
         self.exits = {}
         for spec in specs:
-            command = [sys.executable, '-m', 'vla_nodes.ros.launch_procs',
-                       node_target(spec, executables),
+            command = [sys.executable, '-c', CHILD, node_target(spec, executables),
                        *node_arguments(spec, Path(self._tmp.name))]
             # Own session: Ctrl-C reaches the launcher only, which stops the nodes in order.
             self.procs[spec.label] = subprocess.Popen(command, env=env, start_new_session=True)
@@ -146,15 +155,27 @@ def run_processes(specs: list, duration: float | None = None, listen: list | Non
     return exits
 
 
-def _run_node(argv: list) -> int:
-    """The body of a node process: `<module:Class> [ROS args]`, as a console script runs it."""
+def run_node(target: str, args: list, stop) -> int:
+    """Run the node class `target` ('module:Class') with ROS `args` until `stop` is set.
+
+    What `nodes.run` does for a console script, with the stop flag of `CHILD` instead of
+    KeyboardInterrupt.
+    """
     import importlib
-
-    from vla_nodes.nodes import run
-    module, _, name = argv[0].partition(':')
-    run(getattr(importlib.import_module(module), name), args=argv[1:])
+    module, _, name = target.partition(':')
+    node_class = getattr(importlib.import_module(module), name)
+    from vla_nodes import ros
+    ros.init(args=args)
+    node = None
+    try:
+        node = None if stop.is_set() else node_class()
+        executor = ros.SingleThreadedExecutor()
+        if node is not None:
+            executor.add_node(node)
+        while node is not None and not stop.is_set() and ros.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        ros.try_shutdown()
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(_run_node(sys.argv[1:]))
