@@ -4,7 +4,8 @@ A checkpoint is a local directory (DESIGN.md section 6; weights are never downlo
     config.json, model.safetensors   VLAModel.save_pretrained (models/vla.py)
     policy.json                      {'format': 1, 'preset', 'norm_stats', 'contract'}
 The contract says which robot the policy was trained for: joint names, their units, the action
-rate, the chunk length and the image size. Loading against a different robot is refused with a
+rate, the chunk length and the image size (and, from training, which dataset features fed which
+input: `dataset_features`, {role: dataset key}). Loading against a different robot is refused with a
 ContractMismatchError naming the fields, rather than driving an arm with misread numbers.
 The contract check and policy.json reading import no torch; only loading the model does.
 """
@@ -25,7 +26,7 @@ class ContractMismatchError(ValueError):
 
 
 def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
-                  joint_names=JOINT_NAMES, image_crop=None):
+                  joint_names=JOINT_NAMES, image_crop=None, dataset_features=None):
     """The robot contract as a JSON-ready dict.
 
     Args:
@@ -35,6 +36,8 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
         joint_names: action/state dimensions in order; the gripper is in metres.
         image_crop: (top, left, bottom, right) fractions of the camera frame the model sees
             (transforms.crop_fraction); None = the whole frame (no `image_crop` field).
+        dataset_features: {role: dataset key} the model was trained from (train/data.py
+            feature map: image, depth, state, action); None = no `dataset_features` field.
     """
     contract = {
         'joint_names': list(joint_names),
@@ -45,6 +48,8 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
     }
     if image_crop:
         contract['image_crop'] = [float(v) for v in image_crop]
+    if dataset_features:
+        contract['dataset_features'] = {str(k): str(v) for k, v in dataset_features.items()}
     return contract
 
 

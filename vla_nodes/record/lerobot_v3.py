@@ -43,7 +43,7 @@ import json
 import math
 from pathlib import Path
 import shutil
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -130,6 +130,22 @@ class DepthQuantizer:
 
 # What vla-export writes: LeRobot's quantiser, except that code 0 is exactly 0 mm (invalid).
 EXPORT_DEPTH = DepthQuantizer(depth_min=0.0)
+
+
+def depth_decoder(feature: dict) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """How to read a depth video feature: (PyAV format for frame.to_ndarray, frame -> metres).
+
+    gray16le videos (ffv1-mm16, and exports before LeRobot's convention) hold the depth unit
+    directly; every other depth video holds LeRobot's 12-bit codes, as LeRobot itself assumes.
+    Metres are float32 with NaN where invalid: the value 0, or code 0 (at or below depth_min,
+    where LeRobot's writer puts a sensor's 0).
+    """
+    info = feature.get('info') or {}
+    if info.get('video.pix_fmt') == 'gray16le':
+        scale = DEPTH_UNIT_SCALE_M[info.get(DEPTH_UNIT, info.get('depth.unit', 'mm'))]
+        return 'gray16le', lambda raw: np.where(raw > 0, raw.astype(np.float32) * scale, np.nan)
+    quantizer = DepthQuantizer.from_info(info)
+    return 'gray12le', lambda codes: np.where(codes > 0, quantizer.decode_m(codes), np.nan)
 
 
 class DatasetError(RuntimeError):

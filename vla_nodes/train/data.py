@@ -1,10 +1,17 @@
 """LeRobot v3 dataset folders -> training samples and batches, through policy/transforms.py.
 
-Reads what `vla-export` writes (record/lerobot_v3.py; LeRobot's v3.0 layout): meta/info.json
-(fps, features, path templates), meta/tasks.parquet, meta/episodes/*.parquet (row ranges and
-video time ranges per episode), data/*.parquet (observation.state, action, episode_index,
-frame_index, index, task_index, optional sync_ok) and the videos: colour H.264 and depth as
-lossless 16-bit millimetres (FFV1 gray16le, 0 = invalid), decoded with PyAV.
+Reads what `vla-export` writes and what LeRobot's own writer writes (record/lerobot_v3.py;
+LeRobot's v3.0 layout): meta/info.json (fps, features, path templates), meta/tasks.parquet,
+meta/episodes/*.parquet (row ranges and video time ranges per episode), data/*.parquet (state,
+action, episode_index, frame_index, index, task_index, optional sync_ok) and the videos, decoded
+with PyAV: colour (H.264, AV1, ...) and depth in LeRobot's 12-bit log-quantised convention or
+as 16-bit millimetres (lerobot_v3.depth_decoder). Several episodes may share a video file.
+
+Which dataset features feed the model is a feature map, {role: dataset key} with the roles
+image, depth, state and action (ROLES). The default is vla-export's names; a dataset with other
+names or several cameras is mapped by configuration: `parse_feature_map('observation.images.
+front=image,observation.images.front_depth=depth')` or a YAML file {dataset key: role}. The map
+goes into the checkpoint's contract (vla-train).
 
 A sample is one row t of an episode:
     OBS_IMAGE rgb uint8 # (S, S, 3) and OBS_DEPTH metres, NaN invalid # (S, S), resized with
@@ -25,9 +32,11 @@ import numpy as np
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import check_crop, compute_stats, Normalize, resize_with_pad
+from vla_nodes.record.lerobot_v3 import depth_decoder, is_depth_map
 
 SYNC_OK = 'sync_ok'
-DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
+# role -> the sample key the model reads; also the dataset key vla-export writes (the default map)
+ROLES = {'image': OBS_IMAGE, 'depth': OBS_DEPTH, 'state': OBS_STATE, 'action': ACTION}
 
 
 class DatasetError(ValueError):
@@ -41,6 +50,40 @@ def _require(module):
     except ImportError:
         raise DatasetError(f'reading LeRobot datasets needs {module}: '
                            f'pip install "vla_nodes[data]"') from None
+
+
+def parse_feature_map(spec=None):
+    """{role: dataset key} from 'KEY=ROLE,KEY=ROLE', a YAML file of {KEY: ROLE}, or a dict.
+
+    Roles not given keep vla-export's key (ROLES). None or '' is the default map.
+
+    Raises:
+        DatasetError: an unknown role, a role given twice, or an unreadable spec (named).
+    """
+    pairs = spec or {}
+    if isinstance(spec, str) and Path(spec).is_file():
+        import yaml
+        pairs = yaml.safe_load(Path(spec).read_text(encoding='utf-8')) or {}
+        if not isinstance(pairs, dict):
+            raise DatasetError(f'feature map {spec}: expected a YAML mapping dataset key: role')
+    elif isinstance(spec, str):
+        try:
+            pairs = dict(item.strip().rsplit('=', 1) for item in spec.split(',') if item.strip())
+        except ValueError:
+            raise DatasetError(f'feature map {spec!r}: expected KEY=ROLE[,KEY=ROLE...] or a '
+                               f'YAML file') from None
+    mapping = dict(ROLES)
+    given = {}
+    for key, role in pairs.items():
+        key, role = str(key).strip(), str(role).strip()
+        if role not in ROLES:
+            raise DatasetError(f'feature map: unknown role {role!r} for {key!r}; roles are '
+                               f'{", ".join(ROLES)}')
+        if role in given:
+            raise DatasetError(f'feature map: role {role!r} given twice ({given[role]!r} and '
+                               f'{key!r})')
+        given[role] = mapping[role] = key
+    return mapping
 
 
 def _read_parquets(paths):
@@ -63,7 +106,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048, crop=None):
+                 cache_mb=2048, crop=None, feature_map=None):
         """Open a dataset.
 
         Args:
@@ -76,9 +119,12 @@ class LeRobotDataset:
                 (transforms.crop_fraction), as the policy will crop; None = whole frame.
             cache_mb: memory for decoded, resized episodes (MB); the least recently used
                 episode goes first (the newest always stays).
+            feature_map: which dataset features are the image, depth, state and action:
+                anything parse_feature_map takes (default: vla-export's keys).
 
         Raises:
-            DatasetError: not a v3 dataset, or a needed feature is missing (named).
+            DatasetError: not a v3 dataset, or a needed feature is missing or of the wrong kind
+                (named).
         """
         self.root = Path(root)
         info_path = self.root / 'meta' / 'info.json'
@@ -91,15 +137,14 @@ class LeRobotDataset:
             raise DatasetError(f'{self.root}: codebase_version {version!r}; this reader '
                                'needs a LeRobot v3.x dataset (re-export with vla-export)')
         features = self.info['features']
-        needed = [OBS_STATE, ACTION, OBS_IMAGE] + ([OBS_DEPTH] if use_depth else [])
-        missing = [k for k in needed if k not in features]
-        if missing:
-            raise DatasetError(f'{self.root}: dataset has no {missing} (features: '
-                               f'{sorted(features)})')
+        roles = ['state', 'action', 'image'] + (['depth'] if use_depth else [])
+        mapping = parse_feature_map(feature_map)
+        self.features = {role: mapping[role] for role in roles}  # role -> dataset key
+        self._check_features(features)
         self.fps = float(self.info['fps'])
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
         self.crop = check_crop(crop)
-        self.names = list(features[ACTION].get('names') or [])
+        self.names = list(features[self.features['action']].get('names') or [])
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -112,14 +157,38 @@ class LeRobotDataset:
         self._cache = OrderedDict()
         self._cache_bytes = int(cache_mb * 2 ** 20)
 
+    def _check_features(self, features):
+        """Every mapped feature exists and is of its role's kind."""
+        hint = ('; map the dataset\'s features with --map KEY=ROLE (roles: ' +
+                ', '.join(ROLES) + f'). Features: {sorted(features)}')
+        for role, key in self.features.items():
+            feature = features.get(key)
+            if feature is None:
+                raise DatasetError(f'{self.root}: dataset has no {key!r} for {role}{hint}')
+            shape, kind = list(feature.get('shape') or []), feature.get('dtype')
+            if role in ('image', 'depth') and kind == 'image':
+                raise DatasetError(f'{self.root}: {key!r} is stored as images in parquet; this '
+                                   f'reader needs videos (lerobot-edit-dataset --operation.type '
+                                   f'convert_image_to_video)')
+            if role == 'image' and (kind != 'video' or shape[2:] != [3] or is_depth_map(feature)):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a colour video '
+                                   f'for image{hint}')
+            if role == 'depth' and (kind != 'video' or not is_depth_map(feature)):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a depth video '
+                                   f'(is_depth_map) for depth{hint}')
+            if role in ('state', 'action') and (kind not in ('float32', 'float64') or
+                                                len(shape) != 1):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a vector for '
+                                   f'{role}{hint}')
+
     def _load_tables(self):
         data_files = sorted(self.root.glob('data/*/*.parquet'))
         if not data_files:
             raise DatasetError(f'{self.root}: no data/*/*.parquet files')
         table = _read_parquets(data_files)
         order = np.argsort(_column(table, 'index'), kind='stable')
-        self.state = _column(table, OBS_STATE)[order]
-        self.action = _column(table, ACTION)[order]
+        self.state = _column(table, self.features['state'])[order]
+        self.action = _column(table, self.features['action'])[order]
         self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
         self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
@@ -155,14 +224,14 @@ class LeRobotDataset:
         pad = steps >= stop
         frames = self._frames(e)
         sample = {
-            OBS_IMAGE: frames[OBS_IMAGE][row - start],
+            OBS_IMAGE: frames['image'][row - start],
             OBS_STATE: self.state[row],
             ACTION: self.action[np.minimum(steps, stop - 1)],
             ACTION_PAD: pad,
             OBS_INSTRUCTION: self.tasks[int(self.task_index[row])],
         }
         if self.use_depth:
-            sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
+            sample[OBS_DEPTH] = frames['depth'][row - start]
         return sample
 
     def _frames(self, episode):
@@ -170,16 +239,12 @@ class LeRobotDataset:
         if episode in self._cache:
             self._cache.move_to_end(episode)
             return self._cache[episode]
-        keys = [OBS_IMAGE] + ([OBS_DEPTH] if self.use_depth else [])
         start, stop = self.episodes[episode]['rows']
         out = {}
-        for key in keys:
-            raw = self._decode(episode, key, stop - start)
-            if key == OBS_DEPTH:
-                raw = [np.where(f > 0, f.astype(np.float32) * DEPTH_SCALE_M, np.nan)
-                       for f in raw]
-            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
-                                 for f in raw])
+        for role in ('image', 'depth') if self.use_depth else ('image',):
+            raw = self._decode(episode, self.features[role], stop - start)
+            out[role] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
+                                  for f in raw])
         self._cache[episode] = out
         while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)
@@ -189,7 +254,8 @@ class LeRobotDataset:
         return sum(a.nbytes for frames in self._cache.values() for a in frames.values())
 
     def _decode(self, episode, key, count):
-        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth mm."""
+        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth metres
+        (float32, NaN invalid)."""
         av = _require('av')
         meta = self.episodes[episode]['meta']
         path = self.root / self.info['video_path'].format(
@@ -198,8 +264,8 @@ class LeRobotDataset:
         if not path.is_file():
             raise DatasetError(f'{self.root}: video {path} of episode {episode} is missing')
         begin = float(meta.get(f'videos/{key}/from_timestamp', 0.0))
-        depth = bool(self.info['features'][key].get('info', {}).get('video.is_depth_map'))
-        fmt = 'gray16le' if depth else 'rgb24'
+        feature = self.info['features'][key]
+        fmt, convert = depth_decoder(feature) if is_depth_map(feature) else ('rgb24', None)
         frames = []
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -209,6 +275,8 @@ class LeRobotDataset:
                 if t < begin - 0.5 / self.fps:
                     continue
                 frames.append(frame.to_ndarray(format=fmt))
+                if convert is not None:
+                    frames[-1] = convert(frames[-1])
                 if len(frames) == count:
                     break
         if len(frames) != count:

@@ -86,6 +86,7 @@ class TrainConfig:
     cache_mb: int = 2048  # decoded frames kept in memory per dataset split
     image_size: int = 0  # 0 = the preset's; else the input side S (presets.with_image_size)
     crop: tuple = ()  # (top, left, bottom, right) fractions of the frame; saved in the contract
+    feature_map: str = ''  # dataset features -> model inputs (data.parse_feature_map); contract
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -310,13 +311,11 @@ def open_data(config, model_config):
     """(train datasets, val datasets) over the dataset folders, split by episode."""
     train, val = [], []
     for folder in config.data:
-        probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
-                               model_config.needs_depth, cache_mb=config.cache_mb,
-                               crop=config.crop)
-        fit, held = split_episodes(probe.episodes, config.val_fraction)
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
-                  crop=config.crop)
+                  crop=config.crop, feature_map=config.feature_map or None)
+        probe = LeRobotDataset(folder, **kw)
+        fit, held = split_episodes(probe.episodes, config.val_fraction)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
@@ -402,7 +401,7 @@ def run(config):
     contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
                              action_rate_hz=train_sets[0].fps,
                              joint_names=train_sets[0].names or None,
-                             image_crop=config.crop)
+                             image_crop=config.crop, dataset_features=train_sets[0].features)
 
     # model and optimizer
     torch.manual_seed(config.seed)
@@ -533,6 +532,11 @@ def parse_args(argv=None):
                         metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
                         help='the part of the camera frame the model sees, as fractions '
                              '(e.g. the workspace); saved in the checkpoint for policy_node')
+    parser.add_argument('--map', dest='feature_map', default='', metavar='KEY=ROLE,...|YAML',
+                        help='which dataset features feed the model (roles: image, depth, '
+                             'state, action), e.g. observation.images.front=image,'
+                             'observation.images.front_depth=depth; or a YAML file '
+                             '{key: role}. Default: vla-export\'s names. Saved in the contract')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
