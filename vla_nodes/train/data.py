@@ -61,7 +61,7 @@ def parse_feature_map(spec=None):
         DatasetError: an unknown role, a role given twice, or an unreadable spec (named).
     """
     pairs = spec or {}
-    if isinstance(spec, str) and Path(spec).is_file():
+    if isinstance(spec, (str, Path)) and Path(spec).is_file():
         import yaml
         pairs = yaml.safe_load(Path(spec).read_text(encoding='utf-8')) or {}
         if not isinstance(pairs, dict):
