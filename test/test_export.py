@@ -194,9 +194,9 @@ def test_v3_layout_and_info(exported):
     assert depth['info']['is_depth_map'] and depth['info']['depth_unit'] == 'mm'
     assert (depth['info']['video.codec'], depth['info']['video.pix_fmt']) == ('hevc', 'gray12le')
     assert 'lossless=1' in depth['info']['video.extra_options']['x265-params']
-    assert {k: depth['info'][f'video.{k}'] for k in ('depth_min', 'depth_max', 'shift',
-                                                      'use_log')} == \
-        {'depth_min': 0.0, 'depth_max': 10.0, 'shift': 3.5, 'use_log': True}
+    quantiser = {k: depth['info'][f'video.{k}']
+                 for k in ('depth_min', 'depth_max', 'shift', 'use_log')}
+    assert quantiser == {'depth_min': 0.0, 'depth_max': 10.0, 'shift': 3.5, 'use_log': True}
     assert depth['info']['depth.invalid_value'] == 0 and 'depth.unit' not in depth['info']
     for feature in (color, depth):  # intrinsics, which LeRobot drops
         intrinsics = feature['info']['intrinsics']

@@ -54,8 +54,8 @@ def depth_mm(episode, k):
 
 def quantize(mm):
     """lerobot/datasets/depth_utils.py quantize_depth, uint16 mm input, LeRobot's defaults."""
-    lo, hi, shift = (np.float32(LEROBOT_DEPTH[k] * 1000) for k in ('depth_min', 'depth_max',
-                                                                   'shift'))
+    lo, hi, shift = (np.float32(LEROBOT_DEPTH[k] * 1000)
+                     for k in ('depth_min', 'depth_max', 'shift'))
     log_lo, log_hi = math.log(float(lo + shift)), math.log(float(hi + shift))
     norm = (np.log(mm.astype(np.float32) + shift) - log_lo) / (log_hi - log_lo)
     return np.rint(norm * 4095).clip(0, 4095).astype(np.uint16)
@@ -101,13 +101,14 @@ def write_lerobot_dataset(root):
                 WRIST: {**image, 'info': video_info(False)},
                 FRONT_DEPTH: {**image, 'shape': [H, W, 1], 'info': video_info(True)},
                 'timestamp': {'dtype': 'float32', **scalar},
-                **{k: {'dtype': 'int64', **scalar} for k in ('frame_index', 'episode_index',
-                                                              'index', 'task_index')}}
+                **{k: {'dtype': 'int64', **scalar}
+                   for k in ('frame_index', 'episode_index', 'index', 'task_index')}}
     chunk = 'chunk-{chunk_index:03d}/file-{file_index:03d}'
     info = {'codebase_version': 'v3.0', 'fps': FPS, 'features': features,
             'total_episodes': len(LENGTHS), 'total_frames': len(rows), 'total_tasks': 2,
             'chunks_size': 1000, 'data_files_size_in_mb': 100, 'video_files_size_in_mb': 200,
-            'data_path': f'data/{chunk}.parquet', 'video_path': f'videos/{{video_key}}/{chunk}.mp4',
+            'data_path': f'data/{chunk}.parquet',
+            'video_path': f'videos/{{video_key}}/{chunk}.mp4',
             'robot_type': 'so100', 'splits': {'train': f'0:{len(LENGTHS)}'}}
     (root / 'meta').mkdir(parents=True)
     (root / 'meta' / 'info.json').write_text(json.dumps(info, indent=4))

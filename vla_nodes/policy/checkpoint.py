@@ -4,9 +4,10 @@ A checkpoint is a local directory (DESIGN.md section 6; weights are never downlo
     config.json, model.safetensors   VLAModel.save_pretrained (models/vla.py)
     policy.json                      {'format': 1, 'preset', 'norm_stats', 'contract'}
 The contract says which robot the policy was trained for: joint names, their units, the action
-rate, the chunk length and the image size (and, from training, which dataset features fed which
-input: `dataset_features`, {role: dataset key}). Loading against a different robot is refused with a
-ContractMismatchError naming the fields, rather than driving an arm with misread numbers.
+rate, the chunk length and the image size (and, from training, which dataset features fed
+which input: `dataset_features`, {role: dataset key}). Loading against a different robot is
+refused with a ContractMismatchError naming the fields, rather than driving an arm with misread
+numbers.
 The contract check and policy.json reading import no torch; only loading the model does.
 """
 

@@ -451,9 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--robot-type', help="robot_type (default: the bag's robot)")
     parser.add_argument('--crf', type=int, default=23, help='H.264 quality (default 23)')
     parser.add_argument('--depth-codec', choices=DEPTH_CODECS, default=DEPTH_HEVC12,
-                        help=f'{DEPTH_HEVC12} (default): LeRobot\'s 12-bit log-quantised HEVC '
-                             f'depth, which LeRobot reads; {DEPTH_FFV1_MM16}: lossless 16-bit mm, '
-                             f'which LeRobot cannot read')
+                        help=f'{DEPTH_HEVC12} (default): 12-bit log-quantised HEVC depth as '
+                             f'LeRobot writes and reads it; {DEPTH_FFV1_MM16}: lossless 16-bit '
+                             f'mm, which LeRobot cannot read')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)

@@ -62,8 +62,8 @@ DEPTH_UNIT_SCALE_M = {'mm': 0.001, 'm': 1.0}
 DEPTH_HEVC12 = 'hevc12-log'  # LeRobot's native depth video; the default
 DEPTH_FFV1_MM16 = 'ffv1-mm16'  # lossless 16-bit millimetres; LeRobot cannot read it
 DEPTH_CODECS = (DEPTH_HEVC12, DEPTH_FFV1_MM16)
-FFV1_NOTE = ("lossless 16-bit millimetres (FFV1 gray16le): vla-train reads it, LeRobot 0.6.1 "
-             "cannot ('Invalid vcodec ffv1'); export with --depth-codec hevc12-log for LeRobot")
+FFV1_NOTE = ('lossless 16-bit millimetres (FFV1 gray16le): vla-train reads it, LeRobot 0.6.1 '
+             'cannot (Invalid vcodec ffv1); export with --depth-codec hevc12-log for LeRobot')
 
 
 def is_depth_map(feature: dict) -> bool:
@@ -100,8 +100,8 @@ class DepthQuantizer:
         return {'video.' + f: getattr(self, f) for f in self.FIELDS}
 
     def _norm(self, value: np.ndarray, scale: float) -> np.ndarray:
-        lo, hi, shift = (np.float32(v * scale) for v in (self.depth_min, self.depth_max,
-                                                          self.shift))
+        values = (self.depth_min, self.depth_max, self.shift)
+        lo, hi, shift = (np.float32(v * scale) for v in values)
         if self.use_log:
             log_lo, log_hi = math.log(float(lo + shift)), math.log(float(hi + shift))
             return (np.log(value + shift) - log_lo) / (log_hi - log_lo)
@@ -234,7 +234,8 @@ class _Video:
         else:
             codec, encoder, pix_fmt, fmt = 'ffv1', 'ffv1', 'gray16le', 'gray16le'
             settings = {'g': None, 'crf': None, 'preset': None, 'extra_options': {}}  # intra
-        options = {k: str(v) for k, v in settings.items() if k != 'extra_options' and v is not None}
+        options = {k: str(v) for k, v in settings.items()
+                   if k != 'extra_options' and v is not None}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(path), 'w')
         self._stream = self._container.add_stream(encoder, rate=fps,

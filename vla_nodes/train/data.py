@@ -159,7 +159,7 @@ class LeRobotDataset:
 
     def _check_features(self, features):
         """Every mapped feature exists and is of its role's kind."""
-        hint = ('; map the dataset\'s features with --map KEY=ROLE (roles: ' +
+        hint = ('; map the dataset features with --map KEY=ROLE (roles: ' +
                 ', '.join(ROLES) + f'). Features: {sorted(features)}')
         for role, key in self.features.items():
             feature = features.get(key)

@@ -536,7 +536,8 @@ def parse_args(argv=None):
                         help='which dataset features feed the model (roles: image, depth, '
                              'state, action), e.g. observation.images.front=image,'
                              'observation.images.front_depth=depth; or a YAML file '
-                             '{key: role}. Default: vla-export\'s names. Saved in the contract')
+                             '{key: role}. Default: the names vla-export writes. Saved in the '
+                             'contract')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
