@@ -72,7 +72,22 @@ def test_samples_hold_the_recorded_rows(dataset):
     assert s[OBS_IMAGE].shape == (32, 32, 3) and s[OBS_DEPTH].shape == (32, 32)
     assert abs(float(s[OBS_IMAGE][4:28].mean()) - brightness(1, 6)) < 4  # H.264 is lossy
     assert np.isnan(s[OBS_DEPTH][:8]).all()
-    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66)  # lossless millimetres -> metres
+    # LeRobot's 12-bit log codes: within half a code step, 0.7 mm at 0.66 m
+    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66, rtol=0, atol=7e-4)
+
+
+def test_lossless_16bit_depth_is_read_exactly(tmp_path):
+    from vla_nodes.record.lerobot_v3 import LeRobotV3Writer
+    writer = LeRobotV3Writer(tmp_path / 'ds', fps=FPS, depth_codec='ffv1-mm16')
+    for k in range(FRAMES):
+        writer.add_frame(OBS_IMAGE, np.full((48, 64, 3), 100, np.uint8))
+        depth = np.full((48, 64), 600 + 10 * k, np.uint16)
+        depth[:8] = 0
+        writer.add_frame(OBS_DEPTH, depth)
+    writer.add_episode({OBS_STATE: joints(0), ACTION: joints(0)}, [TASKS[0]] * FRAMES)
+    s = LeRobotDataset(writer.finish(), horizon=4, image_size=32, use_depth=True)[6]
+    assert np.isnan(s[OBS_DEPTH][:8]).all()
+    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66)  # millimetres -> metres, exactly
 
 
 def test_chunks_past_the_episode_end_are_padded(dataset):
