@@ -3,7 +3,7 @@
 Where it fits: QDepth-VLA's first stage (models/qdepth.py). The VQ-VAE is trained on depth maps
 alone, one per dataset [paper], with AdamW at lr 1e-5 [paper]; the VLA stage then freezes it and
 uses its 16 x 16 codes as the depth expert's targets. Depth comes from the datasets `vla-export`
-writes (lossless millimetres, 0 = invalid), resized with padding to the policy's image size
+writes (metres through train/data.py, NaN = invalid), resized with padding to the image size
 exactly as the colour frame, so the code grid lines up with SigLIP's patches. The paper used
 Video-Depth-Anything relative depth; we use the sensor's metric depth, min-max normalized per
 frame (a documented deviation: research/seeds-qdepth-depthvla.md, D.2).
