@@ -53,13 +53,13 @@ def depth(k):
 
 
 def write_episode(path, seconds, seed, *, dropout=None, camera_gap=None, instructions=(),
-                  topics=None, k_matrix=K):
+                  topics=None, k_matrix=K, camera_hz=30):
     """Write one bag; returns what was written, per stream: (stamps, values)."""
     rng = np.random.default_rng(seed)
     items, written = [], {'color': [], 'state': [], 'action': [], 'pose': []}
     info = camera_info(k_matrix, D, 64, 48, 'plumb_bob', T0, 'camera_color_optical_frame')
-    for n in range(int(seconds * 30)):
-        stamp = T0 + round(n * 1e9 / 30) + int(rng.integers(-3 * MS, 3 * MS))
+    for n in range(int(seconds * camera_hz)):
+        stamp = T0 + round(n * 1e9 / camera_hz) + int(rng.integers(-3 * MS, 3 * MS))
         if camera_gap and camera_gap[0] <= stamp - T0 < camera_gap[1]:
             continue
         frame = len(written['color'])
@@ -356,6 +356,21 @@ def test_stats_match_the_data(exported):
     first = np.array(data[contract.OBS_STATE][:episodes[0]['length']])
     np.testing.assert_allclose(episodes[0][f'stats/{contract.OBS_STATE}/mean'], first.mean(0),
                                atol=1e-6)
+
+
+def test_the_rate_defaults_to_the_cameras(tmp_path):
+    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row (a 30 Hz default repeated
+    every frame three times); --fps still overrides it."""
+    write_episode(tmp_path / 'ep', 2.0, 8, camera_hz=10)
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(progress=False))
+    assert report['fps'] == read_json(tmp_path / 'ds/meta/info.json')['fps'] == 10
+    frames = decode(tmp_path / f'ds/videos/{COLOR_KEY}/chunk-000/file-000.mp4', 'rgb24')
+    assert 15 <= len(frames) <= 20
+    red = np.array([f[..., 0].mean() for f in frames])  # rgb(k): red rises by 3 per frame
+    assert (np.diff(red) > 0).all() and abs(red[-1] - red[0] - 3 * (len(red) - 1)) < 4
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(
+        fps=20, progress=False), overwrite=True)
+    assert report['fps'] == 20
 
 
 def test_missing_topic_is_named(tmp_path):
