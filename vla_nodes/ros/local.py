@@ -473,7 +473,8 @@ class Node:
         for path in args.params_files:
             overrides.update(P.load_params_file(path, self.get_fully_qualified_name()))
         for node, name, value in args.params:
-            if node in (None, self._name):
+            # rcl keys '-p node:name:=v' like a parameter file's 'node:' (root namespace only).
+            if node is None or P.node_key_matches(node, self.get_fully_qualified_name()):
                 overrides[name] = value
         for param in parameter_overrides or []:
             overrides[param.name] = param.value
