@@ -356,7 +356,7 @@ def test_repair_drops_only_the_torn_record_at_the_end(tmp_path):
         stream.write(b'\x06' + (5000).to_bytes(8, 'little') + b'\0' * 100)
     report = repair.repair_bag(killed, keep_damaged=False)
     assert report['messages'] == 10 and report['discarded_bytes'] == 109
-    assert report['stopped_at'].startswith('incomplete record at the end')
+    assert report['stopped_at'].startswith('incomplete or damaged record at byte')
     assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', 'metadata.yaml']
     assert len(list(bag.read_bag(killed))) == 10
 

@@ -29,11 +29,12 @@ import sys
 from typing import Any, Sequence
 
 import numpy as np
-from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from vla_nodes import contract
+from vla_nodes.cli_errors import run_cli
 from vla_nodes.record import bag, sync
+from vla_nodes.record.bag_read import bag_topics
 from vla_nodes.record.lerobot_v3 import DatasetError, LeRobotV3Writer
 from vla_nodes.ros import image, msgs
 
@@ -135,9 +136,7 @@ def _check_topics(path: Path, topics: dict, streams: list[_Stream], config: Expo
 def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
     """({topic: (type, message count)}, custom metadata) from metadata.yaml alone."""
     metadata = bag.read_metadata(path)  # a clear BagError for a missing or unfinished bag
-    with Reader(path) as reader:
-        topics = {name: (info.msgtype, info.msgcount) for name, info in reader.topics.items()}
-    return topics, metadata
+    return bag_topics(path), metadata
 
 
 def _vector(msg: Any, kind: str, topic: str) -> np.ndarray:
@@ -427,11 +426,12 @@ def main(argv: list[str] | None = None) -> int:
                           max_stale_fraction=args.max_stale_fraction, task=args.task,
                           robot_type=args.robot_type, crf=args.crf,
                           progress=not args.no_progress)
-    try:
-        report = export(args.bags, args.output, config, overwrite=args.overwrite)
-    except (ExportError, DatasetError, bag.BagError, image.ImageEncodingError) as exc:
-        print(f'vla-export: {exc}', file=sys.stderr)
-        return 1
+    return run_cli('vla-export', lambda: _export(args, config),
+                   (ExportError, DatasetError, image.ImageEncodingError))
+
+
+def _export(args, config: ExportConfig) -> int:
+    report = export(args.bags, args.output, config, overwrite=args.overwrite)
     print(format_report(report))
     kept = [e for e in report['episodes'] if 'episode_index' in e]
     print(f'{args.output}: {len(kept)} episodes, {sum(e["frames"] for e in kept)} frames at '

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from vla_nodes.cli_errors import InputError
+
 # action -> (required attributes, optional attributes); every action also takes if/unless.
 _ATTRS = {
     'arg': ({'name'}, {'default', 'description'}),
@@ -33,7 +35,7 @@ _PARAM_TYPED = frozenset({'value', 'param'})  # a value keeps its YAML type; 'pa
 _NON_STRING = {'param', 'remap', 'arg', 'keep', 'children', 'scoped', 'forwarding'}
 
 
-class LaunchError(Exception):
+class LaunchError(InputError):
     """A launch file vla-launch cannot run; the message names the file, the action and why."""
 
 
@@ -46,8 +48,8 @@ def read_actions(path: Path) -> list:
     if not path.is_file():
         raise LaunchError(f'{path}: launch file not found')
     try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        tree = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise LaunchError(f'{path}: not valid YAML: {err}') from None
     if not isinstance(tree, dict) or list(tree) != ['launch']:
         raise LaunchError(f"{path}: a YAML launch file has one root key 'launch' holding a list "

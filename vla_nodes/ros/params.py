@@ -168,22 +168,41 @@ def load_params_file(path, node_fqn: str) -> dict:
     Node keys follow rcl_yaml_param_parser (nested keys join with '/', names are validated) and
     are matched by `node_key_matches`; later matching entries override earlier ones.
     """
+    result = {}
+    for key, params in read_params_file(path):
+        if node_key_matches(key, node_fqn):
+            result.update(params)
+    return result
+
+
+def read_params_file(path) -> list:
+    """[(node key, {dotted name: value})] of a ROS 2 parameter file, all checked as rcl does.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a parameter file rcl would load; the
+            message names the file and the entry.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'parameter file not found: {path}')
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        doc = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f'{path}: not valid YAML: {_one_line(err)}') from err
     if not isinstance(doc, dict):
         raise ValueError(f'{path}: a parameter file maps node names to ros__parameters')
-    result = {}
+    sections = []
     for key, params in _node_sections(path, doc, ''):
-        if node_key_matches(key, node_fqn):
-            if not isinstance(params, dict):
-                raise ValueError(f"{path}: '{key}': ros__parameters must map names to values")
-            result.update(flatten(params))
-    return result
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: '{key}': ros__parameters must map names to values")
+        flat = flatten(params)
+        for name, value in flat.items():
+            try:
+                ParameterType.from_parameter_value(value)
+            except TypeError as err:
+                raise ValueError(f"{path}: '{key}': parameter '{name}': {err}") from None
+        sections.append((key, flat))
+    return sections
 
 
 def _one_line(err) -> str:
