@@ -24,9 +24,10 @@ class BagError(InputError, RuntimeError):
 
 def damaged_bag(path, problem) -> BagError:
     """The one message for a bag whose files are damaged: what is wrong and what to do."""
-    return BagError(f'cannot read bag {path}: {one_line(problem)}. Run `vla-record --repair '
-                    f'{path}` to keep its intact part (rebuilding metadata.yaml too), or leave '
-                    f'this bag out.')
+    problem = one_line(problem)
+    problem = problem if len(problem) <= 300 else problem[:297] + '...'  # parsers quote a lot
+    return BagError(f'cannot read bag {path}: {problem}. Run `vla-record --repair {path}` to '
+                    f'keep its intact part (rebuilding metadata.yaml too), or leave this bag out.')
 
 
 def _jsonable(value: Any) -> Any:

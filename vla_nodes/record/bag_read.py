@@ -29,7 +29,8 @@ def _reading(path: Path):
     UnicodeDecodeError, SerdeError, ...) is the bag's fault, not a bug: it becomes the message
     that says to repair it. MemoryError is not caught: it would mean a length got past the check.
     """
-    load_metadata_yaml(path)  # a clear error for a missing or unfinished bag
+    if not (path / 'metadata.yaml').is_file():
+        load_metadata_yaml(path)  # the message for a missing or unfinished bag
     try:
         for file in sorted(path.glob('*.mcap')):
             check_mcap(file)

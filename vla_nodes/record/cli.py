@@ -371,8 +371,9 @@ def _repair(paths: list[str]) -> int:
             continue
         report = repair_bag(path)
         print(f"{path}: repaired, {report['messages']} messages kept "
-              f"({report['discarded_bytes']} bytes from an incomplete or damaged record on dropped; "
-              f"{report['stopped_at']}); the damaged file is kept as {report['damaged_file']}")
+              f"({report['dropped_messages']} damaged messages and {report['discarded_bytes']} "
+              f"bytes from an incomplete or damaged record on dropped; {report['stopped_at']}); "
+              f"the damaged file is kept as {report['damaged_file']}")
     return 0
 
 

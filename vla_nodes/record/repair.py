@@ -28,9 +28,9 @@ from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from vla_nodes.cli_errors import one_line
 from vla_nodes.record.bag import (
-    BagError, decode_custom_data, encode_custom_data, LATCHED_TOPICS, offered_qos,
+    BagError, decode_custom_data, encode_custom_data, LATCHED_TOPICS, offered_qos, read_bag,
     read_metadata, UNFINISHED_MARKER)
-from vla_nodes.record.mcap_check import check_mcap, McapDamage
+from vla_nodes.record.mcap_check import McapDamage
 from vla_nodes.ros import msgs
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ DAMAGED_SUFFIX = '.damaged'
 
 
 def needs_repair(path: str | Path) -> bool:
-    """Whether the bag folder `path` is unfinished: no metadata.yaml, BagWriter's marker still
-    there, or an MCAP file that does not end with the MCAP magic (no footer).
+    """Whether the bag folder `path` needs `repair_bag`: unfinished (no metadata.yaml, or
+    BagWriter's marker still there) or not readable whole by `read_bag` (damaged metadata,
+    structure or messages). The last check reads every message: repair is rare, a wrong
+    "nothing to repair" would leave the user stuck.
 
     Raises:
         BagError: `path` is not a folder.
@@ -51,9 +53,9 @@ def needs_repair(path: str | Path) -> bool:
         return True
     try:
         read_metadata(path)
-        for file in path.glob('*.mcap'):
-            check_mcap(file)
-    except (BagError, McapDamage):
+        for _ in read_bag(path):
+            pass
+    except BagError:
         return True  # damaged: repair keeps what is intact and rebuilds metadata.yaml
     return False
 
@@ -117,7 +119,7 @@ def _write_repaired(storage: Path, target: Path, marker: dict) -> dict:
         except (ValueError, TypeError):
             metadata = {}  # damaged beyond use: the messages matter more
         metadata['repair'] = {k: report[k] for k in (
-            'messages', 'salvaged_bytes', 'discarded_bytes', 'stopped_at')}
+            'messages', 'dropped_messages', 'salvaged_bytes', 'discarded_bytes', 'stopped_at')}
         for key, value in encode_custom_data(metadata).items():
             writer.set_custom_data(key, value)
         writer.close()
@@ -153,8 +155,8 @@ def _read_marker(path: Path) -> dict:
 
 
 def _copy_records(source: Path, writer: Writer) -> dict:
-    """Write every message of `source` up to its first incomplete record with `writer`."""
-    schemas, connections, counts = {}, {}, {}
+    """Write every decodable message of `source` up to its first damaged record with `writer`."""
+    copy = _Copy(writer)
     stopped_at, good_bytes = 'end of file', 0
     size = source.stat().st_size
     with source.open('rb') as stream:
@@ -163,6 +165,7 @@ def _copy_records(source: Path, writer: Writer) -> dict:
             try:
                 record = next(records)
             except StopIteration:
+                good_bytes = stream.tell()  # the closing magic, after the footer
                 break
             except InvalidMagic as exc:
                 if good_bytes:
@@ -176,31 +179,51 @@ def _copy_records(source: Path, writer: Writer) -> dict:
                 stopped_at = (f'incomplete or damaged record at byte {good_bytes} '
                               f'({type(exc).__name__})')
                 break
-            _copy_record(record, writer, schemas, connections, counts)
+            copy.take(record)
             good_bytes = stream.tell()
     if good_bytes == size and stopped_at != 'end of file':
         stopped_at = 'end of file, without the MCAP summary and footer'
-    return {'messages': sum(counts.values()), 'topics': counts, 'salvaged_bytes': good_bytes,
+    return {'messages': sum(copy.counts.values()), 'topics': copy.counts,
+            'dropped_messages': copy.dropped, 'salvaged_bytes': good_bytes,
             'discarded_bytes': max(0, size - good_bytes), 'stopped_at': stopped_at}
 
 
-def _copy_record(record, writer: Writer, schemas: dict, connections: dict, counts: dict) -> None:
-    """Schemas and channels are remembered, messages of known channels written."""
-    if isinstance(record, Schema):
-        schemas[record.id] = record
-    elif isinstance(record, Channel) and record.id not in connections:
-        # (a finished file repeats its channels in the summary section)
+class _Copy:
+    """Schemas and channels are remembered; messages that read back are written, others counted.
+    """
+
+    def __init__(self, writer: Writer):
+        self.writer, self.schemas, self.connections = writer, {}, {}
+        self.counts, self.dropped = {}, 0
+        self._known = msgs.typestore().fielddefs
+
+    def take(self, record) -> None:
+        if isinstance(record, Schema):
+            self.schemas[record.id] = record
+        elif isinstance(record, Channel) and record.id not in self.connections:
+            # (a finished file repeats its channels in the summary section)
+            try:
+                self.connections[record.id] = _add_connection(self.writer, record, self.schemas)
+            except Exception as exc:  # noqa: BLE001 - a damaged channel or schema
+                self.connections[record.id] = None  # its messages are dropped, not the others
+                logger.warning('repair: skipping channel %r: %s', record.topic, exc)
+        elif isinstance(record, Message):
+            conn = self.connections.get(record.channel_id)
+            if conn is not None and 0 <= record.log_time < 1 << 63 and self._reads(record, conn):
+                self.writer.write(conn, record.log_time, record.data)
+                self.counts[conn.topic] = self.counts.get(conn.topic, 0) + 1
+            else:
+                self.dropped += 1
+
+    def _reads(self, record, conn) -> bool:
+        """Whether read_bag will decode it (types it knows; others are kept as they are)."""
+        if conn.msgtype not in self._known:
+            return True
         try:
-            connections[record.id] = _add_connection(writer, record, schemas)
-        except (BagError, WriterError, ValueError, LookupError, TypeError) as exc:
-            # a damaged channel or schema: its messages are dropped, the others kept
-            connections[record.id] = None
-            logger.warning('repair: skipping channel %r: %s', record.topic, exc)
-    elif isinstance(record, Message) and connections.get(record.channel_id) is not None:
-        conn = connections[record.channel_id]
-        if 0 <= record.log_time < 1 << 63:  # a damaged stamp cannot be stored
-            writer.write(conn, record.log_time, record.data)
-            counts[conn.topic] = counts.get(conn.topic, 0) + 1
+            msgs.deserialize(record.data, conn.msgtype)
+        except Exception:  # noqa: BLE001 - damaged bytes
+            return False
+        return True
 
 
 class _Bounded:
@@ -223,17 +246,18 @@ def _add_connection(writer: Writer, channel: Channel, schemas: dict):
     if schema is None:
         raise BagError(f'channel {channel.topic} refers to schema {channel.schema_id}, which the '
                        f'file does not hold: it was not written by BagWriter')
-    text = schema.data.decode('utf-8')
-    return writer.add_connection(channel.topic, schema.name, msgdef=text,
-                                 rihs01=_type_hash(schema.name, text),
+    text, rihs01 = _definition(schema)
+    return writer.add_connection(channel.topic, schema.name, msgdef=text, rihs01=rihs01,
                                  offered_qos_profiles=[offered_qos(channel.topic,
                                                                    LATCHED_TOPICS)])
 
 
-def _type_hash(type_name: str, text: str) -> str:
-    """RIHS01 hash: from the suite's type store, else from the definition stored in the file."""
-    with suppress(Exception):
-        return msgs.type_hash(type_name)
+def _definition(schema: Schema) -> tuple[str, str]:
+    """(definition, RIHS01 hash): the suite's own for types it knows (the copy in a damaged file
+    may be damaged too), else the file's, which must parse."""
+    if schema.name in msgs.typestore().fielddefs:
+        return msgs.msgdef(schema.name)[0], msgs.type_hash(schema.name)
+    text = schema.data.decode('utf-8')
     store = get_typestore(Stores.EMPTY)
-    store.register(get_types_from_msg(text, type_name))
-    return store.hash_rihs01(type_name)
+    store.register(get_types_from_msg(text, schema.name))
+    return text, store.hash_rihs01(schema.name)
