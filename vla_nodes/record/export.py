@@ -23,6 +23,7 @@ camera's `info.calibration`, and the sync report to meta/sync_report.json.
 """
 
 import argparse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import sys
@@ -287,6 +288,17 @@ def _write_frames(path: Path, cams: list[_Stream], picks: dict[str, np.ndarray],
                           f'being written? Export finished bags only.')
 
 
+@contextmanager
+def _naming(path: Path):
+    """A problem found in a bag's messages names the bag: the CLI prints the message alone."""
+    try:
+        yield
+    except (ExportError, image.ImageEncodingError) as exc:
+        if str(path) in str(exc):
+            raise
+        raise ExportError(f'{path}: {exc}') from None
+
+
 # --- the export ---------------------------------------------------------------------------------
 def find_bags(paths: Sequence[str | Path]) -> list[Path]:
     """Bag folders from paths that are bags or folders of bags (sorted by name)."""
@@ -353,8 +365,9 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
     episodes, runs, intrinsics = [], {}, {}
     try:
         for path in tqdm(paths, desc='vla-export', unit='episode', disable=not config.progress):
-            scan = _scan(path, streams, config, infos[path][1])
-            plan = _plan(path, scan, config)
+            with _naming(path):
+                scan = _scan(path, streams, config, infos[path][1])
+                plan = _plan(path, scan, config)
             stale = float(1.0 - plan['sync_ok'].mean())
             entry = {'bag': str(path), 'frames': int(plan['times'].size),
                      'start_ns': int(plan['times'][0]), 'stale_fraction': stale,
@@ -365,7 +378,9 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
                                     f'{config.max_stale_fraction:.0%}')
                 continue
             _camera_info(path, scan, config, {s.key for s in cams}, intrinsics)
-            _write_frames(path, cams, {s.key: plan['picks'][s.key].index for s in cams}, writer)
+            with _naming(path):
+                _write_frames(path, cams, {s.key: plan['picks'][s.key].index for s in cams},
+                              writer)
             columns = {s.key: plan['picks'][s.key].take(scan['values'][s.key]) for s in vectors}
             entry['episode_index'] = writer.add_episode({**columns, SYNC_OK: plan['sync_ok']},
                                                         plan['tasks'], {'source_bag': str(path)})

@@ -51,12 +51,25 @@ def read_actions(path: Path) -> list:
         tree = yaml.safe_load(path.read_text(encoding='utf-8'))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise LaunchError(f'{path}: not valid YAML: {err}') from None
+    if not _acyclic(tree):
+        raise LaunchError(f'{path}: a YAML alias contains itself (e.g. &a [*a]); write the '
+                          f'value out')
     if not isinstance(tree, dict) or list(tree) != ['launch']:
         raise LaunchError(f"{path}: a YAML launch file has one root key 'launch' holding a list "
                           f'of actions')
     actions = tree['launch'] or []
     _check_actions(actions, path)
     return actions
+
+
+def _acyclic(node, parents=()) -> bool:
+    """Whether no list or mapping contains itself (PyYAML builds that from a recursive alias)."""
+    if not isinstance(node, (list, dict)):
+        return True
+    if any(node is p for p in parents):
+        return False
+    items = node.values() if isinstance(node, dict) else node
+    return all(_acyclic(item, parents + (node,)) for item in items)
 
 
 def _check_actions(actions, path: Path) -> None:

@@ -186,7 +186,7 @@ def read_params_file(path) -> list:
     if not path.is_file():
         raise FileNotFoundError(f'parameter file not found: {path}')
     try:
-        doc = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+        doc = yaml.load(path.read_text(encoding='utf-8'), Loader=_RclYamlLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f'{path}: not valid YAML: {_one_line(err)}') from err
     if not isinstance(doc, dict):
@@ -203,6 +203,19 @@ def read_params_file(path) -> list:
                 raise ValueError(f"{path}: '{key}': parameter '{name}': {err}") from None
         sections.append((key, flat))
     return sections
+
+
+class _RclYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: rcl_yaml_param_parser refuses them ("Will not
+    support aliasing"), and a recursive one would never end."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f'aliases (*{event.anchor}) are not supported by ROS 2 parameter '
+                f'files; write the value out', event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _one_line(err) -> str:
