@@ -32,9 +32,10 @@ from vla_nodes.ros.launch import main as vla_launch
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = 12
 # Every kind of damage once per round: 17 bags (x summary, export, repair, summary of the
-# repaired bag) and 48 launch/parameter files. VLA_FUZZ_ROUNDS=20 is the deep run.
+# repaired bag) and 48 launch/parameter files. VLA_FUZZ_ROUNDS=20 is the deep run; another
+# VLA_FUZZ_SEED explores other cases.
+SEED = int(os.environ.get('VLA_FUZZ_SEED', '12'))
 ROUNDS = int(os.environ.get('VLA_FUZZ_ROUNDS', '1'))
 LAUNCH_CASES = 48 * ROUNDS
 T0 = 1_700_000_000_000_000_000
