@@ -13,6 +13,8 @@ import re
 
 import yaml
 
+from vla_nodes.cli_errors import one_line
+
 
 class ParameterException(Exception):
     pass
@@ -188,7 +190,7 @@ def read_params_file(path) -> list:
     try:
         doc = yaml.load(path.read_text(encoding='utf-8'), Loader=_RclYamlLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
-        raise ValueError(f'{path}: not valid YAML: {_one_line(err)}') from err
+        raise ValueError(f'{path}: not valid YAML: {one_line(err)}') from err
     if not isinstance(doc, dict):
         raise ValueError(f'{path}: a parameter file maps node names to ros__parameters')
     sections = []
@@ -216,10 +218,6 @@ class _RclYamlLoader(yaml.SafeLoader):
                 None, None, f'aliases (*{event.anchor}) are not supported by ROS 2 parameter '
                 f'files; write the value out', event.start_mark)
         return super().compose_node(parent, index)
-
-
-def _one_line(err) -> str:
-    return ' '.join(str(err).split())
 
 
 def _node_sections(path, doc: dict, prefix: str):
