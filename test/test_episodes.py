@@ -74,6 +74,15 @@ def test_observations_of_the_previous_episode_are_dropped():
     assert buffer.assemble()[3] == 240
 
 
+def test_a_synchronous_worker_is_done_when_submit_returns():
+    from vla_nodes.perception.worker import LatestWorker
+    seen = []
+    worker = LatestWorker(seen.append, synchronous=True)
+    assert worker.submit(1) and worker.submit(2)
+    assert seen == [1, 2] and worker.idle() and worker.dropped == 0
+    worker.close()
+
+
 # --- the graph -----------------------------------------------------------------------------------
 
 class CanListener:

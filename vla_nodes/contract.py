@@ -86,7 +86,8 @@ JOINT_COMMAND_TOPIC = '/vla/joint_command'
 EPISODE_STATUS_TOPIC = '/sim/episode_status'
 # Episode boundaries (std_msgs/Header, transient local): its stamp is the first instant of the
 # new episode. Published by sim_node on ~/reset, or by anyone resetting a real robot; the driver
-# then holds the measured position and nothing observed before the stamp reaches the arm.
+# then holds the measured position and nothing observed before the stamp reaches the arm. A zero
+# stamp means 'now' on the receiving node's clock (`ros2 topic pub --once` with an empty Header).
 EPISODE_START_TOPIC = '/vla/episode_start'
 TF_STATIC_TOPIC = '/tf_static'
 

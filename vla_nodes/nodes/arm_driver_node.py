@@ -143,11 +143,12 @@ class ArmDriverNode(ros.Node):
     def _on_episode_start(self, msg) -> None:
         # Nothing of the previous episode may move the arm: not the chunk, not the blend from
         # the last command, not the safety filter's memory of it.
-        self._follower.start_episode(stamp_to_ns(msg.stamp))
+        start_ns = stamp_to_ns(msg.stamp) or self.get_clock().now().nanoseconds  # 0: now
+        self._follower.start_episode(start_ns)
         self._last_sent = None
         self._safety.reset()
         self._hold_next_tick = True
-        self.get_logger().info(f'episode start at {stamp_to_ns(msg.stamp) / 1e9:.3f} s '
+        self.get_logger().info(f'episode start at {start_ns / 1e9:.3f} s '
                                f'({msg.frame_id or "no label"}): holding the measured position')
 
     def _on_target(self, msg) -> None:

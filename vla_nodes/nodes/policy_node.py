@@ -202,7 +202,8 @@ class PolicyNode(ros.Node):
         self._obs.instruction = msg.data
 
     def _on_episode_start(self, msg) -> None:
-        self._episode_start_ns = stamp_to_ns(msg.stamp)
+        self._episode_start_ns = (stamp_to_ns(msg.stamp)
+                                  or self.get_clock().now().nanoseconds)  # 0: now
         self._obs.start_episode(self._episode_start_ns)
         self.scheduler = self._new_scheduler()
         self._last_stamp = None
