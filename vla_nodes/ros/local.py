@@ -728,6 +728,8 @@ class Executor:
         with self.context.cond:
             self.context.active += 1  # taken but not yet run still counts as busy
         for entity in entities[start:] + entities[:start]:
+            if not entity.has_work():  # cheap, lock-free: most entities have nothing
+                continue
             group = entity.callback_group
             if not group.beginning_execution():
                 continue
