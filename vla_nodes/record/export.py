@@ -317,7 +317,7 @@ def _naming(path: Path):
     """A problem found in a bag's messages names the bag: the CLI prints the message alone."""
     try:
         yield
-    except (ExportError, image.ImageEncodingError) as exc:
+    except (ExportError, DatasetError, image.ImageEncodingError) as exc:
         if str(path) in str(exc):
             raise
         raise ExportError(f'{path}: {exc}') from None

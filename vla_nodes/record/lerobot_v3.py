@@ -223,6 +223,10 @@ class _Video:
                                f'video (width and height must be even); record an even camera '
                                f'resolution')
         self.quantizer = EXPORT_DEPTH if self.depth and depth_codec == DEPTH_HEVC12 else None
+        if self.quantizer and min(width, height) < 16:  # x265 refuses smaller pictures
+            raise DatasetError(f'{path.parts[-3]}: {width}x{height} depth frames are below the '
+                               f'HEVC minimum of 16x16; export them with --depth-codec '
+                               f'{DEPTH_FFV1_MM16}')
         if not self.depth:
             codec, encoder, pix_fmt, fmt = 'h264', 'libx264', 'yuv420p', 'rgb24'
             settings = {'g': 2, 'crf': crf, 'preset': 'veryfast', 'extra_options': {}}
