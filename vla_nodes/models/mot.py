@@ -331,6 +331,7 @@ class MoT:
         states = {name: [x[name]] for name in capture}
         kept_k, kept_v = [], []
         additive = None
+        lead = (cache.tokens if cache is not None else tokens).groups[0].expert
         for i in range(self.num_layers):
             qs, ks, vs, normed = [], [], [], {}
             for g in tokens.groups:
@@ -353,9 +354,12 @@ class MoT:
             if additive is None or additive.dtype != q.dtype:
                 additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
                     ~mask, torch.finfo(q.dtype).min)[:, None]  # (B, 1, T, S)
-            scale = self.stacks[tokens.groups[0].expert].layers[i].self_attn.scaling
-            y = functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=additive, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+            # The first group's expert (the VLM's, cached or not) sets the joint attention's
+            # scale and logit cap.
+            first = self.stacks[lead].layers[i].self_attn
+            _check_window(first, k.shape[2])
+            y = _attention(q, k, v, additive, first.scaling,
+                           getattr(first, 'attn_logit_softcapping', None))
             y = y.transpose(1, 2).flatten(2)  # (B, T, heads * hd)
             start, last = 0, i == self.num_layers - 1
             for g in tokens.groups:
@@ -364,14 +368,42 @@ class MoT:
                 if last and g.name not in wanted and g.name not in states:
                     continue  # only its keys/values mattered
                 layer = self.stacks[g.expert].layers[i]
-                h = x[g.name] + layer.self_attn.o_proj(y[:, start - n:start])
-                x[g.name] = h + layer.mlp(layer.post_attention_layernorm(h))
+                attended = layer.self_attn.o_proj(y[:, start - n:start])
+                x[g.name] = _residual(layer, x[g.name], attended)
                 if g.name in states:
                     states[g.name].append(x[g.name])
         out = {g.name: self.stacks[g.expert].norm(x[g.name])
                for g in tokens.groups if g.name in wanted}
         out.update({f'{name}.layers': layers for name, layers in states.items()})
         return out, (kept_k, kept_v)
+
+
+def _residual(layer, x, attended):
+    """The layer's residual updates after attention (Gemma-1/Llama/Qwen, or Gemma-2 sandwich)."""
+    if hasattr(layer, 'pre_feedforward_layernorm'):  # Gemma-2: norms after attention and MLP
+        h = x + layer.post_attention_layernorm(attended)
+        return h + layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h)))
+    h = x + attended
+    return h + layer.mlp(layer.post_attention_layernorm(h))
+
+
+def _attention(q, k, v, additive, scale, softcap):
+    """Softmax attention with an optional tanh logit cap (Gemma-2). # (B, heads, T, hd)"""
+    if softcap is None:
+        return functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=additive, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+    groups = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+    scores = torch.tanh(q @ k.transpose(2, 3) * scale / softcap) * softcap + additive
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ v
+
+
+def _check_window(attn, length):
+    """Sliding-window layers (Gemma-2) equal full attention only within their window."""
+    window = getattr(attn, 'sliding_window', None)
+    if window is not None and length > window:
+        raise ValueError(f'sequence of {length} tokens exceeds the sliding window of {window} '
+                         'of this backbone; shorten the prefix (fewer image or text tokens)')
 
 
 def _project(attn, h):
