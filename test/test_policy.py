@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
 
@@ -154,6 +155,57 @@ def test_contract_mismatch_names_the_fields(checkpoint):
     assert 'chunk_length' not in message and 'image_size' not in message
     same = load_checkpoint(directory, expected_contract=make_contract(16, (56, 56)))
     assert same['preset'] == 'tiny' and same['model'].config == presets.get('tiny_pi0_depth')
+
+
+def _edit(contract=None, stats=None):
+    """A policy.json edit: contract fields replaced (None deletes), or stats rewritten."""
+    def apply(policy):
+        for key, value in (contract or {}).items():
+            if value is None:
+                policy['contract'].pop(key)
+            else:
+                policy['contract'][key] = value
+        if stats:
+            stats(policy['norm_stats'])
+    return apply
+
+
+def _set(key, field, value):
+    def apply(stats):
+        stats[key][field] = value
+    return apply
+
+
+ARM_UNITS = ['rad'] * 6 + ['m']
+
+
+@pytest.mark.parametrize('edit, complaint', [
+    (_edit({'units': ['deg'] * 6 + ['mm']}), r"units \['deg'"),
+    (_edit({'units': None}), 'units None'),
+    (_edit({'units': ['m'] + ARM_UNITS[1:6] + ['rad']}), 'units'),  # swapped
+    (_edit({'joint_names': None}), 'joint_names None'),
+    (_edit({'joint_names': list(JOINT_NAMES[:6])}), 'action_dim 7 differs from the 6'),
+    (_edit({'action_rate_hz': 0.0}), 'action_rate_hz 0.0'),
+    (_edit({'action_rate_hz': None}), 'action_rate_hz None'),
+    (_edit({'chunk_length': 10}), "chunk_length 10 differs from the model's horizon 16"),
+    (_edit({'image_size': [64, 64]}), 'image_size'),
+    (_edit({'image_crop': [0.6, 0.0, 0.2, 1.0]}), 'image_crop'),
+    (_edit(stats=_set(ACTION, 'q99', [1.0] * 6)), r"'action'\]\.q99 has shape \(6,\)"),
+    (_edit(stats=_set(OBS_STATE, 'mean', [NAN] * 7)), 'mean is not finite'),
+    (_edit(stats=lambda stats: stats.pop(ACTION)), "lack 'action'"),
+    (_edit(stats=lambda stats: stats[ACTION].pop('std')), 'norm_stats are malformed'),
+])
+def test_an_unusable_checkpoint_is_refused_at_load_in_one_line(
+        checkpoint, tmp_path, edit, complaint):
+    """Issue 12.11: every field that changes what reaches the arm is checked before loading."""
+    directory = tmp_path / 'ckpt'
+    shutil.copytree(checkpoint[0], directory)
+    policy = json.loads((directory / 'policy.json').read_text())
+    edit(policy)
+    (directory / 'policy.json').write_text(json.dumps(policy))
+    with pytest.raises(ContractMismatchError, match=complaint) as error:
+        VLAPolicy.from_checkpoint(directory)
+    assert '\n' not in str(error.value) and 'retrain' in str(error.value)
 
 
 def test_save_refuses_a_contract_the_model_cannot_keep(tmp_path):
