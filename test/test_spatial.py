@@ -597,3 +597,39 @@ def test_depth_tokenizer_cli_trains_and_saves_a_loadable_tokenizer(tmp_path, cap
     assert 'overwrite' in capsys.readouterr().err
     assert depth_tokenizer.main([str(tmp_path / 'nothing'), '--output', str(tmp_path / 'x')]) == 2
     assert 'meta/info.json' in capsys.readouterr().err
+
+
+def test_depthvla_checkpoint_with_an_encoder_of_another_image_size_round_trips(tmp_path):
+    """Issue 12.4: Depth Anything V2's encoder is native 518 px; the preset runs it at 28 here.
+
+    The reload must rebuild that encoder (position embeddings of its own size), not one at the
+    preset's image size.
+    """
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    from vla_nodes.models import presets
+    from vla_nodes.models.vla import VLAModel
+
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=70, patch_size=14, out_indices=[1, 2])
+    DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16],
+        reassemble_factors=[2, 1], fusion_hidden_size=8, head_hidden_size=8)
+    ).save_pretrained(tmp_path / 'da')
+    config = presets.get('tiny_depthvla')
+    assert config.depthvla.image_size == 28
+    model = VLAModel(replace_spatial_path(config, tmp_path / 'da')).eval()
+    model.save_pretrained(tmp_path / 'ckpt')
+    loaded = VLAModel.from_pretrained(tmp_path / 'ckpt').eval()
+    image = torch.randint(0, 256, (1, 56, 56, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.spatial.stream.embed(image),
+                                   model.spatial.stream.embed(image), rtol=0, atol=0)
+    assert loaded.config == model.config
+    assert model.config.depthvla.encoder_config['image_size'] == 70
+
+
+def replace_spatial_path(config, path):
+    from dataclasses import replace
+    return replace(config, spatial_path=str(path))

@@ -25,6 +25,7 @@ or None), `needs_vision_features`, `outputs` and `capture` (mixture results the 
 """
 
 from dataclasses import replace
+from pathlib import Path
 import re
 
 import torch
@@ -278,6 +279,20 @@ ADAPTERS = {
     'spatial_forcing': SpatialForcingAdapter,
     'pose_vla': PoseVLAAdapter,
 }
+
+
+def resolve(config):
+    """The VLAConfig with what its spatial module reads from `spatial_path` written into it.
+
+    A checkpoint's config.json then rebuilds the module without the directory: DepthVLA's
+    encoder config (its position-embedding size is the encoder's own image_size).
+    """
+    path = Path(config.spatial_path or '.') / 'config.json'
+    if config.spatial == 'depthvla' and config.spatial_path and path.is_file() \
+            and not config.depthvla.encoder_config:
+        return replace(config, depthvla=depthvla.resolve_encoder(config.depthvla,
+                                                                 config.spatial_path))
+    return config
 
 
 def build_adapter(config, backbone, load_weights=True):
