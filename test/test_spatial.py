@@ -599,6 +599,33 @@ def test_depth_tokenizer_cli_trains_and_saves_a_loadable_tokenizer(tmp_path, cap
     assert 'meta/info.json' in capsys.readouterr().err
 
 
+def test_dead_code_restarts_keep_the_tiny_tokenizer_from_collapsing():
+    """Issue 12.6: at the paper's lr (1e-5) the tiny VQ-VAE uses 1 of 16 codes; restarts revive.
+
+    Depth: tilted planes with a box on them at random places and distances (a tabletop).
+    """
+    from vla_nodes.train import depth_tokenizer
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    frames = []
+    for _ in range(64):
+        depth = 0.6 + rng.uniform(0.2, 1.0) * y + rng.uniform(-0.2, 0.2) * x
+        top, left = rng.integers(0, 24, 2)
+        depth[top:top + 8, left:left + 8] -= rng.uniform(0.05, 0.3)
+        frames.append(depth)
+    frames = np.stack(frames).astype(np.float16)
+    used = {}
+    for every in (0, 10):
+        torch.manual_seed(0)
+        model = qdepth.DepthVQVAE(qdepth.TINY_VQVAE)
+        history = depth_tokenizer.train(model, frames, 40, 16, 1e-5, 0, 'cpu', progress=False,
+                                        restart_every=every)
+        used[every] = depth_tokenizer.evaluate(model, frames, 16, 'cpu')['codes_used']
+        assert all(np.isfinite(h['total']) for h in history)
+    assert used[0] <= 2 and used[10] >= 6, used
+
+
 def test_depthvla_checkpoint_with_an_encoder_of_another_image_size_round_trips(tmp_path):
     """Issue 12.4: Depth Anything V2's encoder is native 518 px; the preset runs it at 28 here.
 

@@ -161,12 +161,35 @@ def test_resume_continues_exactly(run, dataset, tmp_path):
     assert [json.loads(line)['step'] for line in lines] == [1, 2, 3, 4]
 
 
+@pytest.fixture(scope='module')
+def depth_tokenizer_dir(dataset, tmp_path_factory):
+    """A tiny QDepth-VLA tokenizer trained on the dataset by vla-depth-tokenizer."""
+    from vla_nodes.train import depth_tokenizer
+    out = tmp_path_factory.mktemp('tokenizer') / 'tok'
+    assert depth_tokenizer.main([str(dataset), '--output', str(out), '--preset', 'tiny',
+                                 '--image-size', '56', '--steps', '4', '--batch-size', '4',
+                                 '--no-progress']) == 0
+    return out
+
+
 @pytest.mark.parametrize('preset, term', [('tiny_qdepth_vla', 'depth_ce'),
                                           ('tiny_spatial_forcing', 'align')])
-def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term):
-    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset) == 0
+def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term, request):
+    extra = ()
+    if preset == 'tiny_qdepth_vla':
+        extra = ('--spatial-path', str(request.getfixturevalue('depth_tokenizer_dir')))
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset, *extra) == 0
     metrics = json.loads((tmp_path / 'metrics.jsonl').read_text())
     assert np.isfinite(metrics[term]) and metrics['loss'] > metrics['flow']
+
+
+@pytest.mark.parametrize('preset', ['qdepth_vla', 'tiny_qdepth_vla'])
+def test_qdepth_without_a_trained_tokenizer_is_refused(dataset, tmp_path, capsys, preset):
+    """Issue 12.6: a random VQ-VAE gives codes without depth; the depth CE would stay ln K."""
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset) == 2
+    err = capsys.readouterr().err
+    assert 'vla-depth-tokenizer' in err and '--spatial-path DIR' in err
+    assert not (tmp_path / 'checkpoints').exists()
 
 
 def test_pose_vla_trains_with_its_priors_and_its_ntp_preset_asks_for_answers(dataset, tmp_path,

@@ -290,7 +290,17 @@ def plot_losses(path, history):
 
 # --- the run ------------------------------------------------------------------------------------
 def resolve_spatial(model_config, config):
-    """The model config with --spatial-path set, and the VQ-VAE's config read from it."""
+    """The model config with --spatial-path set, and the VQ-VAE's config read from it.
+
+    Raises:
+        ValueError: qdepth without a trained tokenizer: a random VQ-VAE's codes carry no depth,
+            the depth loss would stay at chance (ln K) and the run would look fine.
+    """
+    if model_config.spatial == 'qdepth' and not config.spatial_path:
+        raise ValueError(
+            'QDepth-VLA needs its trained depth tokenizer: run vla-depth-tokenizer DATASET '
+            '--output DIR (--preset tiny for tiny_ presets, --image-size as the policy) and '
+            'pass --spatial-path DIR')
     if not config.spatial_path:
         return model_config
     model_config = replace(model_config, spatial_path=config.spatial_path)
