@@ -4,6 +4,7 @@ from dataclasses import replace
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
 
@@ -55,7 +56,12 @@ def dataset(tmp_path_factory):
         ok[3] = e != 1  # one stale row in episode 1
         writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok},
                            [TASKS[e % 2]] * FRAMES)
-    return writer.finish(robot_type='piper')
+    # What vla-export stores from camera_info: K of the 64 x 48 frame, principal point central.
+    return writer.finish(robot_type='piper', video_info={OBS_IMAGE: {'intrinsics': {
+        'width': 64, 'height': 48, 'K': K_FRAME.tolist()}}})
+
+
+K_FRAME = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -200,6 +206,34 @@ def test_pose_vla_trains_with_its_priors_and_its_ntp_preset_asks_for_answers(dat
     assert train(dataset, tmp_path / 'pre', '--steps', '1', '--preset',
                  'tiny_pose_vla_pretrain') == 2
     assert 'pose_vla.answer' in capsys.readouterr().err
+
+
+def test_pose_vla_ray_map_prior_is_trained_from_the_datasets_intrinsics(
+        dataset, tmp_path, capsys):
+    """Issue 12.7: the export's K reaches the model (resized as the image) and its ray prior."""
+    from vla_nodes.contract import OBS_INTRINSICS
+    data = LeRobotDataset(dataset, 16, 56)
+    # 64 x 48 -> 56 x 42 content (x 0.875), centred 7 rows down: centre (31.5, 23.5) -> 27.5.
+    np.testing.assert_allclose(data[0][OBS_INTRINSICS], [[43.75, 0, 27.5], [0, 43.75, 27.5],
+                                                         [0, 0, 1]], atol=1e-5)
+    config = presets.get('tiny_pose_vla')
+    config = replace(config, pose=replace(config.pose, p_keep_ray=1.0))
+    torch.manual_seed(0)
+    model = VLAModel(config).train()
+    batch = collate([data[i] for i in range(4)], data.stats())
+    assert batch[OBS_INTRINSICS].shape == (4, 3, 3)
+    noise, time = flow_noise(0, 0, 4, config.horizon, config.action_dim)
+    train_step(model, batch, noise, time, 0, 1, 'fp32', torch.device('cpu'))
+    grad = model.spatial.priors.ray.mlp[0].weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    # A dataset without K cannot train the ray prior: refused, with what to do.
+    blind = tmp_path / 'blind'
+    shutil.copytree(dataset, blind)
+    info = json.loads((blind / 'meta' / 'info.json').read_text())
+    del info['features'][OBS_IMAGE]['info']['intrinsics']
+    (blind / 'meta' / 'info.json').write_text(json.dumps(info))
+    assert train(blind, tmp_path / 'run', '--steps', '1', '--preset', 'tiny_pose_vla') == 2
+    assert 'intrinsics' in capsys.readouterr().err
 
 
 def test_spatial_forcing_without_a_teacher_is_refused(dataset, tmp_path, capsys):

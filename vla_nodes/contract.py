@@ -110,6 +110,9 @@ OBS_IMAGE = 'observation.images.color'
 OBS_DEPTH = 'observation.depth'
 OBS_STATE = 'observation.state'
 OBS_INSTRUCTION = 'task'
+# Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
+# features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.
+OBS_INTRINSICS = 'observation.intrinsics'
 ACTION = 'action'
 
 # Message type of every contract topic: the recorder subscribes with these, the tests check them.

@@ -32,14 +32,14 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE
+from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INTRINSICS
 from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing
 from vla_nodes.models.backbones import BYTE_OFFSET
 from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT
 
 SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image, C)
 POSE_ANSWER = 'pose_vla.answer'  # batch key: pose-token answer text, B str (ntp_weight > 0)
-POSE_INTRINSICS = 'pose_vla.intrinsics'  # batch key: K of the S x S image # (B, 3, 3), px
+POSE_INTRINSICS = OBS_INTRINSICS  # batch key: K of the S x S image # (B, 3, 3), px
 DEPTH = Group('depth', 'depth', stream='depth')
 ANSWER = Group('pose', 'vlm', causal=True)
 # Pose-VLA pre-training: prefix-LM, image + prompt bidirectional, the answer causal [code].

@@ -10,7 +10,8 @@ A sample is one row t of an episode:
     OBS_IMAGE rgb uint8 # (S, S, 3) and OBS_DEPTH metres, NaN invalid # (S, S), resized with
     padding exactly as policy_node does (transforms.ResizeWithPad); OBS_STATE # (7,);
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
-    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text.
+    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
+    OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's.
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_INTRINSICS,
+                                OBS_STATE)
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import check_crop, compute_stats, Normalize, resize_with_pad
+from vla_nodes.policy.transforms import (check_crop, compute_stats, Normalize, resize_intrinsics,
+                                         resize_with_pad)
 
 SYNC_OK = 'sync_ok'
 DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
@@ -100,6 +103,7 @@ class LeRobotDataset:
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
         self.crop = check_crop(crop)
         self.names = list(features[ACTION].get('names') or [])
+        self.intrinsics = _intrinsics(features[OBS_IMAGE], image_size, self.crop)
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -163,6 +167,8 @@ class LeRobotDataset:
         }
         if self.use_depth:
             sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
+        if self.intrinsics is not None:
+            sample[OBS_INTRINSICS] = self.intrinsics
         return sample
 
     def _frames(self, episode):
@@ -217,6 +223,17 @@ class LeRobotDataset:
         return frames
 
 
+def _intrinsics(feature, image_size, crop):
+    """K of the S x S model image from the colour feature's `info.intrinsics`, or None."""
+    info = (feature.get('info') or {}).get('intrinsics')
+    if not info or 'K' not in info:
+        return None
+    size = (info.get('height'), info.get('width'))
+    if None in size:
+        size = feature['shape'][:2]
+    return resize_intrinsics(info['K'], size, image_size, image_size, crop)
+
+
 def merged_stats(datasets):
     """{OBS_STATE, ACTION: NormStats} over the chosen rows of several datasets."""
     return {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
@@ -237,12 +254,13 @@ def collate(samples, stats):
 
     Returns:
         {OBS_IMAGE uint8 # (B, S, S, 3), OBS_DEPTH (if present) # (B, S, S), OBS_STATE
-         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str}
-        as torch tensors.
+         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str,
+         OBS_INTRINSICS (if present) # (B, 3, 3)} as torch tensors.
     """
     import torch
 
-    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD) if k in samples[0]]
+    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS)
+            if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}

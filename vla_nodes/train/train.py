@@ -405,6 +405,11 @@ def run(config):
     if not config.data:
         raise ValueError('no dataset: pass --data DIR (a LeRobot v3 folder from vla-export)')
     train_sets, val_sets = open_data(config, model_config)
+    blind = [str(d.root) for d in train_sets + val_sets if d.intrinsics is None]
+    if model_config.spatial == 'pose_vla' and blind:
+        raise ValueError(f'pose_vla trains its ray-map prior from the camera intrinsics; {blind} '
+                         'store none (features.observation.images.color.info.intrinsics): '
+                         're-export with vla-export')
     samples, held = Samples(train_sets), (Samples(val_sets) if val_sets else None)
     if len(samples) == 0:
         raise ValueError(f'no training samples in {list(config.data)}')
