@@ -236,6 +236,40 @@ def test_pose_vla_ray_map_prior_is_trained_from_the_datasets_intrinsics(
     assert 'intrinsics' in capsys.readouterr().err
 
 
+def test_spatial_forcing_skips_the_padding_tokens(dataset):
+    """Issue 12.7: the 64 x 48 frame fills rows 7..48 of 56: token row 3 (centre 49) is pad."""
+    from vla_nodes.models.spatial_streams import (add_teacher_targets, build_teacher, SF_MASK,
+                                                  SF_TARGET)
+    config = presets.get('tiny_spatial_forcing')
+    torch.manual_seed(0)
+    model = VLAModel(config).eval()
+    teacher = build_teacher(config, allow_random=True)
+    data = LeRobotDataset(dataset, 16, 56)
+    batch = add_teacher_targets(collate([data[i] for i in range(2)], data.stats()), teacher,
+                                model)
+    rows = batch[SF_MASK].view(2, 4, 4)
+    assert rows[:, :3].all() and not rows[:, 3].any()
+    noise, time = flow_noise(0, 0, 2, config.horizon, config.action_dim)
+    with torch.no_grad():
+        first = model(batch, noise=noise, time=time)['align']
+        moved = batch[SF_TARGET].clone()
+        moved[:, 12:] = torch.randn_like(moved[:, 12:])  # targets under the padding bar
+        second = model({**batch, SF_TARGET: moved}, noise=noise, time=time)['align']
+        third = model({**batch, SF_TARGET: moved.flip(1)}, noise=noise, time=time)['align']
+    assert torch.equal(first, second) and not torch.equal(first, third)
+
+
+def test_a_vggt_teacher_directory_reaches_vggt(dataset, tmp_path, capsys):
+    """Issue 12.7: --teacher with a VGGT checkpoint is VGGT's (it needs the vggt package)."""
+    vggt = tmp_path / 'vggt'
+    vggt.mkdir()
+    (vggt / 'config.json').write_text(json.dumps({'img_size': 518, 'patch_size': 14,
+                                                  'embed_dim': 1024}))
+    assert train(dataset, tmp_path / 'run', '--steps', '1', '--preset', 'tiny_spatial_forcing',
+                 '--teacher', str(vggt)) == 2
+    assert 'vggt package' in capsys.readouterr().err
+
+
 def test_spatial_forcing_without_a_teacher_is_refused(dataset, tmp_path, capsys):
     assert train(dataset, tmp_path, '--steps', '1', '--preset', 'spatial_forcing') == 2
     assert '--teacher DIR' in capsys.readouterr().err

@@ -32,12 +32,13 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INTRINSICS
+from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_IMAGE_CONTENT, OBS_INTRINSICS
 from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing
 from vla_nodes.models.backbones import BYTE_OFFSET
 from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT
 
 SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image, C)
+SF_MASK = 'spatial_forcing.mask'  # batch key: True on image tokens over content # (B, N_image)
 POSE_ANSWER = 'pose_vla.answer'  # batch key: pose-token answer text, B str (ntp_weight > 0)
 POSE_INTRINSICS = OBS_INTRINSICS  # batch key: K of the S x S image # (B, 3, 3), px
 DEPTH = Group('depth', 'depth', stream='depth')
@@ -148,7 +149,9 @@ class SpatialForcingAdapter(nn.Module):
                            f'{SF_TARGET!r} (vla-train computes them: --teacher DIR)')
         states = outputs['image.layers']
         target = batch[SF_TARGET].to(states[0].device)
-        align = self.align.loss(states, target, start=0)
+        mask = batch.get(SF_MASK)  # padding tokens are not aligned [code]
+        align = self.align.loss(states, target, start=0,
+                                mask=None if mask is None else mask.to(target.device))
         return {'loss': self.align.config.alpha * align, 'align': align.detach()}
 
 
@@ -326,10 +329,11 @@ def build_teacher(config, path='', allow_random=False):
         return None
     size = config.image_size // 14 * 14
     if path:
-        return spatial_forcing.DinoV2Teacher.from_pretrained(path, image_size=size)
+        return spatial_forcing.load_teacher(path, image_size=size)
     if not allow_random:
         raise ValueError('spatial_forcing needs its 3D teacher: pass --teacher DIR (a local '
-                         'DINOv2 save_pretrained directory; VGGT is not installed here)')
+                         'VGGT-1B checkpoint with the vggt package, or a DINOv2 '
+                         'save_pretrained directory)')
     from transformers import Dinov2Config, Dinov2Model
     width = config.sf.teacher_width
     model = Dinov2Model(Dinov2Config(hidden_size=width, num_hidden_layers=1,
@@ -339,15 +343,25 @@ def build_teacher(config, path='', allow_random=False):
 
 
 def add_teacher_targets(batch, teacher, model):
-    """The batch with Spatial Forcing's targets for its images under SF_TARGET (if a teacher)."""
+    """The batch with Spatial Forcing's targets for its images under SF_TARGET (if a teacher).
+
+    With OBS_IMAGE_CONTENT in the batch, SF_MASK marks the image tokens over the frame, so the
+    padding bars are not aligned (the official π0 path [code]).
+    """
     if teacher is None:
         return batch
     device = next(teacher.parameters()).device
     images = batch[OBS_IMAGE].to(device)
     with torch.no_grad():
         n = model.backbone.embed_images(images[:1].to(model.head_device())).shape[1]
-        target = teacher_targets(teacher, images, int(round(n ** 0.5)), model.config.sf.pe_ratio)
-    return {**batch, SF_TARGET: target}
+        grid = int(round(n ** 0.5))
+        target = teacher_targets(teacher, images, grid, model.config.sf.pe_ratio)
+    out = {**batch, SF_TARGET: target}
+    if OBS_IMAGE_CONTENT in batch:
+        size = images.shape[1]
+        out[SF_MASK] = torch.stack([spatial_forcing.content_token_mask(box, size, grid)
+                                    for box in batch[OBS_IMAGE_CONTENT]]).to(target.device)
+    return out
 
 
 def teacher_targets(teacher, images, grid, pe_ratio):

@@ -195,6 +195,13 @@ def _fit(h, w, height, width):
     return new_h, new_w, (height - new_h) // 2, (width - new_w) // 2
 
 
+def content_box(frame_hw, height, width, crop=None):
+    """Where resize_with_pad(height, width, crop) puts a frame of (H, W): (top, left, h, w) px."""
+    r0, r1, c0, c1 = _crop_box(int(frame_hw[0]), int(frame_hw[1]), crop)
+    new_h, new_w, top, left = _fit(r1 - r0, c1 - c0, height, width)
+    return top, left, new_h, new_w
+
+
 def resize_intrinsics(k, frame_hw, height, width, crop=None):
     """Pinhole K of a frame -> K of its resize_with_pad(height, width, crop) image.
 

@@ -11,7 +11,8 @@ A sample is one row t of an episode:
     padding exactly as policy_node does (transforms.ResizeWithPad); OBS_STATE # (7,);
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
     with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
-    OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's.
+    OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's;
+    OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px.
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_INTRINSICS,
-                                OBS_STATE)
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_IMAGE_CONTENT, OBS_INSTRUCTION,
+                                OBS_INTRINSICS, OBS_STATE)
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import (check_crop, compute_stats, Normalize, resize_intrinsics,
-                                         resize_with_pad)
+from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
+                                         resize_intrinsics, resize_with_pad)
 
 SYNC_OK = 'sync_ok'
 DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
@@ -104,6 +105,8 @@ class LeRobotDataset:
         self.crop = check_crop(crop)
         self.names = list(features[ACTION].get('names') or [])
         self.intrinsics = _intrinsics(features[OBS_IMAGE], image_size, self.crop)
+        self.content = np.asarray(content_box(features[OBS_IMAGE]['shape'][:2], image_size,
+                                              image_size, self.crop), dtype=np.int64)
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -164,6 +167,7 @@ class LeRobotDataset:
             ACTION: self.action[np.minimum(steps, stop - 1)],
             ACTION_PAD: pad,
             OBS_INSTRUCTION: self.tasks[int(self.task_index[row])],
+            OBS_IMAGE_CONTENT: self.content,
         }
         if self.use_depth:
             sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
@@ -255,12 +259,13 @@ def collate(samples, stats):
     Returns:
         {OBS_IMAGE uint8 # (B, S, S, 3), OBS_DEPTH (if present) # (B, S, S), OBS_STATE
          # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str,
-         OBS_INTRINSICS (if present) # (B, 3, 3)} as torch tensors.
+         OBS_INTRINSICS (if present) # (B, 3, 3), OBS_IMAGE_CONTENT # (B, 4)} as torch
+        tensors.
     """
     import torch
 
-    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS)
-            if all(k in s for s in samples)]
+    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
+                        OBS_IMAGE_CONTENT) if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}

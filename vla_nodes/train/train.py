@@ -422,7 +422,11 @@ def run(config):
     # model and optimizer
     torch.manual_seed(config.seed)
     teacher = build_teacher(model_config, config.teacher, config.preset.startswith('tiny_'))
-    teacher = teacher.to(device) if teacher is not None else None
+    if teacher is not None:
+        teacher = teacher.to(device)
+        # The projector's output width is the teacher's (DINOv2-L 1024, VGGT 2048).
+        model_config = replace(model_config, sf=replace(model_config.sf,
+                                                        teacher_width=teacher.width))
     model = VLAModel(model_config).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=RECIPES[model_config.head][
@@ -566,7 +570,7 @@ def main(argv=None):
     config = parse_args(argv)
     try:
         out = run(config)
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as error:
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError, KeyError) as error:
         print(f'vla-train: {error}', file=sys.stderr)
         return 2
     print(f'vla-train: checkpoints in {out / "checkpoints"}, loss curve {out / "loss.png"}')
