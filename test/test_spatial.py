@@ -660,3 +660,31 @@ def test_depthvla_checkpoint_with_an_encoder_of_another_image_size_round_trips(t
 def replace_spatial_path(config, path):
     from dataclasses import replace
     return replace(config, spatial_path=str(path))
+
+
+def test_depth_pretraining_trains_the_vlas_own_depth_stream():
+    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone, and alone it
+    computes what it computes inside the VLA (block-wise mask: depth sees only depth)."""
+    from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+    from vla_nodes.models import presets
+    from vla_nodes.models.vla import VLAModel
+
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_depthvla')).eval()
+    batch = {OBS_IMAGE: torch.randint(0, 256, (2, 56, 56, 3), dtype=torch.uint8),
+             OBS_DEPTH: 0.4 + torch.rand(2, 56, 56), OBS_STATE: torch.randn(2, 7),
+             OBS_INSTRUCTION: ['pick', 'push']}
+    adapter = model.spatial
+    with torch.no_grad():
+        prefix = model.prefix(batch)
+        inside = model.mot()(prefix, outputs=('depth',))['depth']
+        alone = adapter.decode(adapter.stream.embed(batch[OBS_IMAGE]))
+    torch.testing.assert_close(alone, inside, rtol=1e-5, atol=1e-5)
+    before = {k: v.clone() for k, v in adapter.expert.state_dict().items()}
+    opt = torch.optim.Adam(adapter.parameters(), lr=1e-3)
+    adapter.train()
+    loss = adapter.pretrain_loss(batch)
+    loss.backward()
+    opt.step()
+    after = adapter.expert.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the VLA's own weights

@@ -263,8 +263,9 @@ class DepthVLAStream(nn.Module):
 class StandaloneDecoder(nn.Module):
     """Bidirectional pre-norm transformer over depth tokens only, shaped like the config's stream.
 
-    For pre-training and tests when the core's mixture is not at hand. To pre-train the very
-    weights that go into the VLA, pass `depth_pretrain_loss` the core's depth stream instead.
+    For tests and benchmarks of the objective only: its weights do not map onto the VLA's
+    depth stream. To pre-train the weights the VLA uses, use the VLA's depth stream
+    (spatial_streams.DepthVLAAdapter.decode / pretrain_loss).
     """
 
     def __init__(self, config=DepthVLAConfig()):

@@ -35,7 +35,7 @@ from torch.nn import functional
 from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_IMAGE_CONTENT, OBS_INTRINSICS
 from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing
 from vla_nodes.models.backbones import BYTE_OFFSET
-from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT
+from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT, Tokens
 
 SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image, C)
 SF_MASK = 'spatial_forcing.mask'  # batch key: True on image tokens over content # (B, N_image)
@@ -126,6 +126,23 @@ class DepthVLAAdapter(nn.Module):
         depth = batch[OBS_DEPTH].to(outputs['depth'].device)
         si = self.stream.loss(outputs['depth'].float(), depth)
         return {'loss': self.stream.config.loss_weight * si, 'silog': si.detach()}
+
+    def decode(self, tokens):
+        """The depth stream alone: (B, N, D) -> its outputs, as inside the VLA.
+
+        Under the block-wise mask depth tokens attend only to depth tokens, on their own
+        position stream, so this equals the VLA's depth outputs: depth pre-training
+        (`pretrain_loss`) trains the very weights the VLA then uses.
+        """
+        mot = MoT({'depth': self.expert.stack()}, {DEPTH.name: (DEPTH.name,)})
+        return mot(Tokens().add(DEPTH, tokens))[DEPTH.name]
+
+    def pretrain_loss(self, batch):
+        """DepthVLA's depth pre-training objective (section 3.2) on this model's weights."""
+        device = self.stream.proj.weight.device
+        return depthvla.depth_pretrain_loss(self.stream, self.decode,
+                                            batch[OBS_IMAGE].to(device),
+                                            batch[OBS_DEPTH].to(device))
 
 
 class SpatialForcingAdapter(nn.Module):
