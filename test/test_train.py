@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION,
-                                OBS_STATE, READY_POSITIONS)
+from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE,
+                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.models.vla import ACTION_PAD, VLAModel
 from vla_nodes.policy.checkpoint import read_policy_json
@@ -45,7 +45,9 @@ def dataset(tmp_path_factory):
     """3 episodes x 20 rows at 15 Hz: 64x48 colour of known brightness, depth 600 + 10 k mm."""
     from vla_nodes.record.lerobot_v3 import LeRobotV3Writer
     out = tmp_path_factory.mktemp('data') / 'piper_cube'
-    writer = LeRobotV3Writer(out, fps=FPS, names={OBS_STATE: JOINT_NAMES, ACTION: JOINT_NAMES})
+    writer = LeRobotV3Writer(out, fps=FPS, names={OBS_STATE: JOINT_NAMES, ACTION: JOINT_NAMES,
+                                                  OBS_EE_POSE: ('x', 'y', 'z', 'qx', 'qy', 'qz',
+                                                                'qw')})
     for e in range(EPISODES):
         for k in range(FRAMES):
             writer.add_frame(OBS_IMAGE, np.full((48, 64, 3), brightness(e, k), np.uint8))
@@ -54,11 +56,22 @@ def dataset(tmp_path_factory):
             writer.add_frame(OBS_DEPTH, depth)
         ok = np.ones(FRAMES, bool)
         ok[3] = e != 1  # one stale row in episode 1
-        writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok},
-                           [TASKS[e % 2]] * FRAMES)
-    # What vla-export stores from camera_info: K of the 64 x 48 frame, principal point central.
-    return writer.finish(robot_type='piper', video_info={OBS_IMAGE: {'intrinsics': {
-        'width': 64, 'height': 48, 'K': K_FRAME.tolist()}}})
+        writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok,
+                            OBS_EE_POSE: ee_poses(e)}, [TASKS[e % 2]] * FRAMES)
+    # What vla-export stores: K of the 64 x 48 frame (principal point central) from camera_info,
+    # and the calibration: here the camera sits at the base, looking along its z axis.
+    return writer.finish(robot_type='piper', video_info={OBS_IMAGE: {
+        'intrinsics': {'width': 64, 'height': 48, 'K': K_FRAME.tolist()},
+        'calibration': {'camera_to_base': {'translation': [0.0, 0.0, 0.0],
+                                           'rotation_xyzw': [0.0, 0.0, 0.0, 1.0]}}}})
+
+
+def ee_poses(episode):
+    """Gripper poses of an episode in base_link (x y z qx qy qz qw): in front of the camera."""
+    t = np.arange(FRAMES)[:, None] / FPS
+    xyz = np.concatenate([0.05 * np.sin(t + episode), 0.02 * np.cos(t), 0.5 + 0.1 * t], 1)
+    return np.concatenate([xyz, np.tile([0.0, 0.0, 0.0, 1.0], (FRAMES, 1))], 1).astype(
+        np.float32)
 
 
 K_FRAME = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
@@ -198,20 +211,47 @@ def test_qdepth_without_a_trained_tokenizer_is_refused(dataset, tmp_path, capsys
     assert not (tmp_path / 'checkpoints').exists()
 
 
-def test_pose_vla_trains_with_its_priors_and_its_ntp_preset_asks_for_answers(dataset, tmp_path,
-                                                                             capsys):
+def test_pose_vla_trains_with_its_priors_and_pretrains_on_the_robots_trajectories(
+        dataset, tmp_path, capsys):
     assert train(dataset, tmp_path / 'post', '--steps', '1', '--preset', 'tiny_pose_vla') == 0
     metrics = json.loads((tmp_path / 'post' / 'metrics.jsonl').read_text())
     assert np.isfinite(metrics['loss']) and metrics['loss'] == metrics['flow']
+    # Issue 12.7: pre-training answers come from the export (ee pose, calibration, K).
     assert train(dataset, tmp_path / 'pre', '--steps', '1', '--preset',
-                 'tiny_pose_vla_pretrain') == 2
-    assert 'pose_vla.answer' in capsys.readouterr().err
+                 'tiny_pose_vla_pretrain') == 0
+    metrics = json.loads((tmp_path / 'pre' / 'metrics.jsonl').read_text())
+    assert np.isfinite(metrics['pose_ntp']) and metrics['pose_ntp'] > 0
+    assert (tmp_path / 'pre' / 'pose_tokenizer.json').is_file()
+    # A dataset without end-effector poses cannot pre-train: refused, with what to do.
+    blind = tmp_path / 'no_ee'
+    shutil.copytree(dataset, blind)
+    info = json.loads((blind / 'meta' / 'info.json').read_text())
+    del info['features'][OBS_EE_POSE]
+    (blind / 'meta' / 'info.json').write_text(json.dumps(info))
+    assert train(blind, tmp_path / 'x', '--steps', '1', '--preset', 'tiny_pose_vla_pretrain') == 2
+    assert 'observation.ee_pose' in capsys.readouterr().err
+
+
+def test_pose_answers_are_the_chunks_waypoints_in_the_camera_frame(dataset):
+    from vla_nodes.models import pose_vla
+    from vla_nodes.models.spatial_streams import add_pose_answers, POSE_ANSWER
+    from vla_nodes.train.train import fit_pose_tokenizer
+    config = presets.get('tiny_pose_vla_pretrain')
+    data = LeRobotDataset(dataset, 16, 56, pose_targets=True)
+    tokenizer = fit_pose_tokenizer([data], config.pose)
+    batch = add_pose_answers(collate([data[0]], data.stats()), tokenizer,
+                             config.pose.waypoint_stride)
+    items = tokenizer.parse(batch[POSE_ANSWER][0])
+    assert [i['name'] for i in items] == ['arm 0', 'arm 1']  # rows 0 and 10 of the chunk
+    ee = ee_poses(0)[10, :3]  # camera = base here: camera-frame position = base position
+    np.testing.assert_allclose(items[1]['translation'], ee, atol=0.02)
+    u = pose_vla.project(data[0][OBS_INTRINSICS], ee)[0] / 56
+    assert abs(items[1]['uv'][0] - u) < 2 / config.pose.n_loc
 
 
 def test_pose_vla_ray_map_prior_is_trained_from_the_datasets_intrinsics(
         dataset, tmp_path, capsys):
     """Issue 12.7: the export's K reaches the model (resized as the image) and its ray prior."""
-    from vla_nodes.contract import OBS_INTRINSICS
     data = LeRobotDataset(dataset, 16, 56)
     # 64 x 48 -> 56 x 42 content (x 0.875), centred 7 rows down: centre (31.5, 23.5) -> 27.5.
     np.testing.assert_allclose(data[0][OBS_INTRINSICS], [[43.75, 0, 27.5], [0, 43.75, 27.5],

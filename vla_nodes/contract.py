@@ -109,6 +109,7 @@ METRIC_DEPTH_ENCODING = '32FC1'  # metres, NaN = invalid
 OBS_IMAGE = 'observation.images.color'
 OBS_DEPTH = 'observation.depth'
 OBS_STATE = 'observation.state'
+OBS_EE_POSE = 'observation.ee_pose'  # end-effector pose in base_link: x y z (m), qx qy qz qw
 OBS_INSTRUCTION = 'task'
 # Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
 # features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.

@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 import re
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -41,6 +42,10 @@ SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image
 SF_MASK = 'spatial_forcing.mask'  # batch key: True on image tokens over content # (B, N_image)
 POSE_ANSWER = 'pose_vla.answer'  # batch key: pose-token answer text, B str (ntp_weight > 0)
 POSE_INTRINSICS = OBS_INTRINSICS  # batch key: K of the S x S image # (B, 3, 3), px
+# Pose-VLA pre-training from robot data (LeRobotDataset(pose_targets=True)): the end-effector
+# poses of the chunk, base_link x y z qx qy qz qw # (B, H, 7), and T_base_cam # (B, 4, 4).
+POSE_EE_CHUNK = 'pose_vla.ee_chunk'
+POSE_BASE_CAM = 'pose_vla.base_cam'
 DEPTH = Group('depth', 'depth', stream='depth')
 ANSWER = Group('pose', 'vlm', causal=True)
 # Pose-VLA pre-training: prefix-LM, image + prompt bidirectional, the answer causal [code].
@@ -379,6 +384,34 @@ def add_teacher_targets(batch, teacher, model):
         out[SF_MASK] = torch.stack([spatial_forcing.content_token_mask(box, size, grid)
                                     for box in batch[OBS_IMAGE_CONTENT]]).to(target.device)
     return out
+
+
+def add_pose_answers(batch, tokenizer, stride):
+    """The batch with Pose-VLA's pre-training answers under POSE_ANSWER, from its robot data.
+
+    Future end-effector poses of the chunk, every `stride`-th, in the camera frame of the
+    current step, projected with K of the model image: "arm {i}<loc..><trans..><rot..>;" per
+    waypoint [code: Agibot reader], none when the first waypoint is outside the image.
+
+    Args:
+        batch: with POSE_EE_CHUNK, POSE_BASE_CAM, POSE_INTRINSICS and OBS_IMAGE.
+        tokenizer: a fitted pose_vla.PoseTokenizer.
+        stride: pose_vla.PoseVLAConfig.waypoint_stride.
+    """
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+
+    size = tuple(batch[OBS_IMAGE].shape[1:3])
+    answers = []
+    for chunk, base_cam, k in zip(batch[POSE_EE_CHUNK], batch[POSE_BASE_CAM],
+                                  batch[POSE_INTRINSICS]):
+        poses = np.stack([xyz_quat_to_pose(p) for p in np.asarray(chunk, dtype=np.float64)])
+        points = pose_vla.waypoint_targets(np.asarray(base_cam, np.float64), np.asarray(k),
+                                           size, poses, stride)
+        text = '' if not points or not points[0]['in_view'] else ''.join(
+            tokenizer.format(f'arm {i}', p['uv'], p['translation'], p['rpy'])
+            for i, p in enumerate(points))
+        answers.append(text)
+    return {**batch, POSE_ANSWER: answers}
 
 
 def teacher_targets(teacher, images, grid, pe_ratio):

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_IMAGE_CONTENT, OBS_INSTRUCTION,
-                                OBS_INTRINSICS, OBS_STATE)
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE, OBS_IMAGE_CONTENT,
+                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
+from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
                                          resize_intrinsics, resize_with_pad)
@@ -67,7 +68,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048, crop=None):
+                 cache_mb=2048, crop=None, pose_targets=False):
         """Open a dataset.
 
         Args:
@@ -78,6 +79,8 @@ class LeRobotDataset:
             episodes: episode indices to use (default all).
             crop: (top, left, bottom, right) fractions of the frame kept before the resize
                 (transforms.crop_fraction), as the policy will crop; None = whole frame.
+            pose_targets: samples also carry what Pose-VLA's pre-training answers are made of
+                (the chunk's end-effector poses, T_base_cam; spatial_streams.add_pose_answers).
             cache_mb: memory for decoded, resized episodes (MB); the least recently used
                 episode goes first (the newest always stays).
 
@@ -107,6 +110,17 @@ class LeRobotDataset:
         self.intrinsics = _intrinsics(features[OBS_IMAGE], image_size, self.crop)
         self.content = np.asarray(content_box(features[OBS_IMAGE]['shape'][:2], image_size,
                                               image_size, self.crop), dtype=np.int64)
+        self.base_cam = _camera_to_base(features[OBS_IMAGE]) if pose_targets else None
+        if pose_targets:
+            lacking = [what for what, ok in (
+                (f'{OBS_EE_POSE} (the /vla/ee_pose topic in the bags)', OBS_EE_POSE in features),
+                ('the camera intrinsics', self.intrinsics is not None),
+                ('the camera calibration (camera_to_base)', self.base_cam is not None)) if not ok]
+            if lacking:
+                raise DatasetError(f'{self.root}: Pose-VLA pre-training needs {lacking}: record '
+                                   'with pose_node and a calibration, then re-export with '
+                                   'vla-export')
+        self.pose_targets = pose_targets
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -127,6 +141,8 @@ class LeRobotDataset:
         order = np.argsort(_column(table, 'index'), kind='stable')
         self.state = _column(table, OBS_STATE)[order]
         self.action = _column(table, ACTION)[order]
+        if self.pose_targets:
+            self.ee_pose = _column(table, OBS_EE_POSE)[order]
         self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
         self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
@@ -173,6 +189,9 @@ class LeRobotDataset:
             sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
         if self.intrinsics is not None:
             sample[OBS_INTRINSICS] = self.intrinsics
+        if self.pose_targets:
+            sample[POSE_EE_CHUNK] = self.ee_pose[np.minimum(steps, stop - 1)]
+            sample[POSE_BASE_CAM] = self.base_cam
         return sample
 
     def _frames(self, episode):
@@ -238,6 +257,16 @@ def _intrinsics(feature, image_size, crop):
     return resize_intrinsics(info['K'], size, image_size, image_size, crop)
 
 
+def _camera_to_base(feature):
+    """T_base_cam # (4, 4) from the colour feature's `info.calibration`, or None."""
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+
+    calib = ((feature.get('info') or {}).get('calibration') or {}).get('camera_to_base')
+    if not calib or 'translation' not in calib or 'rotation_xyzw' not in calib:
+        return None
+    return xyz_quat_to_pose(list(calib['translation']) + list(calib['rotation_xyzw']))
+
+
 def merged_stats(datasets):
     """{OBS_STATE, ACTION: NormStats} over the chosen rows of several datasets."""
     return {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
@@ -265,7 +294,8 @@ def collate(samples, stats):
     import torch
 
     keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
-                        OBS_IMAGE_CONTENT) if all(k in s for s in samples)]
+                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM)
+            if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}
