@@ -19,8 +19,11 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   (seed, step) (train/data.py), so `--resume` continues exactly where the run stopped.
 - bf16 autocast on GPU (`--precision auto`); fp32 on CPU unless `--precision bf16`.
 - Spatial presets: qdepth_vla and depthvla train on the dataset's depth video (their auxiliary
-  losses; `--spatial-path` = the trained VQ-VAE, or DINOv2 / Depth Anything V2 weights);
-  spatial_forcing computes its targets with a frozen DINOv2 teacher (`--teacher DIR`).
+  losses; `--spatial-path` = the trained VQ-VAE, required, or DINOv2 / Depth Anything V2
+  weights); spatial_forcing computes its targets with a frozen teacher (`--teacher DIR`: DINOv2,
+  or VGGT with the vggt package), padding tokens masked; pose_vla feeds the camera's K
+  (info.json) to its ray-map prior, and pose_vla_pretrain makes its pose answers from the
+  exported end-effector poses, calibration and K (bins saved to pose_tokenizer.json).
 - `--fsdp` (with torchrun): FSDP2 `fully_shard` over the whole model as one unit instead of DDP.
   DDP keeps a full replica per GPU, about 16 bytes per parameter (53 GB for the 3.3 B π0);
   FSDP shards the fp32 weights, gradients and AdamW state (16 / N bytes per parameter at rest)
