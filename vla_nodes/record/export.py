@@ -43,7 +43,7 @@ from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_
                                          FFV1_NOTE, LeRobotV3Writer)
 from vla_nodes.ros import image, msgs
 
-OBS_EE_POSE = 'observation.ee_pose'
+OBS_EE_POSE = contract.OBS_EE_POSE
 EE_POSE_NAMES = ('x', 'y', 'z', 'qx', 'qy', 'qz', 'qw')
 SYNC_OK = 'sync_ok'
 TYPES = {'joints': 'sensor_msgs/msg/JointState', 'pose': 'geometry_msgs/msg/PoseStamped',

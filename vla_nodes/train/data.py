@@ -17,7 +17,9 @@ A sample is one row t of an episode:
     OBS_IMAGE rgb uint8 # (S, S, 3) and OBS_DEPTH metres, NaN invalid # (S, S), resized with
     padding exactly as policy_node does (transforms.ResizeWithPad); OBS_STATE # (7,);
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
-    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text.
+    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
+    OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's;
+    OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px.
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -29,9 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE, OBS_IMAGE_CONTENT,
+                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
+from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import check_crop, compute_stats, Normalize, resize_with_pad
+from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
+                                         resize_intrinsics, resize_with_pad)
 from vla_nodes.record.lerobot_v3 import depth_decoder, is_depth_map
 
 SYNC_OK = 'sync_ok'
@@ -106,7 +111,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048, crop=None, feature_map=None):
+                 cache_mb=2048, crop=None, pose_targets=False, feature_map=None):
         """Open a dataset.
 
         Args:
@@ -117,6 +122,8 @@ class LeRobotDataset:
             episodes: episode indices to use (default all).
             crop: (top, left, bottom, right) fractions of the frame kept before the resize
                 (transforms.crop_fraction), as the policy will crop; None = whole frame.
+            pose_targets: samples also carry what Pose-VLA's pre-training answers are made of
+                (the chunk's end-effector poses, T_base_cam; spatial_streams.add_pose_answers).
             cache_mb: memory for decoded, resized episodes (MB); the least recently used
                 episode goes first (the newest always stays).
             feature_map: which dataset features are the image, depth, state and action:
@@ -145,6 +152,21 @@ class LeRobotDataset:
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
         self.crop = check_crop(crop)
         self.names = list(features[self.features['action']].get('names') or [])
+        image = features[self.features['image']]
+        self.intrinsics = _intrinsics(image, image_size, self.crop)
+        self.content = np.asarray(content_box(image['shape'][:2], image_size,
+                                              image_size, self.crop), dtype=np.int64)
+        self.base_cam = _camera_to_base(image) if pose_targets else None
+        if pose_targets:
+            lacking = [what for what, ok in (
+                (f'{OBS_EE_POSE} (the /vla/ee_pose topic in the bags)', OBS_EE_POSE in features),
+                ('the camera intrinsics', self.intrinsics is not None),
+                ('the camera calibration (camera_to_base)', self.base_cam is not None)) if not ok]
+            if lacking:
+                raise DatasetError(f'{self.root}: Pose-VLA pre-training needs {lacking}: record '
+                                   'with pose_node and a calibration, then re-export with '
+                                   'vla-export')
+        self.pose_targets = pose_targets
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -189,6 +211,8 @@ class LeRobotDataset:
         order = np.argsort(_column(table, 'index'), kind='stable')
         self.state = _column(table, self.features['state'])[order]
         self.action = _column(table, self.features['action'])[order]
+        if self.pose_targets:
+            self.ee_pose = _column(table, OBS_EE_POSE)[order]
         self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
         self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
@@ -229,9 +253,15 @@ class LeRobotDataset:
             ACTION: self.action[np.minimum(steps, stop - 1)],
             ACTION_PAD: pad,
             OBS_INSTRUCTION: self.tasks[int(self.task_index[row])],
+            OBS_IMAGE_CONTENT: self.content,
         }
         if self.use_depth:
             sample[OBS_DEPTH] = frames['depth'][row - start]
+        if self.intrinsics is not None:
+            sample[OBS_INTRINSICS] = self.intrinsics
+        if self.pose_targets:
+            sample[POSE_EE_CHUNK] = self.ee_pose[np.minimum(steps, stop - 1)]
+            sample[POSE_BASE_CAM] = self.base_cam
         return sample
 
     def _frames(self, episode):
@@ -285,6 +315,27 @@ class LeRobotDataset:
         return frames
 
 
+def _intrinsics(feature, image_size, crop):
+    """K of the S x S model image from the colour feature's `info.intrinsics`, or None."""
+    info = (feature.get('info') or {}).get('intrinsics')
+    if not info or 'K' not in info:
+        return None
+    size = (info.get('height'), info.get('width'))
+    if None in size:
+        size = feature['shape'][:2]
+    return resize_intrinsics(info['K'], size, image_size, image_size, crop)
+
+
+def _camera_to_base(feature):
+    """T_base_cam # (4, 4) from the colour feature's `info.calibration`, or None."""
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+
+    calib = ((feature.get('info') or {}).get('calibration') or {}).get('camera_to_base')
+    if not calib or 'translation' not in calib or 'rotation_xyzw' not in calib:
+        return None
+    return xyz_quat_to_pose(list(calib['translation']) + list(calib['rotation_xyzw']))
+
+
 def merged_stats(datasets):
     """{OBS_STATE, ACTION: NormStats} over the chosen rows of several datasets."""
     return {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
@@ -305,12 +356,15 @@ def collate(samples, stats):
 
     Returns:
         {OBS_IMAGE uint8 # (B, S, S, 3), OBS_DEPTH (if present) # (B, S, S), OBS_STATE
-         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str}
-        as torch tensors.
+         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str,
+         OBS_INTRINSICS (if present) # (B, 3, 3), OBS_IMAGE_CONTENT # (B, 4)} as torch
+        tensors.
     """
     import torch
 
-    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD) if k in samples[0]]
+    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
+                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM)
+            if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}
