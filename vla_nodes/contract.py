@@ -84,6 +84,11 @@ CLOCK_TOPIC = '/clock'
 JOINT_COMMAND_TOPIC = '/vla/joint_command'
 # Simulation episodes: 'running', then 'success' or 'failure' (transient local).
 EPISODE_STATUS_TOPIC = '/sim/episode_status'
+# Episode boundaries (std_msgs/Header, transient local): its stamp is the first instant of the
+# new episode. Published by sim_node on ~/reset, or by anyone resetting a real robot; the driver
+# then holds the measured position and nothing observed before the stamp reaches the arm. A zero
+# stamp means 'now' on the receiving node's clock (`ros2 topic pub --once` with an empty Header).
+EPISODE_START_TOPIC = '/vla/episode_start'
 TF_STATIC_TOPIC = '/tf_static'
 
 # Nominal rates (Hz) the recorder audit and the tests compare against.
@@ -109,7 +114,14 @@ METRIC_DEPTH_ENCODING = '32FC1'  # metres, NaN = invalid
 OBS_IMAGE = 'observation.images.color'
 OBS_DEPTH = 'observation.depth'
 OBS_STATE = 'observation.state'
+OBS_EE_POSE = 'observation.ee_pose'  # end-effector pose in base_link: x y z (m), qx qy qz qw
 OBS_INSTRUCTION = 'task'
+# Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
+# features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.
+OBS_INTRINSICS = 'observation.intrinsics'
+# Where the camera frame lies inside the model's padded S x S image: (top, left, height, width)
+# px (transforms.content_box); training batches carry it so that losses can skip the padding.
+OBS_IMAGE_CONTENT = 'observation.image_content'
 ACTION = 'action'
 
 # Message type of every contract topic: the recorder subscribes with these, the tests check them.

@@ -9,14 +9,15 @@ the callbacks, honouring mutually exclusive callback groups. Nothing here knows 
 
 import collections
 import concurrent.futures
-import itertools
 import logging
 import os
 import sys
 import threading
 import time
+import weakref
 
 from vla_nodes.ros import params as P
+from vla_nodes.ros import signals
 from vla_nodes.ros.bus import InProcessBus
 from vla_nodes.ros.clock import Clock, ClockType, Duration, Time
 from vla_nodes.ros.qos import as_profile, qos_profile_services_default
@@ -39,11 +40,14 @@ class Context:
         self._on_shutdown = []
         # Bumped on every event executors wait for, so a wake-up is never missed.
         self.generation = 0
+        self.executors = weakref.WeakSet()
+        self.active = 0  # callbacks being taken or run (guarded by `cond`)
 
     def init(self, args=None, bus=None) -> None:
         if self._ok:
             raise RuntimeError('Context.init() must only be called once')
-        self.global_args = P.parse_ros_args(args)
+        # As rclpy: no args means the process's command line (`node --ros-args -p ...`).
+        self.global_args = P.parse_ros_args(sys.argv if args is None else args)
         if bus is None and os.environ.get('VLA_ROS_BACKEND', '').strip().lower() == 'zenoh':
             from vla_nodes.ros.zenoh_bus import ZenohBus
             bus = ZenohBus()
@@ -62,6 +66,14 @@ class Context:
         """Signal waiting executors; the caller holds `cond`."""
         self.generation += 1
         self.cond.notify_all()
+
+    def idle(self) -> bool:
+        """Whether no callback runs and no executor of this context has work ready now.
+
+        A lock-step simulator (sim_node `lockstep`) advances time only when this holds.
+        """
+        with self.cond:
+            return self.active == 0 and not any(e.has_work() for e in list(self.executors))
 
     def on_shutdown(self, callback) -> None:
         self._on_shutdown.append(callback)
@@ -94,7 +106,12 @@ def init(*, args=None, context=None, bus=None) -> None:
     if context is None:
         if _default_context.ok():
             raise RuntimeError('ros.init() was already called; call ros.shutdown() first')
-        _default_context = context = Context()
+        _default_context = Context()
+        _default_context.init(args, bus=bus)
+        # The process's context takes SIGTERM as rclpy.init does (ros/signals.py).
+        signals.install()
+        _default_context.on_shutdown(signals.restore)
+        return
     context.init(args, bus=bus)
 
 
@@ -295,6 +312,9 @@ class Subscription:
             self._queue.append(msg)
             self._context.notify_locked()
 
+    def has_work(self) -> bool:
+        return bool(self._queue)
+
     def take(self):
         with self._context.cond:
             if not self._queue:
@@ -340,6 +360,10 @@ class Timer:
             return None
         return self._next_ns - self.clock.now_ns()
 
+    def has_work(self) -> bool:
+        wait = self.time_until_next_call()
+        return wait is not None and wait <= 0
+
     def take(self):
         with self._lock:
             now = self.clock.now_ns()
@@ -362,6 +386,9 @@ class Service:
         with self._context.cond:
             self._requests.append((request, future))
             self._context.notify_locked()
+
+    def has_work(self) -> bool:
+        return bool(self._requests)
 
     def take(self):
         with self._context.cond:
@@ -482,7 +509,8 @@ class Node:
         for path in args.params_files:
             overrides.update(P.load_params_file(path, self.get_fully_qualified_name()))
         for node, name, value in args.params:
-            if node in (None, self._name):
+            # rcl keys '-p node:name:=v' like a parameter file's 'node:' (root namespace only).
+            if node is None or P.node_key_matches(node, self.get_fully_qualified_name()):
                 overrides[name] = value
         for param in parameter_overrides or []:
             overrides[param.name] = param.value
@@ -676,9 +704,14 @@ class Executor:
     def __init__(self, *, context=None):
         self.context = context or get_default_context()
         self._nodes = []
-        self._rr = itertools.count()
+        self._rr = 0
         self._shutdown = False
         self._lock = threading.Lock()
+        self.context.executors.add(self)
+
+    def has_work(self) -> bool:
+        """Whether any entity of its nodes has work ready (a message, a request, a due timer)."""
+        return any(e.has_work() for n in self.get_nodes() for e in n.ready_work())
 
     def add_node(self, node) -> bool:
         with self._lock:
@@ -710,16 +743,30 @@ class Executor:
         entities = [e for n in self.get_nodes() for e in n.ready_work()]
         if not entities:
             return None
-        start = next(self._rr) % len(entities)
+        # The rotation moves on only when work is taken: given the same work, the same order
+        # (a lock-step simulation replays bit for bit), however often an idle executor polls.
+        start = self._rr % len(entities)
+        with self.context.cond:
+            self.context.active += 1  # taken but not yet run still counts as busy
         for entity in entities[start:] + entities[:start]:
+            if not entity.has_work():  # cheap, lock-free: most entities have nothing
+                continue
             group = entity.callback_group
             if not group.beginning_execution():
                 continue
             work = entity.take()
             if work is not None:
+                self._rr += 1
                 return work, group
             group.ending_execution()
+        self._done_one(notify=False)  # nothing happened: waking executors would make them spin
         return None
+
+    def _done_one(self, notify: bool = True) -> None:
+        with self.context.cond:
+            self.context.active -= 1
+            if notify:
+                self.context.notify_locked()
 
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
@@ -738,7 +785,7 @@ class Executor:
             work()
         finally:
             group.ending_execution()
-            self.context.wake()
+            self._done_one()
 
     def spin(self) -> None:
         while self._running():
