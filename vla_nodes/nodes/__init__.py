@@ -4,6 +4,8 @@
 a launch file in one process (an explicit dict: grep finds the class).
 """
 
+import sys
+
 from vla_nodes import ros
 
 EXECUTABLES = {
@@ -15,6 +17,10 @@ EXECUTABLES = {
     'teleop_recorder_node': 'vla_nodes.nodes.teleop_recorder_node:TeleopRecorderNode',
     'sim_node': 'vla_nodes.nodes.sim_node:SimNode',
 }
+
+
+class StartupError(Exception):
+    """A node refuses its configuration; the message is one line saying what to write."""
 
 
 def run(node_class, args=None, executor=None) -> None:
@@ -29,6 +35,9 @@ def run(node_class, args=None, executor=None) -> None:
         ros.spin(node, executor)
     except (KeyboardInterrupt, ros.ExternalShutdownException):
         pass
+    except StartupError as err:  # a configuration mistake: one line, not a traceback
+        print(f'{node_class.__name__}: error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         if node is not None:
             node.destroy_node()
