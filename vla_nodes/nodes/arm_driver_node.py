@@ -93,7 +93,6 @@ class ArmDriverNode(ros.Node):
                 max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
                 max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
         except ValueError as err:
-            self.get_logger().fatal(f'lower_limits / upper_limits refused: {err}')
             raise StartupError(f'lower_limits / upper_limits refused: {err}') from None
         for message in ignored:
             self.get_logger().warning(f'joint limit wider than the contract ignored: {message}')
@@ -163,9 +162,8 @@ class ArmDriverNode(ros.Node):
                 values[name] = self.declare_parameter(name, default, descriptor).value
             except ros.InvalidParameterValueException:
                 # rclpy's exception does not carry the value: declare unranged to read it.
-                message = refusal(name, self.declare_parameter(name, default).value, default)
-                self.get_logger().fatal(message)
-                raise StartupError(message) from None
+                value = self.declare_parameter(name, default).value
+                raise StartupError(refusal(name, value, default)) from None
         return values
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -293,6 +291,7 @@ class ArmDriverNode(ros.Node):
     def _judge(self, feedback, pose) -> Verdict:
         """The guard's verdict on this tick's sample; says (once per kind) why it waits."""
         if not feedback.valid:  # the SDK's initial zeros, or frames stopped: nothing to judge
+            self._guard.reset()  # after a silence, feedback is confirmed afresh
             self._believed, self._feedback_wait = None, ''
             return Verdict(False, 'no joint feedback')
         end_pose = (pose.position, pose.quaternion, pose.stamp) if pose.valid else None
