@@ -40,6 +40,9 @@ POSE_TOLERANCE_RAD = 0.1
 POSE_MAX_AGE_S = 0.1
 
 
+_MAX_SPEED, _SLACK = np.asarray(MAX_FEEDBACK_SPEED), np.asarray(JUMP_SLACK)
+
+
 def plausible_bounds() -> tuple:
     """(lower, upper) (7,): the widest of the SDK's and the model's ranges, plus RANGE_MARGIN."""
     tables = (contract.PIPER_SDK_LIMITS, contract.PIPER_MODEL_LIMITS)
@@ -128,9 +131,9 @@ class FeedbackGuard:
     def _implausible(self, q: np.ndarray) -> str:
         if q.shape != (7,) or not np.all(np.isfinite(q)):
             return f'not 7 finite values: {q.tolist()}'
-        bad = [i for i in range(7) if not self._lower[i] <= q[i] <= self._upper[i]]
-        if bad:
-            i = bad[0]
+        bad = np.flatnonzero((q < self._lower) | (q > self._upper))
+        if bad.size:
+            i = int(bad[0])
             return (f'{contract.JOINT_NAMES[i]} reads {q[i]:.4f}, outside '
                     f'[{self._lower[i]:.3f}, {self._upper[i]:.3f}] (a rogue or garbled frame?)')
         return ''
@@ -139,7 +142,7 @@ class FeedbackGuard:
         if self._last is None:
             return ''
         last, last_stamp = self._last
-        allowed = np.asarray(MAX_FEEDBACK_SPEED) * max(stamp - last_stamp, 0.0) + JUMP_SLACK
+        allowed = _MAX_SPEED * max(stamp - last_stamp, 0.0) + _SLACK
         jump = np.abs(q - last)
         bad = np.flatnonzero(jump > allowed)
         if bad.size:
