@@ -70,7 +70,8 @@ class FaultMonitor:
 
         Args:
             now_s: the time (s) on the stamps' clock: `time.time()` for piper_sdk's stamps,
-                which are receive times of the newest frame of each stream.
+                which are python-can receive times of the newest frame of each stream (wall
+                clock on socketcan, virtual and udp_multicast, the buses PiperArm supports).
             stamps: {stream name: stamp} of each feedback stream (e.g. 'status frames (0x2A1)':
                 `status['stamp']`); a stream with stamp 0 (no frame ever) is not watched, so an
                 arm that never sent joint frames is not "silent" (see `PiperArm.read().valid`).
