@@ -26,7 +26,7 @@ def confirmed(guard, q=READY, t0=1.0):
 def test_trust_needs_consistent_frames_that_agree_with_the_end_pose():
     guard = FeedbackGuard()
     first = guard.check(READY, 1.0, end_pose(READY, 1.0))
-    assert not first.ok and not first.fault and f'1 of {CONFIRM_FRAMES}' in first.reason
+    assert not first.ok and first.confirming and f'1 of {CONFIRM_FRAMES}' in first.reason
     assert guard.check(READY, 1.0, end_pose(READY, 1.0)).reason == first.reason  # same frame
     verdict, _ = confirmed(guard)
     assert verdict.ok and guard.trusted

@@ -59,11 +59,14 @@ class Verdict:
         ok: the sample may be published and commanded from.
         reason: why not ('' when ok).
         fault: trusted feedback became impossible: latch a fault (never follow it).
+        confirming: all is well so far, only more consistent frames are needed (the normal
+            50 ms at start-up: not worth a warning).
     """
 
     ok: bool
     reason: str = ''
     fault: bool = False
+    confirming: bool = False
 
 
 class FeedbackGuard:
@@ -116,7 +119,7 @@ class FeedbackGuard:
             self._last = (q, stamp)
             if self._count < self._confirm:
                 return Verdict(False, f'joint feedback not trusted yet: {self._count} of '
-                               f'{self._confirm} consistent frames')
+                               f'{self._confirm} consistent frames', confirming=True)
             self._trusted = True
         self._last = (q, stamp)
         return Verdict(True)

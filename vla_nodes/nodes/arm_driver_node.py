@@ -297,10 +297,10 @@ class ArmDriverNode(ros.Node):
         end_pose = (pose.position, pose.quaternion, pose.stamp) if pose.valid else None
         verdict = self._guard.check(feedback.positions, feedback.stamp, end_pose)
         wait = '' if verdict.ok or verdict.fault else verdict.reason
-        if wait and _kind(wait) != _kind(self._feedback_wait):
+        if wait and not verdict.confirming and _kind(wait) != _kind(self._feedback_wait):
             self.get_logger().warning(f'{wait}; nothing is sent or published until it is')
         elif not wait and self._feedback_wait:
-            self.get_logger().info('joint feedback confirmed: following commands')
+            self.get_logger().info('joint feedback confirmed')
         self._feedback_wait = wait
         self._believed = np.asarray(feedback.positions, float) if verdict.ok else None
         return verdict
