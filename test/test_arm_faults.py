@@ -135,6 +135,8 @@ def rigs(ctx):
         rig = Rig.__new__(Rig)
         made.append(rig)
         rig.__init__(ctx, **kwargs)
+        if not kwargs.get('zero_feedback_s'):  # chunks need believed feedback (~50 ms)
+            spin(ctx, [rig.driver], 5.0, until=lambda: rig.driver._guard.trusted)
         return rig
 
     make.made = made  # a rig whose driver refused to start is still closed here
