@@ -247,6 +247,7 @@ class PiperArm:
         if self._sdk.GetCanBus() is None or self._sdk.GetCanBus().recv_bus is None:
             self.close()
             raise PiperConnectionError(self._hint('could not open the CAN bus'))
+        _filter_frames(self._sdk.GetCanBus())  # again: ConnectPort may have opened a new bus
         if not wait_for(lambda: self._sdk.GetArmStatus().time_stamp != before,
                         self.config.connect_timeout):
             self.close()
@@ -448,9 +449,6 @@ class PiperArm:
                 _share_one_bus(sdk)
         except (ConnectionError, ValueError, OSError) as exc:
             raise PiperConnectionError(self._hint(f'could not open the CAN bus: {exc}')) from exc
-        port = sdk.GetCanBus()
-        if port is not None and port.recv_bus is not None:
-            _filter_frames(port)
         return sdk
 
     def _motors_report_enabled(self, sdk) -> bool:
