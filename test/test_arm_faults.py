@@ -351,6 +351,31 @@ def test_a_rogue_data_frame_latches_a_fault_and_is_never_followed(ctx, rigs, tes
     assert rig.listener.joint_commands(0, since=latched_at) == []   # latched: nothing sent
 
 
+def test_an_arm_moved_elsewhere_like_a_sim_reset_is_re_confirmed_not_a_fault(
+        ctx, rigs, tester, caplog):
+    rig = rigs()
+    pub = tester.create_publisher(trajectory_msgs.JointTrajectory,
+                                  contract.ACTION_CHUNK_TOPIC, 10)
+    nodes = [rig.driver, tester]
+    far = READY + [1.0, 0, 0, 0, 0, 0, 0]
+    pub.publish(chunk_msg(rig.driver.get_clock().now().nanoseconds, [far, far], dt=3.0))
+    assert spin(ctx, nodes, 6.0, until=lambda: rig.plant.read_state()[0] > 0.1)
+    # The simulator's episode reset: the body is put elsewhere, the firmware holds it there.
+    elsewhere = READY + [-0.4, 0.1, 0, 0, 0, 0, 0]
+    with rig.plant._lock:
+        rig.plant._q[:], rig.plant._target[:] = elsewhere, elsewhere
+    rig.firmware.hold(elsewhere)
+    assert spin(ctx, nodes, 3.0, until=lambda: 'moved outside the driver' in caplog.text)
+    detected = time.time()
+    spin(ctx, nodes, 0.5)
+    assert not rig.driver._faults.fault
+    # The old chunk is dropped: nothing more is sent until a new command comes.
+    assert rig.listener.joint_commands(0, since=detected) == []
+    nudged = elsewhere + [0.05, 0, 0, 0, 0, 0, 0]
+    pub.publish(chunk_msg(rig.driver.get_clock().now().nanoseconds, [nudged]))
+    assert spin(ctx, nodes, 6.0, until=lambda: abs(rig.plant.read_state()[0] + 0.35) < 2e-3)
+
+
 # --- item 10: chunk stamps from the future ----------------------------------------------------
 
 def test_a_future_stamp_is_refused_and_never_blocks_fresh_chunks(ctx, rigs, tester):

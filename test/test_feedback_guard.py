@@ -44,20 +44,40 @@ def test_zero_joints_against_a_real_end_pose_wait_and_say_why():
     assert not stale.ok and '1.000 s apart' in stale.reason
 
 
-def test_once_trusted_an_impossible_sample_is_a_fault_and_trust_is_lost():
+def test_once_trusted_a_jump_is_held_then_a_rogue_frame_is_a_fault():
     guard = FeedbackGuard()
     _, t = confirmed(guard)
     jump = READY + [1.96, 0, 0, 0, 0, 0, 0]
-    verdict = guard.check(jump, t + 0.005, end_pose(jump, t + 0.005))
-    assert verdict.fault and 'joint1 jumped 1.9600 in 5.0 ms' in verdict.reason
+    held = guard.check(jump, t + 0.005, end_pose(READY, t + 0.005))
+    assert not held.ok and not held.fault and 'joint1 jumped 1.9600 in 5.0 ms' in held.reason
+    back = guard.check(READY, t + 0.010, end_pose(READY, t + 0.010))   # the arm never moved
+    assert back.fault and 'joint feedback impossible: joint1 jumped' in back.reason
     assert not guard.trusted
-    _, t = confirmed(guard, t0=t + 0.01)
+    _, t = confirmed(guard, t0=t + 0.02)
     outside = READY + [4.576, 0, 0, 0, 0, 0, 0]
     verdict = guard.check(outside, t + 0.005, None)
     assert verdict.fault and 'joint1 reads 4.5760, outside' in verdict.reason
     _, t = confirmed(guard, t0=t + 0.01)
     moving = READY + [0.01, 0, 0, 0, 0, 0, 0]          # 2 rad/s: the arm can do that
     assert guard.check(moving, t + 0.005, None).ok
+
+
+def test_a_jump_that_stays_and_agrees_with_the_end_pose_is_the_arm_moved_elsewhere():
+    guard = FeedbackGuard()
+    _, t = confirmed(guard)
+    elsewhere = READY + [0.8, -0.3, 0.2, 0, 0, 0, 0]     # the simulator reset the arm
+    half = np.concatenate([elsewhere[:2], READY[2:]])    # a tick read 0x2A5 new, 0x2A6-7 old
+    assert not guard.check(half, t + 0.005, end_pose(elsewhere, t + 0.005)).fault
+    moved = guard.check(elsewhere, t + 0.010, end_pose(elsewhere, t + 0.010))
+    assert moved.moved and not moved.fault and 'moved outside the driver' in moved.reason
+    verdict, _ = confirmed(guard, q=elsewhere, t0=t + 0.015)
+    assert verdict.ok
+    guard = FeedbackGuard()
+    _, t = confirmed(guard)
+    guard.check(np.zeros(7), t + 0.005, end_pose(READY, t + 0.005))   # zeros from now on
+    verdicts = [guard.check(np.zeros(7), t + 0.005 * k, end_pose(READY, t + 0.005 * k))
+                for k in range(2, 6)]
+    assert any(v.fault for v in verdicts) and not any(v.moved for v in verdicts)
 
 
 def test_frames_no_piper_sends_are_unusable():

@@ -13,8 +13,13 @@ rogue frame's bytes (a 1.96 rad jump). Trust is therefore earned, and lost loudl
   end pose the firmware computes from its own encoders (0x2A2-0x2A4, by forward kinematics),
   and `confirm_frames` consecutive new samples must agree with each other. Until then the
   driver sends nothing and says why.
-- trusted: each new sample must stay in range and move no faster than the arm can; a sample
-  that does not is a fault, which the driver latches (it never follows such a sample).
+- trusted: each new sample must stay in range and move no faster than the arm can. A sample
+  out of range is a fault, which the driver latches. A jump is held (not followed) and judged
+  on the next samples: back where the arm was, it was a rogue frame (fault); staying at the new
+  place and agreeing with the end pose, the arm itself was moved outside the driver's control
+  (the simulator's episode reset teleports it): trust is re-earned from there, the driver
+  drops its trajectory (`Verdict.moved`). One look would not do: a tick may read the three
+  joint frames of one instant half old, half new.
 """
 
 from dataclasses import dataclass
@@ -38,6 +43,8 @@ POSE_TOLERANCE_M = 0.02
 POSE_TOLERANCE_RAD = 0.1
 # The end pose must be about as fresh as the joints to vouch for them.
 POSE_MAX_AGE_S = 0.1
+# New samples after a jump within which it must be explained (back: rogue; moved: the arm's).
+JUMP_VERDICT_SAMPLES = 3
 
 
 _MAX_SPEED, _SLACK = np.asarray(MAX_FEEDBACK_SPEED), np.asarray(JUMP_SLACK)
@@ -61,12 +68,14 @@ class Verdict:
         fault: trusted feedback became impossible: latch a fault (never follow it).
         confirming: all is well so far, only more consistent frames are needed (the normal
             50 ms at start-up: not worth a warning).
+        moved: the arm was moved outside the driver's control: drop the trajectory.
     """
 
     ok: bool
     reason: str = ''
     fault: bool = False
     confirming: bool = False
+    moved: bool = False
 
 
 class FeedbackGuard:
@@ -95,6 +104,7 @@ class FeedbackGuard:
         self._trusted = False
         self._count = 0
         self._last = None  # (positions, stamp) of the last accepted sample
+        self._jumped = None  # (reason, stamps seen) while a jump is being judged
 
     def check(self, positions, stamp: float, end_pose=None) -> Verdict:
         """Judge one sample.
@@ -106,6 +116,10 @@ class FeedbackGuard:
                 None when the arm sent none.
         """
         q = np.asarray(positions, dtype=np.float64)
+        if self._trusted and not self._implausible(q):
+            verdict = self._judge_jump(q, stamp, end_pose)
+            if verdict is not None:
+                return verdict
         problem = self._implausible(q) or self._jump(q, stamp)
         if problem:
             return self._refuse(problem)
@@ -123,6 +137,28 @@ class FeedbackGuard:
             self._trusted = True
         self._last = (q, stamp)
         return Verdict(True)
+
+    def _judge_jump(self, q: np.ndarray, stamp: float, end_pose) -> Optional[Verdict]:
+        """While trusted: None if `q` continues the last sample, else the jump's verdict."""
+        jump = self._jump(q, stamp)
+        if self._jumped is None:
+            if not jump:
+                return None
+            self._jumped = (jump, {stamp})
+            return Verdict(False, f'joint feedback jumped, held until explained: {jump}')
+        reason, stamps = self._jumped
+        stamps.add(stamp)
+        if not jump:  # back where the arm was: the jump was not the arm's
+            self.reset()
+            return Verdict(False, f'joint feedback impossible: {reason}', fault=True)
+        if not self._pose_mismatch(q, stamp, end_pose):
+            self.reset()  # the arm is elsewhere, as its own end pose says: re-earn trust
+            return Verdict(False, f'joint feedback not trusted yet: the arm moved outside the '
+                           f'driver ({reason}), its end pose agrees', moved=True)
+        if len(stamps) > JUMP_VERDICT_SAMPLES:
+            self.reset()
+            return Verdict(False, f'joint feedback impossible: {reason}', fault=True)
+        return Verdict(False, f'joint feedback jumped, held until explained: {reason}')
 
     def _refuse(self, problem: str) -> Verdict:
         if self._trusted:

@@ -296,6 +296,10 @@ class ArmDriverNode(ros.Node):
             return Verdict(False, 'no joint feedback')
         end_pose = (pose.position, pose.quaternion, pose.stamp) if pose.valid else None
         verdict = self._guard.check(feedback.positions, feedback.stamp, end_pose)
+        if verdict.moved:  # the old trajectory and last command refer to where the arm was
+            self._follower.clear()
+            self._last_sent = None
+            self._safety.reset()
         wait = '' if verdict.ok or verdict.fault else verdict.reason
         if wait and not verdict.confirming and _kind(wait) != _kind(self._feedback_wait):
             self.get_logger().warning(f'{wait}; nothing is sent or published until it is')
