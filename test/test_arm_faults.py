@@ -418,6 +418,7 @@ def test_a_future_stamp_is_refused_and_never_blocks_fresh_chunks(ctx, rigs, test
     ('max_step_rad', 10.0),
     ('can_timeout_s', float('nan')),
     ('lower_limits', [float('nan')] + [-3.0] * 5 + [0.0]),
+    ('control_rate_hz', 200),                            # an int for a float: says to write 200.0
 ])
 def test_a_bad_parameter_stops_the_node_with_one_line_and_sends_nothing(ctx, rigs, name, bad):
     with pytest.raises(StartupError) as refused:

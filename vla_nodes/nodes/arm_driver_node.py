@@ -151,15 +151,17 @@ class ArmDriverNode(ros.Node):
         values = {}
         for name, default in parameters:
             r = RANGES.get(name)
-            if r is None:
-                values[name] = self.declare_parameter(name, default).value
-                continue
-            kind = 'integer_range' if isinstance(default, int) else 'floating_point_range'
-            make = ros.IntegerRange if isinstance(default, int) else ros.FloatingPointRange
-            descriptor = ros.ParameterDescriptor(description=r.why, **{kind: [make(
-                from_value=type(default)(r.low), to_value=type(default)(r.high), step=0)]})
+            descriptor = ros.ParameterDescriptor()
+            if r is not None:
+                kind = 'integer_range' if isinstance(default, int) else 'floating_point_range'
+                make = ros.IntegerRange if isinstance(default, int) else ros.FloatingPointRange
+                number = type(default)  # rclpy's messages check int vs float strictly
+                descriptor = ros.ParameterDescriptor(description=r.why, **{kind: [make(
+                    from_value=number(r.low), to_value=number(r.high), step=number(0))]})
             try:
                 values[name] = self.declare_parameter(name, default, descriptor).value
+            except ros.InvalidParameterTypeException as err:  # e.g. 30 for 30.0: says so
+                raise StartupError(str(err)) from None
             except ros.InvalidParameterValueException:
                 # rclpy's exception does not carry the value: declare unranged to read it.
                 value = self.declare_parameter(name, default).value
