@@ -9,7 +9,7 @@ PACKAGE = 'vla_nodes'
 
 # One console script per node executable (ros2 run / launch finds them in lib/vla_nodes).
 NODES = ['camera_node', 'depth_node', 'pose_node', 'policy_node', 'arm_driver_node',
-         'teleop_recorder_node', 'sim_node']
+         'teleop_recorder_node', 'sim_node', 'robot_state_node', 'trajectory_relay_node']
 CLIS = {
     'vla-launch': 'vla_nodes.ros.launch:main',
     'vla-demo': 'vla_nodes.demo:main',
@@ -29,7 +29,7 @@ def data_files():
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
     ]
-    for folder in ('launch', 'config', 'msg'):
+    for folder in ('launch', 'config', 'msg', 'description'):
         for path in sorted(glob(f'{folder}/**/*', recursive=True)):
             if os.path.isfile(path):
                 files.append((f'share/{PACKAGE}/{os.path.dirname(path)}', [path]))
@@ -63,7 +63,7 @@ setup(
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
                  'flake8>=6', 'flake8-import-order', 'flake8-quotes',
-                 'matplotlib>=3.7'] + DATA,
+                 'matplotlib>=3.7', 'xacro>=2.0'] + DATA,
         'data': DATA,
     },
     zip_safe=True,

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libusb-1.0-0 libegl1 libgl1 libgles2 libopengl0 libglvnd0 libgbm1 libegl-mesa0)
+# check_urdf (liburdfdom-tools) checks the robot description in the tests.
+APT_PACKAGES+=(liburdfdom-tools)
 # The ROS packaging check (colcon build) uses Debian's colcon and ament tools.
 APT_PACKAGES+=(colcon python3-colcon-ros python3-colcon-python-setup-py
                python3-colcon-recursive-crawl python3-colcon-package-selection

@@ -33,7 +33,8 @@ def test_single_arm_launch_resolves_dry_run_by_default(capsys):
     assert vla_launch(['vla_nodes', 'piper_single.launch.yaml', '--print']) == 0
     out = capsys.readouterr().out
     nodes = [line.split()[0] for line in out.splitlines() if not line.startswith(' ')]
-    assert nodes == ['/camera', '/arm_driver_node', '/depth_node', '/pose_node', '/policy_node']
+    assert nodes == ['/camera', '/arm_driver_node', '/depth_node', '/pose_node', '/policy_node',
+                     '/robot_state_publisher']
     assert f'params-file  {SINGLE}' in out
     assert "param  can_interface = 'socketcan'\n    param  can_name = 'can0'" in out
     assert 'param  dry_run = True' in out

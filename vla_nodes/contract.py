@@ -86,6 +86,11 @@ CLOCK_TOPIC = '/clock'
 JOINT_COMMAND_TOPIC = '/vla/joint_command'
 # Simulation episodes: 'running', then 'success' or 'failure' (transient local).
 EPISODE_STATUS_TOPIC = '/sim/episode_status'
+# Episode boundaries (std_msgs/Header, transient local): its stamp is the first instant of the
+# new episode. Published by sim_node on ~/reset, or by anyone resetting a real robot; the driver
+# then holds the measured position and nothing observed before the stamp reaches the arm. A zero
+# stamp means 'now' on the receiving node's clock (`ros2 topic pub --once` with an empty Header).
+EPISODE_START_TOPIC = '/vla/episode_start'
 TF_STATIC_TOPIC = '/tf_static'
 
 # Nominal rates (Hz) the recorder audit and the tests compare against.

@@ -11,6 +11,12 @@ end of each episode (m, a continuous measure that shows learning before success 
 inference latency (model time and observation-to-chunk delay, p50/p95), and saves plots and an
 image strip of the first episode.
 
+By default the simulation runs in lock-step (sim_node `lockstep`): simulated time advances only
+when the graph has caught up, the policy's inference is charged `inference_delay_s` of simulated
+time (default 0.28 s, the measured observation-to-chunk median of the real-time graph), and the
+same checkpoint and seeds give the same episodes bit for bit, as fast as the CPU allows.
+`--real-time` runs on wall time instead, as on a robot.
+
     vla-eval --checkpoint runs/cube/checkpoints/step_000500 --episodes 10 --out out/eval
     vla-eval --expert --episodes 10
 
@@ -35,6 +41,8 @@ RESET_SERVICE = '/sim_node/reset'
 TERMINAL = ('success', 'failure')
 HELD_OUT_SEED = 1000  # demos are recorded from seed 0 up: evaluation seeds never overlap them
 STRIP_FRAMES = 6
+# Observation -> published chunk in the real-time sim graph, median (bench/bench_latency.py).
+INFERENCE_DELAY_S = 0.28
 
 
 @dataclass
@@ -111,7 +119,7 @@ class _Episodes:
             self._frames.append(msg)
 
     def reset(self, timeout_s: float = 30.0) -> int:
-        """Start the next episode; returns its seed."""
+        """Start the next episode; returns its seed (the launch's `seed` + 1, + 2, ...)."""
         from vla_nodes.record.cli import call_trigger
         if not self._reset.wait_for_service(timeout_sec=timeout_s):
             raise RuntimeError(f'{RESET_SERVICE} is not available: did sim_node start?')
@@ -121,22 +129,23 @@ class _Episodes:
             raise RuntimeError(f'{RESET_SERVICE} failed: {response.message}')
         return int(response.message.split()[-1])
 
-    def run(self, max_sim_s: float, wall_timeout_s: float) -> tuple[str, float]:
-        """Wait for the end of the episode; (outcome, simulated seconds it took)."""
+    def run(self, max_sim_s: float, wall_timeout_s: float) -> str:
+        """Wait for the end of the episode (sim_node's own budget); the outcome."""
         start_wall, start_sim = time.monotonic(), self.sim_s
         while time.monotonic() - start_wall < wall_timeout_s:
             if self.status in TERMINAL:
-                return self.status, self.sim_s - start_sim
-            if self.sim_s - start_sim >= max_sim_s:
-                return 'failure', self.sim_s - start_sim
+                return self.status
+            if self.sim_s - start_sim >= max_sim_s + 1.0:  # sim_node should have said so
+                return 'failure'
             time.sleep(0.02)
-        return 'timeout', self.sim_s - start_sim
+        return 'timeout'
 
 
 def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
              seed: int = HELD_OUT_SEED, max_seconds: float | None = None,
              out_dir: str | Path | None = None, can_name: str = 'vla_sim_eval',
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, lockstep: bool = True,
+             inference_delay_s: float = INFERENCE_DELAY_S) -> EvalResult:
     """Run `episodes` closed-loop episodes of `task` for one policy.
 
     Args:
@@ -148,6 +157,9 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
         out_dir: where the image strip goes (None: no files).
         can_name: virtual CAN channel of this run.
         progress: show a progress bar.
+        lockstep: simulate in lock-step (exact replays, faster than real time on this CPU);
+            False: on wall time, inference as slow as it is.
+        inference_delay_s: lock-step only: simulated seconds from observation to chunk.
 
     Returns:
         The EvalResult with one entry per episode.
@@ -165,9 +177,11 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
             'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
             'policy': 'false' if spec.expert else 'true',
             'leader': 'expert' if spec.expert else '',
-            'driver_dry_run': 'true' if spec.expert else 'false'}
+            'driver_dry_run': 'true' if spec.expert else 'false',
+            'max_episode_s': str(budget),
+            'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0)}
     result, frames, keep = EvalResult(spec.name), [], threading.Event()
-    with InProcessGraph(package_share() / 'launch' / EVAL_LAUNCH, args) as graph:
+    with InProcessGraph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep) as graph:
         sim = graph.node('sim_node')
         policy = None if spec.expert else graph.node('policy_node')
         control = _Episodes(graph.control, frames, keep)
@@ -177,11 +191,11 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
             episode_seed = control.reset()
             if k == 0:
                 keep.set()
-            outcome, seconds = control.run(budget, wall_timeout_s=budget * 4 + 30.0)
+            outcome = control.run(budget, wall_timeout_s=budget * 4 + 30.0)
             keep.clear()
             result.seeds.append(episode_seed)
             result.outcomes.append(outcome)
-            result.episode_s.append(float(seconds))
+            result.episode_s.append(sim.episode_seconds())
             result.final_distance_m.append(sim.grasp_to_object_m('cube'))
             bar.update(1)
             bar.set_postfix(success=result.outcomes.count('success'))
@@ -299,6 +313,10 @@ def main(argv=None) -> int:
                         "(default: the task's budget)")
     parser.add_argument('--action-rate', type=float, default=10.0,
                         help="chunk step rate, Hz: the checkpoint's dataset fps")
+    parser.add_argument('--real-time', dest='lockstep', action='store_false',
+                        help='simulate on wall time instead of in lock-step')
+    parser.add_argument('--inference-delay', type=float, default=INFERENCE_DELAY_S,
+                        help='lock-step: simulated s from observation to published chunk')
     parser.add_argument('--out', default='out/eval', help='plots, strips, results.json')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
     opts = parser.parse_args(argv)
@@ -310,7 +328,8 @@ def main(argv=None) -> int:
     if not specs:
         parser.error('nothing to evaluate: pass --checkpoint DIR, --expert or --random')
     results = [evaluate(s, opts.episodes, opts.task, opts.seed, opts.max_seconds, opts.out,
-                        can_name=f'vla_eval_{i}', progress=opts.progress)
+                        can_name=f'vla_eval_{i}', progress=opts.progress,
+                        lockstep=opts.lockstep, inference_delay_s=opts.inference_delay)
                for i, s in enumerate(specs)]
     print(format_table(results))
     print(f'plots: {save_plots(results, opts.out)}  results: {save_results(results, opts.out)}')

@@ -140,6 +140,7 @@ class TrajectoryFollower:
         self._fade_from: Optional[Chunk] = None  # the old trajectory, sampled over the fade
         self._fade_start_ns = 0
         self._newest_start_ns = None  # observation time of the newest chunk accepted
+        self._episode_start_ns = None  # chunks observed before it are refused
 
     @property
     def active(self) -> bool:
@@ -161,13 +162,17 @@ class TrajectoryFollower:
             now_ns: arrival time (ns), where the cross-fade starts; None = the chunk's start.
 
         Raises:
-            ValueError: the chunk was observed before the newest one accepted (out of order),
-                or its joint count differs from `current`.
+            ValueError: the chunk was observed before the newest one accepted (out of order)
+                or before the episode start, or its joint count differs from `current`.
         """
         current = np.asarray(current, dtype=np.float64).reshape(-1)
         if chunk.positions.shape[1] != current.shape[0]:
             raise ValueError(f'chunk has {chunk.positions.shape[1]} joints, the arm '
                              f'{current.shape[0]}')
+        episode = self._episode_start_ns
+        if episode is not None and chunk.start_ns < episode:
+            raise ValueError(f'chunk observed {(episode - chunk.start_ns) / 1e9:.3f} s before '
+                             'the episode started: from the previous episode, ignored')
         newest = self._newest_start_ns
         if newest is not None and chunk.start_ns < newest:
             raise ValueError(f'chunk observed {(newest - chunk.start_ns) / 1e9:.3f} s before '
@@ -202,6 +207,13 @@ class TrajectoryFollower:
             raise ValueError(f'target holds NaN or Inf: {q[0].tolist()}')
         self._chunk = Chunk(int(now_ns), np.zeros(1), q)
         self._fade_from = None
+
+    def start_episode(self, start_ns: int) -> None:
+        """A new episode starts at `start_ns`: forget the trajectory, its blend and the order
+        of earlier chunks, and refuse every chunk observed before `start_ns` from now on."""
+        self.clear()
+        self._newest_start_ns = None
+        self._episode_start_ns = int(start_ns)
 
     def clear(self) -> None:
         """Drop the trajectory: `target()` returns None until the next chunk."""

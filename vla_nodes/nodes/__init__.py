@@ -16,6 +16,8 @@ EXECUTABLES = {
     'arm_driver_node': 'vla_nodes.nodes.arm_driver_node:ArmDriverNode',
     'teleop_recorder_node': 'vla_nodes.nodes.teleop_recorder_node:TeleopRecorderNode',
     'sim_node': 'vla_nodes.nodes.sim_node:SimNode',
+    'robot_state_node': 'vla_nodes.nodes.robot_state_node:RobotStateNode',
+    'trajectory_relay_node': 'vla_nodes.nodes.trajectory_relay_node:TrajectoryRelayNode',
 }
 
 

@@ -9,9 +9,11 @@ targets (JointState on `/vla/joint_command`, for teleop and tests) take the same
 
 Safe by default: `dry_run` (the default) computes and publishes commands but sends nothing, not
 even the enable frame; no fresh command for `command_timeout_s` -> hold; CAN silence or arm
-errors latch a fault shown in `/diagnostics` and refuse motion until `~/enable true`. Joint
-feedback is believed only once confirmed (`arm.feedback_guard`) and a sample the arm cannot
-have produced latches a fault; parameters out of range stop the node at start-up. The CAN
+errors latch a fault shown in `/diagnostics` and refuse motion until `~/enable true`. On
+`/vla/episode_start` (std_msgs/Header) it drops its chunk, blend and last command, sends a hold
+at the position it measures at the next tick, and refuses chunks observed before the stamp.
+Joint feedback is believed only once confirmed (`arm.feedback_guard`) and a sample the arm
+cannot have produced latches a fault; parameters out of range stop the node at start-up. The CAN
 bus is a parameter, so the same code drives a real arm (socketcan) or the simulated one.
 Bimanual robots run two instances with `joint_prefix` left_ / right_ on two CAN ports.
 """
@@ -34,7 +36,8 @@ from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
-from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, std_srvs, trajectory_msgs
+from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
+                                trajectory_msgs)
 
 # Single targets for teleop and tests (sensor_msgs/JointState, names with the joint prefix).
 JOINT_COMMAND_TOPIC = contract.JOINT_COMMAND_TOPIC
@@ -116,6 +119,7 @@ class ArmDriverNode(ros.Node):
             raise
         self._enabled = self._estopped = False
         self._last_sent = None
+        self._hold_next_tick = False  # a new episode: the next command holds the measured pose
         self._end_pose_stamp = 0.0
         self._rejection = (-REJECTION_SHOWN_S, '')  # (monotonic s, reason)
         self._counts = dict.fromkeys(
@@ -131,6 +135,8 @@ class ArmDriverNode(ros.Node):
                                  self._on_chunk, 10)
         self.create_subscription(sensor_msgs.JointState, JOINT_COMMAND_TOPIC,
                                  self._on_target, 10)
+        self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
+                                 self._on_episode_start, ros.qos_profile_latched)
         self.create_service(std_srvs.SetBool, '~/enable', self._on_enable)
         self.create_service(std_srvs.Trigger, '~/emergency_stop', self._on_estop)
         self.create_timer(self._dt, self._control_tick)
@@ -177,7 +183,19 @@ class ArmDriverNode(ros.Node):
         except ValueError as err:
             self._reject(f'action chunk rejected, arm holds: {err}')
             return
+        self._hold_next_tick = False  # the chunk starts from the measured position already
         self._counts['chunks'] += 1
+
+    def _on_episode_start(self, msg) -> None:
+        # Nothing of the previous episode may move the arm: not the chunk, not the blend from
+        # the last command, not the safety filter's memory of it.
+        start_ns = stamp_to_ns(msg.stamp) or self.get_clock().now().nanoseconds  # 0: now
+        self._follower.start_episode(start_ns)
+        self._last_sent = None
+        self._safety.reset()
+        self._hold_next_tick = True
+        self.get_logger().info(f'episode start at {start_ns / 1e9:.3f} s '
+                               f'({msg.frame_id or "no label"}): holding the measured position')
 
     def _on_target(self, msg) -> None:
         try:
@@ -327,6 +345,9 @@ class ArmDriverNode(ros.Node):
             self._pose_pub.publish(msg)
 
     def _command(self, now, feedback) -> None:
+        if self._hold_next_tick:
+            self._follower.set_target(feedback.positions, now.nanoseconds)
+            self._hold_next_tick = False
         if self._follower.seconds_past_end(now.nanoseconds) > self._command_timeout:
             # Stale: the firmware keeps the last command, the arm holds position. The next
             # chunk starts from that command, not from where the stale one would have gone.

@@ -12,7 +12,15 @@ delay plus `horizon_margin_s` (or `inference_rate_hz` says it is time), so the n
 before the current one ends and the driver blends the seam. A checkpoint (`checkpoint`, a local
 directory) is checked against this robot before it drives anything: joint names, action rate
 and, if `expected_image_size` is set, the model's image size; a mismatch refuses to start.
-`dry_run` publishes nothing and logs what would have been sent. Diagnostics: inference time,
+`dry_run` publishes nothing and logs what would have been sent.
+
+Episodes: on `/vla/episode_start` (std_msgs/Header) the node forgets its observations, its
+schedule and any chunk waiting to be published, and never publishes a chunk observed before the
+stamp (an inference still running for the old episode is dropped when it ends). Lock-step
+simulation: `inference_delay_s` >= 0 runs the model in the tick itself (the simulator waits for
+it) and publishes the chunk at observation time + that delay on the simulated clock, so latency
+still shapes the episode and the episode replays exactly; -1 (the default, for robots and the
+real-time graph) runs it on the worker and publishes when done. Diagnostics: inference time,
 observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness.
 """
 
@@ -43,19 +51,35 @@ class ObservationBuffer:
         self._state_stamps = collections.deque(maxlen=state_history)
         self._states = collections.deque(maxlen=state_history)
         self.instruction = ''
+        self._floor_ns = 0  # the episode start: anything older is from the previous episode
+
+    def start_episode(self, stamp_ns: int) -> None:
+        """Forget every frame and state; refuse those stamped before `stamp_ns` from now on."""
+        with self._lock:
+            self._floor_ns = stamp_ns
+            self.color = None
+            self._depth.clear()
+            self._state_stamps.clear()
+            self._states.clear()
 
     def add_color(self, msg) -> None:
         with self._lock:
-            self.color = msg
+            if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
+                self.color = msg
 
     def add_depth(self, msg) -> None:
         with self._lock:
-            self._depth[stamp_to_ns(msg.header.stamp)] = msg
+            stamp = stamp_to_ns(msg.header.stamp)
+            if stamp < self._floor_ns:
+                return
+            self._depth[stamp] = msg
             while len(self._depth) > self._depth_history:
                 self._depth.popitem(last=False)
 
     def add_state(self, stamp_ns: int, q: np.ndarray) -> None:
         with self._lock:
+            if stamp_ns < self._floor_ns:
+                return
             self._state_stamps.append(stamp_ns)
             self._states.append(q)
 
@@ -97,6 +121,9 @@ class PolicyNode(ros.Node):
         # 1 on small CPUs: torch's spin-waiting threads fight the other nodes for the cores
         # (measured: 21 ms per chunk with 1 thread, 200-500 ms with 2 on a loaded 2-core box).
         self.declare_parameter('torch_threads', 1)
+        # -1: real time (worker thread). >= 0: lock-step, the chunk is published this long (s,
+        # simulated) after its observation; 0.28 is the graph's measured obs->chunk median.
+        self.declare_parameter('inference_delay_s', -1.0)
         self._joints = [self.get_parameter('joint_prefix').value + j
                         for j in contract.JOINT_NAMES]
         self._rate_hz = self.get_parameter('action_rate_hz').value
@@ -109,13 +136,17 @@ class PolicyNode(ros.Node):
         self._chunk_s = self._policy.model.config.horizon * self._dt
         rate = self.get_parameter('inference_rate_hz').value
         tick_hz = self.get_parameter('tick_rate_hz').value
-        self.scheduler = ChunkScheduler(
+        self._new_scheduler = lambda: ChunkScheduler(
             margin_s=self.get_parameter('horizon_margin_s').value,
             min_period_s=1.0 / tick_hz, max_period_s=1.0 / rate if rate > 0 else 0.0)
+        self.scheduler = self._new_scheduler()
+        self._delay_s = self.get_parameter('inference_delay_s').value
         self._obs = ObservationBuffer()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='policy')
         self._busy = threading.Event()
         self._last_stamp = None
+        self._episode_start_ns = 0
+        self._pending, self._release_timer = None, None  # lock-step: a chunk not yet due
         self.stats = collections.Counter()
         self.infer_ms = collections.deque(maxlen=1000)  # model time per chunk (ms), recent
         self.delays_s = collections.deque(maxlen=1000)  # observation -> chunk published (s)
@@ -130,6 +161,8 @@ class PolicyNode(ros.Node):
                                  self._on_joints, 50)
         self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
                                  self._on_instruction, ros.qos_profile_latched)
+        self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
+                                 self._on_episode_start, ros.qos_profile_latched)
         self.create_timer(1.0 / tick_hz, self._tick)
         self._diag = Diagnostics(self)
 
@@ -168,6 +201,18 @@ class PolicyNode(ros.Node):
     def _on_instruction(self, msg) -> None:
         self._obs.instruction = msg.data
 
+    def _on_episode_start(self, msg) -> None:
+        self._episode_start_ns = (stamp_to_ns(msg.stamp)
+                                  or self.get_clock().now().nanoseconds)  # 0: now
+        self._obs.start_episode(self._episode_start_ns)
+        self.scheduler = self._new_scheduler()
+        self._last_stamp = None
+        if self._pending is not None or self._release_timer is not None:
+            self.stats['dropped_previous_episode'] += 1
+            self._drop_pending()
+            self._busy.clear()
+        # A worker still running (real time) finishes; _publish drops its chunk.
+
     def _tick(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
         if self._busy.is_set():
@@ -193,9 +238,47 @@ class PolicyNode(ros.Node):
         self._last_stamp = stamp_ns
         self.scheduler.on_request(now_ns / 1e9)
         self._busy.set()
-        self._worker.submit(self._infer, color, depth, state, stamp_ns)
+        if self._delay_s < 0:
+            self._worker.submit(self._infer_and_publish, color, depth, state, stamp_ns)
+        else:
+            self._infer_and_hold(color, depth, state, stamp_ns, now_ns)
 
-    def _infer(self, color, depth, state, stamp_ns) -> None:
+    def _infer_and_publish(self, color, depth, state, stamp_ns) -> None:
+        """Real time, on the worker: publish as soon as the model is done."""
+        try:
+            out = self._infer(color, depth, state, stamp_ns)
+            if out is not None:
+                self._publish(out[0], color.header, stamp_ns, out[1])
+        finally:
+            self._busy.clear()
+
+    def _infer_and_hold(self, color, depth, state, stamp_ns, now_ns) -> None:
+        """Lock-step, in the tick: infer now, publish at observation time + inference_delay_s."""
+        out = self._infer(color, depth, state, stamp_ns)
+        if out is None:
+            self._busy.clear()
+            return
+        self._pending = (out[0], color.header, stamp_ns, out[1])
+        wait_ns = stamp_ns + int(round(self._delay_s * 1e9)) - now_ns
+        if wait_ns <= 0:
+            self._release()
+        else:  # a timer on the node's (simulated) clock: the chunk lands when it is due
+            self._release_timer = self.create_timer(wait_ns / 1e9, self._release)
+
+    def _release(self) -> None:
+        pending = self._pending
+        self._drop_pending()
+        if pending is not None:
+            self._publish(*pending)
+        self._busy.clear()
+
+    def _drop_pending(self) -> None:
+        if self._release_timer is not None:
+            self.destroy_timer(self._release_timer)
+        self._pending, self._release_timer = None, None
+
+    def _infer(self, color, depth, state, stamp_ns):
+        """(actions (H, 7), model ms), or None when inference failed or was not finite."""
         try:
             obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
                    contract.OBS_DEPTH: image.from_msg(depth),
@@ -206,19 +289,21 @@ class PolicyNode(ros.Node):
             result = self._policy.infer(obs)
             infer_ms = (time.perf_counter() - start) * 1e3
             actions = np.asarray(result['actions'], dtype=float)
-            if not np.all(np.isfinite(actions)):
-                self.stats['rejected_non_finite'] += 1
-                self._diag.set(ERROR, 'policy produced NaN/Inf actions: chunk dropped')
-                return
-            self._publish(actions, color.header, stamp_ns, infer_ms)
         except Exception as err:  # a bad frame must not kill the worker: report and go on
             self.stats['errors'] += 1
             self.get_logger().error(f'inference failed: {err}', throttle_duration_sec=2.0)
             self._diag.set(ERROR, f'inference failed: {err}')
-        finally:
-            self._busy.clear()
+            return None
+        if not np.all(np.isfinite(actions)):
+            self.stats['rejected_non_finite'] += 1
+            self._diag.set(ERROR, 'policy produced NaN/Inf actions: chunk dropped')
+            return None
+        return actions, infer_ms
 
     def _publish(self, actions, header, stamp_ns, infer_ms) -> None:
+        if stamp_ns < self._episode_start_ns:  # computed from the previous episode
+            self.stats['dropped_previous_episode'] += 1
+            return
         msg = self._chunk_msg(actions, header)
         if self._dry_run:
             self.stats['dry_run_chunks'] += 1

@@ -10,6 +10,7 @@
   colour image and `/vla/depth/image` with the same stamp (`perception/objects.py`). The
   camera-to-base transform comes from `calibration_file` or, when that is empty, /tf_static.
   Detection runs on a worker thread on the newest frame pair, so the ee pose never waits on it.
+  With `synchronous_detection` it runs in the frame callback instead (lock-step simulation).
   Frames that cannot give poses (no camera_info or transform yet, wrong encoding or size, depth
   without a valid pixel) publish nothing and are reported in /diagnostics.
 """
@@ -34,6 +35,8 @@ PARAMETERS = {
     'calibration_file': '',          # camera-to-base YAML; '' = listen to /tf_static
     'table_height_m': 0.0,           # table top z in base_link (m): objects rest on it
     'min_object_pixels': 20,         # smaller colour blobs are ignored (px)
+    # true: detect inside the frame callback (lock-step simulation waits for it: exact replays)
+    'synchronous_detection': False,
 }
 PAIR_HISTORY = 4  # colour / depth frames kept while waiting for their partner
 
@@ -92,7 +95,8 @@ class PoseNode(ros.Node):
                                  lambda msg: self._pair('color', msg), 5)
         self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
                                  lambda msg: self._pair('depth', msg), 5)
-        self._worker = LatestWorker(self._detect, self._on_worker_error, 'object_poses')
+        self._worker = LatestWorker(self._detect, self._on_worker_error, 'object_poses',
+                                    synchronous=p['synchronous_detection'])
         self._diag = Diagnostics(self)
 
     def _on_info(self, msg) -> None:

@@ -15,6 +15,19 @@ With `leader: expert` the scripted expert plays the leader arm: it sends, on a b
 the same CAN channel, the frames a Piper leader arm sends (`sim.leader.LeaderArm`), which the
 simulated follower executes and `arm_driver_node` publishes on `/leader/joint_states`.
 A user's robot MJCF loads with `mjcf_path` and `joint_map` (see `sim/robot_model.py`).
+
+Episode boundaries: every reset publishes `/vla/episode_start` (std_msgs/Header, latched) stamped
+with the first instant of the new episode; `/clock` jumps one physics period across a reset, so
+every stamp of the old episode is strictly older. The driver and the policy drop what they hold.
+
+Lock-step (`lockstep: true`, for evaluation and demos; needs the local runtime and the virtual
+CAN bus): simulated time advances only when the graph has done what it would have done by then.
+One thread steps: render the frame due now, publish `/clock`, wait until every callback of the
+process has run and the CAN readers have drained their frames, then one physics period
+(firmware commands, planner, MuJoCo, feedback frames); the leader arm and the status check run at
+their simulated rates. Between episodes (before the first `~/reset`, and once the status is
+'success' or 'failure') time stands still; the firmware keeps answering on the bus. Same seed,
+same graph: the same episode, bit for bit.
 """
 
 import threading
@@ -32,6 +45,11 @@ from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs,
 EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
 LEADERS = ('', 'expert')
 STATUS_CHECK_HZ = 10.0
+FIRMWARE_LOW_SPEED_HZ = 20.0
+# Lock-step: how often the firmware re-sends its feedback while time stands still (wall s), and
+# how long to wait for the CAN readers (piper_sdk's thread) to take their frames before stepping.
+HEARTBEAT_S = 0.02
+CAN_SETTLE_S = 1.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
 
@@ -56,12 +74,20 @@ class SimNode(ros.Node):
         self.declare_parameter('feedback_rate_hz', 200.0)
         self.declare_parameter('mjcf_path', '')
         self.declare_parameter('joint_map', list(DEFAULT_JOINT_MAP))
+        self.declare_parameter('lockstep', False)
+        self.declare_parameter('max_episode_s', 0.0)  # 0 = the task's time budget
         p = {n: self.get_parameter(n).value for n in (
             'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task', 'leader',
             'leader_rate_hz', 'can_interface', 'can_name', 'feedback_rate_hz', 'mjcf_path',
-            'joint_map', 'can_bind_address')}
+            'joint_map', 'lockstep', 'max_episode_s', 'can_bind_address')}
         if p['leader'] not in LEADERS:
             raise ValueError(f"leader must be '' (no leader arm) or 'expert', got {p['leader']!r}")
+        self._lockstep = p['lockstep']
+        local_runtime = hasattr(self.context, 'idle')
+        if self._lockstep and (p['can_interface'] != 'virtual' or not local_runtime):
+            raise ValueError('lockstep needs the local runtime (VLA_ROS_BACKEND=local, one '
+                             "process) and can_interface 'virtual'")
+        self._can = (p['can_interface'], p['can_name'])
         from vla_nodes.sim.episode import Episode
         from vla_nodes.sim.tasks import get_task
         from vla_nodes.sim.world import SimConfig, SimWorld
@@ -69,8 +95,11 @@ class SimNode(ros.Node):
         self._world = SimWorld(SimConfig(width=p['width'], height=p['height'], seed=p['seed'],
                                          mjcf_path=p['mjcf_path'],
                                          joint_map=tuple(p['joint_map'])))
-        self._episode = Episode(self._world, p['task'], p['seed'], expert=bool(p['leader']))
-        self._lock = threading.Lock()  # the firmware thread reads the state while we step
+        self._episode = Episode(self._world, p['task'], p['seed'], expert=bool(p['leader']),
+                                max_seconds=p['max_episode_s'] or None)
+        # The firmware thread reads the state while we step; the lock-step thread reads it
+        # through the firmware while it holds the lock.
+        self._lock = threading.RLock()
         self._dt = 1.0 / p['physics_rate_hz']
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
@@ -79,26 +108,44 @@ class SimNode(ros.Node):
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
                                                  ros.qos_profile_latched)
+        self._episode_start_pub = self.create_publisher(
+            std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
         self._published_status = ''
         self._publish_latched(self._episode.task.instruction)
         self._publish_status()
+        self._publish_episode_start(0.0)
         self.create_service(std_srvs.Trigger, '~/reset', self._on_reset)
-        self.create_timer(self._dt, self._step)
-        self.create_timer(1.0 / STATUS_CHECK_HZ, self._check_status)
         self._leader, self._leader_bus = None, None
         if p['leader'] == 'expert':
             self._start_leader(p)
-        # An EGL context belongs to one thread: the camera renders on its own thread, which also
-        # keeps the executor free while a frame renders.
         self._camera_period = 1.0 / p['camera_rate_hz']
         self._stop = threading.Event()
-        self._camera_thread = threading.Thread(target=self._camera_loop, name='sim_camera',
-                                               daemon=True)
-        self._camera_thread.start()
+        self._unread_queues = set()
+        if self._lockstep:
+            # Periods in physics steps: every rate is simulated, so it stays exact however fast.
+            every = {k: max(1, round(p['physics_rate_hz'] / hz)) for k, hz in (
+                ('camera', p['camera_rate_hz']), ('leader', p['leader_rate_hz']),
+                ('status', STATUS_CHECK_HZ), ('low_speed', FIRMWARE_LOW_SPEED_HZ))}
+            self._every = every
+            self._running, self._episode_steps = False, 0
+            self._firmware.send_feedback(low_speed=True)
+            target, name = self._lockstep_loop, 'sim_lockstep'
+            threading.Thread(target=self._heartbeat, name='sim_heartbeat', daemon=True).start()
+        else:
+            self.create_timer(self._dt, self._step)
+            self.create_timer(1.0 / STATUS_CHECK_HZ, self._check_status)
+            if self._leader is not None:
+                self.create_timer(1.0 / p['leader_rate_hz'], self._lead)
+            target, name = self._camera_loop, 'sim_camera'
+        # An EGL context belongs to one thread: the camera renders on its own thread (the
+        # lock-step thread in lock-step), which also keeps the executor free while it renders.
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
         self.get_logger().info(
             f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, camera "
             f"{p['width']}x{p['height']} at {p['camera_rate_hz']} Hz, task {p['task']!r} "
-            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}")
+            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
+            f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
     def _open_bus(self, p):
         from vla_nodes.arm.can_bus import open_bus
@@ -110,7 +157,8 @@ class SimNode(ros.Node):
         firmware = PiperFirmware(
             bus, self._read_state, rate_hz=p['feedback_rate_hz'],
             fk=lambda q6: kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6)))
-        firmware.start()
+        if not p['lockstep']:
+            firmware.start()  # in lock-step the stepping thread drives it
         return firmware, bus
 
     def _start_leader(self, p) -> None:
@@ -118,7 +166,6 @@ class SimNode(ros.Node):
         self._leader_bus = self._open_bus(p)  # its own bus, like a second arm on the wire
         self._leader = LeaderArm(self._leader_bus)
         self._leader.enable()
-        self.create_timer(1.0 / p['leader_rate_hz'], self._lead)
 
     def _read_state(self) -> np.ndarray:
         with self._lock:
@@ -148,12 +195,29 @@ class SimNode(ros.Node):
     # --- episode --------------------------------------------------------------------------------
     def _on_reset(self, request, response):
         with self._lock:
-            self._time_offset += self._world.time
+            if self._lockstep:
+                self._firmware.step(0.0)  # commands of the old episode, before the hold
+            # One period more: every stamp of the old episode is older than the boundary.
+            self._time_offset += self._world.time + self._dt
             seed = self._episode.reset()
             self._firmware.hold(self._world.joint_positions())  # no pull back to the old pose
+            self._firmware.send_feedback()
+            boundary_s = self._sim_seconds()
+            if self._lockstep:
+                self._episode_steps = 0
+        # The driver holds what it measures at its next tick: let it read the new state first.
+        self._settle_can()
+        self._publish_episode_start(boundary_s)
         self._publish_status(fresh=True)
+        if self._lockstep:
+            self._running = True
         response.success, response.message = True, f'seed {seed}'
         return response
+
+    def _publish_episode_start(self, stamp_s: float) -> None:
+        msg = std_msgs.Header(frame_id=f'seed {self._episode.seed}')
+        msg.stamp = ros.Time(seconds=stamp_s).to_msg()
+        self._episode_start_pub.publish(msg)
 
     def _check_status(self) -> None:
         with self._lock:
@@ -180,10 +244,116 @@ class SimNode(ros.Node):
             return float(np.linalg.norm(self._world.tcp_pose()[:3, 3]
                                         - self._world.object_pose(name)[:3, 3]))
 
+    def episode_seconds(self) -> float:
+        """Simulated seconds since the episode started (in-process evaluation)."""
+        with self._lock:
+            return float(self._world.time)
+
     def _lead(self) -> None:
         with self._lock:
             action = self._episode.leader_action()
         self._leader.send(action)
+
+    # --- lock-step ------------------------------------------------------------------------------
+    def _lockstep_loop(self) -> None:
+        beats = 0
+        try:
+            while not self._stop.is_set():
+                if not self._running:  # time stands still; commands (enable) are still answered
+                    beats += 1
+                    with self._lock:
+                        self._firmware.step(0.0, low_speed=beats % 2 == 0)
+                    self._stop.wait(HEARTBEAT_S)
+                    continue
+                self._wait_for_graph()
+                with self._lock:
+                    frame_due = self._episode_steps % self._every['camera'] == 0
+                    stamp = ros.Time(seconds=self._sim_seconds()).to_msg()
+                if frame_due:
+                    self._render()
+                self._clock_pub.publish(rosgraph_msgs.Clock(clock=stamp))
+                self._wait_for_graph()
+                self._advance()
+        except Exception as err:  # say why time stopped, rather than hang silently
+            self.get_logger().fatal(f'lock-step simulation stopped: {err!r}')
+            raise
+        finally:
+            with self._lock:
+                self._world.close()  # the GL context must be freed by the thread that made it
+
+    def _heartbeat(self) -> None:
+        """Re-send the last feedback while time stands still or a step takes long: the same
+        frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after 0.1 s of
+        silence, and the driver latches a CAN fault after 0.25 s)."""
+        while not self._stop.wait(HEARTBEAT_S / 2):
+            if time.monotonic() - self._firmware.feedback_sent_at >= HEARTBEAT_S:
+                self._firmware.resend()
+
+    def _advance(self) -> None:
+        """One physics period: the leader's frames, the firmware's commands, MuJoCo, feedback."""
+        with self._lock:
+            k = self._episode_steps
+            if self._leader is not None and k % self._every['leader'] == 0:
+                self._leader.send(self._episode.leader_action())
+            self._firmware.step(self._dt, advance=self._physics,
+                                low_speed=k % self._every['low_speed'] == 0)
+            self._episode_steps = k = k + 1
+            check = k % self._every['status'] == 0
+            if check:
+                self._episode.update()
+        if check:
+            self._publish_status()
+            if self._episode.status != 'running':
+                self._running = False  # until the next ~/reset
+
+    def _physics(self, setpoint) -> None:
+        self._world.set_targets(setpoint)
+        self._world.step(self._dt)
+
+    def _wait_for_graph(self) -> None:
+        """Until every callback has run and the CAN readers have taken their frames."""
+        settling = None
+        while not self._stop.is_set():
+            if self.context.idle():
+                if self._can_readers_idle():
+                    return
+                settling = settling or time.monotonic()
+                if time.monotonic() - settling > CAN_SETTLE_S:
+                    self._give_up_on_unread_queues()
+                    return
+            else:
+                settling = None
+            with self.context.cond:
+                self.context.cond.wait(0.001)
+
+    def _busy_can_queues(self) -> list:
+        """Queues of other readers of the virtual CAN channel that still hold frames or whose
+        reader is not waiting in a blocking recv() (piper_sdk reads on its own thread)."""
+        if self._can[0] != 'virtual':
+            return []
+        from can.interfaces import virtual
+        ignored = {b.queue for b in (self._bus, self._leader_bus) if b is not None}
+        ignored |= self._unread_queues
+        return [q for q in list(virtual.channels.get(self._can[1], []))
+                if q not in ignored and (q.qsize() or not q.not_empty._waiters)]
+
+    def _can_readers_idle(self) -> bool:
+        return not self._busy_can_queues()
+
+    def _give_up_on_unread_queues(self) -> None:
+        """A bus nobody reads (a test's listener left alone) must not stall time forever."""
+        self._unread_queues.update(self._busy_can_queues())
+        self.get_logger().warning(
+            f'a reader of CAN channel {self._can[1]} does not take its frames; it is ignored '
+            'from now on (lock-step may not replay exactly)')
+
+    def _settle_can(self) -> None:
+        end = time.monotonic() + CAN_SETTLE_S
+        while not self._can_readers_idle():
+            if time.monotonic() > end:
+                self._give_up_on_unread_queues()
+                return
+            time.sleep(0.0002)
 
     # --- physics and camera ---------------------------------------------------------------------
     def _step(self) -> None:
@@ -219,7 +389,7 @@ class SimNode(ros.Node):
 
     def destroy_node(self):
         self._stop.set()
-        self._camera_thread.join(timeout=2.0)
+        self._thread.join(timeout=2.0)
         self._firmware.stop()
         self._bus.shutdown()
         if self._leader_bus is not None:

@@ -4,6 +4,8 @@
 subscription callbacks, which return at once, so joint states and other callbacks never wait
 behind a model. At most one frame waits: a newer one replaces it (the older one is dropped and
 counted), so a slow model always works on the freshest frame and never on a backlog.
+`synchronous=True` runs the work inside `submit()` instead: a lock-step simulation waits for it,
+and the same frames give the same results at the same simulated time.
 """
 
 import threading
@@ -12,14 +14,16 @@ import threading
 class LatestWorker:
     """One daemon thread calling `work(item)` on the latest submitted item."""
 
-    def __init__(self, work, on_error=None, name: str = 'latest_worker'):
-        """Start the thread.
+    def __init__(self, work, on_error=None, name: str = 'latest_worker',
+                 synchronous: bool = False):
+        """Start the thread (none when `synchronous`).
 
         Args:
             work: callable(item) run on the worker thread; its return value is ignored.
             on_error: callable(exception) called on the worker thread when `work` raises;
                 the worker keeps running either way (None: the error is only counted).
             name: thread name (shows up in stack dumps).
+            synchronous: run `work` in the caller's thread, in `submit()`.
         """
         self._work, self._on_error = work, on_error
         self._cond = threading.Condition()
@@ -28,8 +32,10 @@ class LatestWorker:
         self._busy = False
         self._stop = False
         self.submitted = self.dropped = self.done = self.errors = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._thread = None
+        if not synchronous:
+            self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+            self._thread.start()
 
     def submit(self, item) -> bool:
         """Queue `item`, replacing a waiting one.
@@ -37,6 +43,10 @@ class LatestWorker:
         Returns:
             False when a waiting item was dropped for this one, else True.
         """
+        if self._thread is None:
+            self.submitted += 1
+            self._run(item)
+            return True
         with self._cond:
             replaced = self._has_pending
             self._pending, self._has_pending = item, True
@@ -61,7 +71,8 @@ class LatestWorker:
             self._stop = True
             self._has_pending, self._pending = False, None
             self._cond.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:
@@ -71,14 +82,17 @@ class LatestWorker:
                     return
                 item, self._pending, self._has_pending = self._pending, None, False
                 self._busy = True
-            try:
-                self._work(item)
-            except Exception as err:  # one bad frame must not end the worker
-                self.errors += 1
-                if self._on_error is not None:
-                    self._on_error(err)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self.done += 1
-                    self._cond.notify_all()
+            self._run(item)
+
+    def _run(self, item) -> None:
+        try:
+            self._work(item)
+        except Exception as err:  # one bad frame must not end the worker
+            self.errors += 1
+            if self._on_error is not None:
+                self._on_error(err)
+        finally:
+            with self._cond:
+                self._busy = False
+                self.done += 1
+                self._cond.notify_all()

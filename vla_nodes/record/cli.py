@@ -14,7 +14,9 @@ that drives it through its services and shows what its `/diagnostics` report.
         resets the simulation, starts recording, waits for `/sim/episode_status` to say
         'success' or 'failure', and stops. Failures are kept, marked `outcome: failure` in the
         bag metadata (a dataset can filter them; they are also negatives for evaluation), unless
-        --discard-failures. Each bag's metadata holds the episode's seed.
+        --discard-failures. Each bag's metadata holds the episode's seed. The simulation runs in
+        lock-step (as fast as the graph keeps up, every episode recorded from its first
+        instant) unless --real-time.
     vla-record --repair BAG [BAG ...]
         Finish bags left unfinished by a killed recorder (record/repair.py).
 """
@@ -169,12 +171,18 @@ class InProcessGraph:
     Example:
         with InProcessGraph('sim_record.launch.yaml', {'task': 'pick_red_cube'}) as graph:
             control = RecorderControl(graph.control)
+
+    With `lockstep` the launch file gets `lockstep:=true` (sim_node's lock-step mode) and the
+    callbacks run on one thread, in an order that depends only on the work: an exact replay.
     """
 
-    def __init__(self, launch_file, launch_args: dict | None = None) -> None:
+    def __init__(self, launch_file, launch_args: dict | None = None,
+                 lockstep: bool = False) -> None:
         from vla_nodes.ros import launch
         self._launch = launch
-        self.specs = launch.load_launch(launch_file, launch_args or {})
+        self.lockstep = lockstep
+        launch_args = dict(launch_args or {}, **({'lockstep': 'true'} if lockstep else {}))
+        self.specs = launch.load_launch(launch_file, launch_args)
         self.nodes: list = []
         self.control = None
         self._stop = threading.Event()
@@ -185,7 +193,8 @@ class InProcessGraph:
         self._owns_context = not ros.ok()
         if self._owns_context:
             ros.init()
-        self._executor = ros.MultiThreadedExecutor()
+        self._executor = (ros.SingleThreadedExecutor() if self.lockstep
+                          else ros.MultiThreadedExecutor())
         try:
             with tempfile.TemporaryDirectory(prefix='vla_record_') as params_dir:
                 for spec in self.specs:
@@ -247,7 +256,10 @@ class _SimEpisodes:
         self._changed.set()
 
     def reset(self, timeout_s: float) -> int:
-        """Reset the simulation, wait for 'running'; returns the episode's seed."""
+        """Reset the simulation, wait for 'running'; returns the episode's seed.
+
+        Resets take the seeds one after the other, from the launch's `seed` + 1.
+        """
         if not self._reset.wait_for_service(timeout_sec=timeout_s):
             raise RuntimeError(f'{RESET_SERVICE} is not available: is sim_node running?')
         response = call_trigger(self._reset, RESET_SERVICE, timeout_s)
@@ -271,8 +283,12 @@ class _SimEpisodes:
 
 def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
                discard_failures: bool = False, timeout_s: float = 180.0,
-               launch_args: dict | None = None, progress: bool = True) -> list[dict]:
+               launch_args: dict | None = None, progress: bool = True,
+               lockstep: bool = True) -> list[dict]:
     """Record `episodes` demos of `task` with the scripted expert; one dict per episode.
+
+    In lock-step (the default) time stands still between episodes, so each bag starts before
+    its episode's first instant; in real time recording starts just after the reset.
 
     Returns:
         [{'path': str or None, 'seed': int, 'outcome': 'success' | 'failure' | 'timeout',
@@ -287,20 +303,24 @@ def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
     from vla_nodes.ros import Parameter
     args = {'task': task, 'seed': str(seed), 'output_dir': output_dir, **(launch_args or {})}
     results = []
-    with InProcessGraph(package_share() / 'launch' / SIM_LAUNCH, args) as graph:
+    with InProcessGraph(package_share() / 'launch' / SIM_LAUNCH, args, lockstep) as graph:
         control = RecorderControl(graph.control)
         sim = _SimEpisodes(graph)
         if not control.wait(30.0):
             raise RuntimeError(f'{RECORDER} services did not appear')
         recorder = graph.node('teleop_recorder_node')
         bar = tqdm(total=episodes, unit='episode', desc=task, disable=not progress)
-        for _ in range(episodes):
-            episode_seed = sim.reset(30.0)
+        for k in range(episodes):
+            episode_seed = seed + k + 1
+            if not lockstep:
+                episode_seed = sim.reset(30.0)
             recorder.set_parameters([Parameter('episode_metadata', value=[
                 f'seed={episode_seed}', f'sim_task={task}'])])
             ok, path = control.call('start')
             if not ok:
                 raise RuntimeError(f'start_episode failed: {path}')
+            if lockstep and sim.reset(30.0) != episode_seed:
+                raise RuntimeError(f'{RESET_SERVICE} did not start seed {episode_seed}')
             ended = sim.wait_for(lambda s: s in TERMINAL, timeout_s)
             outcome = sim.status if ended else 'timeout'
             time.sleep(0.5)  # the recorder sees the same status: its metadata says the outcome
@@ -344,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='discard failed sim episodes instead of keeping them marked')
     parser.add_argument('--episode-timeout', type=float, default=180.0,
                         help='wall seconds to wait for an episode to end (--sim)')
+    parser.add_argument('--real-time', dest='lockstep', action='store_false',
+                        help='simulate on wall time instead of in lock-step (--sim)')
     parser.add_argument('--repair', nargs='+', metavar='BAG', help='finish unfinished bags')
     opts = parser.parse_args(argv)
     bad = [a for a in opts.launch_args if ':=' not in a]
@@ -384,7 +406,8 @@ def _sim(opts, launch_args: dict) -> int:
     if opts.task not in TASKS:
         raise ValueError(f'unknown task {opts.task!r}; choose one of {", ".join(TASKS)}')
     results = record_sim(opts.task, opts.episodes, opts.output_dir, opts.seed,
-                         opts.discard_failures, opts.episode_timeout, launch_args)
+                         opts.discard_failures, opts.episode_timeout, launch_args,
+                         lockstep=opts.lockstep)
     for r in results:
         print(f"seed {r['seed']:4d}  {r['outcome']:8s}  {r['path'] or '(discarded)'}")
     kept = sum(r['kept'] for r in results)

@@ -9,11 +9,11 @@ the callbacks, honouring mutually exclusive callback groups. Nothing here knows 
 
 import collections
 import concurrent.futures
-import itertools
 import logging
 import sys
 import threading
 import time
+import weakref
 
 from vla_nodes.ros import params as P
 from vla_nodes.ros.bus import InProcessBus
@@ -38,6 +38,8 @@ class Context:
         self._on_shutdown = []
         # Bumped on every event executors wait for, so a wake-up is never missed.
         self.generation = 0
+        self.executors = weakref.WeakSet()
+        self.active = 0  # callbacks being taken or run (guarded by `cond`)
 
     def init(self, args=None, bus=None) -> None:
         if self._ok:
@@ -58,6 +60,14 @@ class Context:
         """Signal waiting executors; the caller holds `cond`."""
         self.generation += 1
         self.cond.notify_all()
+
+    def idle(self) -> bool:
+        """Whether no callback runs and no executor of this context has work ready now.
+
+        A lock-step simulator (sim_node `lockstep`) advances time only when this holds.
+        """
+        with self.cond:
+            return self.active == 0 and not any(e.has_work() for e in list(self.executors))
 
     def on_shutdown(self, callback) -> None:
         self._on_shutdown.append(callback)
@@ -289,6 +299,9 @@ class Subscription:
             self._queue.append(msg)
             self._context.notify_locked()
 
+    def has_work(self) -> bool:
+        return bool(self._queue)
+
     def take(self):
         with self._context.cond:
             if not self._queue:
@@ -334,6 +347,10 @@ class Timer:
             return None
         return self._next_ns - self.clock.now_ns()
 
+    def has_work(self) -> bool:
+        wait = self.time_until_next_call()
+        return wait is not None and wait <= 0
+
     def take(self):
         with self._lock:
             now = self.clock.now_ns()
@@ -355,6 +372,9 @@ class Service:
         with self._context.cond:
             self._requests.append((request, future))
             self._context.notify_locked()
+
+    def has_work(self) -> bool:
+        return bool(self._requests)
 
     def take(self):
         with self._context.cond:
@@ -666,9 +686,14 @@ class Executor:
     def __init__(self, *, context=None):
         self.context = context or get_default_context()
         self._nodes = []
-        self._rr = itertools.count()
+        self._rr = 0
         self._shutdown = False
         self._lock = threading.Lock()
+        self.context.executors.add(self)
+
+    def has_work(self) -> bool:
+        """Whether any entity of its nodes has work ready (a message, a request, a due timer)."""
+        return any(e.has_work() for n in self.get_nodes() for e in n.ready_work())
 
     def add_node(self, node) -> bool:
         with self._lock:
@@ -700,16 +725,30 @@ class Executor:
         entities = [e for n in self.get_nodes() for e in n.ready_work()]
         if not entities:
             return None
-        start = next(self._rr) % len(entities)
+        # The rotation moves on only when work is taken: given the same work, the same order
+        # (a lock-step simulation replays bit for bit), however often an idle executor polls.
+        start = self._rr % len(entities)
+        with self.context.cond:
+            self.context.active += 1  # taken but not yet run still counts as busy
         for entity in entities[start:] + entities[:start]:
+            if not entity.has_work():  # cheap, lock-free: most entities have nothing
+                continue
             group = entity.callback_group
             if not group.beginning_execution():
                 continue
             work = entity.take()
             if work is not None:
+                self._rr += 1
                 return work, group
             group.ending_execution()
+        self._done_one(notify=False)  # nothing happened: waking executors would make them spin
         return None
+
+    def _done_one(self, notify: bool = True) -> None:
+        with self.context.cond:
+            self.context.active -= 1
+            if notify:
+                self.context.notify_locked()
 
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
@@ -728,7 +767,7 @@ class Executor:
             work()
         finally:
             group.ending_execution()
-            self.context.wake()
+            self._done_one()
 
     def spin(self) -> None:
         while self._running():

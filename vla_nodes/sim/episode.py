@@ -32,7 +32,8 @@ class Episode:
         expert: the `ScriptedExpert` of this episode, or None without one.
     """
 
-    def __init__(self, world: SimWorld, task_name: str, seed: int = 0, expert: bool = False):
+    def __init__(self, world: SimWorld, task_name: str, seed: int = 0, expert: bool = False,
+                 max_seconds: Optional[float] = None):
         """Pick the task; nothing changes in the world before `reset()`.
 
         Args:
@@ -40,11 +41,13 @@ class Episode:
             task_name: a key of `tasks.TASKS`.
             seed: seed of the first episode; later resets count up from it.
             expert: whether a scripted expert produces leader actions.
+            max_seconds: simulated time budget of an episode; None = the task's.
 
         Raises:
             ValueError: unknown task name (the message lists the names).
         """
         self.task = tasks.get_task(task_name)
+        self.max_seconds = float(max_seconds or self.task.max_seconds)
         self.world = world
         self.seed: Optional[int] = None
         self.status = ''
@@ -82,14 +85,14 @@ class Episode:
         """Check the task and the time budget; returns the status.
 
         A running episode turns SUCCESS when the task's success check holds, FAILURE once
-        `task.max_seconds` of simulated time have passed without it.
+        `max_seconds` of simulated time have passed without it.
         """
         if self.status == RUNNING:
             if self.task.success(self.world):
                 self.status = SUCCESS
                 self.reason = f'{self.task.name} succeeded after {self.world.time:.2f} s'
-            elif self.world.time >= self.task.max_seconds:
+            elif self.world.time >= self.max_seconds:
                 self.status = FAILURE
-                self.reason = (f'{self.task.name}: no success within {self.task.max_seconds} s '
+                self.reason = (f'{self.task.name}: no success within {self.max_seconds} s '
                                'of simulated time')
         return self.status

@@ -196,6 +196,8 @@ class PiperFirmware:
         self._stop = threading.Event()
         self._thread = None
         self._last_frames = {}
+        self._last_feedback = []
+        self.feedback_sent_at = 0.0  # time.monotonic() of the last step()/resend() feedback
         self._reset_state()
         self._hold(read_state())
         self._handlers = {
@@ -248,6 +250,44 @@ class PiperFirmware:
         """
         with self._lock:
             self._hold(q7)
+
+    def step(self, dt: float, advance: Optional[Callable[[np.ndarray], None]] = None,
+             low_speed: bool = False) -> None:
+        """One period driven by the caller instead of the thread (lock-step simulation).
+
+        Handles every command frame received so far, plans `dt` seconds, lets `advance(setpoint)`
+        move the body (the simulator's physics step), then sends feedback of the new state. The
+        thread must not run (`start()` not called, or `stop()`ped).
+        """
+        while True:
+            msg = self._bus.recv(timeout=0.0)
+            if msg is None:
+                break
+            self._handle(msg)
+        with self._lock:
+            setpoint = self._plan(np.asarray(self._read_state(), dtype=np.float64), dt)
+        if advance is not None:
+            advance(setpoint)
+        self.send_feedback(low_speed)
+
+    def send_feedback(self, low_speed: bool = False) -> None:
+        """Send feedback frames of the state now (e.g. right after the body was reset)."""
+        measured = np.asarray(self._read_state(), dtype=np.float64)
+        with self._lock:  # held while sending: a resend() never overtakes newer frames
+            frames = self._feedback_frames(measured, low_speed)
+            self._last_feedback = frames
+            for can_id, data in frames:
+                self._send(can_id, data)
+            self.feedback_sent_at = time.monotonic()
+
+    def resend(self) -> None:
+        """Send the last feedback frames again: a paused simulation stays alive on the bus
+        (the SDK reports 0 Hz, the driver a CAN fault, after 0.1 / 0.5 s of silence) without
+        anything changing."""
+        with self._lock:
+            for can_id, data in self._last_feedback:
+                self._send(can_id, data)
+            self.feedback_sent_at = time.monotonic()
 
     def last_frame(self, can_id: int) -> Optional[bytes]:
         """Raw data of the last received frame with `can_id`, or None (for tests and debugging)."""

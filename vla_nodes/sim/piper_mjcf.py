@@ -37,6 +37,12 @@ GRIPPER_GAINS = (400.0, 20.0, 30.0)
 
 FINGER_TRAVEL_M = contract.PIPER_LIMITS[contract.GRIPPER_JOINT].upper / 2
 LINK_RADIUS_M = (0.045, 0.04, 0.035, 0.03, 0.03, 0.03)
+# Primitive geometry shared with the URDF (vla_nodes/description): base cylinder (radius, height)
+# on base_link; gripper housing and finger pad boxes (centre, half sizes) in the link6 frame.
+BASE_CYLINDER_M = (0.05, 0.09)
+GRIPPER_HOUSING_M = ((0.0, 0.0, 0.05), (0.025, 0.05, 0.04))
+FINGER_PAD_M = ((0.0, 0.006, 0.12), (0.012, 0.006, 0.03))  # the left finger; the right mirrors y
+GEOM_DENSITY = 1000.0  # kg/m^3 of every arm geom
 
 _ARM_RGBA = '0.82 0.82 0.85 1'
 _JOINT_RGBA = '0.15 0.15 0.17 1'
@@ -105,19 +111,21 @@ def _link_geoms(chain, i: int) -> list:
 
 def _finger(name: str, side: int) -> str:
     """One finger body sliding along +-link6 y; its joint value is its stroke (m), 0 = closed."""
+    (x, y, z), half = FINGER_PAD_M
     return f"""
 <body name="{name}" gravcomp="1">
   <joint name="{name}" type="slide" axis="0 {side} 0" range="0 {FINGER_TRAVEL_M}"
          armature="0.05" damping="1"/>
-  <geom type="box" pos="0 {0.006 * side} 0.12" size="0.012 0.006 0.03" rgba="0.3 0.3 0.32 1"
+  <geom type="box" pos="{_fmt((x, y * side, z))}" size="{_fmt(half)}" rgba="0.3 0.3 0.32 1"
         friction="1.5 0.01 0.001" condim="4" {_GRIP_CONTACT} {_ARM_COLLISION}/>
 </body>"""
 
 
 def _gripper() -> str:
     """Gripper housing, two fingers and the `ee` (flange) and `tcp` (grasp centre) sites."""
+    pos, half = GRIPPER_HOUSING_M
     return f"""
-<geom type="box" pos="0 0 0.05" size="0.025 0.05 0.04" rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>
+<geom type="box" pos="{_fmt(pos)}" size="{_fmt(half)}" rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>
 <site name="ee" size="0.005" rgba="0 0 1 0" group="5"/>
 <site name="tcp" pos="0 0 {kinematics.TCP_OFFSET_M}" size="0.005" rgba="0 0 1 0" group="5"/>
 {_finger('finger_left', 1)}{_finger('finger_right', -1)}"""
@@ -128,9 +136,10 @@ def _arm(dh_is_offset: int) -> str:
     chain = kinematics.DH_CHAINS[dh_is_offset]
     limits = kinematics.limit_arrays()
     closing = ''
+    radius, height = BASE_CYLINDER_M
     xml = ('<body name="base_link" childclass="arm">'
-           f'<geom type="cylinder" fromto="0 0 0 0 0 0.09" size="0.05" rgba="{_JOINT_RGBA}" '
-           f'{_ARM_COLLISION}/>')
+           f'<geom type="cylinder" fromto="0 0 0 0 0 {height}" size="{radius}" '
+           f'rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>')
     for i, name in enumerate(contract.ARM_JOINTS):
         fixed = kinematics.dh_transform(chain.alpha[i], chain.a[i], chain.theta[i], chain.d[i])
         inner = '\n'.join(_link_geoms(chain, i))
@@ -195,7 +204,7 @@ _LIGHT = ('<light directional="true" pos="0.3 0 1.5" dir="0 0 -1" diffuse="0.6 0
 _ARM_DEFAULTS = f"""<default>
   <default class="arm">
     <joint armature="{ARMATURE}" damping="0.1"/>
-    <geom density="1000"/>
+    <geom density="{GEOM_DENSITY:g}"/>
   </default>
 </default>"""
 _GRIPPER_COUPLING = """<tendon>

@@ -1,0 +1,72 @@
+"""robot_state_node: robot_state_publisher for the ROS-free runtime (it runs on rclpy too).
+
+From `robot_description` (URDF text; '' = the packaged single Piper, description/piper.yaml) and
+`/joint_states` it publishes what robot_state_publisher does: each fixed joint once on
+`/tf_static` (transient local), each moving joint (mimics included) on `/tf` for every joint
+state, stamped with it, so at the joint-state rate; and the URDF on `/robot_description`
+(std_msgs/String, transient local) for RViz and Foxglove. The tree and its transforms are
+`description/tree.py`.
+"""
+
+import numpy as np
+
+from vla_nodes import contract, paths, ros
+from vla_nodes.description.generate import read_rsp_params
+from vla_nodes.description.tree import UrdfTree
+from vla_nodes.nodes import run
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs, tf2_msgs
+
+TF_TOPIC = '/tf'
+ROBOT_DESCRIPTION_TOPIC = '/robot_description'
+PARAMETERS = {
+    'robot_description': '',   # URDF text, as robot_state_publisher takes it
+    'frame_prefix': '',        # prepended to every frame id, as in robot_state_publisher
+}
+
+
+class RobotStateNode(ros.Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('robot_state_node', **kwargs)
+        p = {name: self.declare_parameter(name, value).value
+             for name, value in PARAMETERS.items()}
+        urdf = p['robot_description'] or read_rsp_params(
+            paths.package_share() / 'description' / 'piper.yaml')
+        self._tree = UrdfTree(urdf)
+        self._prefix = p['frame_prefix']
+        self._tf = self.create_publisher(tf2_msgs.TFMessage, TF_TOPIC, 100)
+        latched = ros.qos_profile_latched
+        self.create_publisher(std_msgs.String, ROBOT_DESCRIPTION_TOPIC, latched).publish(
+            std_msgs.String(data=urdf))
+        static = tf2_msgs.TFMessage(transforms=[
+            self._transform(parent, child, xyz_quat, self.get_clock().now().to_msg())
+            for parent, child, xyz_quat in self._tree.static_transforms()])
+        self.create_publisher(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
+                              latched).publish(static)
+        self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
+                                 self._on_joints, 10)
+
+    def _on_joints(self, msg) -> None:
+        if len(msg.position) != len(msg.name):
+            self.get_logger().warning('joint_states: names and positions differ in length',
+                                      throttle_duration_sec=5.0)
+            return
+        positions = {n: q for n, q in zip(msg.name, msg.position) if np.isfinite(q)}
+        transforms = [self._transform(parent, child, xyz_quat, msg.header.stamp)
+                      for parent, child, xyz_quat in self._tree.moving_transforms(positions)]
+        if transforms:
+            self._tf.publish(tf2_msgs.TFMessage(transforms=transforms))
+
+    def _transform(self, parent: str, child: str, xyz_quat: tuple, stamp):
+        tf = geometry_msgs.TransformStamped(child_frame_id=self._prefix + child)
+        tf.header.frame_id = self._prefix + parent
+        tf.header.stamp = stamp
+        x, y, z, qx, qy, qz, qw = xyz_quat
+        t, r = tf.transform.translation, tf.transform.rotation
+        t.x, t.y, t.z = x, y, z
+        r.x, r.y, r.z, r.w = qx, qy, qz, qw
+        return tf
+
+
+def main(args=None):
+    run(RobotStateNode, args)

@@ -1,0 +1,46 @@
+"""trajectory_relay_node: the policy's chunks to ros2_control's joint_trajectory_controllers.
+
+`/vla/action_chunk` carries one JointTrajectory over all the contract's joints; each controller
+of `controllers_file` (default config/controllers.yaml) takes only its own joints, on
+`/<controller>/joint_trajectory`. The split keeps the chunk's stamp (observation time) and its
+points' timing (`description/controllers.py`).
+"""
+
+from vla_nodes import contract, paths, ros
+from vla_nodes.description.controllers import split_points, trajectory_controllers
+from vla_nodes.nodes import run
+from vla_nodes.ros.msgs import trajectory_msgs
+
+PARAMETERS = {
+    'controllers_file': '',    # '' = the package's config/controllers.yaml
+    'joint_prefix': '',        # prepended to the controllers' joint names (left_, right_)
+}
+
+
+class TrajectoryRelayNode(ros.Node):
+
+    def __init__(self, **kwargs):
+        super().__init__('trajectory_relay_node', **kwargs)
+        p = {name: self.declare_parameter(name, value).value
+             for name, value in PARAMETERS.items()}
+        path = p['controllers_file'] or paths.package_share() / 'config' / 'controllers.yaml'
+        self._groups = {name: [p['joint_prefix'] + j for j in joints]
+                        for name, joints in trajectory_controllers(path).items()}
+        self._pubs = {name: self.create_publisher(trajectory_msgs.JointTrajectory,
+                                                  f'/{name}/joint_trajectory', 10)
+                      for name in self._groups}
+        self.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
+                                 self._on_chunk, 10)
+
+    def _on_chunk(self, msg) -> None:
+        points = [(list(p.positions), p.time_from_start) for p in msg.points]
+        for name, (joints, rows) in split_points(msg.joint_names, points, self._groups).items():
+            out = trajectory_msgs.JointTrajectory(header=msg.header, joint_names=joints)
+            out.points = [trajectory_msgs.JointTrajectoryPoint(positions=[float(v) for v in q],
+                                                               time_from_start=t)
+                          for q, t in rows]
+            self._pubs[name].publish(out)
+
+
+def main(args=None):
+    run(TrajectoryRelayNode, args)
