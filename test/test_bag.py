@@ -17,7 +17,7 @@ from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
 from vla_nodes import contract
-from vla_nodes.record import bag, repair
+from vla_nodes.record import bag, cli, repair
 from vla_nodes.record.bag import BagError, BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import (
@@ -356,7 +356,7 @@ def test_repair_drops_only_the_torn_record_at_the_end(tmp_path):
         stream.write(b'\x06' + (5000).to_bytes(8, 'little') + b'\0' * 100)
     report = repair.repair_bag(killed, keep_damaged=False)
     assert report['messages'] == 10 and report['discarded_bytes'] == 109
-    assert report['stopped_at'].startswith('incomplete record at the end')
+    assert report['stopped_at'].startswith('incomplete or damaged record at byte')
     assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', 'metadata.yaml']
     assert len(list(bag.read_bag(killed))) == 10
 
@@ -373,6 +373,34 @@ def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
     assert repair.needs_repair(broken) and not repair.needs_repair(path)
     assert repair.repair_bag(broken)['messages'] == len(items)
     assert bag.read_metadata(broken)['task'] == 'pick up the red cube'
+
+
+# vla-record --repair with every file capped at 8 kB (RLIMIT_FSIZE: EFBIG), like a full disk.
+REPAIR_ON_A_FULL_DISK = """
+import resource, signal, sys
+from vla_nodes.record.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8000, resource.RLIM_INFINITY))
+sys.exit(main(['--repair', sys.argv[1]]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='RLIMIT_FSIZE semantics')
+def test_repair_on_a_full_disk_says_so_and_leaves_the_bag_untouched(tmp_path):
+    killed = snapshot_while_open(tmp_path, count=200)
+    before = {p.name: p.read_bytes() for p in killed.iterdir()}
+    assert len(before['killed.mcap']) > 20_000
+    env = dict(os.environ, PYTHONPATH=str(REPO), VLA_ROS_BACKEND='local')
+    done = subprocess.run([sys.executable, '-c', REPAIR_ON_A_FULL_DISK, str(killed)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    line, = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f'vla-record: error: cannot repair {killed}: ')
+    assert 'the bag is untouched. Free disk space' in line, line
+    assert {p.name: p.read_bytes() for p in killed.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['killed', 'open']  # no leftovers
+    assert cli.main(['--repair', str(killed)]) == 0  # with space, the same command repairs it
+    assert len(list(bag.read_bag(killed))) == 200
 
 
 def test_repair_refuses_what_it_cannot_repair(tmp_path):

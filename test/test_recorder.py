@@ -482,6 +482,79 @@ def test_full_disk_stops_the_episode_clearly_and_keeps_the_earlier_ones(tmp_path
     assert sorted(p.name for p in second.iterdir()) == [f'{second.name}.mcap', 'metadata.yaml']
 
 
+# --- SIGTERM: ros2 launch escalates to it, service managers send it first -----------------------
+
+SIGTERM_LAUNCH = """\
+launch:
+- node:
+    pkg: vla_nodes
+    exec: teleop_recorder_node
+    name: teleop_recorder_node
+    param:
+    - {name: output_dir, value: '%s'}
+    - {name: autostart, value: true}
+    - {name: topics, value: [/diagnostics]}
+    - {name: cameras, value: ['']}
+    - {name: flush_period_s, value: 0.2}
+"""
+
+
+def first_flushed_bag(out: Path, proc, timeout_s: float = 90.0) -> Path:
+    """The recorder's bag once its MCAP file holds a flushed chunk (its own diagnostics)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and proc.poll() is None:
+        for path in out.glob('episode_*'):
+            files = list(path.glob('*.mcap'))
+            if files and files[0].stat().st_size > 2000 and (path / UNFINISHED_MARKER).exists():
+                return path
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f'no bag was flushed: {proc.communicate()}')
+
+
+@pytest.mark.parametrize('how', ['vla-launch', 'teleop_recorder_node', 'vla-record'])
+def test_sigterm_finishes_the_bag(tmp_path, how):
+    out = tmp_path / 'out'
+    launch_file = tmp_path / 'rec.launch.yaml'
+    launch_file.write_text(SIGTERM_LAUNCH % out)
+    command = {
+        'vla-launch': ['-m', 'vla_nodes.ros.launch', launch_file],
+        'teleop_recorder_node': [
+            '-c', 'from vla_nodes.nodes.teleop_recorder_node import main; main()',
+            '--ros-args', '-p', f'output_dir:={out}', '-p', 'autostart:=true',
+            '-p', 'topics:=[/diagnostics]', '-p', "cameras:=['']", '-p', 'flush_period_s:=0.2'],
+        'vla-record': ['-m', 'vla_nodes.record.cli', '--launch', launch_file]}[how]
+    env = dict(os.environ, PYTHONPATH=str(REPO), VLA_ROS_BACKEND='local')
+    proc = subprocess.Popen([sys.executable, *map(str, command)], cwd=REPO, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    path = first_flushed_bag(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), err           # 130: vla-record's Ctrl-C exit code
+    assert 'Traceback' not in err, err
+    assert not (path / UNFINISHED_MARKER).exists() and not repair.needs_repair(path)
+    # read back by rosbags itself, no repair
+    from rosbags.highlevel import AnyReader
+    with AnyReader([path], default_typestore=msgs.typestore()) as reader:
+        topics = [c.topic for c, _, _ in reader.messages()]
+    assert topics and set(topics) == {contract.DIAGNOSTICS_TOPIC}
+
+
+def test_a_second_sigterm_while_stopping_is_ignored():
+    from vla_nodes.ros import signals
+    local.init()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs between bytecodes of this thread
+        os.kill(os.getpid(), signal.SIGTERM)  # ros2 launch escalating: the bag still finishes
+        time.sleep(0.05)
+    finally:
+        local.shutdown()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back at shutdown
+    assert signals._state['installed'] is None
+
+
 # --- vla-record ---------------------------------------------------------------------------------
 
 def test_vla_record_interactive_session(ctx, tmp_path):

@@ -8,6 +8,7 @@ synthetic recording. A typo in a key or a `30` where `30.0` is due fails here, n
 
 import itertools
 from pathlib import Path
+import re
 
 import can
 import pytest
@@ -18,6 +19,7 @@ from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.nodes.depth_node import DepthNode
 from vla_nodes.nodes.pose_node import PoseNode
 from vla_nodes.ros.launch import main as vla_launch
+from vla_nodes.ros.params import load_params_file, node_key_matches
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,8 +85,8 @@ def simulated_arm():
 
 @pytest.mark.parametrize('path, namespace, keys', [
     (SINGLE, None, ['arm_driver_node']),
-    (BIMANUAL, '/left', ['arm_driver_node', '/left/arm_driver_node']),
-    (BIMANUAL, '/right', ['arm_driver_node', '/right/arm_driver_node']),
+    (BIMANUAL, '/left', ['/**/arm_driver_node', '/left/arm_driver_node']),
+    (BIMANUAL, '/right', ['/**/arm_driver_node', '/right/arm_driver_node']),
 ])
 def test_arm_driver_accepts_its_robot_parameters(ctx, simulated_arm, path, namespace, keys):
     # The file's own values, but the simulated arm's bus: socketcan can0 does not exist here.
@@ -127,3 +129,72 @@ def test_camera_accepts_its_robot_parameters(ctx, tmp_path, path):
         assert_declared(camera, section(path, 'camera'))
     finally:
         camera.destroy_node()
+
+
+# rclpy (`_populate_node_parameters_from_rcl_params`, node.cpp) prefixes a bare key with '/',
+# turns '/*' into the regex '(/\\w+)' and matches the node's whole fully qualified name.
+RCL_KEY_RULES = [
+    ('/**', '/camera', True),
+    ('/**', '/left/arm_driver_node', True),
+    ('arm_driver_node', '/arm_driver_node', True),
+    ('arm_driver_node', '/left/arm_driver_node', False),      # bare key, namespaced node
+    ('/arm_driver_node', '/left/arm_driver_node', False),
+    ('/**/arm_driver_node', '/arm_driver_node', True),        # '/**': any number of tokens
+    ('/**/arm_driver_node', '/left/arm_driver_node', True),
+    ('/**/arm_driver_node', '/a/b/arm_driver_node', True),
+    ('/**/arm_driver_node', '/left/arm_driver_node2', False),
+    ('/*/arm_driver_node', '/left/arm_driver_node', True),    # '/*': exactly one token
+    ('/*/arm_driver_node', '/arm_driver_node', False),
+    ('/*/arm_driver_node', '/a/b/arm_driver_node', False),
+    ('/*', '/camera', True),
+    ('/*', '/left/camera', False),
+    ('*', '/camera', True),
+    ('/left/*', '/left/arm_driver_node', True),
+    ('/left/*', '/right/arm_driver_node', False),
+    ('/left/**', '/left/a/b', True),
+    ('left/arm_driver_node', '/left/arm_driver_node', True),
+    ('/left/arm_driver_node', '/right/arm_driver_node', False),
+    ('arm_*', '/arm_driver_node', False),                     # not a name: rcl refuses it
+]
+
+
+@pytest.mark.parametrize('key, fqn, matches', RCL_KEY_RULES)
+def test_parameter_file_keys_follow_rcl(key, fqn, matches):
+    assert node_key_matches(key, fqn) is matches
+
+
+def test_bimanual_shared_driver_section_reaches_both_namespaces():
+    for ns in ('left', 'right'):
+        params = load_params_file(BIMANUAL, f'/{ns}/arm_driver_node')
+        # The first-days limits, not the driver's defaults (1.5 rad/s, 0.1 m/s).
+        assert params['max_velocity_rad_s'] == 1.0 and params['max_gripper_velocity_m_s'] == 0.05
+        assert params['joint_prefix'] == f'{ns}_' and params['dry_run'] is True
+
+
+def test_bare_key_does_not_reach_a_namespaced_node(ctx, tmp_path):
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump({
+        'driver': {'ros__parameters': {'bare': 1}},
+        '/**/driver': {'ros__parameters': {'any': 2}},
+        'left': {'driver': {'ros__parameters': {'nested': 3}}},   # rcl joins: left/driver
+    }))
+    for ns, expected in (('/', {'bare': 1, 'any': 2}), ('/left', {'any': 2, 'nested': 3})):
+        node = ros.Node('driver', namespace=ns, context=ctx,
+                        cli_args=['--ros-args', '--params-file', str(path),
+                                  '-p', 'driver:rule:=4'],
+                        automatically_declare_parameters_from_overrides=True)
+        try:
+            got = {name: node.get_parameter(name).value
+                   for name in ('bare', 'any', 'nested', 'rule') if node.has_parameter(name)}
+            # '-p driver:rule:=4' is keyed '/driver' by rcl too: root namespace only.
+            assert got == ({**expected, 'rule': 4} if ns == '/' else expected)
+        finally:
+            node.destroy_node()
+
+
+@pytest.mark.parametrize('key', ['arm_*', '/left//driver', '/left/', '/1left/driver'])
+def test_invalid_node_key_is_refused_with_the_file(tmp_path, key):
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump({key: {'ros__parameters': {'a': 1}}}))
+    with pytest.raises(ValueError, match=f"{path}: node key '{re.escape(key)}'"):
+        load_params_file(path, '/driver')

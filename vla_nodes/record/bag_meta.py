@@ -11,12 +11,23 @@ from typing import Any
 
 import numpy as np
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from vla_nodes.cli_errors import InputError, one_line
 
 JSON_KEYS = 'vla_nodes.json_keys'  # custom_data key listing the JSON-encoded keys
 
 
-class BagError(RuntimeError):
+class BagError(InputError, RuntimeError):
     """A bag that cannot be created, written or read; the message says what to do."""
+
+
+def damaged_bag(path, problem) -> BagError:
+    """The one message for a bag whose files are damaged: what is wrong and what to do."""
+    problem = one_line(problem)
+    problem = problem if len(problem) <= 300 else problem[:297] + '...'  # parsers quote a lot
+    return BagError(f'cannot read bag {path}: {problem}. Run `vla-record --repair {path}` to '
+                    f'keep its intact part (rebuilding metadata.yaml too), or leave this bag out.')
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,16 +56,27 @@ def encode_custom_data(metadata: dict) -> dict[str, str]:
 
 
 def decode_custom_data(data: dict[str, str] | None) -> dict:
-    """The inverse of encode_custom_data (numpy arrays come back as lists)."""
+    """The inverse of encode_custom_data (numpy arrays come back as lists).
+
+    Raises:
+        ValueError: data that encode_custom_data did not write (not str -> str, bad JSON).
+    """
     data = dict(data or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ValueError('custom_data must map strings to strings')
     json_keys = json.loads(data.pop(JSON_KEYS, '[]'))
+    if not isinstance(json_keys, list):
+        raise ValueError(f'{JSON_KEYS} must list key names')
     return {k: json.loads(v) if k in json_keys else v for k, v in data.items()}
 
 
 def read_metadata(path: str | Path) -> dict:
     """Return the custom metadata a BagWriter stored (task, robot, calibration...)."""
     info = load_metadata_yaml(Path(path))
-    return decode_custom_data(info.get('custom_data'))
+    try:
+        return decode_custom_data(info.get('custom_data'))
+    except (ValueError, TypeError) as exc:
+        raise damaged_bag(path, f'metadata.yaml custom_data: {exc}') from None
 
 
 def load_metadata_yaml(path: Path) -> dict:
@@ -66,4 +88,11 @@ def load_metadata_yaml(path: Path) -> dict:
             f'killed before closing the bag, its messages up to the last flush are still in the '
             f'storage file: run `vla-record --repair {path}` (MCAP) or `ros2 bag reindex` '
             f'(sqlite3) to finish it.')
-    return YAML(typ='safe').load(meta.read_text(encoding='utf-8'))['rosbag2_bagfile_information']
+    try:
+        info = YAML(typ='safe').load(meta.read_text(encoding='utf-8'))
+    except (YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise damaged_bag(path, f'{meta} is not valid YAML ({exc})') from None
+    if not isinstance(info, dict) or not isinstance(
+            info.get('rosbag2_bagfile_information'), dict):
+        raise damaged_bag(path, f'{meta} has no rosbag2_bagfile_information mapping')
+    return info['rosbag2_bagfile_information']

@@ -5,33 +5,43 @@ log-time order, as the façade's message classes. `bag.py` re-exports these name
 """
 
 import argparse
+from contextlib import contextmanager
 import json
 from pathlib import Path
 import sys
 from typing import Any, Iterable, Iterator
 
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag2 import ReaderError
+from rosbags.highlevel import AnyReader
 
-from vla_nodes.record.bag_meta import BagError, load_metadata_yaml, read_metadata
+from vla_nodes.cli_errors import run_cli
+from vla_nodes.record.bag_meta import (
+    BagError, damaged_bag, load_metadata_yaml, read_metadata)
+from vla_nodes.record.mcap_check import check_mcap, McapDamage
 from vla_nodes.ros import msgs
 
 
-class _Reader(AnyReader):
-    """AnyReader whose open() failures (a truncated file) say how to repair the bag."""
+@contextmanager
+def _reading(path: Path):
+    """Open a bag for rosbags, every failure of a damaged bag as one BagError.
 
-    def open(self) -> None:
-        try:
-            super().open()
-        except (AnyReaderError, ReaderError) as exc:
-            path = self.paths[0]
-            raise BagError(f'cannot read bag {path}: {exc} The recorder was probably killed '
-                           f'while finishing it: run `vla-record --repair {path}`.') from exc
-
-
-def _open_reader(path: Path) -> AnyReader:
-    load_metadata_yaml(path)  # a clear error for a missing or unfinished bag
-    return _Reader([path], default_typestore=msgs.typestore())
+    The lengths are checked first (mcap_check), so nothing is allocated from a damaged field.
+    What the readers still raise on damaged bytes (ReaderError, struct.error, KeyError,
+    UnicodeDecodeError, SerdeError, ...) is the bag's fault, not a bug: it becomes the message
+    that says to repair it. MemoryError is not caught: it would mean a length got past the check.
+    """
+    if not (path / 'metadata.yaml').is_file():
+        load_metadata_yaml(path)  # the message for a missing or unfinished bag
+    try:
+        for file in sorted(path.glob('*.mcap')):
+            check_mcap(file)
+        with AnyReader([path], default_typestore=msgs.typestore()) as reader:
+            yield reader
+    except (BagError, MemoryError):
+        raise
+    except McapDamage as exc:
+        raise damaged_bag(path, f'{file.name}: {exc}') from None
+    except Exception as exc:  # noqa: BLE001 - damaged input, see above
+        raise damaged_bag(path, f'{type(exc).__name__}: {exc}') from None
 
 
 def read_bag(path: str | Path,
@@ -48,7 +58,7 @@ def read_bag(path: str | Path,
     """
     wanted = None if topics is None else set(topics)
     known = msgs.typestore().fielddefs
-    with _open_reader(Path(path)) as reader:
+    with _reading(Path(path)) as reader:
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn, stamp_ns, raw in reader.messages(connections=connections):
             if msgs.USE_RCLPY or conn.msgtype in known:
@@ -65,7 +75,7 @@ def summarize(path: str | Path) -> dict[str, dict]:
     (0.0 with fewer than two messages); first_ns / last_ns are None for an empty topic.
     """
     stats: dict[str, dict] = {}
-    with _open_reader(Path(path)) as reader:
+    with _reading(Path(path)) as reader:
         for conn in reader.connections:
             stats.setdefault(conn.topic, {'type': conn.msgtype, 'count': 0, 'rate_hz': 0.0,
                                           'first_ns': None, 'last_ns': None})
@@ -81,6 +91,16 @@ def summarize(path: str | Path) -> dict[str, dict]:
             span_s = (topic['last_ns'] - topic['first_ns']) / 1e9
             topic['rate_hz'] = (topic['count'] - 1) / span_s
     return stats
+
+
+def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """{topic: (type, message count)} from the bag's index, without reading messages."""
+    with _reading(Path(path)) as reader:
+        counts: dict[str, tuple[str, int]] = {}
+        for conn in reader.connections:
+            _, count = counts.get(conn.topic, (conn.msgtype, 0))
+            counts[conn.topic] = (conn.msgtype, count + conn.msgcount)
+        return counts
 
 
 def format_summary(stats: dict[str, dict]) -> str:
@@ -102,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         prog='vla-bag-summary', description='Summarize a rosbag2 bag: topics, counts, rates.')
     parser.add_argument('path', type=Path, help='bag folder (holding metadata.yaml)')
     args = parser.parse_args(argv)
-    try:
-        stats = summarize(args.path)
-        metadata = read_metadata(args.path)
-    except (BagError, OSError) as exc:
-        print(f'vla-bag-summary: {exc}', file=sys.stderr)
-        return 1
+    return run_cli('vla-bag-summary', lambda: _summary(args.path))
+
+
+def _summary(path: Path) -> int:
+    stats = summarize(path)
+    metadata = read_metadata(path)
     print(format_summary(stats))
     for key, value in sorted(metadata.items()):
         text = value if isinstance(value, str) else json.dumps(value)

@@ -32,7 +32,7 @@ import time
 from typing import Callable, Iterable
 
 from vla_nodes import contract
-from vla_nodes.record.bag import BagError
+from vla_nodes.cli_errors import run_cli
 
 RECORDER = '/teleop_recorder_node'
 SIM_LAUNCH = 'sim_record.launch.yaml'
@@ -372,16 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f'unexpected arguments {bad}: launch arguments are name:=value')
     launch_args = dict(a.split(':=', 1) for a in opts.launch_args)
-    from vla_nodes.ros.launch_file import LaunchError
-    try:
+
+    def body() -> int:
         if opts.repair:
             return _repair(opts.repair)
         if opts.sim:
             return _sim(opts, launch_args)
         return _interactive(opts, launch_args)
-    except (BagError, LaunchError, RuntimeError, ValueError) as err:
-        print(f'vla-record: error: {err}', file=sys.stderr)
-        return 1
+    try:
+        return run_cli('vla-record', body, (RuntimeError, ValueError))
     except KeyboardInterrupt:
         return 130
 
@@ -394,8 +393,9 @@ def _repair(paths: list[str]) -> int:
             continue
         report = repair_bag(path)
         print(f"{path}: repaired, {report['messages']} messages kept "
-              f"({report['discarded_bytes']} bytes of an incomplete record dropped; "
-              f"{report['stopped_at']}); the damaged file is kept as {report['damaged_file']}")
+              f"({report['dropped_messages']} damaged messages and {report['discarded_bytes']} "
+              f"bytes from an incomplete or damaged record on dropped; {report['stopped_at']}); "
+              f"the damaged file is kept as {report['damaged_file']}")
     return 0
 
 

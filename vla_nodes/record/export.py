@@ -23,17 +23,19 @@ camera's `info.calibration`, and the sync report to meta/sync_report.json.
 """
 
 import argparse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import sys
 from typing import Any, Sequence
 
 import numpy as np
-from rosbags.rosbag2 import Reader
 from tqdm import tqdm
 
 from vla_nodes import contract
+from vla_nodes.cli_errors import run_cli
 from vla_nodes.record import bag, sync
+from vla_nodes.record.bag_read import bag_topics
 from vla_nodes.record.lerobot_v3 import DatasetError, LeRobotV3Writer
 from vla_nodes.ros import image, msgs
 
@@ -135,9 +137,7 @@ def _check_topics(path: Path, topics: dict, streams: list[_Stream], config: Expo
 def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
     """({topic: (type, message count)}, custom metadata) from metadata.yaml alone."""
     metadata = bag.read_metadata(path)  # a clear BagError for a missing or unfinished bag
-    with Reader(path) as reader:
-        topics = {name: (info.msgtype, info.msgcount) for name, info in reader.topics.items()}
-    return topics, metadata
+    return bag_topics(path), metadata
 
 
 def _vector(msg: Any, kind: str, topic: str) -> np.ndarray:
@@ -288,6 +288,17 @@ def _write_frames(path: Path, cams: list[_Stream], picks: dict[str, np.ndarray],
                           f'being written? Export finished bags only.')
 
 
+@contextmanager
+def _naming(path: Path):
+    """A problem found in a bag's messages names the bag: the CLI prints the message alone."""
+    try:
+        yield
+    except (ExportError, image.ImageEncodingError) as exc:
+        if str(path) in str(exc):
+            raise
+        raise ExportError(f'{path}: {exc}') from None
+
+
 # --- the export ---------------------------------------------------------------------------------
 def find_bags(paths: Sequence[str | Path]) -> list[Path]:
     """Bag folders from paths that are bags or folders of bags (sorted by name)."""
@@ -354,8 +365,9 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
     episodes, runs, intrinsics = [], {}, {}
     try:
         for path in tqdm(paths, desc='vla-export', unit='episode', disable=not config.progress):
-            scan = _scan(path, streams, config, infos[path][1])
-            plan = _plan(path, scan, config)
+            with _naming(path):
+                scan = _scan(path, streams, config, infos[path][1])
+                plan = _plan(path, scan, config)
             stale = float(1.0 - plan['sync_ok'].mean())
             entry = {'bag': str(path), 'frames': int(plan['times'].size),
                      'start_ns': int(plan['times'][0]), 'stale_fraction': stale,
@@ -366,7 +378,9 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
                                     f'{config.max_stale_fraction:.0%}')
                 continue
             _camera_info(path, scan, config, {s.key for s in cams}, intrinsics)
-            _write_frames(path, cams, {s.key: plan['picks'][s.key].index for s in cams}, writer)
+            with _naming(path):
+                _write_frames(path, cams, {s.key: plan['picks'][s.key].index for s in cams},
+                              writer)
             columns = {s.key: plan['picks'][s.key].take(scan['values'][s.key]) for s in vectors}
             entry['episode_index'] = writer.add_episode({**columns, SYNC_OK: plan['sync_ok']},
                                                         plan['tasks'], {'source_bag': str(path)})
@@ -427,11 +441,12 @@ def main(argv: list[str] | None = None) -> int:
                           max_stale_fraction=args.max_stale_fraction, task=args.task,
                           robot_type=args.robot_type, crf=args.crf,
                           progress=not args.no_progress)
-    try:
-        report = export(args.bags, args.output, config, overwrite=args.overwrite)
-    except (ExportError, DatasetError, bag.BagError, image.ImageEncodingError) as exc:
-        print(f'vla-export: {exc}', file=sys.stderr)
-        return 1
+    return run_cli('vla-export', lambda: _export(args, config),
+                   (ExportError, DatasetError, image.ImageEncodingError))
+
+
+def _export(args, config: ExportConfig) -> int:
+    report = export(args.bags, args.output, config, overwrite=args.overwrite)
     print(format_report(report))
     kept = [e for e in report['episodes'] if 'episode_index' in e]
     print(f'{args.output}: {len(kept)} episodes, {sum(e["frames"] for e in kept)} frames at '

@@ -17,9 +17,11 @@ import time
 
 import yaml
 
+from vla_nodes.cli_errors import run_cli
 from vla_nodes.ros.launch_file import (  # noqa: F401  (re-exported: the launch API in one place)
     ArgSpec, declared_args, format_args, format_nodes, LaunchError, load_launch, NodeSpec,
     PACKAGE, resolve_launch_file)
+from vla_nodes.ros.params import read_params_file
 
 _LOG = logging.getLogger('vla_launch')
 
@@ -47,6 +49,20 @@ def node_arguments(spec: NodeSpec, params_dir: Path) -> list:
     for source, target in spec.remaps:
         args += ['-r', f'{source}:={target}']
     return args
+
+
+def check_params_files(specs: list) -> None:
+    """Read every parameter file the nodes name, as rcl does when each node starts: a broken
+    file is refused up front (also by --print), naming it, instead of by the node loading it."""
+    checked = set()
+    for spec in specs:
+        for path in spec.params_files:
+            if path not in checked:
+                checked.add(path)
+                try:
+                    read_params_file(path)
+                except (ValueError, OSError) as err:
+                    raise LaunchError(f'{spec.source}: node {spec.label}: {err}') from None
 
 
 def node_class(spec: NodeSpec, executables: dict | None = None):
@@ -158,19 +174,19 @@ def main(argv=None) -> int:
     launch_file = words[0] if len(words) == 1 else tuple(words)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    try:
+
+    def body() -> int:
         if opts.show_args:
             print(format_args(declared_args(launch_file)))
             return 0
         specs = load_launch(launch_file, launch_args)
+        check_params_files(specs)
         if opts.print_nodes:
             print(format_nodes(specs))
             return 0
         run(specs, duration=opts.duration)
-    except LaunchError as err:
-        print(f'vla-launch: error: {err}', file=sys.stderr)
-        return 1
-    return 0
+        return 0
+    return run_cli('vla-launch', body)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from vla_nodes.cli_errors import InputError
+
 # action -> (required attributes, optional attributes); every action also takes if/unless.
 _ATTRS = {
     'arg': ({'name'}, {'default', 'description'}),
@@ -33,7 +35,7 @@ _PARAM_TYPED = frozenset({'value', 'param'})  # a value keeps its YAML type; 'pa
 _NON_STRING = {'param', 'remap', 'arg', 'keep', 'children', 'scoped', 'forwarding'}
 
 
-class LaunchError(Exception):
+class LaunchError(InputError):
     """A launch file vla-launch cannot run; the message names the file, the action and why."""
 
 
@@ -46,15 +48,28 @@ def read_actions(path: Path) -> list:
     if not path.is_file():
         raise LaunchError(f'{path}: launch file not found')
     try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
+        tree = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise LaunchError(f'{path}: not valid YAML: {err}') from None
+    if not _acyclic(tree):
+        raise LaunchError(f'{path}: a YAML alias contains itself (e.g. &a [*a]); write the '
+                          f'value out')
     if not isinstance(tree, dict) or list(tree) != ['launch']:
         raise LaunchError(f"{path}: a YAML launch file has one root key 'launch' holding a list "
                           f'of actions')
     actions = tree['launch'] or []
     _check_actions(actions, path)
     return actions
+
+
+def _acyclic(node, parents=()) -> bool:
+    """Whether no list or mapping contains itself (PyYAML builds that from a recursive alias)."""
+    if not isinstance(node, (list, dict)):
+        return True
+    if any(node is p for p in parents):
+        return False
+    items = node.values() if isinstance(node, dict) else node
+    return all(_acyclic(item, parents + (node,)) for item in items)
 
 
 def _check_actions(actions, path: Path) -> None:

@@ -16,6 +16,7 @@ import time
 import weakref
 
 from vla_nodes.ros import params as P
+from vla_nodes.ros import signals
 from vla_nodes.ros.bus import InProcessBus
 from vla_nodes.ros.clock import Clock, ClockType, Duration, Time
 from vla_nodes.ros.qos import as_profile, qos_profile_services_default
@@ -44,7 +45,8 @@ class Context:
     def init(self, args=None, bus=None) -> None:
         if self._ok:
             raise RuntimeError('Context.init() must only be called once')
-        self.global_args = P.parse_ros_args(args)
+        # As rclpy: no args means the process's command line (`node --ros-args -p ...`).
+        self.global_args = P.parse_ros_args(sys.argv if args is None else args)
         if bus is not None:
             self.bus = bus
         self._ok = True
@@ -98,7 +100,12 @@ def init(*, args=None, context=None, bus=None) -> None:
     if context is None:
         if _default_context.ok():
             raise RuntimeError('ros.init() was already called; call ros.shutdown() first')
-        _default_context = context = Context()
+        _default_context = Context()
+        _default_context.init(args, bus=bus)
+        # The process's context takes SIGTERM as rclpy.init does (ros/signals.py).
+        signals.install()
+        _default_context.on_shutdown(signals.restore)
+        return
     context.init(args, bus=bus)
 
 
@@ -493,7 +500,8 @@ class Node:
         for path in args.params_files:
             overrides.update(P.load_params_file(path, self.get_fully_qualified_name()))
         for node, name, value in args.params:
-            if node in (None, self._name):
+            # rcl keys '-p node:name:=v' like a parameter file's 'node:' (root namespace only).
+            if node is None or P.node_key_matches(node, self.get_fully_qualified_name()):
                 overrides[name] = value
         for param in parameter_overrides or []:
             overrides[param.name] = param.value

@@ -2,16 +2,18 @@
 
 Types are strict as in rclpy: a parameter declared as a float refuses an int override, so a
 parameter file that works here also works on a robot. Parameter files are ROS 2 YAML
-(`node_name: {ros__parameters: {...}}`, with `/**` and namespaced node keys); nested dictionaries
-become dotted names.
+(`node_name: {ros__parameters: {...}}`, node keys matched as rcl does: `node_key_matches`);
+nested dictionaries become dotted names.
 """
 
 from dataclasses import dataclass, field
 import enum
-import fnmatch
 from pathlib import Path
+import re
 
 import yaml
+
+from vla_nodes.cli_errors import one_line
 
 
 class ParameterException(Exception):
@@ -203,40 +205,112 @@ def flatten(params: dict, prefix: str = '') -> dict:
 def load_params_file(path, node_fqn: str) -> dict:
     """Parameters of one node (fully qualified name, e.g. '/ns/camera') from a ROS 2 YAML file.
 
-    Keys are matched like rcl does: '/**' (all nodes), '/**/name', 'name', '/ns/name' and
-    wildcards; later matching entries override earlier ones.
+    Node keys follow rcl_yaml_param_parser (nested keys join with '/', names are validated) and
+    are matched by `node_key_matches`; later matching entries override earlier ones.
+    """
+    result = {}
+    for key, params in read_params_file(path):
+        if node_key_matches(key, node_fqn):
+            result.update(params)
+    return result
+
+
+def read_params_file(path) -> list:
+    """[(node key, {dotted name: value})] of a ROS 2 parameter file, all checked as rcl does.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a parameter file rcl would load; the
+            message names the file and the entry.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'parameter file not found: {path}')
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f'{path}: not valid YAML: {err}') from err
+        doc = yaml.load(path.read_text(encoding='utf-8'), Loader=_RclYamlLoader) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f'{path}: not valid YAML: {one_line(err)}') from err
     if not isinstance(doc, dict):
         raise ValueError(f'{path}: a parameter file maps node names to ros__parameters')
-    result = {}
+    sections = []
+    for key, params in _node_sections(path, doc, ''):
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: '{key}': ros__parameters must map names to values")
+        flat = flatten(params)
+        for name, value in flat.items():
+            try:
+                ParameterType.from_parameter_value(value)
+            except TypeError as err:
+                raise ValueError(f"{path}: '{key}': parameter '{name}': {err}") from None
+        sections.append((key, flat))
+    return sections
+
+
+class _RclYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: rcl_yaml_param_parser refuses them ("Will not
+    support aliasing"), and a recursive one would never end."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f'aliases (*{event.anchor}) are not supported by ROS 2 parameter '
+                f'files; write the value out', event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _node_sections(path, doc: dict, prefix: str):
+    """(node key, ros__parameters) of a parameter file, in file order, every key validated.
+
+    Keys above `ros__parameters` are joined with '/' as rcl does ('left: {driver: ...}' is
+    'left/driver'); rcl refuses the whole file when one key is not a valid name, so do we.
+    """
     for key, body in doc.items():
-        if not node_key_matches(str(key), node_fqn):
+        key = str(key)
+        name = key if not prefix else prefix + ('' if prefix.endswith('/') else '/') + key
+        if not isinstance(body, dict) or not body:
+            raise ValueError(f"{path}: entry '{name}' has no 'ros__parameters' section")
+        for inner, value in body.items():
+            if inner == 'ros__parameters':
+                problem = node_key_problem(name)
+                if problem:
+                    raise ValueError(f"{path}: node key '{name}' {problem}")
+                yield name, value or {}
+            else:
+                yield from _node_sections(path, {inner: value}, name)
+
+
+_NAME_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*', re.ASCII)
+
+
+def node_key_problem(key: str) -> str | None:
+    """Why rcl refuses this node key (rcl_yaml_param_parser `_validate_name`), else None.
+
+    Every '/'-separated token is a ROS name token, or a whole-token wildcard '*' / '**'.
+    """
+    tokens = key[1:].split('/') if key.startswith('/') else key.split('/')
+    for token in tokens:
+        if token in ('*', '**'):
             continue
-        if not isinstance(body, dict) or 'ros__parameters' not in body:
-            raise ValueError(f"{path}: entry '{key}' has no 'ros__parameters' section")
-        result.update(flatten(body['ros__parameters'] or {}))
-    return result
+        if not token:
+            return "has an empty name token (repeated or trailing '/'); write e.g. '/ns/node'"
+        if not _NAME_TOKEN.fullmatch(token):
+            return (f"has an invalid token '{token}': names are letters, digits and '_' "
+                    f"(not starting with a digit); wildcards are whole tokens '*' or '**'")
+    return None
 
 
 def node_key_matches(key: str, node_fqn: str) -> bool:
-    """Whether a parameter-file key selects the node with this fully qualified name."""
-    if key in ('/**', '**'):
-        return True
-    if not key.startswith('/'):
-        # A bare name selects the node of that name in any namespace.
-        key = '/**/' + key
-    pattern = key.replace('/**/', '/*/')
-    base = node_fqn.rsplit('/', 1)[-1]
-    if key.startswith('/**/'):
-        return fnmatch.fnmatchcase(base, key[4:])
-    return fnmatch.fnmatchcase(node_fqn, pattern)
+    """Whether a parameter-file key selects the node with this fully qualified name.
+
+    Exactly rclpy's rule (`_populate_node_parameters_from_rcl_params`, node.cpp): a key not
+    starting with '/' gets one, '/*' becomes the regex '(/\\w+)' and the whole fully qualified
+    name must match. Hence '/**' matches any number of namespace tokens, '/*' exactly one, and a
+    bare 'driver' is '/driver': the node in the root namespace only, never '/left/driver'.
+    """
+    if node_key_problem(key):
+        return False
+    name = key if key.startswith('/') else '/' + key
+    return re.fullmatch(name.replace('/*', r'(/\w+)'), node_fqn, re.ASCII) is not None
 
 
 # --- command-line arguments ---------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""SIGTERM stops the process as Ctrl-C does, for the local backend's `init()`.
+
+rclpy.init installs SIGINT and SIGTERM handlers that shut the context down, so spin returns and
+every node is destroyed (the recorder finishes its bag). Python's default SIGTERM kills at once,
+which left bags unfinished when `ros2 launch` escalated to SIGTERM or a service manager stopped
+the process. Here the first SIGTERM raises KeyboardInterrupt in the main thread, the path Ctrl-C
+already takes; a SIGTERM arriving while the process is already stopping (after Ctrl-C or a first
+SIGTERM) is ignored so the bag can finish; SIGKILL remains the way to force it.
+"""
+
+import logging
+import signal
+import threading
+
+_LOG = logging.getLogger(__name__)
+_state = {'installed': None, 'stopping': False}
+
+
+def install() -> None:
+    """Take over SIGINT and SIGTERM where nobody else has (main thread only; else a no-op)."""
+    main = threading.current_thread() is threading.main_thread()
+    if _state['installed'] is not None or not main:
+        return
+    previous = {}
+    for signum, default in ((signal.SIGINT, signal.default_int_handler),
+                            (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(signum) is default:
+            previous[signum] = signal.signal(signum, _on_signal)
+    _state.update(installed=previous, stopping=False)
+
+
+def restore() -> None:
+    """Give back the handlers `install` replaced (at shutdown)."""
+    previous = _state['installed']
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in previous.items():
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, handler)
+    _state['installed'] = None
+
+
+def _on_signal(signum, frame) -> None:
+    if signum == signal.SIGTERM and _state['stopping']:
+        _LOG.warning('SIGTERM while stopping: still finishing (SIGKILL forces an exit)')
+        return
+    _state['stopping'] = True
+    raise KeyboardInterrupt(signal.Signals(signum).name)
