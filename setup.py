@@ -37,8 +37,9 @@ def data_files():
 
 
 HW = ['piper_sdk==0.6.2', 'python-can[multicast]==4.6.1']
-# vla-export: parquet files and videos (H.264 colour, FFV1 lossless depth) of LeRobot v3.
-DATA = ['pyarrow>=14', 'av>=12']
+# vla-export: parquet files and videos of LeRobot v3 (H.264 colour; depth as LeRobot's 12-bit
+# HEVC through the wheel's libx265, or FFV1). av>=15 as LeRobot asks: gray12le frames to numpy.
+DATA = ['pyarrow>=14', 'av>=15']
 setup(
     name=PACKAGE,
     version='0.1.0',

@@ -4,7 +4,8 @@ Run: `python bench/bench_export.py` (2 episodes of 20 s: 640x480 colour and alig
 30 Hz with stamp jitter, follower and leader joint states and end-effector poses at 200 Hz).
 The synthetic scene is a moving box on a textured table with sensor noise, so the encoders have
 real work to do. Also printed: the time to only read the bags (a floor for any exporter), the
-CPU time per row (wall figures depend on the machine's load), and the sizes of bags and dataset.
+CPU time per row (wall figures depend on the machine's load), and the sizes of bags and dataset,
+for both depth codecs side by side: LeRobot's 12-bit HEVC (the default) and lossless FFV1.
 `--seconds` and `--episodes` change the dataset; `--keep DIR` keeps it.
 """
 
@@ -101,19 +102,21 @@ def main() -> None:
         count = sum(1 for path in sorted(bags.iterdir()) for _ in bag.read_bag(path))
         read_s = time.perf_counter() - start
         print(f'read only: {count} messages in {read_s:.1f} s')
-        start, cpu = time.perf_counter(), time.process_time()
-        report = export.export([bags], work / 'dataset', export.ExportConfig(progress=False),
-                               overwrite=True)
-        export_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-        rows = sum(e['frames'] for e in report['episodes'] if 'episode_index' in e)
-        videos = work / 'dataset' / 'videos'
-        print(f'export: {rows} rows ({W}x{H} colour + depth each) in {export_s:.1f} s = '
-              f'{rows / export_s:.1f} frames/s ({args.seconds * args.episodes / export_s:.2f}x '
-              f'real time); CPU time {cpu_s:.1f} s = {1000 * cpu_s / rows:.1f} ms per row '
-              f'(load-independent; threads included)')
-        print(f'dataset {size_mb(work / "dataset"):.0f} MB: colour H.264 '
-              f'{size_mb(videos / contract.OBS_IMAGE):.1f} MB, depth FFV1 '
-              f'{size_mb(videos / contract.OBS_DEPTH):.1f} MB')
+        for codec in export.DEPTH_CODECS:  # LeRobot's 12-bit HEVC depth, lossless 16-bit FFV1
+            dataset = work / f'dataset_{codec}'
+            start, cpu = time.perf_counter(), time.process_time()
+            report = export.export([bags], dataset, export.ExportConfig(
+                progress=False, depth_codec=codec), overwrite=True)
+            export_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+            rows = sum(e['frames'] for e in report['episodes'] if 'episode_index' in e)
+            videos = dataset / 'videos'
+            print(f'export, depth {codec:>10}: {rows} rows at {report["fps"]} Hz ({W}x{H} '
+                  f'colour + depth each) in {export_s:.1f} s = {rows / export_s:.1f} frames/s '
+                  f'({args.seconds * args.episodes / export_s:.2f}x real time); CPU time '
+                  f'{cpu_s:.1f} s = {1000 * cpu_s / rows:.1f} ms per row (load-independent; '
+                  f'threads included); dataset {size_mb(dataset):.0f} MB: colour H.264 '
+                  f'{size_mb(videos / contract.OBS_IMAGE):.1f} MB, depth '
+                  f'{size_mb(videos / contract.OBS_DEPTH):.1f} MB')
         print(export.format_report(report))
     finally:
         if args.keep is None:

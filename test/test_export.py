@@ -6,6 +6,7 @@ instructions. The checks recompute every as-of pick by brute force from what was
 """
 
 import json
+import math
 from pathlib import Path
 
 import av
@@ -52,13 +53,13 @@ def depth(k):
 
 
 def write_episode(path, seconds, seed, *, dropout=None, camera_gap=None, instructions=(),
-                  topics=None, k_matrix=K):
+                  topics=None, k_matrix=K, camera_hz=30):
     """Write one bag; returns what was written, per stream: (stamps, values)."""
     rng = np.random.default_rng(seed)
     items, written = [], {'color': [], 'state': [], 'action': [], 'pose': []}
     info = camera_info(k_matrix, D, 64, 48, 'plumb_bob', T0, 'camera_color_optical_frame')
-    for n in range(int(seconds * 30)):
-        stamp = T0 + round(n * 1e9 / 30) + int(rng.integers(-3 * MS, 3 * MS))
+    for n in range(int(seconds * camera_hz)):
+        stamp = T0 + round(n * 1e9 / camera_hz) + int(rng.integers(-3 * MS, 3 * MS))
         if camera_gap and camera_gap[0] <= stamp - T0 < camera_gap[1]:
             continue
         frame = len(written['color'])
@@ -117,9 +118,25 @@ def exported(tmp_path_factory):
         write_episode(bags / 'ep_002', 2.0, 3, camera_gap=(400 * MS, 1600 * MS)),
     ]
     out = base / 'dataset'
-    config = export.ExportConfig(max_age_s=0.1, progress=False)
+    config = export.ExportConfig(max_age_s=0.1, progress=False)  # fps: the camera's, 30 Hz
     report = export.export([bags], out, config)
     return out, truth, report
+
+
+def lerobot_depth_mm(codes, info):
+    """LeRobot 0.6.1's dequantize_depth (lerobot/datasets/depth_utils.py) restated: 12-bit codes
+    -> millimetres with the quantiser in the feature's info (metres)."""
+    lo, hi, shift = (info[f'video.{k}'] for k in ('depth_min', 'depth_max', 'shift'))
+    assert info['video.use_log'] is True
+    log_lo, log_hi = math.log(lo + shift), math.log(hi + shift)
+    metres = np.exp(codes.astype(np.float64) * (log_hi - log_lo) / 4095 + log_lo) - shift
+    return np.clip(metres, lo, hi) * 1000.0
+
+
+def half_step_mm(mm, info):
+    """Half a code step at depth mm: the most rounding to 12 bits can be off by."""
+    lo, hi, shift = (info[f'video.{k}'] for k in ('depth_min', 'depth_max', 'shift'))
+    return 0.5 * (mm + shift * 1000) * math.log((hi + shift) / (lo + shift)) / 4095
 
 
 def read_json(path):
@@ -152,7 +169,7 @@ def test_v3_layout_and_info(exported):
     assert not out.with_name(out.name + '.partial').exists()
     info = read_json(out / 'meta/info.json')
     data = pq.read_table(out / 'data/chunk-000/file-000.parquet')
-    assert info['codebase_version'] == 'v3.0' and info['fps'] == 30
+    assert info['codebase_version'] == 'v3.0' and info['fps'] == 30  # the camera's rate
     assert info['robot_type'] == 'piper'
     assert (info['total_episodes'], info['total_frames']) == (2, data.num_rows)
     assert info['total_tasks'] == 2 and info['splits'] == {'train': '0:2'}
@@ -172,14 +189,21 @@ def test_v3_layout_and_info(exported):
     assert color['dtype'] == depth['dtype'] == 'video'
     assert color['shape'] == [48, 64, 3] and depth['shape'] == [48, 64, 1]
     assert color['info']['video.codec'] == 'h264' and not color['info']['is_depth_map']
-    assert depth['info']['video.pix_fmt'] == 'gray16le' and depth['info']['is_depth_map']
-    assert depth['info']['depth.scale_m'] == 0.001 and depth['info']['depth.invalid_value'] == 0
+    # LeRobot's depth convention (lerobot/configs/video.py DepthEncoderConfig): HEVC gray12le,
+    # lossless x265, the unit and the quantiser in the info; depth_min 0 keeps 0 = invalid.
+    assert depth['info']['is_depth_map'] and depth['info']['depth_unit'] == 'mm'
+    assert (depth['info']['video.codec'], depth['info']['video.pix_fmt']) == ('hevc', 'gray12le')
+    assert 'lossless=1' in depth['info']['video.extra_options']['x265-params']
+    quantiser = {k: depth['info'][f'video.{k}']
+                 for k in ('depth_min', 'depth_max', 'shift', 'use_log')}
+    assert quantiser == {'depth_min': 0.0, 'depth_max': 10.0, 'shift': 3.5, 'use_log': True}
+    assert depth['info']['depth.invalid_value'] == 0 and 'depth.unit' not in depth['info']
     for feature in (color, depth):  # intrinsics, which LeRobot drops
         intrinsics = feature['info']['intrinsics']
         np.testing.assert_allclose(intrinsics['K'], K)
         np.testing.assert_allclose(intrinsics['D'], D)
         assert (intrinsics['width'], intrinsics['height']) == (64, 48)
-    assert color['info']['calibration'] == CALIBRATION
+    assert color['info']['calibration'] == depth['info']['calibration'] == CALIBRATION
 
 
 def test_indices_timestamps_and_episodes(exported):
@@ -217,7 +241,9 @@ def test_rows_and_frames_are_the_as_of_picks(exported):
     out, truth, report = exported
     data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
     colors = decode(out / f'videos/{COLOR_KEY}/chunk-000/file-000.mp4', 'rgb24')
-    depths = decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray16le')
+    codes = decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray12le')
+    depths = [lerobot_depth_mm(c, read_json(out / 'meta/info.json')['features'][DEPTH_KEY]['info'])
+              for c in codes]
     assert len(colors) == len(depths) == len(data['index'])
     row = 0
     for episode in (0, 1):
@@ -232,10 +258,50 @@ def test_rows_and_frames_are_the_as_of_picks(exported):
             np.testing.assert_allclose(data[export.OBS_EE_POSE][row], written['pose'][1][i],
                                        rtol=0, atol=1e-6)
             frame = written['color'][1][as_of_brute(written['color'][0], t)]
-            np.testing.assert_array_equal(depths[row], depth(frame))  # lossless millimetres
+            assert np.abs(depths[row] - depth(frame)).max() < 2.0  # 12-bit codes
             assert np.abs(colors[row].astype(int) - rgb(frame)).max() <= 3  # H.264, lossy
             row += 1
     assert data['task_index'][row - 1] == 1  # the second instruction holds at the end
+
+
+def test_depth_is_lerobots_encoding_within_the_quantisation_error(exported):
+    """The stored depth video, decoded independently (PyAV, LeRobot's formula restated), is the
+    recorded depth within half a 12-bit code step; invalid pixels (0) stay exactly 0."""
+    out, truth, report = exported
+    info = read_json(out / 'meta/info.json')['features'][DEPTH_KEY]['info']
+    codes = np.stack(decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray12le'))
+    recorded = np.stack([depth(truth[e]['color'][1][as_of_brute(truth[e]['color'][0], t)])
+                         for e in (0, 1) for t in sample_times(report, e)]).astype(np.float64)
+    assert codes.shape == recorded.shape and codes.max() <= 4095
+    invalid = recorded == 0
+    assert invalid.any() and (codes[invalid] == 0).all() and (codes[~invalid] > 0).all()
+    got = lerobot_depth_mm(codes, info)
+    error = np.abs(got - recorded)[~invalid]
+    bound = half_step_mm(np.maximum(got, recorded)[~invalid], info)  # steps grow with depth
+    assert (error <= bound + 0.01).all(), (error - bound).max()  # + float32 rounding
+    assert 0.1 < np.median(error) < 0.6 and error.max() < 1.3  # 300..4000 mm: steps 1.1-2.5 mm
+
+
+def test_lossless_16bit_depth_option(exported, tmp_path, capsys):
+    """--depth-codec ffv1-mm16 keeps the millimetres exactly and says LeRobot cannot read it."""
+    out, truth, report = exported
+    bags = out.parent / 'bags'
+    assert export.main([str(bags / 'ep_000'), '-o', str(tmp_path / 'ds'), '--no-progress',
+                        '--depth-codec', 'ffv1-mm16']) == 0
+    assert 'LeRobot 0.6.1 cannot' in capsys.readouterr().err
+    info = read_json(tmp_path / 'ds/meta/info.json')['features'][DEPTH_KEY]['info']
+    assert (info['video.codec'], info['video.pix_fmt'], info['depth_unit']) == \
+        ('ffv1', 'gray16le', 'mm')
+    assert 'LeRobot 0.6.1 cannot' in info['note'] and 'video.depth_min' not in info
+    lossless = decode(tmp_path / f'ds/videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray16le')
+    stored = decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray12le')
+    frames = [depth(truth[0]['color'][1][as_of_brute(truth[0]['color'][0], t)])
+              for t in sample_times(report, 0)]
+    assert len(lossless) == len(frames)
+    for mm, codes, want in zip(lossless, stored, frames):
+        np.testing.assert_array_equal(mm, want)
+        assert np.abs(lerobot_depth_mm(codes, {**info, **read_json(
+            out / 'meta/info.json')['features'][DEPTH_KEY]['info']}) - want).max() < 2.0
 
 
 def test_stale_rows_are_flagged_and_stale_episodes_skipped(exported):
@@ -275,14 +341,14 @@ def test_stats_match_the_data(exported):
         assert stats[key]['count'] == [len(x)]
     assert stats['index']['max'] == [len(x) - 1]
     depths = np.stack([depth(truth[e]['color'][1][as_of_brute(truth[e]['color'][0], t)])
-                       for e in (0, 1) for t in sample_times(report, e)])
-    valid = depths[depths > 0] / 1000.0
+                       for e in (0, 1) for t in sample_times(report, e)]).astype(np.float64)
+    # in the depth_unit, mm, over every pixel (0 = invalid included), as LeRobot computes them
     assert np.array(stats[DEPTH_KEY]['mean']).shape == (1, 1, 1)
-    assert stats[DEPTH_KEY]['min'] == [[[valid.min()]]]
-    assert stats[DEPTH_KEY]['max'] == [[[valid.max()]]]
-    np.testing.assert_allclose(stats[DEPTH_KEY]['mean'], [[[valid.mean()]]])
+    assert stats[DEPTH_KEY]['min'] == [[[0.0]]]
+    assert stats[DEPTH_KEY]['max'] == [[[depths.max()]]]
+    np.testing.assert_allclose(stats[DEPTH_KEY]['mean'], [[[depths.mean()]]])
     np.testing.assert_allclose(stats[DEPTH_KEY]['q50'],
-                               [[[np.quantile(valid, 0.5, method='inverted_cdf')]]])
+                               [[[np.quantile(depths, 0.5, method='inverted_cdf')]]])
     color = np.array(stats[COLOR_KEY]['mean']).reshape(3)
     assert color[1] == pytest.approx(128 / 255)
     assert stats[COLOR_KEY]['min'][1] == stats[COLOR_KEY]['max'][1] == [[128 / 255]]
@@ -290,6 +356,21 @@ def test_stats_match_the_data(exported):
     first = np.array(data[contract.OBS_STATE][:episodes[0]['length']])
     np.testing.assert_allclose(episodes[0][f'stats/{contract.OBS_STATE}/mean'], first.mean(0),
                                atol=1e-6)
+
+
+def test_the_rate_defaults_to_the_cameras(tmp_path):
+    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row (a 30 Hz default repeated
+    every frame three times); --fps still overrides it."""
+    write_episode(tmp_path / 'ep', 2.0, 8, camera_hz=10)
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(progress=False))
+    assert report['fps'] == read_json(tmp_path / 'ds/meta/info.json')['fps'] == 10
+    frames = decode(tmp_path / f'ds/videos/{COLOR_KEY}/chunk-000/file-000.mp4', 'rgb24')
+    assert 15 <= len(frames) <= 20
+    red = np.array([f[..., 0].mean() for f in frames])  # rgb(k): red rises by 3 per frame
+    assert (np.diff(red) > 0).all() and abs(red[-1] - red[0] - 3 * (len(red) - 1)) < 4
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(
+        fps=20, progress=False), overwrite=True)
+    assert report['fps'] == 20
 
 
 def test_missing_topic_is_named(tmp_path):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vla_nodes.models.backbones import (BackboneConfig, build_backbone, byte_tokenize,
-                                        TINY_PALIGEMMA, TINY_QWEN2_5_VL, TINY_SMOLVLM)
+                                        TINY_PALIGEMMA, TINY_PALIGEMMA2, TINY_QWEN2_5_VL,
+                                        TINY_SMOLVLM)
 from vla_nodes.models.mot import (build_mask, ExpertConfig, ExpertStack, GEMMA_300M, Group, MoT,
                                   PI0_MASK, positions, Tokens)
 
@@ -103,8 +104,15 @@ def test_positions_skip_padding_and_streams_restart():
     assert pos['state'].tolist() == [[3]] and pos['action'].tolist() == [[4, 5]]
 
 
+# PaliGemma-2 with a logit cap that bites on tiny random logits and a scale unequal to head_dim.
+BITING_GEMMA2 = {**TINY_PALIGEMMA2, 'text_config': {
+    **TINY_PALIGEMMA2['text_config'], 'attn_logit_softcapping': 0.5, 'query_pre_attn_scalar': 8}}
+
+
 @pytest.mark.parametrize('family, hf_config, size, causal', [
     ('paligemma', TINY_PALIGEMMA, 56, False),  # Gemma under PaliGemma: bidirectional prefix
+    # Gemma-2 alone is causal in transformers (PaliGemma-2 passes its prefix mask: below).
+    ('paligemma', BITING_GEMMA2, 56, True),
     ('qwen2_5_vl', TINY_QWEN2_5_VL, 56, True),
     ('smolvlm', TINY_SMOLVLM, 64, True),
 ])
@@ -121,10 +129,36 @@ def test_vlm_layers_as_an_expert_equal_the_language_model(family, hf_config, siz
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture(scope='module')
-def pi0_parts():
+def test_gemma2_bidirectional_prefix_equals_the_language_model_under_a_full_mask():
+    """As PaliGemma-2 runs its prefix: every token sees every token, in every layer type."""
     torch.manual_seed(0)
-    backbone = build_backbone(BackboneConfig()).eval()
+    backbone = build_backbone(BackboneConfig('paligemma', BITING_GEMMA2, image_size=56)).eval()
+    tokens, _ = backbone.embed_prefix(torch.zeros(2, 56, 56, 3), ['pick up', 'open'])
+    group = Group('all', 'vlm')
+    ours = MoT({'vlm': backbone.stack()}, {'all': ('all',)})(Tokens().add(group, tokens))['all']
+    n = tokens.shape[1]
+    full = torch.zeros(2, 1, n, n)  # additive: nothing masked
+    theirs = backbone.language_model(
+        inputs_embeds=tokens, position_ids=torch.arange(n)[None].expand(2, -1),
+        attention_mask={'full_attention': full, 'sliding_attention': full}).last_hidden_state
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_sequences_beyond_a_sliding_window_are_refused():
+    text = {**TINY_PALIGEMMA2['text_config'], 'sliding_window': 8}
+    backbone = build_backbone(BackboneConfig('paligemma', {**TINY_PALIGEMMA2,
+                                                           'text_config': text})).eval()
+    tokens, _ = backbone.embed_prefix(torch.zeros(1, 56, 56, 3), ['pick'])
+    mot = MoT({'vlm': backbone.stack()}, {'all': ('all',)})
+    with pytest.raises(ValueError, match='exceeds the sliding window of 8'):
+        mot(Tokens().add(Group('all', 'vlm'), tokens))
+
+
+@pytest.fixture(scope='module', params=['gemma', 'gemma2'])
+def pi0_parts(request):
+    torch.manual_seed(0)
+    hf = TINY_PALIGEMMA if request.param == 'gemma' else BITING_GEMMA2
+    backbone = build_backbone(BackboneConfig('paligemma', hf)).eval()
     expert = ExpertStack(ExpertConfig()).eval()
     mot = MoT({'vlm': backbone.stack(), 'action': expert.stack()}, PI0_MASK)
     images = torch.randint(0, 256, (2, 56, 56, 3), dtype=torch.uint8)

@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_STATE,
-                                READY_POSITIONS)
+from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_INTRINSICS,
+                                OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.policy.checkpoint import (ContractMismatchError, load_checkpoint, make_contract,
                                          save_checkpoint)
@@ -156,6 +157,57 @@ def test_contract_mismatch_names_the_fields(checkpoint):
     assert same['preset'] == 'tiny' and same['model'].config == presets.get('tiny_pi0_depth')
 
 
+def _edit(contract=None, stats=None):
+    """A policy.json edit: contract fields replaced (None deletes), or stats rewritten."""
+    def apply(policy):
+        for key, value in (contract or {}).items():
+            if value is None:
+                policy['contract'].pop(key)
+            else:
+                policy['contract'][key] = value
+        if stats:
+            stats(policy['norm_stats'])
+    return apply
+
+
+def _set(key, field, value):
+    def apply(stats):
+        stats[key][field] = value
+    return apply
+
+
+ARM_UNITS = ['rad'] * 6 + ['m']
+
+
+@pytest.mark.parametrize('edit, complaint', [
+    (_edit({'units': ['deg'] * 6 + ['mm']}), r"units \['deg'"),
+    (_edit({'units': None}), 'units None'),
+    (_edit({'units': ['m'] + ARM_UNITS[1:6] + ['rad']}), 'units'),  # swapped
+    (_edit({'joint_names': None}), 'joint_names None'),
+    (_edit({'joint_names': list(JOINT_NAMES[:6])}), 'action_dim 7 differs from the 6'),
+    (_edit({'action_rate_hz': 0.0}), 'action_rate_hz 0.0'),
+    (_edit({'action_rate_hz': None}), 'action_rate_hz None'),
+    (_edit({'chunk_length': 10}), "chunk_length 10 differs from the model's horizon 16"),
+    (_edit({'image_size': [64, 64]}), 'image_size'),
+    (_edit({'image_crop': [0.6, 0.0, 0.2, 1.0]}), 'image_crop'),
+    (_edit(stats=_set(ACTION, 'q99', [1.0] * 6)), r"'action'\]\.q99 has shape \(6,\)"),
+    (_edit(stats=_set(OBS_STATE, 'mean', [NAN] * 7)), 'mean is not finite'),
+    (_edit(stats=lambda stats: stats.pop(ACTION)), "lack 'action'"),
+    (_edit(stats=lambda stats: stats[ACTION].pop('std')), 'norm_stats are malformed'),
+])
+def test_an_unusable_checkpoint_is_refused_at_load_in_one_line(
+        checkpoint, tmp_path, edit, complaint):
+    """Issue 12.11: every field that changes what reaches the arm is checked before loading."""
+    directory = tmp_path / 'ckpt'
+    shutil.copytree(checkpoint[0], directory)
+    policy = json.loads((directory / 'policy.json').read_text())
+    edit(policy)
+    (directory / 'policy.json').write_text(json.dumps(policy))
+    with pytest.raises(ContractMismatchError, match=complaint) as error:
+        VLAPolicy.from_checkpoint(directory)
+    assert '\n' not in str(error.value) and 'retrain' in str(error.value)
+
+
 def test_save_refuses_a_contract_the_model_cannot_keep(tmp_path):
     policy = VLAPolicy.random_init()
     with pytest.raises(ContractMismatchError, match='chunk_length'):
@@ -232,3 +284,44 @@ def test_vlm4vla_policy_needs_no_depth_and_snaps_the_gripper(tmp_path):
                     preset='tiny_vlm4vla')
     np.testing.assert_array_equal(VLAPolicy.from_checkpoint(tmp_path).infer(obs)['actions'],
                                   actions)  # deterministic: no noise, no seed needed
+
+
+def test_intrinsics_follow_the_crop_and_the_resize_with_pad():
+    from vla_nodes.policy.transforms import resize_intrinsics
+    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    # 640 x 480 -> 56 x 42 content (x 0.0875), 7 rows of padding on top.
+    np.testing.assert_allclose(resize_intrinsics(k, (480, 640), 56, 56),
+                               [[43.75, 0, 27.5], [0, 43.75, 27.5], [0, 0, 1]], atol=1e-5)
+    # The bottom-right quarter (320 x 240 px from (320, 240)) fills 56 x 42 at x 0.175: the
+    # principal point, now the crop's top-left corner, lands half a pixel before the content.
+    cropped = resize_intrinsics(k, (480, 640), 56, 56, (0.5, 0.5, 1.0, 1.0))
+    np.testing.assert_allclose(cropped, [[87.5, 0, -0.5], [0, 87.5, 6.5], [0, 0, 1]],
+                               atol=1e-5)
+    # A pixel of the frame and its image under the resize agree with the new K's projection.
+    point = np.array([0.1, -0.05, 0.8])
+    u, v = (k @ point / point[2])[:2]
+    out = ResizeWithPad(56, 56)({OBS_IMAGE: np.zeros((480, 640, 3), np.uint8),
+                                 OBS_INTRINSICS: k})[OBS_INTRINSICS]
+    np.testing.assert_allclose((out @ point / point[2])[:2],
+                               [(u + 0.5) * 0.0875 - 0.5, (v + 0.5) * 0.0875 - 0.5 + 7],
+                               atol=1e-4)
+
+
+def test_a_ray_map_policy_reads_the_camera_intrinsics():
+    """Issue 12.7: K from the observation (policy_node: camera_info) reaches the ray prior."""
+    from vla_nodes.nodes.policy_node import frame_intrinsics
+    from vla_nodes.ros.msgs import sensor_msgs
+    policy = VLAPolicy.random_init(presets.get('tiny_pose_vla'), seed=0)
+    obs = make_piper_example(seed=1)
+    k = np.array([[600.0, 0, 319.5], [0, 600.0, 239.5], [0, 0, 1]])
+    without = policy.infer(obs)['actions']
+    with_k = policy.infer({**obs, OBS_INTRINSICS: k})['actions']
+    other_k = policy.infer({**obs, OBS_INTRINSICS: k * [[0.5], [0.5], [1]]})['actions']
+    assert np.abs(with_k - without).max() > 1e-4 and np.abs(with_k - other_k).max() > 1e-4
+    with pytest.raises(ValueError, match='3 x 3 K'):
+        policy.infer({**obs, OBS_INTRINSICS: np.eye(2)})
+    info = sensor_msgs.CameraInfo(width=640, height=480, k=k.flatten())
+    color = sensor_msgs.Image(width=640, height=480)
+    np.testing.assert_array_equal(frame_intrinsics(info, color), k)
+    assert frame_intrinsics(info, sensor_msgs.Image(width=320, height=240)) is None
+    assert frame_intrinsics(None, color) is None

@@ -597,3 +597,94 @@ def test_depth_tokenizer_cli_trains_and_saves_a_loadable_tokenizer(tmp_path, cap
     assert 'overwrite' in capsys.readouterr().err
     assert depth_tokenizer.main([str(tmp_path / 'nothing'), '--output', str(tmp_path / 'x')]) == 2
     assert 'meta/info.json' in capsys.readouterr().err
+
+
+def test_dead_code_restarts_keep_the_tiny_tokenizer_from_collapsing():
+    """Issue 12.6: at the paper's lr (1e-5) the tiny VQ-VAE uses 1 of 16 codes; restarts revive.
+
+    Depth: tilted planes with a box on them at random places and distances (a tabletop).
+    """
+    from vla_nodes.train import depth_tokenizer
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    frames = []
+    for _ in range(64):
+        depth = 0.6 + rng.uniform(0.2, 1.0) * y + rng.uniform(-0.2, 0.2) * x
+        top, left = rng.integers(0, 24, 2)
+        depth[top:top + 8, left:left + 8] -= rng.uniform(0.05, 0.3)
+        frames.append(depth)
+    frames = np.stack(frames).astype(np.float16)
+    used = {}
+    for every in (0, 10):
+        torch.manual_seed(0)
+        model = qdepth.DepthVQVAE(qdepth.TINY_VQVAE)
+        history = depth_tokenizer.train(model, frames, 40, 16, 1e-5, 0, 'cpu', progress=False,
+                                        restart_every=every)
+        used[every] = depth_tokenizer.evaluate(model, frames, 16, 'cpu')['codes_used']
+        assert all(np.isfinite(h['total']) for h in history)
+    assert used[0] <= 2 and used[10] >= 6, used
+
+
+def test_depthvla_checkpoint_with_an_encoder_of_another_image_size_round_trips(tmp_path):
+    """Issue 12.4: Depth Anything V2's encoder is native 518 px; the preset runs it at 28 here.
+
+    The reload must rebuild that encoder (position embeddings of its own size), not one at the
+    preset's image size.
+    """
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    from vla_nodes.models import presets
+    from vla_nodes.models.vla import VLAModel
+
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            image_size=70, patch_size=14, out_indices=[1, 2])
+    DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16],
+        reassemble_factors=[2, 1], fusion_hidden_size=8, head_hidden_size=8)
+    ).save_pretrained(tmp_path / 'da')
+    config = presets.get('tiny_depthvla')
+    assert config.depthvla.image_size == 28
+    model = VLAModel(replace_spatial_path(config, tmp_path / 'da')).eval()
+    model.save_pretrained(tmp_path / 'ckpt')
+    loaded = VLAModel.from_pretrained(tmp_path / 'ckpt').eval()
+    image = torch.randint(0, 256, (1, 56, 56, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.spatial.stream.embed(image),
+                                   model.spatial.stream.embed(image), rtol=0, atol=0)
+    assert loaded.config == model.config
+    assert model.config.depthvla.encoder_config['image_size'] == 70
+
+
+def replace_spatial_path(config, path):
+    from dataclasses import replace
+    return replace(config, spatial_path=str(path))
+
+
+def test_depth_pretraining_trains_the_vlas_own_depth_stream():
+    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone, and alone it
+    computes what it computes inside the VLA (block-wise mask: depth sees only depth)."""
+    from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+    from vla_nodes.models import presets
+    from vla_nodes.models.vla import VLAModel
+
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_depthvla')).eval()
+    batch = {OBS_IMAGE: torch.randint(0, 256, (2, 56, 56, 3), dtype=torch.uint8),
+             OBS_DEPTH: 0.4 + torch.rand(2, 56, 56), OBS_STATE: torch.randn(2, 7),
+             OBS_INSTRUCTION: ['pick', 'push']}
+    adapter = model.spatial
+    with torch.no_grad():
+        prefix = model.prefix(batch)
+        inside = model.mot()(prefix, outputs=('depth',))['depth']
+        alone = adapter.decode(adapter.stream.embed(batch[OBS_IMAGE]))
+    torch.testing.assert_close(alone, inside, rtol=1e-5, atol=1e-5)
+    before = {k: v.clone() for k, v in adapter.expert.state_dict().items()}
+    opt = torch.optim.Adam(adapter.parameters(), lr=1e-3)
+    adapter.train()
+    loss = adapter.pretrain_loss(batch)
+    loss.backward()
+    opt.step()
+    after = adapter.expert.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the VLA's own weights

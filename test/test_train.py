@@ -4,6 +4,7 @@ from dataclasses import replace
 import json
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
 
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION,
-                                OBS_STATE, READY_POSITIONS)
+from vla_nodes.contract import (ACTION, JOINT_NAMES, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE,
+                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.models.vla import ACTION_PAD, VLAModel
 from vla_nodes.policy.checkpoint import read_policy_json
@@ -44,7 +45,9 @@ def dataset(tmp_path_factory):
     """3 episodes x 20 rows at 15 Hz: 64x48 colour of known brightness, depth 600 + 10 k mm."""
     from vla_nodes.record.lerobot_v3 import LeRobotV3Writer
     out = tmp_path_factory.mktemp('data') / 'piper_cube'
-    writer = LeRobotV3Writer(out, fps=FPS, names={OBS_STATE: JOINT_NAMES, ACTION: JOINT_NAMES})
+    writer = LeRobotV3Writer(out, fps=FPS, names={OBS_STATE: JOINT_NAMES, ACTION: JOINT_NAMES,
+                                                  OBS_EE_POSE: ('x', 'y', 'z', 'qx', 'qy', 'qz',
+                                                                'qw')})
     for e in range(EPISODES):
         for k in range(FRAMES):
             writer.add_frame(OBS_IMAGE, np.full((48, 64, 3), brightness(e, k), np.uint8))
@@ -53,9 +56,25 @@ def dataset(tmp_path_factory):
             writer.add_frame(OBS_DEPTH, depth)
         ok = np.ones(FRAMES, bool)
         ok[3] = e != 1  # one stale row in episode 1
-        writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok},
-                           [TASKS[e % 2]] * FRAMES)
-    return writer.finish(robot_type='piper')
+        writer.add_episode({OBS_STATE: joints(e), ACTION: joints(e) + 0.01, 'sync_ok': ok,
+                            OBS_EE_POSE: ee_poses(e)}, [TASKS[e % 2]] * FRAMES)
+    # What vla-export stores: K of the 64 x 48 frame (principal point central) from camera_info,
+    # and the calibration: here the camera sits at the base, looking along its z axis.
+    return writer.finish(robot_type='piper', video_info={OBS_IMAGE: {
+        'intrinsics': {'width': 64, 'height': 48, 'K': K_FRAME.tolist()},
+        'calibration': {'camera_to_base': {'translation': [0.0, 0.0, 0.0],
+                                           'rotation_xyzw': [0.0, 0.0, 0.0, 1.0]}}}})
+
+
+def ee_poses(episode):
+    """Gripper poses of an episode in base_link (x y z qx qy qz qw): in front of the camera."""
+    t = np.arange(FRAMES)[:, None] / FPS
+    xyz = np.concatenate([0.05 * np.sin(t + episode), 0.02 * np.cos(t), 0.5 + 0.1 * t], 1)
+    return np.concatenate([xyz, np.tile([0.0, 0.0, 0.0, 1.0], (FRAMES, 1))], 1).astype(
+        np.float32)
+
+
+K_FRAME = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -72,7 +91,22 @@ def test_samples_hold_the_recorded_rows(dataset):
     assert s[OBS_IMAGE].shape == (32, 32, 3) and s[OBS_DEPTH].shape == (32, 32)
     assert abs(float(s[OBS_IMAGE][4:28].mean()) - brightness(1, 6)) < 4  # H.264 is lossy
     assert np.isnan(s[OBS_DEPTH][:8]).all()
-    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66)  # lossless millimetres -> metres
+    # LeRobot's 12-bit log codes: within half a code step, 0.7 mm at 0.66 m
+    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66, rtol=0, atol=7e-4)
+
+
+def test_lossless_16bit_depth_is_read_exactly(tmp_path):
+    from vla_nodes.record.lerobot_v3 import LeRobotV3Writer
+    writer = LeRobotV3Writer(tmp_path / 'ds', fps=FPS, depth_codec='ffv1-mm16')
+    for k in range(FRAMES):
+        writer.add_frame(OBS_IMAGE, np.full((48, 64, 3), 100, np.uint8))
+        depth = np.full((48, 64), 600 + 10 * k, np.uint16)
+        depth[:8] = 0
+        writer.add_frame(OBS_DEPTH, depth)
+    writer.add_episode({OBS_STATE: joints(0), ACTION: joints(0)}, [TASKS[0]] * FRAMES)
+    s = LeRobotDataset(writer.finish(), horizon=4, image_size=32, use_depth=True)[6]
+    assert np.isnan(s[OBS_DEPTH][:8]).all()
+    np.testing.assert_allclose(s[OBS_DEPTH][8:28], 0.66)  # millimetres -> metres, exactly
 
 
 def test_chunks_past_the_episode_end_are_padded(dataset):
@@ -161,22 +195,134 @@ def test_resume_continues_exactly(run, dataset, tmp_path):
     assert [json.loads(line)['step'] for line in lines] == [1, 2, 3, 4]
 
 
+@pytest.fixture(scope='module')
+def depth_tokenizer_dir(dataset, tmp_path_factory):
+    """A tiny QDepth-VLA tokenizer trained on the dataset by vla-depth-tokenizer."""
+    from vla_nodes.train import depth_tokenizer
+    out = tmp_path_factory.mktemp('tokenizer') / 'tok'
+    assert depth_tokenizer.main([str(dataset), '--output', str(out), '--preset', 'tiny',
+                                 '--image-size', '56', '--steps', '4', '--batch-size', '4',
+                                 '--no-progress']) == 0
+    return out
+
+
 @pytest.mark.parametrize('preset, term', [('tiny_qdepth_vla', 'depth_ce'),
                                           ('tiny_spatial_forcing', 'align')])
-def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term):
-    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset) == 0
+def test_spatial_presets_train_with_their_losses(dataset, tmp_path, preset, term, request):
+    extra = ()
+    if preset == 'tiny_qdepth_vla':
+        extra = ('--spatial-path', str(request.getfixturevalue('depth_tokenizer_dir')))
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset, *extra) == 0
     metrics = json.loads((tmp_path / 'metrics.jsonl').read_text())
     assert np.isfinite(metrics[term]) and metrics['loss'] > metrics['flow']
 
 
-def test_pose_vla_trains_with_its_priors_and_its_ntp_preset_asks_for_answers(dataset, tmp_path,
-                                                                             capsys):
+@pytest.mark.parametrize('preset', ['qdepth_vla', 'tiny_qdepth_vla'])
+def test_qdepth_without_a_trained_tokenizer_is_refused(dataset, tmp_path, capsys, preset):
+    """Issue 12.6: a random VQ-VAE gives codes without depth; the depth CE would stay ln K."""
+    assert train(dataset, tmp_path, '--steps', '1', '--preset', preset) == 2
+    err = capsys.readouterr().err
+    assert 'vla-depth-tokenizer' in err and '--spatial-path DIR' in err
+    assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_pose_vla_trains_with_its_priors_and_pretrains_on_the_robots_trajectories(
+        dataset, tmp_path, capsys):
     assert train(dataset, tmp_path / 'post', '--steps', '1', '--preset', 'tiny_pose_vla') == 0
     metrics = json.loads((tmp_path / 'post' / 'metrics.jsonl').read_text())
     assert np.isfinite(metrics['loss']) and metrics['loss'] == metrics['flow']
+    # Issue 12.7: pre-training answers come from the export (ee pose, calibration, K).
     assert train(dataset, tmp_path / 'pre', '--steps', '1', '--preset',
-                 'tiny_pose_vla_pretrain') == 2
-    assert 'pose_vla.answer' in capsys.readouterr().err
+                 'tiny_pose_vla_pretrain') == 0
+    metrics = json.loads((tmp_path / 'pre' / 'metrics.jsonl').read_text())
+    assert np.isfinite(metrics['pose_ntp']) and metrics['pose_ntp'] > 0
+    assert (tmp_path / 'pre' / 'pose_tokenizer.json').is_file()
+    # A dataset without end-effector poses cannot pre-train: refused, with what to do.
+    blind = tmp_path / 'no_ee'
+    shutil.copytree(dataset, blind)
+    info = json.loads((blind / 'meta' / 'info.json').read_text())
+    del info['features'][OBS_EE_POSE]
+    (blind / 'meta' / 'info.json').write_text(json.dumps(info))
+    assert train(blind, tmp_path / 'x', '--steps', '1', '--preset', 'tiny_pose_vla_pretrain') == 2
+    assert 'observation.ee_pose' in capsys.readouterr().err
+
+
+def test_pose_answers_are_the_chunks_waypoints_in_the_camera_frame(dataset):
+    from vla_nodes.models import pose_vla
+    from vla_nodes.models.spatial_streams import add_pose_answers, POSE_ANSWER
+    from vla_nodes.train.train import fit_pose_tokenizer
+    config = presets.get('tiny_pose_vla_pretrain')
+    data = LeRobotDataset(dataset, 16, 56, pose_targets=True)
+    tokenizer = fit_pose_tokenizer([data], config.pose)
+    batch = add_pose_answers(collate([data[0]], data.stats()), tokenizer,
+                             config.pose.waypoint_stride)
+    items = tokenizer.parse(batch[POSE_ANSWER][0])
+    assert [i['name'] for i in items] == ['arm 0', 'arm 1']  # rows 0 and 10 of the chunk
+    ee = ee_poses(0)[10, :3]  # camera = base here: camera-frame position = base position
+    np.testing.assert_allclose(items[1]['translation'], ee, atol=0.02)
+    u = pose_vla.project(data[0][OBS_INTRINSICS], ee)[0] / 56
+    assert abs(items[1]['uv'][0] - u) < 2 / config.pose.n_loc
+
+
+def test_pose_vla_ray_map_prior_is_trained_from_the_datasets_intrinsics(
+        dataset, tmp_path, capsys):
+    """Issue 12.7: the export's K reaches the model (resized as the image) and its ray prior."""
+    data = LeRobotDataset(dataset, 16, 56)
+    # 64 x 48 -> 56 x 42 content (x 0.875), centred 7 rows down: centre (31.5, 23.5) -> 27.5.
+    np.testing.assert_allclose(data[0][OBS_INTRINSICS], [[43.75, 0, 27.5], [0, 43.75, 27.5],
+                                                         [0, 0, 1]], atol=1e-5)
+    config = presets.get('tiny_pose_vla')
+    config = replace(config, pose=replace(config.pose, p_keep_ray=1.0))
+    torch.manual_seed(0)
+    model = VLAModel(config).train()
+    batch = collate([data[i] for i in range(4)], data.stats())
+    assert batch[OBS_INTRINSICS].shape == (4, 3, 3)
+    noise, time = flow_noise(0, 0, 4, config.horizon, config.action_dim)
+    train_step(model, batch, noise, time, 0, 1, 'fp32', torch.device('cpu'))
+    grad = model.spatial.priors.ray.mlp[0].weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    # A dataset without K cannot train the ray prior: refused, with what to do.
+    blind = tmp_path / 'blind'
+    shutil.copytree(dataset, blind)
+    info = json.loads((blind / 'meta' / 'info.json').read_text())
+    del info['features'][OBS_IMAGE]['info']['intrinsics']
+    (blind / 'meta' / 'info.json').write_text(json.dumps(info))
+    assert train(blind, tmp_path / 'run', '--steps', '1', '--preset', 'tiny_pose_vla') == 2
+    assert 'intrinsics' in capsys.readouterr().err
+
+
+def test_spatial_forcing_skips_the_padding_tokens(dataset):
+    """Issue 12.7: the 64 x 48 frame fills rows 7..48 of 56: token row 3 (centre 49) is pad."""
+    from vla_nodes.models.spatial_streams import (add_teacher_targets, build_teacher, SF_MASK,
+                                                  SF_TARGET)
+    config = presets.get('tiny_spatial_forcing')
+    torch.manual_seed(0)
+    model = VLAModel(config).eval()
+    teacher = build_teacher(config, allow_random=True)
+    data = LeRobotDataset(dataset, 16, 56)
+    batch = add_teacher_targets(collate([data[i] for i in range(2)], data.stats()), teacher,
+                                model)
+    rows = batch[SF_MASK].view(2, 4, 4)
+    assert rows[:, :3].all() and not rows[:, 3].any()
+    noise, time = flow_noise(0, 0, 2, config.horizon, config.action_dim)
+    with torch.no_grad():
+        first = model(batch, noise=noise, time=time)['align']
+        moved = batch[SF_TARGET].clone()
+        moved[:, 12:] = torch.randn_like(moved[:, 12:])  # targets under the padding bar
+        second = model({**batch, SF_TARGET: moved}, noise=noise, time=time)['align']
+        third = model({**batch, SF_TARGET: moved.flip(1)}, noise=noise, time=time)['align']
+    assert torch.equal(first, second) and not torch.equal(first, third)
+
+
+def test_a_vggt_teacher_directory_reaches_vggt(dataset, tmp_path, capsys):
+    """Issue 12.7: --teacher with a VGGT checkpoint is VGGT's (it needs the vggt package)."""
+    vggt = tmp_path / 'vggt'
+    vggt.mkdir()
+    (vggt / 'config.json').write_text(json.dumps({'img_size': 518, 'patch_size': 14,
+                                                  'embed_dim': 1024}))
+    assert train(dataset, tmp_path / 'run', '--steps', '1', '--preset', 'tiny_spatial_forcing',
+                 '--teacher', str(vggt)) == 2
+    assert 'vggt package' in capsys.readouterr().err
 
 
 def test_spatial_forcing_without_a_teacher_is_refused(dataset, tmp_path, capsys):

@@ -116,7 +116,14 @@ METRIC_DEPTH_ENCODING = '32FC1'  # metres, NaN = invalid
 OBS_IMAGE = 'observation.images.color'
 OBS_DEPTH = 'observation.depth'
 OBS_STATE = 'observation.state'
+OBS_EE_POSE = 'observation.ee_pose'  # end-effector pose in base_link: x y z (m), qx qy qz qw
 OBS_INSTRUCTION = 'task'
+# Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
+# features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.
+OBS_INTRINSICS = 'observation.intrinsics'
+# Where the camera frame lies inside the model's padded S x S image: (top, left, height, width)
+# px (transforms.content_box); training batches carry it so that losses can skip the padding.
+OBS_IMAGE_CONTENT = 'observation.image_content'
 ACTION = 'action'
 
 # Message type of every contract topic: the recorder subscribes with these, the tests check them.

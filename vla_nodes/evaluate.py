@@ -236,7 +236,8 @@ def imitation_error(policy, dataset_dir: str | Path, episodes=None, frames: int 
     from vla_nodes.train.data import LeRobotDataset
     config = policy.model.config
     data = LeRobotDataset(dataset_dir, config.horizon, config.image_size, use_depth=True,
-                          episodes=episodes, crop=policy.contract.get('image_crop'))
+                          episodes=episodes, crop=policy.contract.get('image_crop'),
+                          feature_map=policy.contract.get('dataset_features'))  # as trained
     errors = []
     for i in np.linspace(0, len(data) - 1, min(frames, len(data))).astype(int):
         sample = data[int(i)]

@@ -48,6 +48,14 @@ TINY_PALIGEMMA = {
                     'num_key_value_heads': 1, 'head_dim': 16},
     'image_token_index': 299, 'projection_dim': 64,
 }
+# PaliGemma-2: the same with a Gemma-2 language model (sandwich norms, logit soft-capping,
+# alternating sliding-window layers, query_pre_attn_scalar).
+TINY_PALIGEMMA2 = {
+    **TINY_PALIGEMMA,
+    'text_config': {**TINY_PALIGEMMA['text_config'], 'model_type': 'gemma2',
+                    'query_pre_attn_scalar': 16, 'sliding_window': 512,
+                    'attn_logit_softcapping': 50.0, 'final_logit_softcapping': 30.0},
+}
 TINY_QWEN2_5_VL = {
     'text_config': {'vocab_size': 300, 'hidden_size': 64, 'intermediate_size': 128,
                     'num_hidden_layers': 2, 'num_attention_heads': 4, 'num_key_value_heads': 1,

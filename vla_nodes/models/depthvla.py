@@ -22,7 +22,7 @@ averaged over the batch [A]. Weights are never downloaded: `load_encoder(path)` 
 Dinov2Model or DepthAnythingForDepthEstimation directory.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import json
 import math
 from pathlib import Path
@@ -69,6 +69,10 @@ class DepthVLAConfig:
     mlp_dim: int = 4096
     silog_lambda: float = 0.5  # λ of the scale term [P]
     loss_weight: float = 1.0  # L = L_si + L_flow [P]; 0 is ablation (ii)
+    # The Dinov2Config of an encoder read from a directory (resolve_encoder), so a checkpoint
+    # rebuilds that very encoder (e.g. Depth Anything V2's, native image_size 518); {} = built
+    # from the fields above.
+    encoder_config: dict = field(default_factory=dict)
 
     @property
     def grid(self):
@@ -84,10 +88,49 @@ def dinov2_config(config):
     """The transformers Dinov2Config of the encoder (random init)."""
     from transformers import Dinov2Config
 
+    if config.encoder_config:
+        return Dinov2Config(**config.encoder_config)
     return Dinov2Config(
         hidden_size=config.encoder_width, num_hidden_layers=config.encoder_layers,
         num_attention_heads=config.encoder_heads, image_size=config.image_size,
         patch_size=config.patch_size)
+
+
+def resolve_encoder(config, path):
+    """`config` with `encoder_config` read from the encoder directory `path` (no weights read).
+
+    Dinov2's position embeddings are sized by the encoder's own image_size (Depth Anything V2:
+    518) and interpolated to config.image_size at run time, so a reload must build the encoder
+    from its config, not from config.image_size.
+    """
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    values = _encoder_json(path)
+    if values.get('model_type') == 'depth_anything':
+        encoder = DepthAnythingConfig(**_config_kwargs(values)).backbone_config
+    else:
+        encoder = Dinov2Config(**_config_kwargs(values))
+    # Only what differs from Dinov2Config's defaults, as JSON has it: equal after a round trip.
+    diff = json.loads(encoder.to_json_string(use_diff=True))
+    return replace(config, encoder_config=_config_kwargs(diff))
+
+
+def _config_kwargs(values):
+    """A transformers config dict without the fields that are not constructor arguments."""
+    dropped = ('model_type', 'architectures', 'transformers_version')
+    return {k: v for k, v in values.items() if k not in dropped}
+
+
+def _encoder_json(path):
+    config_file = Path(path) / 'config.json'
+    if not config_file.is_file():
+        raise FileNotFoundError(f'{str(path)!r} has no config.json: point at a local '
+                                'save_pretrained directory of DINOv2 or Depth Anything V2')
+    values = json.loads(config_file.read_text())
+    if values.get('model_type') not in ('dinov2', 'depth_anything'):
+        raise ValueError(f'{str(path)!r} holds a {values.get("model_type")!r} model; the '
+                         "DepthVLA encoder needs 'dinov2' or 'depth_anything'")
+    return values
 
 
 def load_encoder(path):
@@ -102,20 +145,12 @@ def load_encoder(path):
     """
     from transformers import DepthAnythingForDepthEstimation, Dinov2Model
 
-    config_file = Path(path) / 'config.json'
-    if not config_file.is_file():
-        raise FileNotFoundError(f'{str(path)!r} has no config.json: point at a local '
-                                'save_pretrained directory of DINOv2 or Depth Anything V2')
-    kind = json.loads(config_file.read_text()).get('model_type')
-    if kind == 'dinov2':
+    if _encoder_json(path)['model_type'] == 'dinov2':
         return Dinov2Model.from_pretrained(str(path), local_files_only=True)
-    if kind == 'depth_anything':
-        full = DepthAnythingForDepthEstimation.from_pretrained(str(path), local_files_only=True)
-        encoder = Dinov2Model(full.config.backbone_config)
-        encoder.load_state_dict(full.backbone.state_dict())
-        return encoder
-    raise ValueError(f'{str(path)!r} holds a {kind!r} model; the DepthVLA encoder needs '
-                     "'dinov2' or 'depth_anything'")
+    full = DepthAnythingForDepthEstimation.from_pretrained(str(path), local_files_only=True)
+    encoder = Dinov2Model(full.config.backbone_config)
+    encoder.load_state_dict(full.backbone.state_dict())
+    return encoder
 
 
 def silog_loss(pred_log_depth, gt_depth, valid=None, lam=0.5, eps=1e-6):
@@ -228,8 +263,9 @@ class DepthVLAStream(nn.Module):
 class StandaloneDecoder(nn.Module):
     """Bidirectional pre-norm transformer over depth tokens only, shaped like the config's stream.
 
-    For pre-training and tests when the core's mixture is not at hand. To pre-train the very
-    weights that go into the VLA, pass `depth_pretrain_loss` the core's depth stream instead.
+    For tests and benchmarks of the objective only: its weights do not map onto the VLA's
+    depth stream. To pre-train the weights the VLA uses, use the VLA's depth stream
+    (spatial_streams.DepthVLAAdapter.decode / pretrain_loss).
     """
 
     def __init__(self, config=DepthVLAConfig()):

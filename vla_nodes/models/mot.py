@@ -332,14 +332,19 @@ class MoT:
         kept_k, kept_v = [], []
         additive = None
         for i in range(self.num_layers):
-            qs, ks, vs, normed = [], [], [], {}
+            qs, ks, vs, caps, windows, normed = [], [], [], [], [], {}
             for g in tokens.groups:
                 layer = self.stacks[g.expert].layers[i]
                 attn = layer.self_attn
                 h = layer.input_layernorm(x[g.name])
                 q, k, v = _project(attn, h)  # (B, heads, T, hd)
                 cos, sin = self.stacks[g.expert].rotary(h, pos[g.name])
-                qs.append(_rotate(q, cos.to(q.dtype), sin.to(q.dtype)))
+                # Each query group scores with its own expert's scale and logit cap (Gemma-2's
+                # query_pre_attn_scalar and soft-cap), so an expert alone computes as in the mix.
+                qs.append(_rotate(q, cos.to(q.dtype), sin.to(q.dtype)) * attn.scaling)
+                cap = getattr(attn, 'attn_logit_softcapping', None)
+                caps.append(torch.full((q.shape[2],), float(cap or 0.0), device=q.device))
+                windows.append(attn)
                 ks.append(_rotate(k, cos.to(k.dtype), sin.to(k.dtype)))
                 vs.append(v)
                 normed[g.name] = h
@@ -353,9 +358,9 @@ class MoT:
             if additive is None or additive.dtype != q.dtype:
                 additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
                     ~mask, torch.finfo(q.dtype).min)[:, None]  # (B, 1, T, S)
-            scale = self.stacks[tokens.groups[0].expert].layers[i].self_attn.scaling
-            y = functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=additive, scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+            for attn in windows:
+                _check_window(attn, k.shape[2])
+            y = _attention(q, k, v, additive, torch.cat(caps))
             y = y.transpose(1, 2).flatten(2)  # (B, T, heads * hd)
             start, last = 0, i == self.num_layers - 1
             for g in tokens.groups:
@@ -364,14 +369,50 @@ class MoT:
                 if last and g.name not in wanted and g.name not in states:
                     continue  # only its keys/values mattered
                 layer = self.stacks[g.expert].layers[i]
-                h = x[g.name] + layer.self_attn.o_proj(y[:, start - n:start])
-                x[g.name] = h + layer.mlp(layer.post_attention_layernorm(h))
+                attended = layer.self_attn.o_proj(y[:, start - n:start])
+                x[g.name] = _residual(layer, x[g.name], attended)
                 if g.name in states:
                     states[g.name].append(x[g.name])
         out = {g.name: self.stacks[g.expert].norm(x[g.name])
                for g in tokens.groups if g.name in wanted}
         out.update({f'{name}.layers': layers for name, layers in states.items()})
         return out, (kept_k, kept_v)
+
+
+def _residual(layer, x, attended):
+    """The layer's residual updates after attention (Gemma-1/Llama/Qwen, or Gemma-2 sandwich)."""
+    if hasattr(layer, 'pre_feedforward_layernorm'):  # Gemma-2: norms after attention and MLP
+        h = x + layer.post_attention_layernorm(attended)
+        return h + layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(h)))
+    h = x + attended
+    return h + layer.mlp(layer.post_attention_layernorm(h))
+
+
+def _attention(q, k, v, additive, caps):
+    """Softmax attention of pre-scaled queries; rows with a cap > 0 get Gemma-2's tanh logit
+    soft-cap (cap · tanh(s / cap)). q # (B, heads, T, hd), caps # (T,) -> (B, heads, T, hd)."""
+    if not bool((caps > 0).any()):
+        return functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=additive, scale=1.0, enable_gqa=q.shape[1] != k.shape[1])
+    groups = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+    scores = q @ k.transpose(2, 3)  # (B, heads, T, S)
+    cap = caps.to(scores.dtype)[:, None]  # (T, 1)
+    capped = torch.tanh(scores / cap.clamp_min(1e-6)) * cap
+    scores = torch.where(cap > 0, capped, scores) + additive
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ v
+
+
+def _check_window(attn, length):
+    """Sliding-window layers (Gemma-2) equal full attention only within their window.
+
+    `length`: the keys of the whole sequence (cached prefix included), which bounds the
+    query-key distance.
+    """
+    window = getattr(attn, 'sliding_window', None)
+    if window is not None and length > window:
+        raise ValueError(f'sequence of {length} tokens exceeds the sliding window of {window} '
+                         'of this backbone; shorten the prefix (fewer image or text tokens)')
 
 
 def _project(attn, h):

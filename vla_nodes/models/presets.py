@@ -30,7 +30,8 @@ on the `meta` device for parameter accounting; `tiny_<name>` twins keep every st
   vocabulary extended by 4 x 1024 pose tokens (257,216 -> 261,312 ids, mean-resized when a
   released PaliGemma is loaded), chunk 50 [code], action-only flow loss. The pose pre-training
   objective (NTP over pose tokens, tied LM head) is `pose_vla_pretrain`: the same model with
-  the flow loss + 1.0 x L_pre on batches that carry answer text (spatial_streams.POSE_ANSWER).
+  the flow loss + 1.0 x L_pre on batches that carry answer text (spatial_streams.POSE_ANSWER;
+  vla-train makes it from the dataset's end-effector poses: add_pose_answers).
 """
 
 from dataclasses import replace

@@ -196,7 +196,31 @@ class DepthVQVAE(nn.Module):
         codebook = functional.mse_loss(z_q, z_e.detach())
         commit = self.config.beta * functional.mse_loss(z_e, z_q.detach())
         return {'rec': rec, 'codebook': codebook, 'commit': commit,
-                'total': rec + codebook + commit, 'indices': idx, 'recon': recon}
+                'total': rec + codebook + commit, 'indices': idx, 'recon': recon,
+                'latents': z_e.detach().permute(0, 2, 3, 1).flatten(0, 2)}  # (B g g, d)
+
+    @torch.no_grad()
+    def restart_dead_codes(self, latents, counts, generator=None):
+        """Move the codes no cell chose onto encoder outputs of the current batch.
+
+        The usual cure for codebook collapse (Dhariwal et al., 2020, Jukebox; Zeghidour et al.,
+        2021, SoundStream): a code far from every z_e never wins the argmin, gets no gradient
+        from eq. 2 and stays dead. With all counts 0 it is a data-dependent initialization.
+
+        Args:
+            latents: encoder outputs, one per row. # (N, d)
+            counts: how often each code was chosen since the last restart. # (K,)
+            generator: torch.Generator for the choice of latents.
+
+        Returns:
+            The indices of the restarted codes. # (n_dead,) int64
+        """
+        dead = torch.nonzero(counts.to(latents.device) == 0).flatten()
+        if len(dead) and len(latents):
+            pick = torch.randint(len(latents), (len(dead),), generator=generator,
+                                 device='cpu').to(latents.device)
+            self.codebook.weight[dead] = latents[pick].to(self.codebook.weight.dtype)
+        return dead
 
     @torch.no_grad()
     def tokenize(self, depth):

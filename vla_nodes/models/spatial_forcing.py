@@ -13,8 +13,9 @@ unchanged (no teacher, no projector) [paper].
       -> bilinear resample to the VLM's token grid # (B, N, C')   (`target_tokens`)
     L_align = mean_b [1 − mean_i cos(proj_i, target_i)]; L = L_action + α L_align, α = 0.5
 The paper's teacher is VGGT's last aggregator block (2048-d) [code]; VGGT is not installed on
-this machine (`VGGTTeacher` is written but not run), so `DinoV2Teacher` (transformers, a local
-directory) is the teacher we can run
+this machine (`VGGTTeacher` is written and reached through `load_teacher` / `vla-train
+--teacher`, but not run), so `DinoV2Teacher` (transformers, a local directory) is the teacher we
+can run
 (the paper's Table 2 also reports DINOv2 as a target, 94.1 vs 96.9 for VGGT). Teacher targets
 depend only on the frame, so `TeacherFeatureCache` keeps them on disk keyed by frame.
 Aligned layer: 12 of 18 for π0/Gemma-2B [code], 24 of 32 for Llama-2 [paper].
@@ -123,10 +124,13 @@ def pad_token_mask(image_hw, size, grid):
     Returns:
         True on content tokens, row-major. # (grid · grid,) bool
     """
-    h, w = image_hw
-    ratio = max(h / size, w / size)
-    new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))
-    top, left = (size - new_h) // 2, (size - new_w) // 2
+    from vla_nodes.policy.transforms import content_box
+    return content_token_mask(content_box(image_hw, size, size), size, grid)
+
+
+def content_token_mask(box, size, grid):
+    """pad_token_mask from the content box (top, left, height, width) px in the S x S image."""
+    top, left, new_h, new_w = (int(v) for v in box)
     centre = (torch.arange(grid) + 0.5) * size / grid  # (grid,) pixels
     rows = (centre >= top) & (centre < top + new_h)
     cols = (centre >= left) & (centre < left + new_w)
@@ -288,6 +292,25 @@ class DinoV2Teacher(nn.Module):
         return tokens[:, 1:].reshape(b, s, g * g, -1), (g, g)
 
 
+def load_teacher(path, image_size=224):
+    """The frozen teacher in a local directory: DINOv2 (transformers) or VGGT (vggt package).
+
+    A transformers config.json with model_type 'dinov2' is DINOv2; anything else is taken for
+    a VGGT checkpoint (its config.json, written by huggingface_hub's mixin, has no model_type).
+
+    Raises:
+        FileNotFoundError: no config.json in `path`.
+        ImportError: VGGT without the vggt package (the message says how to get it).
+    """
+    config_file = Path(path) / 'config.json'
+    if not config_file.is_file():
+        raise FileNotFoundError(f'teacher directory {str(path)!r} has no config.json: point '
+                                '--teacher at a local VGGT-1B or DINOv2 checkpoint')
+    if json.loads(config_file.read_text()).get('model_type') == 'dinov2':
+        return DinoV2Teacher.from_pretrained(path, image_size=image_size)
+    return VGGTTeacher.from_pretrained(path)
+
+
 class VGGTTeacher(nn.Module):
     """VGGT (Wang et al., 2025), the paper's teacher: its last aggregator block, 2048-d [code].
 
@@ -315,6 +338,8 @@ class VGGTTeacher(nn.Module):
                 'DinoV2Teacher.from_pretrained(path) is the teacher available without it'
             ) from error
         return cls(VGGT.from_pretrained(str(path)))
+
+    width = 2048  # concat(frame, global) tokens of the last aggregator block [code]
 
     def train(self, mode=True):
         return super().train(False)

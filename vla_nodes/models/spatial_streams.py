@@ -25,20 +25,27 @@ or None), `needs_vision_features`, `outputs` and `capture` (mixture results the 
 """
 
 from dataclasses import replace
+from pathlib import Path
 import re
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE
+from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_IMAGE_CONTENT, OBS_INTRINSICS
 from vla_nodes.models import depthvla, pose_vla, qdepth, spatial_forcing
 from vla_nodes.models.backbones import BYTE_OFFSET
-from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT
+from vla_nodes.models.mot import ExpertConfig, ExpertStack, Group, MoT, Tokens
 
 SF_TARGET = 'spatial_forcing.target'  # batch key: teacher targets # (B, N_image, C)
+SF_MASK = 'spatial_forcing.mask'  # batch key: True on image tokens over content # (B, N_image)
 POSE_ANSWER = 'pose_vla.answer'  # batch key: pose-token answer text, B str (ntp_weight > 0)
-POSE_INTRINSICS = 'pose_vla.intrinsics'  # batch key: K of the S x S image # (B, 3, 3), px
+POSE_INTRINSICS = OBS_INTRINSICS  # batch key: K of the S x S image # (B, 3, 3), px
+# Pose-VLA pre-training from robot data (LeRobotDataset(pose_targets=True)): the end-effector
+# poses of the chunk, base_link x y z qx qy qz qw # (B, H, 7), and T_base_cam # (B, 4, 4).
+POSE_EE_CHUNK = 'pose_vla.ee_chunk'
+POSE_BASE_CAM = 'pose_vla.base_cam'
 DEPTH = Group('depth', 'depth', stream='depth')
 ANSWER = Group('pose', 'vlm', causal=True)
 # Pose-VLA pre-training: prefix-LM, image + prompt bidirectional, the answer causal [code].
@@ -125,6 +132,23 @@ class DepthVLAAdapter(nn.Module):
         si = self.stream.loss(outputs['depth'].float(), depth)
         return {'loss': self.stream.config.loss_weight * si, 'silog': si.detach()}
 
+    def decode(self, tokens):
+        """The depth stream alone: (B, N, D) -> its outputs, as inside the VLA.
+
+        Under the block-wise mask depth tokens attend only to depth tokens, on their own
+        position stream, so this equals the VLA's depth outputs: depth pre-training
+        (`pretrain_loss`) trains the very weights the VLA then uses.
+        """
+        mot = MoT({'depth': self.expert.stack()}, {DEPTH.name: (DEPTH.name,)})
+        return mot(Tokens().add(DEPTH, tokens))[DEPTH.name]
+
+    def pretrain_loss(self, batch):
+        """DepthVLA's depth pre-training objective (section 3.2) on this model's weights."""
+        device = self.stream.proj.weight.device
+        return depthvla.depth_pretrain_loss(self.stream, self.decode,
+                                            batch[OBS_IMAGE].to(device),
+                                            batch[OBS_DEPTH].to(device))
+
 
 class SpatialForcingAdapter(nn.Module):
     """Spatial Forcing: align VLM layer L's image tokens to the teacher targets in the batch."""
@@ -147,7 +171,9 @@ class SpatialForcingAdapter(nn.Module):
                            f'{SF_TARGET!r} (vla-train computes them: --teacher DIR)')
         states = outputs['image.layers']
         target = batch[SF_TARGET].to(states[0].device)
-        align = self.align.loss(states, target, start=0)
+        mask = batch.get(SF_MASK)  # padding tokens are not aligned [code]
+        align = self.align.loss(states, target, start=0,
+                                mask=None if mask is None else mask.to(target.device))
         return {'loss': self.align.config.alpha * align, 'align': align.detach()}
 
 
@@ -280,6 +306,20 @@ ADAPTERS = {
 }
 
 
+def resolve(config):
+    """The VLAConfig with what its spatial module reads from `spatial_path` written into it.
+
+    A checkpoint's config.json then rebuilds the module without the directory: DepthVLA's
+    encoder config (its position-embedding size is the encoder's own image_size).
+    """
+    path = Path(config.spatial_path or '.') / 'config.json'
+    if config.spatial == 'depthvla' and config.spatial_path and path.is_file() \
+            and not config.depthvla.encoder_config:
+        return replace(config, depthvla=depthvla.resolve_encoder(config.depthvla,
+                                                                 config.spatial_path))
+    return config
+
+
 def build_adapter(config, backbone, load_weights=True):
     """The adapter of `config.spatial`, or None.
 
@@ -311,10 +351,11 @@ def build_teacher(config, path='', allow_random=False):
         return None
     size = config.image_size // 14 * 14
     if path:
-        return spatial_forcing.DinoV2Teacher.from_pretrained(path, image_size=size)
+        return spatial_forcing.load_teacher(path, image_size=size)
     if not allow_random:
         raise ValueError('spatial_forcing needs its 3D teacher: pass --teacher DIR (a local '
-                         'DINOv2 save_pretrained directory; VGGT is not installed here)')
+                         'VGGT-1B checkpoint with the vggt package, or a DINOv2 '
+                         'save_pretrained directory)')
     from transformers import Dinov2Config, Dinov2Model
     width = config.sf.teacher_width
     model = Dinov2Model(Dinov2Config(hidden_size=width, num_hidden_layers=1,
@@ -324,15 +365,53 @@ def build_teacher(config, path='', allow_random=False):
 
 
 def add_teacher_targets(batch, teacher, model):
-    """The batch with Spatial Forcing's targets for its images under SF_TARGET (if a teacher)."""
+    """The batch with Spatial Forcing's targets for its images under SF_TARGET (if a teacher).
+
+    With OBS_IMAGE_CONTENT in the batch, SF_MASK marks the image tokens over the frame, so the
+    padding bars are not aligned (the official π0 path [code]).
+    """
     if teacher is None:
         return batch
     device = next(teacher.parameters()).device
     images = batch[OBS_IMAGE].to(device)
     with torch.no_grad():
         n = model.backbone.embed_images(images[:1].to(model.head_device())).shape[1]
-        target = teacher_targets(teacher, images, int(round(n ** 0.5)), model.config.sf.pe_ratio)
-    return {**batch, SF_TARGET: target}
+        grid = int(round(n ** 0.5))
+        target = teacher_targets(teacher, images, grid, model.config.sf.pe_ratio)
+    out = {**batch, SF_TARGET: target}
+    if OBS_IMAGE_CONTENT in batch:
+        size = images.shape[1]
+        out[SF_MASK] = torch.stack([spatial_forcing.content_token_mask(box, size, grid)
+                                    for box in batch[OBS_IMAGE_CONTENT]]).to(target.device)
+    return out
+
+
+def add_pose_answers(batch, tokenizer, stride):
+    """The batch with Pose-VLA's pre-training answers under POSE_ANSWER, from its robot data.
+
+    Future end-effector poses of the chunk, every `stride`-th, in the camera frame of the
+    current step, projected with K of the model image: "arm {i}<loc..><trans..><rot..>;" per
+    waypoint [code: Agibot reader], none when the first waypoint is outside the image.
+
+    Args:
+        batch: with POSE_EE_CHUNK, POSE_BASE_CAM, POSE_INTRINSICS and OBS_IMAGE.
+        tokenizer: a fitted pose_vla.PoseTokenizer.
+        stride: pose_vla.PoseVLAConfig.waypoint_stride.
+    """
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+
+    size = tuple(batch[OBS_IMAGE].shape[1:3])
+    answers = []
+    for chunk, base_cam, k in zip(batch[POSE_EE_CHUNK], batch[POSE_BASE_CAM],
+                                  batch[POSE_INTRINSICS]):
+        poses = np.stack([xyz_quat_to_pose(p) for p in np.asarray(chunk, dtype=np.float64)])
+        points = pose_vla.waypoint_targets(np.asarray(base_cam, np.float64), np.asarray(k),
+                                           size, poses, stride)
+        text = '' if not points or not points[0]['in_view'] else ''.join(
+            tokenizer.format(f'arm {i}', p['uv'], p['translation'], p['rpy'])
+            for i, p in enumerate(points))
+        answers.append(text)
+    return {**batch, POSE_ANSWER: answers}
 
 
 def teacher_targets(teacher, images, grid, pe_ratio):

@@ -92,7 +92,7 @@ class VLAModel(nn.Module):
             load_backbone: read the backbone's weights from its `pretrained` directory.
         """
         super().__init__()
-        self.config = config
+        self.config = config = spatial_streams.resolve(config)
         self.backbone = build_backbone(config.backbone, load_weights=load_backbone)
         width = self.backbone.width
         self.depth = None

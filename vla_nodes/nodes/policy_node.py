@@ -51,6 +51,7 @@ class ObservationBuffer:
         self._state_stamps = collections.deque(maxlen=state_history)
         self._states = collections.deque(maxlen=state_history)
         self.instruction = ''
+        self.camera_info = None  # the colour camera's latest CameraInfo (K for ray-map priors)
         self._floor_ns = 0  # the episode start: anything older is from the previous episode
 
     def start_episode(self, stamp_ns: int) -> None:
@@ -99,6 +100,18 @@ class ObservationBuffer:
             if i < 0:
                 return None
             return color, depth, self._states[i], self._state_stamps[i]
+
+
+def frame_intrinsics(info, color):
+    """K # (3, 3) of a colour frame from its camera's CameraInfo, or None.
+
+    None without CameraInfo, or when it describes another resolution than the frame (then its K
+    would place the rays wrongly).
+    """
+    if info is None or (info.width, info.height) != (color.width, color.height):
+        return None
+    k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    return k if k[2, 2] == 1.0 and np.all(np.isfinite(k)) else None
 
 
 class PolicyNode(ros.Node):
@@ -161,6 +174,8 @@ class PolicyNode(ros.Node):
                                  self._on_joints, 50)
         self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
                                  self._on_instruction, ros.qos_profile_latched)
+        self.create_subscription(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC,
+                                 self._on_camera_info, 2)
         self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
                                  self._on_episode_start, ros.qos_profile_latched)
         self.create_timer(1.0 / tick_hz, self._tick)
@@ -200,6 +215,9 @@ class PolicyNode(ros.Node):
 
     def _on_instruction(self, msg) -> None:
         self._obs.instruction = msg.data
+
+    def _on_camera_info(self, msg) -> None:
+        self._obs.camera_info = msg
 
     def _on_episode_start(self, msg) -> None:
         self._episode_start_ns = (stamp_to_ns(msg.stamp)
@@ -285,6 +303,9 @@ class PolicyNode(ros.Node):
                    contract.OBS_STATE: state,
                    contract.OBS_INSTRUCTION: self._obs.instruction,
                    'seed': observation_seed(stamp_ns)}
+            k = frame_intrinsics(self._obs.camera_info, color)
+            if k is not None:
+                obs[contract.OBS_INTRINSICS] = k
             start = time.perf_counter()
             result = self._policy.infer(obs)
             infer_ms = (time.perf_counter() - start) * 1e3

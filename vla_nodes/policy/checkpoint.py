@@ -4,16 +4,21 @@ A checkpoint is a local directory (DESIGN.md section 6; weights are never downlo
     config.json, model.safetensors   VLAModel.save_pretrained (models/vla.py)
     policy.json                      {'format': 1, 'preset', 'norm_stats', 'contract'}
 The contract says which robot the policy was trained for: joint names, their units, the action
-rate, the chunk length and the image size. Loading against a different robot is refused with a
-ContractMismatchError naming the fields, rather than driving an arm with misread numbers.
+rate, the chunk length and the image size (and, from training, which dataset features fed
+which input: `dataset_features`, {role: dataset key}). Loading against a different robot is
+refused with a ContractMismatchError naming the fields, rather than driving an arm with misread
+numbers.
 The contract check and policy.json reading import no torch; only loading the model does.
 """
 
 import json
+import math
 from pathlib import Path
 
-from vla_nodes.contract import GRIPPER_JOINT, JOINT_NAMES
-from vla_nodes.policy.transforms import stats_from_dict, stats_to_dict
+import numpy as np
+
+from vla_nodes.contract import ACTION, GRIPPER_JOINT, JOINT_NAMES, OBS_STATE
+from vla_nodes.policy.transforms import check_crop, stats_from_dict, stats_to_dict
 
 POLICY_FILE = 'policy.json'
 FORMAT_VERSION = 1
@@ -24,8 +29,13 @@ class ContractMismatchError(ValueError):
     """The checkpoint was trained for a different robot contract."""
 
 
+def joint_units(joint_names):
+    """The suite's unit of each joint: metres for a gripper opening, radians otherwise."""
+    return ['m' if n.endswith(GRIPPER_JOINT) else 'rad' for n in joint_names]
+
+
 def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
-                  joint_names=JOINT_NAMES, image_crop=None):
+                  joint_names=JOINT_NAMES, image_crop=None, dataset_features=None):
     """The robot contract as a JSON-ready dict.
 
     Args:
@@ -35,16 +45,20 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
         joint_names: action/state dimensions in order; the gripper is in metres.
         image_crop: (top, left, bottom, right) fractions of the camera frame the model sees
             (transforms.crop_fraction); None = the whole frame (no `image_crop` field).
+        dataset_features: {role: dataset key} the model was trained from (train/data.py
+            feature map: image, depth, state, action); None = no `dataset_features` field.
     """
     contract = {
         'joint_names': list(joint_names),
-        'units': ['m' if n.endswith(GRIPPER_JOINT) else 'rad' for n in joint_names],
+        'units': joint_units(joint_names),
         'action_rate_hz': float(action_rate_hz),
         'chunk_length': int(chunk_length),
         'image_size': [int(image_size[0]), int(image_size[1])],
     }
     if image_crop:
         contract['image_crop'] = [float(v) for v in image_crop]
+    if dataset_features:
+        contract['dataset_features'] = {str(k): str(v) for k, v in dataset_features.items()}
     return contract
 
 
@@ -69,6 +83,80 @@ def check_contract(actual, expected):
         raise ContractMismatchError('policy contract mismatch: ' + '; '.join(problems))
 
 
+def validate_checkpoint(policy, model_config, expected=None):
+    """Everything in a checkpoint that changes what reaches the arm, checked before loading.
+
+    Covers joint names and order (against `expected`), units (rad, gripper m), the action rate,
+    the chunk length and image size against the model's config, the crop, and the shapes and
+    finiteness of the norm statistics, so that no misread number and no failing inference can
+    follow a load that succeeded.
+
+    Args:
+        policy: policy.json's values, norm_stats as {key: NormStats} (read_policy_json).
+        model_config: config.json's values (the VLAConfig as a dict).
+        expected: the robot's contract fields (check_contract), or None.
+
+    Raises:
+        ContractMismatchError: one line naming every problem and what to do.
+    """
+    contract = _plain(policy.get('contract') or {})
+    problems = []
+    names = contract.get('joint_names')
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.append(f'joint_names {names!r} is not a list of joint names')
+        names = []
+    units = contract.get('units')
+    if units != joint_units(names):
+        problems.append(f'units {units!r} are not {joint_units(names)!r} (joints in rad, '
+                        'gripper opening in m): convert the data and retrain')
+    rate = contract.get('action_rate_hz')
+    if not _number(rate) or not math.isfinite(rate) or rate <= 0:
+        problems.append(f'action_rate_hz {rate!r} is not a positive number of Hz')
+    horizon, size = model_config.get('horizon'), model_config.get('image_size')
+    if contract.get('chunk_length') != horizon:
+        problems.append(f'chunk_length {contract.get("chunk_length")!r} differs from the '
+                        f"model's horizon {horizon}")
+    if contract.get('image_size') != [size, size]:
+        problems.append(f'image_size {contract.get("image_size")!r} differs from the '
+                        f"model's input {[size, size]}")
+    try:
+        check_crop(contract.get('image_crop'))
+    except (TypeError, ValueError) as error:
+        problems.append(f'image_crop: {error}')
+    action_dim = model_config.get('action_dim')
+    if names and action_dim != len(names):
+        problems.append(f"the model's action_dim {action_dim} differs from the "
+                        f'{len(names)} joint_names')
+    dims = {OBS_STATE: model_config.get('state_dim'), ACTION: action_dim}
+    problems += _stats_problems(policy.get('norm_stats') or {}, dims)
+    if problems:
+        raise ContractMismatchError('policy checkpoint is unusable: ' + '; '.join(problems)
+                                    + ' (retrain with vla-train, or fix policy.json)')
+    if expected is not None:
+        check_contract(contract, expected)
+
+
+def _stats_problems(stats, dims):
+    """Why the norm statistics cannot (un)normalize vectors of `dims` ({key: size}), if so."""
+    problems = []
+    for key, dim in dims.items():
+        if key not in stats:
+            problems.append(f'norm_stats lack {key!r}')
+            continue
+        for field, values in vars(stats[key]).items():
+            values = np.asarray(values)
+            if values.shape != (dim,):
+                problems.append(f'norm_stats[{key!r}].{field} has shape {values.shape}, the '
+                                f'model needs ({dim},)')
+            elif not np.all(np.isfinite(values)):
+                problems.append(f'norm_stats[{key!r}].{field} is not finite')
+    return problems
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_policy_json(directory):
     """policy.json of a checkpoint directory, with norm_stats as {key: NormStats}.
 
@@ -80,7 +168,13 @@ def read_policy_json(directory):
         raise FileNotFoundError(
             f'policy checkpoint directory {str(Path(directory))!r} has no {POLICY_FILE}')
     values = json.loads(path.read_text())
-    values['norm_stats'] = stats_from_dict(values['norm_stats'])
+    try:
+        values['norm_stats'] = stats_from_dict(values.get('norm_stats') or {})
+    except (KeyError, TypeError, ValueError) as error:
+        raise ContractMismatchError(
+            f'{path}: norm_stats are malformed ({type(error).__name__}: {error}); each of '
+            f'{OBS_STATE!r} and {ACTION!r} needs mean, std, q01 and q99 lists: retrain with '
+            'vla-train') from None
     return values
 
 
@@ -91,15 +185,16 @@ def save_checkpoint(directory, model, stats, contract_dict, preset='tiny'):
         directory: target directory, created if needed.
         model: a VLAModel.
         stats: {contract key: NormStats} for the state and the action.
-        contract_dict: from make_contract; must agree with the model's horizon and image size.
+        contract_dict: from make_contract; must agree with the model (validate_checkpoint).
         preset: name of the model preset, for humans and for the training config.
     """
-    config = model.config
-    check_contract(contract_dict, {'chunk_length': config.horizon,
-                                   'image_size': [config.image_size, config.image_size]})
-    model.save_pretrained(directory)
+    from dataclasses import asdict
+
     policy = {'format': FORMAT_VERSION, 'preset': preset, 'norm_stats': stats_to_dict(stats),
               'contract': _plain(contract_dict)}
+    # The same check as at load: never write a checkpoint that the robot would refuse.
+    validate_checkpoint({**policy, 'norm_stats': stats}, _plain(asdict(model.config)))
+    model.save_pretrained(directory)
     (Path(directory) / POLICY_FILE).write_text(json.dumps(policy, indent=2) + '\n')
 
 
@@ -112,13 +207,17 @@ def load_checkpoint(directory, expected_contract=None, device='cpu'):
 
     Raises:
         FileNotFoundError: the directory or one of its files is missing (named).
-        ContractMismatchError: the checkpoint's contract differs from `expected_contract`.
+        ContractMismatchError: the checkpoint is inconsistent or unsafe (validate_checkpoint),
+            or its contract differs from `expected_contract`.
     """
-    from vla_nodes.models.vla import VLAModel
+    from vla_nodes.models.vla import CONFIG_FILE, VLAModel
 
     policy = read_policy_json(directory)
-    if expected_contract is not None:
-        check_contract(policy['contract'], expected_contract)
+    config_path = Path(directory) / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f'policy checkpoint directory {str(Path(directory))!r} has no '
+                                f'{CONFIG_FILE}')
+    validate_checkpoint(policy, json.loads(config_path.read_text()), expected_contract)
     model = VLAModel.from_pretrained(directory, device=device)
     return {'model': model, 'norm_stats': policy['norm_stats'],
             'contract': policy['contract'], 'preset': policy['preset']}

@@ -9,6 +9,8 @@ the contract's (vla_nodes/contract.py):
                      (read only by models with sensor-depth tokens; others ignore it)
     OBS_STATE        joint positions, rad, gripper opening m # (7,)
     OBS_INSTRUCTION  task text (str)
+    OBS_INTRINSICS   optional pinhole K of OBS_IMAGE, px # (3, 3) (camera_info); carried
+                     through the crop and resize, read only by models with a ray-map prior
     'seed'           optional int: the chunk is a pure function of (weights, observation, seed)
 """
 
@@ -18,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE,
-                                READY_POSITIONS)
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_INTRINSICS,
+                                OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.models.vla import VLAModel
 from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
@@ -116,6 +118,8 @@ class VLAPolicy:
         }
         if config.sensor_depth:
             batch[OBS_DEPTH] = torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None]
+        if data.get(OBS_INTRINSICS) is not None:
+            batch[OBS_INTRINSICS] = torch.from_numpy(np.asarray(data[OBS_INTRINSICS]))[None]
         with self._lock, torch.inference_mode():
             generator = self._generator
             if obs.get(SEED_KEY) is not None:
@@ -146,6 +150,9 @@ def _check(obs, state_dim, needs_depth=True):
     state = np.asarray(obs[OBS_STATE], dtype=np.float32)
     if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
         raise ValueError(f'{OBS_STATE} must be {state_dim} finite values, got {state}')
+    k = obs.get(OBS_INTRINSICS)
+    if k is not None and (np.shape(k) != (3, 3) or not np.all(np.isfinite(k))):
+        raise ValueError(f'{OBS_INTRINSICS} must be a finite 3 x 3 K in px, got {k}')
     return {**obs, OBS_STATE: state}
 
 

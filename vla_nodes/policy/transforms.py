@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE
+from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INTRINSICS
 
 EPS = 1e-6  # keeps a constant dimension (q99 == q01 or std == 0) finite
 
@@ -107,7 +107,8 @@ class ResizeWithPad:
 
     RGB uint8 (H, W, 3): antialiased bilinear, padded with black (as openpi resize_with_pad).
     Depth float32 metres (H, W): nearest neighbour so that no depth is invented across edges;
-    NaN stays NaN and the padding is NaN (unobserved).
+    NaN stays NaN and the padding is NaN (unobserved). Intrinsics K of the image follow it
+    (resize_intrinsics).
     """
 
     height: int
@@ -116,6 +117,10 @@ class ResizeWithPad:
 
     def __call__(self, data):
         out = dict(data)
+        if OBS_INTRINSICS in data and OBS_IMAGE in data:
+            out[OBS_INTRINSICS] = resize_intrinsics(
+                data[OBS_INTRINSICS], np.shape(data[OBS_IMAGE])[:2], self.height, self.width,
+                self.crop)
         if OBS_IMAGE in data:
             out[OBS_IMAGE] = resize_with_pad(np.asarray(data[OBS_IMAGE]), self.height,
                                              self.width, self.crop)
@@ -166,14 +171,60 @@ def crop_fraction(array, crop):
     Cropping the frame to the workspace before the resize gives a small model more pixels on
     the objects (a 4 cm cube is under 2 px in a 56 px view of the whole sim camera frame).
     """
+    if check_crop(crop) is None:
+        return array
+    r0, r1, c0, c1 = _crop_box(array.shape[0], array.shape[1], crop)
+    return array[r0:r1, c0:c1]
+
+
+def _crop_box(h, w, crop):
+    """Pixel rows [r0, r1) and columns [c0, c1) of `crop` in an h x w frame."""
     crop = check_crop(crop)
     if crop is None:
-        return array
-    h, w = array.shape[:2]
+        return 0, h, 0, w
     top, left, bottom, right = crop
     r0, r1 = int(round(top * h)), max(int(round(bottom * h)), int(round(top * h)) + 1)
     c0, c1 = int(round(left * w)), max(int(round(right * w)), int(round(left * w)) + 1)
-    return array[r0:r1, c0:c1]
+    return r0, r1, c0, c1
+
+
+def _fit(h, w, height, width):
+    """resize_with_pad's geometry: content size (new_h, new_w) and its (top, left) offset."""
+    ratio = max(h / height, w / width)
+    new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))
+    return new_h, new_w, (height - new_h) // 2, (width - new_w) // 2
+
+
+def content_box(frame_hw, height, width, crop=None):
+    """Where resize_with_pad(height, width, crop) puts a frame of (H, W): (top, left, h, w) px."""
+    r0, r1, c0, c1 = _crop_box(int(frame_hw[0]), int(frame_hw[1]), crop)
+    new_h, new_w, top, left = _fit(r1 - r0, c1 - c0, height, width)
+    return top, left, new_h, new_w
+
+
+def resize_intrinsics(k, frame_hw, height, width, crop=None):
+    """Pinhole K of a frame -> K of its resize_with_pad(height, width, crop) image.
+
+    Pixel centres at integer coordinates, as the resize samples them: a pixel u of the frame
+    lands at u' = (u - c0 + 0.5) * new_w / (c1 - c0) - 0.5 + left (rows alike).
+
+    Args:
+        k: intrinsics of the frame, px. # (3, 3)
+        frame_hw: (H, W) of the frame K belongs to.
+        height, width: the model image.
+        crop: as resize_with_pad.
+
+    Returns:
+        K of the model image, px. # (3, 3) float32
+    """
+    r0, r1, c0, c1 = _crop_box(int(frame_hw[0]), int(frame_hw[1]), crop)
+    new_h, new_w, top, left = _fit(r1 - r0, c1 - c0, height, width)
+    sx, sy = new_w / (c1 - c0), new_h / (r1 - r0)
+    k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+    affine = np.array([[sx, 0.0, (0.5 - c0) * sx - 0.5 + left],
+                       [0.0, sy, (0.5 - r0) * sy - 0.5 + top],
+                       [0.0, 0.0, 1.0]])
+    return (affine @ k).astype(np.float32)
 
 
 def resize_with_pad(array, height, width, crop=None):
@@ -190,8 +241,7 @@ def resize_with_pad(array, height, width, crop=None):
     """
     array = crop_fraction(array, crop)
     h, w = array.shape[:2]
-    ratio = max(h / height, w / width)
-    new_h, new_w = max(1, int(h / ratio)), max(1, int(w / ratio))
+    new_h, new_w, top, left = _fit(h, w, height, width)
     if array.dtype == np.uint8:
         resized = _resize_bilinear(array, new_h, new_w)
         out = np.zeros((height, width) + array.shape[2:], dtype=np.uint8)
@@ -200,7 +250,6 @@ def resize_with_pad(array, height, width, crop=None):
         cols = np.minimum(((np.arange(new_w) + 0.5) * w / new_w).astype(int), w - 1)
         resized = array[rows[:, None], cols[None, :]]
         out = np.full((height, width) + array.shape[2:], np.nan, dtype=array.dtype)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
     out[top:top + new_h, left:left + new_w] = resized
     return out
 

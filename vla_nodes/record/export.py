@@ -18,13 +18,16 @@ observation.ee_pose = /vla/ee_pose (x y z qx qy qz qw) when the bags have it, co
 the task per row from /vla/instruction (else the bag's 'task' metadata), and `sync_ok`: False on
 rows where some stream's pick is older than `max_age_s` (kept, flagged). An episode with more
 than `max_stale_fraction` such rows is skipped and named in the report. Camera intrinsics go to
-each video feature's `info.intrinsics` in meta/info.json, the bag's calibration to the first
-camera's `info.calibration`, and the sync report to meta/sync_report.json.
+each video feature's `info.intrinsics` in meta/info.json, the bag's calibration (camera to base)
+to the first camera's features' `info.calibration`, and the sync report to
+meta/sync_report.json. The rate defaults to the first camera's recorded rate, so every row has
+a new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
+(record/lerobot_v3.py).
 """
 
 import argparse
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import sys
 from typing import Any, Sequence
@@ -36,10 +39,11 @@ from vla_nodes import contract
 from vla_nodes.cli_errors import run_cli
 from vla_nodes.record import bag, sync
 from vla_nodes.record.bag_read import bag_topics
-from vla_nodes.record.lerobot_v3 import DatasetError, LeRobotV3Writer
+from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12,
+                                         FFV1_NOTE, LeRobotV3Writer)
 from vla_nodes.ros import image, msgs
 
-OBS_EE_POSE = 'observation.ee_pose'
+OBS_EE_POSE = contract.OBS_EE_POSE
 EE_POSE_NAMES = ('x', 'y', 'z', 'qx', 'qy', 'qz', 'qw')
 SYNC_OK = 'sync_ok'
 TYPES = {'joints': 'sensor_msgs/msg/JointState', 'pose': 'geometry_msgs/msg/PoseStamped',
@@ -67,7 +71,8 @@ class ExportConfig:
     """How bags become a dataset.
 
     Attributes:
-        fps: sample rate (Hz), an integer as LeRobot expects; 30 like the cameras.
+        fps: sample rate (Hz), an integer as LeRobot expects; None = the first camera's rate in
+            the first bag (camera_rate), so rows do not repeat frames.
         max_age_s: freshness window (s); 0.1 s is 3 camera frames or 20 joint states.
         max_stale_fraction: skip an episode when more of its rows than this are stale.
         cameras: the cameras to export; the first one sets the grid's phase. A camera's depth
@@ -75,16 +80,19 @@ class ExportConfig:
         task: task text for every frame; None reads /vla/instruction, else the bag's 'task'.
         robot_type: info.json robot_type; None takes the first bag's 'robot' metadata.
         crf: H.264 quality of the colour videos (lower is better and larger; 23 is x264's).
+        depth_codec: 'hevc12-log' (LeRobot's depth video; LeRobot reads it) or 'ffv1-mm16'
+            (lossless 16-bit millimetres; LeRobot cannot read it); lerobot_v3.DEPTH_CODECS.
         progress: show a progress bar over episodes.
     """
 
-    fps: int = 30
+    fps: int | None = None
     max_age_s: float = 0.1
     max_stale_fraction: float = 0.1
     cameras: tuple[Camera, ...] = (Camera(),)
     task: str | None = None
     robot_type: str | None = None
     crf: int = 23
+    depth_codec: str = DEPTH_HEVC12
     progress: bool = True
 
 
@@ -138,6 +146,22 @@ def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
     """({topic: (type, message count)}, custom metadata) from metadata.yaml alone."""
     metadata = bag.read_metadata(path)  # a clear BagError for a missing or unfinished bag
     return bag_topics(path), metadata
+
+
+def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
+    """The rate (Hz, rounded) of a camera topic: the median header-stamp period of its first
+    `frames` images. Raises ExportError when the bag has fewer than two."""
+    stamps = []
+    for _, _, log_ns, msg in bag.read_bag(path, topics=[topic]):
+        stamps.append(msgs.stamp_to_ns(msg.header.stamp) or log_ns)
+        if len(stamps) == frames:
+            break
+    periods = np.diff(np.sort(stamps))
+    periods = periods[periods > 0]
+    if not periods.size:
+        raise ExportError(f'{path}: cannot tell the rate of {topic} from {len(stamps)} '
+                          f'images; pass --fps')
+    return max(1, round(1e9 / float(np.median(periods))))
 
 
 def _vector(msg: Any, kind: str, topic: str) -> np.ndarray:
@@ -293,7 +317,7 @@ def _naming(path: Path):
     """A problem found in a bag's messages names the bag: the CLI prints the message alone."""
     try:
         yield
-    except (ExportError, image.ImageEncodingError) as exc:
+    except (ExportError, DatasetError, image.ImageEncodingError) as exc:
         if str(path) in str(exc):
             raise
         raise ExportError(f'{path}: {exc}') from None
@@ -358,10 +382,13 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
     streams = _streams(config, infos[paths[0]][0])
     for path in paths:
         _check_topics(path, infos[path][0], streams, config)
+    if config.fps is None:
+        config = replace(config, fps=camera_rate(paths[0], config.cameras[0].color_topic))
     vectors = [s for s in streams if s.kind in ('joints', 'pose')]
     cams = [s for s in streams if s.kind in ('rgb8', '16UC1')]
     names = {s.key: EE_POSE_NAMES if s.kind == 'pose' else contract.JOINT_NAMES for s in vectors}
-    writer = LeRobotV3Writer(output, config.fps, names, overwrite=overwrite, crf=config.crf)
+    writer = LeRobotV3Writer(output, config.fps, names, overwrite=overwrite, crf=config.crf,
+                             depth_codec=config.depth_codec)
     episodes, runs, intrinsics = [], {}, {}
     try:
         for path in tqdm(paths, desc='vla-export', unit='episode', disable=not config.progress):
@@ -397,8 +424,10 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
         raise
     metadata = infos[paths[0]][1]
     video_info = {key: {'intrinsics': value} for key, value in intrinsics.items()}
-    if metadata.get('calibration') is not None:
-        video_info[config.cameras[0].image_key]['calibration'] = metadata['calibration']
+    if metadata.get('calibration') is not None:  # the recorded camera's: the first one
+        for key in (config.cameras[0].image_key, config.cameras[0].depth_key):
+            if key in video_info:
+                video_info[key]['calibration'] = metadata['calibration']
     writer.finish(config.robot_type or metadata.get('robot'), video_info,
                   {'sync_report.json': report})
     return report
@@ -426,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         'depth and camera intrinsics, sampled at a fixed rate with as-of alignment.')
     parser.add_argument('bags', nargs='+', type=Path, help='bag folders or folders of bags')
     parser.add_argument('-o', '--output', type=Path, required=True, help='dataset folder')
-    parser.add_argument('--fps', type=int, default=30, help='sample rate, Hz (default 30)')
+    parser.add_argument('--fps', type=int, default=None,
+                        help="sample rate, Hz (default: the camera's recorded rate)")
     parser.add_argument('--max-age', type=float, default=0.1,
                         help='freshness window, s: older picks are stale (default 0.1)')
     parser.add_argument('--max-stale-fraction', type=float, default=0.1,
@@ -434,13 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--task', help='task text for every frame (default: the instruction)')
     parser.add_argument('--robot-type', help="robot_type (default: the bag's robot)")
     parser.add_argument('--crf', type=int, default=23, help='H.264 quality (default 23)')
+    parser.add_argument('--depth-codec', choices=DEPTH_CODECS, default=DEPTH_HEVC12,
+                        help=f'{DEPTH_HEVC12} (default): 12-bit log-quantised HEVC depth as '
+                             f'LeRobot writes and reads it; {DEPTH_FFV1_MM16}: lossless 16-bit '
+                             f'mm, which LeRobot cannot read')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     config = ExportConfig(fps=args.fps, max_age_s=args.max_age,
                           max_stale_fraction=args.max_stale_fraction, task=args.task,
                           robot_type=args.robot_type, crf=args.crf,
-                          progress=not args.no_progress)
+                          depth_codec=args.depth_codec, progress=not args.no_progress)
+    if args.depth_codec == DEPTH_FFV1_MM16:
+        print(f'vla-export: depth as {FFV1_NOTE}', file=sys.stderr)
     return run_cli('vla-export', lambda: _export(args, config),
                    (ExportError, DatasetError, image.ImageEncodingError))
 
@@ -450,7 +486,7 @@ def _export(args, config: ExportConfig) -> int:
     print(format_report(report))
     kept = [e for e in report['episodes'] if 'episode_index' in e]
     print(f'{args.output}: {len(kept)} episodes, {sum(e["frames"] for e in kept)} frames at '
-          f'{args.fps} Hz; sync report in meta/sync_report.json')
+          f'{report["fps"]} Hz; sync report in meta/sync_report.json')
     return 0
 
 

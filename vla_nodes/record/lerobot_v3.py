@@ -1,35 +1,49 @@
-"""A LeRobot v3.0 dataset folder written episode by episode, with lossless depth and intrinsics.
+"""A LeRobot v3.0 dataset folder written episode by episode, with depth and intrinsics.
 
 Where it fits: `record/export.py` (vla-export) feeds it the rows and frames it sampled from bags;
-the training code reads the folder back. It knows the v3 layout and nothing about ROS or bags.
+`train/data.py` reads the folder back, and so does LeRobot's own `LeRobotDataset`. It knows the
+v3 layout and LeRobot's depth convention, and nothing about ROS or bags. This module is the one
+place for the format's keys: the reader imports them from here.
 
 Layout (`codebase_version` 'v3.0'; every episode goes to chunk-000/file-000, with no size-based
 file rotation yet):
-    meta/info.json      schema, fps, path templates, totals; a video feature's `info` also holds
-                        what the caller adds (the exporter: `intrinsics`, K 3x3 px, D, size)
-    meta/stats.json     per feature: min, max, mean, std, count, q01, q10, q50, q90, q99 (images
-                        per channel in [0, 1], depth in metres over valid pixels, shape (C, 1, 1))
+    meta/info.json      schema, fps, path templates, totals; a video feature's `info` holds what
+                        LeRobot's writer puts there (`video.*`, `is_depth_map`, and for depth
+                        `depth_unit` and the quantisation `video.depth_min/depth_max/shift/
+                        use_log`) plus what the caller adds (the exporter: `intrinsics`, K 3x3
+                        px, D, size; `calibration`, camera to base)
+    meta/stats.json     per feature: min, max, mean, std, count, q01, q10, q50, q90, q99 (colour
+                        per channel in [0, 1]; depth in `depth_unit` (mm) over all pixels, 0 =
+                        invalid included, as LeRobot computes it; shape (C, 1, 1))
     meta/tasks.parquet  task (the pandas index) -> task_index
     meta/episodes/chunk-000/file-000.parquet  per episode: length, tasks, row and video ranges,
                         per-episode stats, and the caller's extra columns
     data/chunk-000/file-000.parquet  the caller's columns (vectors as fixed-size float32 lists)
                         plus timestamp = frame_index / fps, frame_index, episode_index, index,
                         task_index
-    videos/<key>/chunk-000/file-000.mp4  one frame per row: colour (H, W, 3) uint8 as H.264
-                        yuv420p; depth (H, W) uint16 millimetres as FFV1 gray16le, lossless (0 =
-                        invalid). Decode depth with PyAV `frame.to_ndarray(format='gray16le')`;
-                        metres = mm * 0.001. LeRobot's own depth videos hold 12-bit quantized
-                        codes, so LeRobot's loader would misread these; read them as uint16 mm.
+    videos/<key>/chunk-000/file-000.mp4  one frame per row. Colour (H, W, 3) uint8: H.264
+                        yuv420p. Depth (H, W) uint16 mm (0 = invalid), by `depth_codec`:
+        'hevc12-log' (default): LeRobot's native depth video, so LeRobot reads it. Millimetres
+                        are log-quantised to 12-bit codes (DepthQuantizer, the formula of
+                        lerobot/datasets/depth_utils.py) and stored losslessly as HEVC gray12le
+                        (x265 lossless=1). depth_min is 0 m, so code 0 is exactly the sensor's
+                        0 = invalid; the rounding error is at most half a code step, which grows
+                        with depth (0.74 mm at 1 m, 1.4 mm at 5 m); depth beyond depth_max
+                        (10 m) saturates there.
+        'ffv1-mm16': lossless 16-bit millimetres as FFV1 gray16le. vla-train reads it; LeRobot
+                        0.6.1 cannot (`Invalid vcodec 'ffv1'`), which its info says.
 The folder is built in OUTPUT.partial and renamed by `finish()`, so an interrupted write never
 leaves a folder that looks complete. Needs pyarrow and av: pip install 'vla_nodes[data]'.
 """
 
+from dataclasses import dataclass
 from fractions import Fraction
 import importlib
 import json
+import math
 from pathlib import Path
 import shutil
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -39,7 +53,99 @@ DATA_PATH = 'data/' + CHUNK_FILE + '.parquet'
 VIDEO_PATH = 'videos/{video_key}/' + CHUNK_FILE + '.mp4'
 EPISODES_PATH = 'meta/episodes/' + CHUNK_FILE + '.parquet'
 QUANTILES = {'q01': 0.01, 'q10': 0.10, 'q50': 0.50, 'q90': 0.90, 'q99': 0.99}
-DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
+
+# Depth feature info, LeRobot's keys (lerobot/configs/video.py, datasets/dataset_metadata.py).
+IS_DEPTH_MAP = 'is_depth_map'
+LEGACY_IS_DEPTH_MAP = 'video.is_depth_map'  # what LeRobot migrates from, and older exports
+DEPTH_UNIT = 'depth_unit'
+DEPTH_UNIT_SCALE_M = {'mm': 0.001, 'm': 1.0}
+DEPTH_HEVC12 = 'hevc12-log'  # LeRobot's native depth video; the default
+DEPTH_FFV1_MM16 = 'ffv1-mm16'  # lossless 16-bit millimetres; LeRobot cannot read it
+DEPTH_CODECS = (DEPTH_HEVC12, DEPTH_FFV1_MM16)
+FFV1_NOTE = ('lossless 16-bit millimetres (FFV1 gray16le): vla-train reads it, LeRobot 0.6.1 '
+             'cannot (Invalid vcodec ffv1); export with --depth-codec hevc12-log for LeRobot')
+
+
+def is_depth_map(feature: dict) -> bool:
+    """Whether a feature of info.json is a depth video (LeRobot's marker or its legacy one)."""
+    info = feature.get('info') or {}
+    return bool(info.get(IS_DEPTH_MAP) or info.get(LEGACY_IS_DEPTH_MAP))
+
+
+@dataclass(frozen=True)
+class DepthQuantizer:
+    """LeRobot's depth quantisation: depth <-> 12-bit codes, log-spaced between two depths.
+
+    The formula of lerobot/datasets/depth_utils.py (quantize_depth / dequantize_depth, 0.6.1):
+    code = rint(4095 * (log(d + shift) - log(dmin + shift)) / (log(dmax + shift) -
+    log(dmin + shift))) clipped to 0..4095, computed in millimetres for integer input; decoding
+    inverts it and clips to [dmin, dmax]. The defaults are LeRobot's, which a dataset's info
+    overrides with `video.depth_min` etc. (metres).
+    """
+
+    depth_min: float = 0.01
+    depth_max: float = 10.0
+    shift: float = 3.5
+    use_log: bool = True
+    QMAX = 4095
+    FIELDS = ('depth_min', 'depth_max', 'shift', 'use_log')  # info keys: 'video.' + field
+
+    @classmethod
+    def from_info(cls, info: dict) -> 'DepthQuantizer':
+        """The quantiser a depth feature's info describes (LeRobot's defaults where absent)."""
+        given = {f: info['video.' + f] for f in cls.FIELDS if info.get('video.' + f) is not None}
+        return cls(**given)
+
+    def info(self) -> dict:
+        return {'video.' + f: getattr(self, f) for f in self.FIELDS}
+
+    def _norm(self, value: np.ndarray, scale: float) -> np.ndarray:
+        values = (self.depth_min, self.depth_max, self.shift)
+        lo, hi, shift = (np.float32(v * scale) for v in values)
+        if self.use_log:
+            log_lo, log_hi = math.log(float(lo + shift)), math.log(float(hi + shift))
+            return (np.log(value + shift) - log_lo) / (log_hi - log_lo)
+        return (value - lo) / (hi - lo)
+
+    def encode_mm(self, mm: np.ndarray) -> np.ndarray:
+        """uint16 millimetres -> uint16 codes 0..4095, through a table of all 65536 values."""
+        if not hasattr(self, '_table'):  # the same float32 arithmetic as LeRobot, done once
+            norm = self._norm(np.arange(65536, dtype=np.float32), 1000.0)
+            table = np.rint(norm * self.QMAX).clip(0, self.QMAX).astype(np.uint16)
+            object.__setattr__(self, '_table', table)
+        return self._table[mm]
+
+    def decode_m(self, codes: np.ndarray) -> np.ndarray:
+        """Codes -> float32 metres, as LeRobot decodes them (clipped to [depth_min, depth_max])."""
+        if self.use_log:
+            log_lo = math.log(self.depth_min + self.shift)
+            log_hi = math.log(self.depth_max + self.shift)
+            m = np.exp(codes * np.float32((log_hi - log_lo) / self.QMAX) +
+                       np.float32(log_lo)) - np.float32(self.shift)
+        else:
+            m = codes * np.float32((self.depth_max - self.depth_min) / self.QMAX) + np.float32(
+                self.depth_min)
+        return np.clip(m, self.depth_min, self.depth_max).astype(np.float32)
+
+
+# What vla-export writes: LeRobot's quantiser, except that code 0 is exactly 0 mm (invalid).
+EXPORT_DEPTH = DepthQuantizer(depth_min=0.0)
+
+
+def depth_decoder(feature: dict) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """How to read a depth video feature: (PyAV format for frame.to_ndarray, frame -> metres).
+
+    gray16le videos (ffv1-mm16, and exports before LeRobot's convention) hold the depth unit
+    directly; every other depth video holds LeRobot's 12-bit codes, as LeRobot itself assumes.
+    Metres are float32 with NaN where invalid: the value 0, or code 0 (at or below depth_min,
+    where LeRobot's writer puts a sensor's 0).
+    """
+    info = feature.get('info') or {}
+    if info.get('video.pix_fmt') == 'gray16le':
+        scale = DEPTH_UNIT_SCALE_M[info.get(DEPTH_UNIT, info.get('depth.unit', 'mm'))]
+        return 'gray16le', lambda raw: np.where(raw > 0, raw.astype(np.float32) * scale, np.nan)
+    quantizer = DepthQuantizer.from_info(info)
+    return 'gray12le', lambda codes: np.where(codes > 0, quantizer.decode_m(codes), np.nan)
 
 
 class DatasetError(RuntimeError):
@@ -88,47 +194,76 @@ def histogram_stats(hist: np.ndarray, scale: float, frames: int) -> dict:
 
 
 def _histogram(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint16:  # depth: valid (non-zero) millimetres
-        return np.bincount(frame[frame > 0], minlength=65536)[None, :65536]
+    if frame.dtype == np.uint16:  # depth: millimetres, every pixel (0 = invalid included)
+        return np.bincount(frame.reshape(-1), minlength=65536)[None, :65536]
     return np.stack([np.bincount(frame[..., c].reshape(-1), minlength=256) for c in range(3)])
 
 
 # --- files --------------------------------------------------------------------------------------
 class _Video:
-    """One video file: colour H.264 yuv420p (GOP 2, for random access) or depth FFV1 gray16le."""
+    """One video file: colour H.264 yuv420p, or depth as `depth_codec` says; GOP 2 (seeking).
 
-    def __init__(self, path: Path, fps: int, frame: np.ndarray, crf: int) -> None:
+    `info` is the feature's info as LeRobot's writer records it (`video.*` from the stream and
+    the encoder settings, `is_depth_map`, and for depth `depth_unit` and the quantiser), so
+    LeRobot can rebuild the encoder configuration from it when it opens the dataset.
+    """
+
+    def __init__(self, path: Path, fps: int, frame: np.ndarray, crf: int,
+                 depth_codec: str = DEPTH_HEVC12) -> None:
         av = require('av')
         self.depth = frame.dtype == np.uint16 and frame.ndim == 2
         if not self.depth and not (frame.dtype == np.uint8 and frame.shape[2:] == (3,)):
             raise DatasetError(f'{path.parts[-3]}: frames must be (H, W, 3) uint8 colour or '
                                f'(H, W) uint16 depth in mm; got {frame.dtype} {frame.shape}')
+        if depth_codec not in DEPTH_CODECS:
+            raise DatasetError(f'unknown depth codec {depth_codec!r}; use one of {DEPTH_CODECS}')
         height, width = frame.shape[:2]
-        if not self.depth and (width % 2 or height % 2):
-            raise DatasetError(f'{path.parts[-3]}: {width}x{height} colour frames cannot be '
-                               f'H.264 yuv420p (width and height must be even); record an even '
-                               f'camera resolution')
+        if not (self.depth and depth_codec == DEPTH_FFV1_MM16) and (width % 2 or height % 2):
+            raise DatasetError(f'{path.parts[-3]}: {width}x{height} frames cannot be H.264/HEVC '
+                               f'video (width and height must be even); record an even camera '
+                               f'resolution')
+        self.quantizer = EXPORT_DEPTH if self.depth and depth_codec == DEPTH_HEVC12 else None
+        if self.quantizer and min(width, height) < 16:  # x265 refuses smaller pictures
+            raise DatasetError(f'{path.parts[-3]}: {width}x{height} depth frames are below the '
+                               f'HEVC minimum of 16x16; export them with --depth-codec '
+                               f'{DEPTH_FFV1_MM16}')
+        if not self.depth:
+            codec, encoder, pix_fmt, fmt = 'h264', 'libx264', 'yuv420p', 'rgb24'
+            settings = {'g': 2, 'crf': crf, 'preset': 'veryfast', 'extra_options': {}}
+        elif self.quantizer:
+            # x265's fastest preset: lossless either way, the preset only trades size for time
+            codec, encoder, pix_fmt, fmt = 'hevc', 'libx265', 'gray12le', 'gray12le'
+            settings = {'g': 2, 'crf': None, 'preset': 'ultrafast',
+                        'extra_options': {'x265-params': 'lossless=1:log-level=error'}}
+        else:
+            codec, encoder, pix_fmt, fmt = 'ffv1', 'ffv1', 'gray16le', 'gray16le'
+            settings = {'g': None, 'crf': None, 'preset': None, 'extra_options': {}}  # intra
+        options = {k: str(v) for k, v in settings.items()
+                   if k != 'extra_options' and v is not None}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(path), 'w')
-        options = {} if self.depth else {'crf': str(crf), 'preset': 'veryfast', 'g': '2'}
-        self._stream = self._container.add_stream('ffv1' if self.depth else 'libx264',
-                                                  rate=fps, options=options)
+        self._stream = self._container.add_stream(encoder, rate=fps,
+                                                  options={**options, **settings['extra_options']})
         self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = 'gray16le' if self.depth else 'yuv420p'
-        self._format, self._frame = ('gray16le' if self.depth else 'rgb24'), av.VideoFrame
+        self._stream.pix_fmt = pix_fmt
+        self._format, self._frame = fmt, av.VideoFrame
         self._time_base = Fraction(1, fps)
         self.frames = 0
         self._closed = False
-        self.info = {'video.fps': fps, 'video.height': height, 'video.width': width,
-                     'video.channels': 1 if self.depth else 3,
-                     'video.codec': 'ffv1' if self.depth else 'h264',
-                     'video.pix_fmt': self._stream.pix_fmt, 'video.is_depth_map': self.depth,
-                     'is_depth_map': self.depth, 'has_audio': False}
+        self.info = {'video.height': height, 'video.width': width, 'video.codec': codec,
+                     'video.pix_fmt': pix_fmt, 'video.fps': fps,
+                     'video.channels': 1 if self.depth else 3, 'has_audio': False,
+                     **{'video.' + k: v for k, v in settings.items()},
+                     'video.fast_decode': 0, 'video.video_backend': 'pyav',
+                     IS_DEPTH_MAP: self.depth}
         if self.depth:
-            self.info.update({'depth.unit': 'mm', 'depth.scale_m': DEPTH_SCALE_M,
-                              'depth.invalid_value': 0, 'depth.lossless': True})
+            self.info.update({DEPTH_UNIT: 'mm', 'depth.invalid_value': 0})
+            self.info.update(self.quantizer.info() if self.quantizer else
+                             {'depth.lossless': True, 'note': FFV1_NOTE})
 
     def add(self, frame: np.ndarray) -> None:
+        if self.quantizer:
+            frame = self.quantizer.encode_mm(frame)
         picture = self._frame.from_ndarray(frame, format=self._format)
         picture.pts, picture.time_base = self.frames, self._time_base
         for packet in self._stream.encode(picture):
@@ -196,7 +331,7 @@ class LeRobotV3Writer:
     """
 
     def __init__(self, output: str | Path, fps: int, names: dict | None = None,
-                 overwrite: bool = False, crf: int = 23) -> None:
+                 overwrite: bool = False, crf: int = 23, depth_codec: str = DEPTH_HEVC12) -> None:
         """Check the output folder and start writing into OUTPUT.partial.
 
         Args:
@@ -205,6 +340,7 @@ class LeRobotV3Writer:
             names: per vector feature, the names of its dimensions (info.json `names`).
             overwrite: replace an existing dataset (a folder with meta/info.json, or empty).
             crf: H.264 quality of colour videos (lower is better and larger; x264's is 23).
+            depth_codec: how depth videos are stored (DEPTH_CODECS; the module docstring).
 
         Raises:
             DatasetError: output exists and overwrite is False, or it is not a dataset.
@@ -212,7 +348,10 @@ class LeRobotV3Writer:
         if not (isinstance(fps, int) and fps > 0):
             raise DatasetError(f'fps must be a positive integer (LeRobot stores an int), got '
                                f'{fps!r}')
+        if depth_codec not in DEPTH_CODECS:
+            raise DatasetError(f'unknown depth codec {depth_codec!r}; use one of {DEPTH_CODECS}')
         self.output, self.fps, self.crf = Path(output), fps, crf
+        self.depth_codec = depth_codec
         self._names = dict(names or {})
         if self.output.exists() and not overwrite:
             raise DatasetError(f'{self.output} exists; pass --overwrite to replace it, or '
@@ -239,7 +378,7 @@ class LeRobotV3Writer:
         """Append the next frame of video `key`: (H, W, 3) uint8 RGB or (H, W) uint16 mm."""
         if key not in self._videos:
             path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
-            self._videos[key] = _Video(path, self.fps, frame, self.crf)
+            self._videos[key] = _Video(path, self.fps, frame, self.crf, self.depth_codec)
         self._videos[key].add(frame)
         hist = _histogram(frame)
         self._episode_hists[key] = self._episode_hists.get(key, 0) + hist
@@ -299,7 +438,7 @@ class LeRobotV3Writer:
         return episode
 
     def _image_stats(self, key: str, hist: np.ndarray, frames: int) -> dict:
-        scale = DEPTH_SCALE_M if self._videos[key].depth else 1 / 255
+        scale = 1.0 if self._videos[key].depth else 1 / 255  # depth in its depth_unit, mm
         return histogram_stats(hist, scale, frames)
 
     def finish(self, robot_type: str | None = None, video_info: dict | None = None,

@@ -1,16 +1,25 @@
 """LeRobot v3 dataset folders -> training samples and batches, through policy/transforms.py.
 
-Reads what `vla-export` writes (record/lerobot_v3.py; LeRobot's v3.0 layout): meta/info.json
-(fps, features, path templates), meta/tasks.parquet, meta/episodes/*.parquet (row ranges and
-video time ranges per episode), data/*.parquet (observation.state, action, episode_index,
-frame_index, index, task_index, optional sync_ok) and the videos: colour H.264 and depth as
-lossless 16-bit millimetres (FFV1 gray16le, 0 = invalid), decoded with PyAV.
+Reads what `vla-export` writes and what LeRobot's own writer writes (record/lerobot_v3.py;
+LeRobot's v3.0 layout): meta/info.json (fps, features, path templates), meta/tasks.parquet,
+meta/episodes/*.parquet (row ranges and video time ranges per episode), data/*.parquet (state,
+action, episode_index, frame_index, index, task_index, optional sync_ok) and the videos, decoded
+with PyAV: colour (H.264, AV1, ...) and depth in LeRobot's 12-bit log-quantised convention or
+as 16-bit millimetres (lerobot_v3.depth_decoder). Several episodes may share a video file.
+
+Which dataset features feed the model is a feature map, {role: dataset key} with the roles
+image, depth, state and action (ROLES). The default is vla-export's names; a dataset with other
+names or several cameras is mapped by configuration: `parse_feature_map('observation.images.
+front=image,observation.images.front_depth=depth')` or a YAML file {dataset key: role}. The map
+goes into the checkpoint's contract (vla-train).
 
 A sample is one row t of an episode:
     OBS_IMAGE rgb uint8 # (S, S, 3) and OBS_DEPTH metres, NaN invalid # (S, S), resized with
     padding exactly as policy_node does (transforms.ResizeWithPad); OBS_STATE # (7,);
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
-    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text.
+    with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
+    OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's;
+    OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px.
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -22,12 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE, OBS_IMAGE_CONTENT,
+                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
+from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
-from vla_nodes.policy.transforms import check_crop, compute_stats, Normalize, resize_with_pad
+from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
+                                         resize_intrinsics, resize_with_pad)
+from vla_nodes.record.lerobot_v3 import depth_decoder, is_depth_map
 
 SYNC_OK = 'sync_ok'
-DEPTH_SCALE_M = 0.001  # depth video pixels are millimetres
+# role -> the sample key the model reads; also the dataset key vla-export writes (the default map)
+ROLES = {'image': OBS_IMAGE, 'depth': OBS_DEPTH, 'state': OBS_STATE, 'action': ACTION}
 
 
 class DatasetError(ValueError):
@@ -41,6 +55,40 @@ def _require(module):
     except ImportError:
         raise DatasetError(f'reading LeRobot datasets needs {module}: '
                            f'pip install "vla_nodes[data]"') from None
+
+
+def parse_feature_map(spec=None):
+    """{role: dataset key} from 'KEY=ROLE,KEY=ROLE', a YAML file of {KEY: ROLE}, or a dict.
+
+    Roles not given keep vla-export's key (ROLES). None or '' is the default map.
+
+    Raises:
+        DatasetError: an unknown role, a role given twice, or an unreadable spec (named).
+    """
+    pairs = spec or {}
+    if isinstance(spec, (str, Path)) and Path(spec).is_file():
+        import yaml
+        pairs = yaml.safe_load(Path(spec).read_text(encoding='utf-8')) or {}
+        if not isinstance(pairs, dict):
+            raise DatasetError(f'feature map {spec}: expected a YAML mapping dataset key: role')
+    elif isinstance(spec, str):
+        try:
+            pairs = dict(item.strip().rsplit('=', 1) for item in spec.split(',') if item.strip())
+        except ValueError:
+            raise DatasetError(f'feature map {spec!r}: expected KEY=ROLE[,KEY=ROLE...] or a '
+                               f'YAML file') from None
+    mapping = dict(ROLES)
+    given = {}
+    for key, role in pairs.items():
+        key, role = str(key).strip(), str(role).strip()
+        if role not in ROLES:
+            raise DatasetError(f'feature map: unknown role {role!r} for {key!r}; roles are '
+                               f'{", ".join(ROLES)}')
+        if role in given:
+            raise DatasetError(f'feature map: role {role!r} given twice ({given[role]!r} and '
+                               f'{key!r})')
+        given[role] = mapping[role] = key
+    return mapping
 
 
 def _read_parquets(paths):
@@ -63,7 +111,7 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048, crop=None):
+                 cache_mb=2048, crop=None, pose_targets=False, feature_map=None):
         """Open a dataset.
 
         Args:
@@ -74,11 +122,16 @@ class LeRobotDataset:
             episodes: episode indices to use (default all).
             crop: (top, left, bottom, right) fractions of the frame kept before the resize
                 (transforms.crop_fraction), as the policy will crop; None = whole frame.
+            pose_targets: samples also carry what Pose-VLA's pre-training answers are made of
+                (the chunk's end-effector poses, T_base_cam; spatial_streams.add_pose_answers).
             cache_mb: memory for decoded, resized episodes (MB); the least recently used
                 episode goes first (the newest always stays).
+            feature_map: which dataset features are the image, depth, state and action:
+                anything parse_feature_map takes (default: vla-export's keys).
 
         Raises:
-            DatasetError: not a v3 dataset, or a needed feature is missing (named).
+            DatasetError: not a v3 dataset, or a needed feature is missing or of the wrong kind
+                (named).
         """
         self.root = Path(root)
         info_path = self.root / 'meta' / 'info.json'
@@ -91,15 +144,29 @@ class LeRobotDataset:
             raise DatasetError(f'{self.root}: codebase_version {version!r}; this reader '
                                'needs a LeRobot v3.x dataset (re-export with vla-export)')
         features = self.info['features']
-        needed = [OBS_STATE, ACTION, OBS_IMAGE] + ([OBS_DEPTH] if use_depth else [])
-        missing = [k for k in needed if k not in features]
-        if missing:
-            raise DatasetError(f'{self.root}: dataset has no {missing} (features: '
-                               f'{sorted(features)})')
+        roles = ['state', 'action', 'image'] + (['depth'] if use_depth else [])
+        mapping = parse_feature_map(feature_map)
+        self.features = {role: mapping[role] for role in roles}  # role -> dataset key
+        self._check_features(features)
         self.fps = float(self.info['fps'])
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
         self.crop = check_crop(crop)
-        self.names = list(features[ACTION].get('names') or [])
+        self.names = list(features[self.features['action']].get('names') or [])
+        image = features[self.features['image']]
+        self.intrinsics = _intrinsics(image, image_size, self.crop)
+        self.content = np.asarray(content_box(image['shape'][:2], image_size,
+                                              image_size, self.crop), dtype=np.int64)
+        self.base_cam = _camera_to_base(image) if pose_targets else None
+        if pose_targets:
+            lacking = [what for what, ok in (
+                (f'{OBS_EE_POSE} (the /vla/ee_pose topic in the bags)', OBS_EE_POSE in features),
+                ('the camera intrinsics', self.intrinsics is not None),
+                ('the camera calibration (camera_to_base)', self.base_cam is not None)) if not ok]
+            if lacking:
+                raise DatasetError(f'{self.root}: Pose-VLA pre-training needs {lacking}: record '
+                                   'with pose_node and a calibration, then re-export with '
+                                   'vla-export')
+        self.pose_targets = pose_targets
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -112,14 +179,40 @@ class LeRobotDataset:
         self._cache = OrderedDict()
         self._cache_bytes = int(cache_mb * 2 ** 20)
 
+    def _check_features(self, features):
+        """Every mapped feature exists and is of its role's kind."""
+        hint = ('; map the dataset features with --map KEY=ROLE (roles: ' +
+                ', '.join(ROLES) + f'). Features: {sorted(features)}')
+        for role, key in self.features.items():
+            feature = features.get(key)
+            if feature is None:
+                raise DatasetError(f'{self.root}: dataset has no {key!r} for {role}{hint}')
+            shape, kind = list(feature.get('shape') or []), feature.get('dtype')
+            if role in ('image', 'depth') and kind == 'image':
+                raise DatasetError(f'{self.root}: {key!r} is stored as images in parquet; this '
+                                   f'reader needs videos (lerobot-edit-dataset --operation.type '
+                                   f'convert_image_to_video)')
+            if role == 'image' and (kind != 'video' or shape[2:] != [3] or is_depth_map(feature)):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a colour video '
+                                   f'for image{hint}')
+            if role == 'depth' and (kind != 'video' or not is_depth_map(feature)):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a depth video '
+                                   f'(is_depth_map) for depth{hint}')
+            if role in ('state', 'action') and (kind not in ('float32', 'float64') or
+                                                len(shape) != 1):
+                raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a vector for '
+                                   f'{role}{hint}')
+
     def _load_tables(self):
         data_files = sorted(self.root.glob('data/*/*.parquet'))
         if not data_files:
             raise DatasetError(f'{self.root}: no data/*/*.parquet files')
         table = _read_parquets(data_files)
         order = np.argsort(_column(table, 'index'), kind='stable')
-        self.state = _column(table, OBS_STATE)[order]
-        self.action = _column(table, ACTION)[order]
+        self.state = _column(table, self.features['state'])[order]
+        self.action = _column(table, self.features['action'])[order]
+        if self.pose_targets:
+            self.ee_pose = _column(table, OBS_EE_POSE)[order]
         self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
         self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
@@ -155,14 +248,20 @@ class LeRobotDataset:
         pad = steps >= stop
         frames = self._frames(e)
         sample = {
-            OBS_IMAGE: frames[OBS_IMAGE][row - start],
+            OBS_IMAGE: frames['image'][row - start],
             OBS_STATE: self.state[row],
             ACTION: self.action[np.minimum(steps, stop - 1)],
             ACTION_PAD: pad,
             OBS_INSTRUCTION: self.tasks[int(self.task_index[row])],
+            OBS_IMAGE_CONTENT: self.content,
         }
         if self.use_depth:
-            sample[OBS_DEPTH] = frames[OBS_DEPTH][row - start]
+            sample[OBS_DEPTH] = frames['depth'][row - start]
+        if self.intrinsics is not None:
+            sample[OBS_INTRINSICS] = self.intrinsics
+        if self.pose_targets:
+            sample[POSE_EE_CHUNK] = self.ee_pose[np.minimum(steps, stop - 1)]
+            sample[POSE_BASE_CAM] = self.base_cam
         return sample
 
     def _frames(self, episode):
@@ -170,16 +269,12 @@ class LeRobotDataset:
         if episode in self._cache:
             self._cache.move_to_end(episode)
             return self._cache[episode]
-        keys = [OBS_IMAGE] + ([OBS_DEPTH] if self.use_depth else [])
         start, stop = self.episodes[episode]['rows']
         out = {}
-        for key in keys:
-            raw = self._decode(episode, key, stop - start)
-            if key == OBS_DEPTH:
-                raw = [np.where(f > 0, f.astype(np.float32) * DEPTH_SCALE_M, np.nan)
-                       for f in raw]
-            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
-                                 for f in raw])
+        for role in ('image', 'depth') if self.use_depth else ('image',):
+            raw = self._decode(episode, self.features[role], stop - start)
+            out[role] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
+                                  for f in raw])
         self._cache[episode] = out
         while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)
@@ -189,7 +284,8 @@ class LeRobotDataset:
         return sum(a.nbytes for frames in self._cache.values() for a in frames.values())
 
     def _decode(self, episode, key, count):
-        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth mm."""
+        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth metres
+        (float32, NaN invalid)."""
         av = _require('av')
         meta = self.episodes[episode]['meta']
         path = self.root / self.info['video_path'].format(
@@ -198,8 +294,8 @@ class LeRobotDataset:
         if not path.is_file():
             raise DatasetError(f'{self.root}: video {path} of episode {episode} is missing')
         begin = float(meta.get(f'videos/{key}/from_timestamp', 0.0))
-        depth = bool(self.info['features'][key].get('info', {}).get('video.is_depth_map'))
-        fmt = 'gray16le' if depth else 'rgb24'
+        feature = self.info['features'][key]
+        fmt, convert = depth_decoder(feature) if is_depth_map(feature) else ('rgb24', None)
         frames = []
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -209,12 +305,35 @@ class LeRobotDataset:
                 if t < begin - 0.5 / self.fps:
                     continue
                 frames.append(frame.to_ndarray(format=fmt))
+                if convert is not None:
+                    frames[-1] = convert(frames[-1])
                 if len(frames) == count:
                     break
         if len(frames) != count:
             raise DatasetError(f'{path}: episode {episode} needs {count} frames from '
                                f'{begin:.3f} s, the video has {len(frames)}')
         return frames
+
+
+def _intrinsics(feature, image_size, crop):
+    """K of the S x S model image from the colour feature's `info.intrinsics`, or None."""
+    info = (feature.get('info') or {}).get('intrinsics')
+    if not info or 'K' not in info:
+        return None
+    size = (info.get('height'), info.get('width'))
+    if None in size:
+        size = feature['shape'][:2]
+    return resize_intrinsics(info['K'], size, image_size, image_size, crop)
+
+
+def _camera_to_base(feature):
+    """T_base_cam # (4, 4) from the colour feature's `info.calibration`, or None."""
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+
+    calib = ((feature.get('info') or {}).get('calibration') or {}).get('camera_to_base')
+    if not calib or 'translation' not in calib or 'rotation_xyzw' not in calib:
+        return None
+    return xyz_quat_to_pose(list(calib['translation']) + list(calib['rotation_xyzw']))
 
 
 def merged_stats(datasets):
@@ -237,12 +356,15 @@ def collate(samples, stats):
 
     Returns:
         {OBS_IMAGE uint8 # (B, S, S, 3), OBS_DEPTH (if present) # (B, S, S), OBS_STATE
-         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str}
-        as torch tensors.
+         # (B, 7), ACTION # (B, H, 7), ACTION_PAD # (B, H), OBS_INSTRUCTION list of B str,
+         OBS_INTRINSICS (if present) # (B, 3, 3), OBS_IMAGE_CONTENT # (B, 4)} as torch
+        tensors.
     """
     import torch
 
-    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD) if k in samples[0]]
+    keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
+                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM)
+            if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}

@@ -3,7 +3,7 @@
 Where it fits: QDepth-VLA's first stage (models/qdepth.py). The VQ-VAE is trained on depth maps
 alone, one per dataset [paper], with AdamW at lr 1e-5 [paper]; the VLA stage then freezes it and
 uses its 16 x 16 codes as the depth expert's targets. Depth comes from the datasets `vla-export`
-writes (lossless millimetres, 0 = invalid), resized with padding to the policy's image size
+writes (metres through train/data.py, NaN = invalid), resized with padding to the image size
 exactly as the colour frame, so the code grid lines up with SigLIP's patches. The paper used
 Video-Depth-Anything relative depth; we use the sensor's metric depth, min-max normalized per
 frame (a documented deviation: research/seeds-qdepth-depthvla.md, D.2).
@@ -86,7 +86,7 @@ def evaluate(model, frames, batch_size, device):
             'perplexity': float(np.exp(entropy))}
 
 
-def train(model, frames, steps, batch_size, lr, seed, device, progress=True):
+def train(model, frames, steps, batch_size, lr, seed, device, progress=True, restart_every=0):
     """Train a DepthVQVAE on depth frames with AdamW (eq. 2's loss).
 
     Args:
@@ -98,9 +98,13 @@ def train(model, frames, steps, batch_size, lr, seed, device, progress=True):
         seed: permutation seed.
         device: torch device.
         progress: show a tqdm bar.
+        restart_every: every this many steps (and before the first, which initializes the
+            codebook from data), codes unused since the last restart move onto encoder outputs
+            (DepthVQVAE.restart_dead_codes); 0 = never.
 
     Returns:
-        Loss history: one dict of floats per step ('rec', 'codebook', 'commit', 'total').
+        Loss history: one dict of floats per step ('rec', 'codebook', 'commit', 'total',
+        'codes_used' in the batch, 'restarted' codes before the step).
     """
     import torch
     from tqdm import tqdm
@@ -108,20 +112,41 @@ def train(model, frames, steps, batch_size, lr, seed, device, progress=True):
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     order, cursor, history = rng.permutation(len(frames)), 0, []
+    counts = torch.zeros(model.config.num_codes, dtype=torch.long)
+    generator = torch.Generator().manual_seed(seed)
     bar = tqdm(range(steps), desc='vq-vae', disable=not progress)
-    for _ in bar:
+    for step in bar:
         if cursor + batch_size > len(order):
             order, cursor = rng.permutation(len(frames)), 0
         pick = np.sort(order[cursor:cursor + min(batch_size, len(frames))])
         cursor += batch_size
         depth = torch.from_numpy(frames[pick].astype(np.float32)).to(device)
-        out = model.loss(model.prepare(depth))
+        x = model.prepare(depth)
+        restarted = 0
+        if restart_every and step % restart_every == 0:
+            with torch.no_grad():
+                latents = model.encode(x).permute(0, 2, 3, 1).flatten(0, 2)
+            dead = model.restart_dead_codes(latents, counts, generator)
+            _forget(opt, model.codebook.weight, dead)
+            restarted, counts = len(dead), torch.zeros_like(counts)
+        out = model.loss(x)
+        used = torch.bincount(out['indices'].flatten().cpu(), minlength=len(counts))
+        counts += used
         opt.zero_grad(set_to_none=True)
         out['total'].backward()
         opt.step()
-        history.append({k: out[k].item() for k in ('rec', 'codebook', 'commit', 'total')})
+        history.append({**{k: out[k].item() for k in ('rec', 'codebook', 'commit', 'total')},
+                        'codes_used': int((used > 0).sum()), 'restarted': restarted})
         bar.set_postfix(loss=f'{history[-1]["total"]:.4f}')
     return history
+
+
+def _forget(optimizer, param, rows):
+    """Zero AdamW's moments of `param`'s restarted rows: their old momentum is meaningless."""
+    state = optimizer.state.get(param, {})
+    for key in ('exp_avg', 'exp_avg_sq'):
+        if key in state and len(rows):
+            state[key][rows.to(state[key].device)] = 0.0
 
 
 def main(argv=None):
@@ -139,6 +164,9 @@ def main(argv=None):
     parser.add_argument('--steps', type=int, default=2000)
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--lr', type=float, default=1e-5, help='AdamW learning rate (paper)')
+    parser.add_argument('--restart-every', type=int, default=25,
+                        help='steps between restarts of unused codes (0 = never); without '
+                        'them the codebook collapses to a few codes')
     parser.add_argument('--val-fraction', type=float, default=0.1)
     parser.add_argument('--frame-stride', type=int, default=1)
     parser.add_argument('--max-frames', type=int, default=10000)
@@ -172,7 +200,8 @@ def main(argv=None):
           f'{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, '
           f'K={config.num_codes}, d={config.code_dim}, {config.grid}x{config.grid} codes')
     history = train(model, train_frames, args.steps, args.batch_size, args.lr, args.seed,
-                    args.device, progress=not args.no_progress)
+                    args.device, progress=not args.no_progress,
+                    restart_every=args.restart_every)
     metrics = evaluate(model, val_frames if len(val_frames) else train_frames,
                        args.batch_size, args.device)
     model.save_pretrained(output)

@@ -19,8 +19,11 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   (seed, step) (train/data.py), so `--resume` continues exactly where the run stopped.
 - bf16 autocast on GPU (`--precision auto`); fp32 on CPU unless `--precision bf16`.
 - Spatial presets: qdepth_vla and depthvla train on the dataset's depth video (their auxiliary
-  losses; `--spatial-path` = the trained VQ-VAE, or DINOv2 / Depth Anything V2 weights);
-  spatial_forcing computes its targets with a frozen DINOv2 teacher (`--teacher DIR`).
+  losses; `--spatial-path` = the trained VQ-VAE, required, or DINOv2 / Depth Anything V2
+  weights); spatial_forcing computes its targets with a frozen teacher (`--teacher DIR`: DINOv2,
+  or VGGT with the vggt package), padding tokens masked; pose_vla feeds the camera's K
+  (info.json) to its ray-map prior, and pose_vla_pretrain makes its pose answers from the
+  exported end-effector poses, calibration and K (bins saved to pose_tokenizer.json).
 - `--fsdp` (with torchrun): FSDP2 `fully_shard` over the whole model as one unit instead of DDP.
   DDP keeps a full replica per GPU, about 16 bytes per parameter (53 GB for the 3.3 B π0);
   FSDP shards the fp32 weights, gradients and AdamW state (16 / N bytes per parameter at rest)
@@ -43,7 +46,7 @@ import numpy as np
 
 from vla_nodes.contract import ACTION
 from vla_nodes.models import presets
-from vla_nodes.models.spatial_streams import add_teacher_targets, build_teacher
+from vla_nodes.models.spatial_streams import add_pose_answers, add_teacher_targets, build_teacher
 from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
 from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
 from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
@@ -56,6 +59,7 @@ RECIPES = {
               'warmup': 1000, 'decay_steps': 1, 'schedule': 'constant'},
 }
 LATEST = 'latest'
+POSE_TOKENIZER_FILE = 'pose_tokenizer.json'  # Pose-VLA pre-training: the fitted pose bins
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class TrainConfig:
     cache_mb: int = 2048  # decoded frames kept in memory per dataset split
     image_size: int = 0  # 0 = the preset's; else the input side S (presets.with_image_size)
     crop: tuple = ()  # (top, left, bottom, right) fractions of the frame; saved in the contract
+    feature_map: str = ''  # dataset features -> model inputs (data.parse_feature_map); contract
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -290,7 +295,17 @@ def plot_losses(path, history):
 
 # --- the run ------------------------------------------------------------------------------------
 def resolve_spatial(model_config, config):
-    """The model config with --spatial-path set, and the VQ-VAE's config read from it."""
+    """The model config with --spatial-path set, and the VQ-VAE's config read from it.
+
+    Raises:
+        ValueError: qdepth without a trained tokenizer: a random VQ-VAE's codes carry no depth,
+            the depth loss would stay at chance (ln K) and the run would look fine.
+    """
+    if model_config.spatial == 'qdepth' and not config.spatial_path:
+        raise ValueError(
+            'QDepth-VLA needs its trained depth tokenizer: run vla-depth-tokenizer DATASET '
+            '--output DIR (--preset tiny for tiny_ presets, --image-size as the policy) and '
+            'pass --spatial-path DIR')
     if not config.spatial_path:
         return model_config
     model_config = replace(model_config, spatial_path=config.spatial_path)
@@ -306,17 +321,33 @@ def resolve_spatial(model_config, config):
     return model_config
 
 
+def needs_pose_answers(model_config):
+    """Pose-VLA's pose NTP objective is on: batches need answers made from robot data."""
+    return model_config.spatial == 'pose_vla' and model_config.pose.ntp_weight > 0
+
+
+def fit_pose_tokenizer(datasets, pose_config):
+    """Pose-VLA's tokenizer, its metric bins fitted on the camera-frame end-effector positions
+    of the training rows (equal-frequency edges [paper App. A])."""
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+    from vla_nodes.models.pose_vla import pose_in_camera, PoseTokenizer
+
+    points = [pose_in_camera(d.base_cam, np.stack([xyz_quat_to_pose(p)
+                                                  for p in d.ee_pose[d.rows()]]))[:, :3, 3]
+              for d in datasets]
+    return PoseTokenizer(pose_config).fit(np.concatenate(points))
+
+
 def open_data(config, model_config):
     """(train datasets, val datasets) over the dataset folders, split by episode."""
     train, val = [], []
     for folder in config.data:
-        probe = LeRobotDataset(folder, model_config.horizon, model_config.image_size,
-                               model_config.needs_depth, cache_mb=config.cache_mb,
-                               crop=config.crop)
-        fit, held = split_episodes(probe.episodes, config.val_fraction)
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
-                  crop=config.crop)
+                  crop=config.crop, pose_targets=needs_pose_answers(model_config),
+                  feature_map=config.feature_map or None)
+        probe = LeRobotDataset(folder, **kw)
+        fit, held = split_episodes(probe.episodes, config.val_fraction)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
@@ -342,7 +373,17 @@ class Samples:
         return self.datasets[k][int(i - self.offsets[k])]
 
 
-def validate(model, samples, stats, config, precision, device, teacher=None, step=0):
+def add_targets(batch, teacher, model, pose_tokenizer=None):
+    """The batch with the targets its spatial module trains on: Spatial Forcing's teacher
+    features, Pose-VLA's pose answers (each when given)."""
+    batch = add_teacher_targets(batch, teacher, model)
+    if pose_tokenizer is not None:
+        batch = add_pose_answers(batch, pose_tokenizer, model.config.pose.waypoint_stride)
+    return batch
+
+
+def validate(model, samples, stats, config, precision, device, teacher=None, step=0,
+             pose_tokenizer=None):
     """Mean loss over up to `val_batches` fixed batches with fixed flow noise."""
     import torch
 
@@ -354,7 +395,7 @@ def validate(model, samples, stats, config, precision, device, teacher=None, ste
         for k in range(config.val_batches):
             idx = batch_indices(len(samples), config.batch_size, k, seed=12345)
             batch = collate([samples[int(i)] for i in idx], stats)
-            batch = add_teacher_targets(batch, teacher, model)
+            batch = add_targets(batch, teacher, model, pose_tokenizer)
             cfg = model.config
             noise, time = flow_noise(k, 12345, len(idx), cfg.horizon, cfg.action_dim)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
@@ -395,6 +436,17 @@ def run(config):
     if not config.data:
         raise ValueError('no dataset: pass --data DIR (a LeRobot v3 folder from vla-export)')
     train_sets, val_sets = open_data(config, model_config)
+    pose_tokenizer = None
+    if needs_pose_answers(model_config):
+        pose_tokenizer = fit_pose_tokenizer(train_sets, model_config.pose)
+        if rank == 0:  # the bins that decode this model's pose tokens
+            out.mkdir(parents=True, exist_ok=True)
+            (out / POSE_TOKENIZER_FILE).write_text(json.dumps(pose_tokenizer.to_dict()) + '\n')
+    blind = [str(d.root) for d in train_sets + val_sets if d.intrinsics is None]
+    if model_config.spatial == 'pose_vla' and blind:
+        raise ValueError(f'pose_vla trains its ray-map prior from the camera intrinsics; {blind} '
+                         'store none (features.observation.images.color.info.intrinsics): '
+                         're-export with vla-export')
     samples, held = Samples(train_sets), (Samples(val_sets) if val_sets else None)
     if len(samples) == 0:
         raise ValueError(f'no training samples in {list(config.data)}')
@@ -402,12 +454,16 @@ def run(config):
     contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
                              action_rate_hz=train_sets[0].fps,
                              joint_names=train_sets[0].names or None,
-                             image_crop=config.crop)
+                             image_crop=config.crop, dataset_features=train_sets[0].features)
 
     # model and optimizer
     torch.manual_seed(config.seed)
     teacher = build_teacher(model_config, config.teacher, config.preset.startswith('tiny_'))
-    teacher = teacher.to(device) if teacher is not None else None
+    if teacher is not None:
+        teacher = teacher.to(device)
+        # The projector's output width is the teacher's (DINOv2-L 1024, VGGT 2048).
+        model_config = replace(model_config, sf=replace(model_config.sf,
+                                                        teacher_width=teacher.width))
     model = VLAModel(model_config).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=RECIPES[model_config.head][
@@ -468,8 +524,8 @@ def run(config):
         for group in optimizer.param_groups:
             group['lr'] = lr_at(step, config, schedule)
         idx = batch_indices(len(samples), config.batch_size, step, config.seed)
-        batch = add_teacher_targets(collate([samples[int(i)] for i in idx], stats), teacher,
-                                    model)
+        batch = add_targets(collate([samples[int(i)] for i in idx], stats), teacher, model,
+                            pose_tokenizer)
         noise, time = flow_noise(step, config.seed, len(idx), model_config.horizon,
                                  model_config.action_dim)
         optimizer.zero_grad(set_to_none=True)
@@ -483,7 +539,7 @@ def run(config):
         val_step = step % config.val_every == 0 or step == config.steps
         if (rank == 0 or config.fsdp) and held is not None and val_step:
             record['val_loss'] = validate(model, held, stats, config, precision, device,
-                                          teacher, step)
+                                          teacher, step, pose_tokenizer)
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f'{terms["loss"]:.4f}', **(
@@ -533,6 +589,12 @@ def parse_args(argv=None):
                         metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
                         help='the part of the camera frame the model sees, as fractions '
                              '(e.g. the workspace); saved in the checkpoint for policy_node')
+    parser.add_argument('--map', dest='feature_map', default='', metavar='KEY=ROLE,...|YAML',
+                        help='which dataset features feed the model (roles: image, depth, '
+                             'state, action), e.g. observation.images.front=image,'
+                             'observation.images.front_depth=depth; or a YAML file '
+                             '{key: role}. Default: the names vla-export writes. Saved in the '
+                             'contract')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
@@ -551,7 +613,7 @@ def main(argv=None):
     config = parse_args(argv)
     try:
         out = run(config)
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as error:
+    except (FileExistsError, FileNotFoundError, ImportError, ValueError, KeyError) as error:
         print(f'vla-train: {error}', file=sys.stderr)
         return 2
     print(f'vla-train: checkpoints in {out / "checkpoints"}, loss curve {out / "loss.png"}')
