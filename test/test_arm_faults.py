@@ -237,25 +237,25 @@ def test_can_silence_faults_after_can_timeout_s_and_says_the_measured_gap(ctx, r
     stream = hold_ready(tester)
     assert spin(ctx, nodes, 6.0, until=lambda: len(rig.listener.joint_commands(0)) > 10)
     rig.firmware.stop()                                  # the arm falls silent
-    silent_from = time.time()
-    # piper_sdk's isOk turns false after ~0.35 s: not the documented threshold.
-    spin(ctx, nodes, 0.7)
-    assert not rig.driver._faults.fault
-    assert not any(s.level == ERROR for s in statuses(diags))
+    spin(ctx, nodes, 0.05)
+    # Silence counts from the arm's last frame on the bus (stop() may return later on a
+    # loaded machine). piper_sdk's isOk turns false after ~0.35 s: not the threshold.
+    silent_from = max(m.timestamp for m in list(rig.listener.frames)
+                      if m.arbitration_id in ARM_SENT_IDS)
+    spin(ctx, nodes, silent_from + 0.7 - time.time())
+    assert not rig.driver._faults.fault, (time.time() - silent_from, rig.driver._faults.fault)
+    assert not any(s.level == ERROR for s in statuses(diags)), statuses(diags)[-1].message
     assert spin(ctx, nodes, 6.0, until=lambda: any(
         s.level == ERROR and 'no CAN' in s.message for s in statuses(diags)))
     fault = next(s.message for s in statuses(diags) if s.level == ERROR)
     gap = float(re.search(r'for ([0-9.]+) s \(can_timeout_s 1 s\)', fault).group(1))
     assert 1.0 < gap < 2.0, fault
-    last_arm_frame = max(m.timestamp for m in rig.listener.frames
-                         if m.arbitration_id in ARM_SENT_IDS)
-    assert last_arm_frame <= silent_from
     # Back, but latched: the hold stream reaches nothing past this point.
     rig.firmware.start()
     latched_at = time.time()
     spin(ctx, nodes, 0.5)
     stream.cancel()
-    assert rig.listener.joint_commands(0, since=latched_at) == []
+    assert rig.listener.joint_commands(0, since=latched_at) == [], rig.driver._faults.fault
 
 
 def test_a_pause_shorter_than_can_timeout_s_is_not_a_fault(ctx, rigs, tester):
@@ -265,7 +265,9 @@ def test_a_pause_shorter_than_can_timeout_s_is_not_a_fault(ctx, rigs, tester):
                                   contract.ACTION_CHUNK_TOPIC, 10)
     spin(ctx, nodes, 0.3)
     rig.firmware.stop()
-    spin(ctx, nodes, 0.6)                                # 0.6 s < 1.0 s
+    spin(ctx, nodes, 0.05)
+    last = max(m.timestamp for m in list(rig.listener.frames) if m.arbitration_id in ARM_SENT_IDS)
+    spin(ctx, nodes, last + 0.5 - time.time())           # 0.5 s < 1.0 s (the SDK's isOk trips)
     rig.firmware.start()
     spin(ctx, nodes, 0.3)
     assert not rig.driver._faults.fault
