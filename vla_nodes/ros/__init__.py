@@ -48,7 +48,10 @@ if BACKEND == 'rclpy':  # pragma: no cover - needs a ROS 2 installation
         DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
         qos_profile_system_default)
     from rclpy.time import Time  # noqa: F401
-    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: F401
+    from rcl_interfaces.msg import (  # noqa: F401
+        FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+    from rclpy.exceptions import (  # noqa: F401
+        InvalidParameterTypeException, InvalidParameterValueException)
     qos_profile_latched = QoSProfile(  # noqa: F811
         depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 else:
@@ -58,7 +61,8 @@ else:
         ReentrantCallbackGroup, SingleThreadedExecutor, get_logger, init, ok, shutdown, spin,
         spin_once, spin_until_future_complete, try_shutdown)
     from vla_nodes.ros.params import (  # noqa: F401
-        Parameter, ParameterDescriptor, SetParametersResult)
+        FloatingPointRange, IntegerRange, InvalidParameterTypeException,
+        InvalidParameterValueException, Parameter, ParameterDescriptor, SetParametersResult)
 
     if not logging.getLogger().handlers:
         # ROS 2's console format, so logs read the same with and without ROS.

@@ -624,6 +624,8 @@ class Node:
         if not ignore_override and name in self._overrides:
             value = self._overrides[name]
             P.check_type(name, declared, value, descriptor.dynamic_typing)
+        if value is not None:
+            P.check_range(name, value, descriptor)
         self._descriptors[name] = (declared, descriptor)
         param = P.Parameter(name, value=value)
         self._parameters[name] = param
@@ -665,7 +667,8 @@ class Node:
             return P.SetParametersResult(False, f"parameter '{param.name}' is read-only")
         try:
             P.check_type(param.name, declared, param.value, descriptor.dynamic_typing)
-        except P.InvalidParameterTypeException as err:
+            P.check_range(param.name, param.value, descriptor)
+        except (P.InvalidParameterTypeException, P.InvalidParameterValueException) as err:
             return P.SetParametersResult(False, str(err))
         for callback in self._set_callbacks:
             result = callback([param])
