@@ -242,3 +242,14 @@ def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(one
     assert first.final_distance_m[0] != first.final_distance_m[1]  # two different episodes
     # The charged delay, not the machine's speed, sets when a chunk lands.
     assert all(abs(d - 280.0) < 1e-6 for d in first.delay_ms)
+
+
+def test_feedback_stamps_are_re_read_on_the_node_clock():
+    from vla_nodes.arm.faults import ArrivalClock
+    clock = ArrivalClock()
+    assert clock.restamp('joints', 0.0, 5.0) == 0.0  # no frame ever: stays unwatched
+    assert clock.restamp('joints', 1000.25, 5.0) == 5.0
+    assert clock.restamp('joints', 1000.25, 9.0) == 5.0  # the same frame: seen at 5 s
+    assert clock.restamp('joints', 1000.26, 9.01) == 9.01
+    assert clock.restamp('status', 1000.26, 9.02) == 9.02  # streams are apart
+

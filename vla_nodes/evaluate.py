@@ -219,6 +219,11 @@ def save_strip(frames: list, path: Path, count: int = STRIP_FRAMES) -> Path:
     return path
 
 
+def _as_trained(contract) -> dict:
+    """The checkpoint's {role: dataset key} as the loader's {key: role} feature map."""
+    return {key: role for role, key in (contract.get('dataset_features') or {}).items()}
+
+
 def imitation_error(policy, dataset_dir: str | Path, episodes=None, frames: int = 16,
                     steps: int = 4) -> float:
     """Mean absolute error of a policy's first `steps` actions against the demonstration.
@@ -237,7 +242,7 @@ def imitation_error(policy, dataset_dir: str | Path, episodes=None, frames: int 
     config = policy.model.config
     data = LeRobotDataset(dataset_dir, config.horizon, config.image_size, use_depth=True,
                           episodes=episodes, crop=policy.contract.get('image_crop'),
-                          feature_map=policy.contract.get('dataset_features'))  # as trained
+                          feature_map=_as_trained(policy.contract))
     errors = []
     for i in np.linspace(0, len(data) - 1, min(frames, len(data))).astype(int):
         sample = data[int(i)]

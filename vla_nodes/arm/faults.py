@@ -40,6 +40,29 @@ def joints_in(bits: int, mask: int) -> list:
     return [j + 1 for j in range(6) if bits & (1 << (j + shift))]
 
 
+class ArrivalClock:
+    """Re-stamps feedback streams on another clock: the time on it each new stamp was first seen.
+
+    Frame stamps are wall-clock receive times. Under simulated time (lock-step simulation) the
+    wall clock keeps running while the simulator waits for the graph, so wall gaps say nothing
+    about the arm; stamps re-read on the node's clock make silence and speed checks measure
+    simulated time, and the same episode the same on every run.
+    """
+
+    def __init__(self):
+        """Start with no stream seen."""
+        self._seen = {}  # stream -> (its last stamp, when that stamp was first seen)
+
+    def restamp(self, name: str, stamp: float, now_s: float) -> float:
+        """`now_s` if `stamp` is new for stream `name`, else when it was first seen; 0 stays 0."""
+        if not stamp:
+            return 0.0
+        seen = self._seen.get(name)
+        if seen is None or seen[0] != stamp:
+            self._seen[name] = seen = (stamp, now_s)
+        return seen[1]
+
+
 class FaultMonitor:
     """Latches the first fault it sees; `reset()` (on `~/enable true`) re-arms it."""
 

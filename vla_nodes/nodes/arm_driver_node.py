@@ -18,6 +18,7 @@ bus is a parameter, so the same code drives a real arm (socketcan) or the simula
 Bimanual robots run two instances with `joint_prefix` left_ / right_ on two CAN ports.
 """
 
+import dataclasses
 import functools
 import re
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.driver_params import RANGES, refusal
-from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, driver_state, FaultMonitor, status_name,
+from vla_nodes.arm.faults import (ArrivalClock, ARM_STATUS_ESTOP, driver_state, FaultMonitor, status_name,
                                   warnings_of)
 from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
@@ -38,6 +39,9 @@ from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
+
+# The feedback streams watched for silence (names as the fault message shows them).
+JOINT_STREAM, STATUS_STREAM = 'joint frames (0x2A5-0x2A7)', 'status frames (0x2A1)'
 
 # Single targets for teleop and tests (sensor_msgs/JointState, names with the joint prefix).
 JOINT_COMMAND_TOPIC = contract.JOINT_COMMAND_TOPIC
@@ -102,6 +106,8 @@ class ArmDriverNode(ros.Node):
         self._safety = SafetyFilter(limits)
         self._follower = TrajectoryFollower(blend_s=p['blend_s'])
         self._faults = FaultMonitor(p['can_timeout_s'])
+        # Under simulated time, silence and speed are judged on the node's clock (ArrivalClock).
+        self._arrivals = ArrivalClock() if self.get_parameter('use_sim_time').value else None
         self._guard = FeedbackGuard(functools.partial(kinematics.forward_kinematics,
                                                       dh_is_offset=p['dh_is_offset']))
         self._believed = None     # (7,) the last joint sample the guard accepted
@@ -287,10 +293,8 @@ class ArmDriverNode(ros.Node):
         now = self.get_clock().now()
         feedback, status = self._arm.read(), self._arm.status(drivers=False)
         pose = self._arm.read_end_pose()
-        # time.time(): the clock of piper_sdk's frame stamps, so the gap is measured exactly.
-        fault = self._faults.update(time.time(), {'joint frames (0x2A5-0x2A7)': feedback.stamp,
-                                                  'status frames (0x2A1)': status['stamp']},
-                                    status)
+        feedback, pose, stamps, now_s = self._on_clock(now, feedback, pose, status)
+        fault = self._faults.update(now_s, stamps, status)
         verdict = self._judge(feedback, pose)
         if verdict.fault and not self._faults.fault:
             self._faults.latch(f'{verdict.reason}; motion refused: look for another sender on '
@@ -307,6 +311,23 @@ class ArmDriverNode(ros.Node):
         self._timing.done(time.monotonic() - started, time.thread_time() - cpu)
         if self._timing.ticks % self._refresh_every == 0:
             self._refresh_diagnostics(feedback=feedback)
+
+    def _on_clock(self, now, feedback, pose, status):
+        """Feedback stamps and `now` (s) on the clock that silence and speed are judged on.
+
+        Wall time (piper_sdk's frame stamps as they are, so a gap is measured exactly), or,
+        under simulated time, the node's clock when each new frame was first seen.
+        """
+        if self._arrivals is None:
+            stamps = {JOINT_STREAM: feedback.stamp, STATUS_STREAM: status['stamp']}
+            return feedback, pose, stamps, time.time()
+        now_s = now.nanoseconds / 1e9
+        feedback = dataclasses.replace(
+            feedback, stamp=self._arrivals.restamp(JOINT_STREAM, feedback.stamp, now_s))
+        pose = dataclasses.replace(pose, stamp=self._arrivals.restamp('pose', pose.stamp, now_s))
+        stamps = {JOINT_STREAM: feedback.stamp,
+                  STATUS_STREAM: self._arrivals.restamp(STATUS_STREAM, status['stamp'], now_s)}
+        return feedback, pose, stamps, now_s
 
     def _judge(self, feedback, pose) -> Verdict:
         """The guard's verdict on this tick's sample; says (once per kind) why it waits."""
