@@ -49,6 +49,9 @@ FIRMWARE_LOW_SPEED_HZ = 20.0
 # Lock-step: how often the firmware re-sends its feedback while time stands still (wall s), and
 # how long to wait for the CAN readers (piper_sdk's thread) to take their frames before stepping.
 HEARTBEAT_S = 0.02
+# While time runs, a step waits for rendering or inference: re-send only after a longer silence,
+# still well under piper_sdk's 0.1 s (each re-send is 8 frames for the SDK to parse again).
+RUNNING_HEARTBEAT_S = 0.05
 CAN_SETTLE_S = 1.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
@@ -285,7 +288,8 @@ class SimNode(ros.Node):
         frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after 0.1 s of
         silence, and the driver latches a CAN fault after 0.25 s)."""
         while not self._stop.wait(HEARTBEAT_S / 2):
-            if time.monotonic() - self._firmware.feedback_sent_at >= HEARTBEAT_S:
+            silence = RUNNING_HEARTBEAT_S if self._running else HEARTBEAT_S
+            if time.monotonic() - self._firmware.feedback_sent_at >= silence:
                 self._firmware.resend()
 
     def _advance(self) -> None:
