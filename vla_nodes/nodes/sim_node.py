@@ -315,7 +315,7 @@ class SimNode(ros.Node):
 
     def _wait_for_graph(self) -> None:
         """Until every callback has run and the CAN readers have taken their frames."""
-        settling = None
+        settling, polls = None, 0
         while not self._stop.is_set():
             if self.context.idle():
                 if self._can_readers_idle():
@@ -324,10 +324,14 @@ class SimNode(ros.Node):
                 if time.monotonic() - settling > CAN_SETTLE_S:
                     self._give_up_on_unread_queues()
                     return
-            else:
-                settling = None
-            with self.context.cond:
-                self.context.cond.wait(0.001)
+                # piper_sdk's reader thread does not signal when it has taken its frames: yield
+                # the GIL first (it usually needs only that), then back off towards 1 ms.
+                time.sleep(min(0.001, 0.00005 * polls))
+                polls += 1
+                continue
+            settling = None
+            with self.context.cond:  # every finished callback notifies it
+                self.context.cond.wait(0.005)
 
     def _busy_can_queues(self) -> list:
         """Queues of other readers of the virtual CAN channel that still hold frames or whose
