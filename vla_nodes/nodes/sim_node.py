@@ -150,6 +150,9 @@ class SimNode(ros.Node):
 
     def _open_bus(self, p):
         import can
+        if p['can_interface'] == 'virtual':
+            from vla_nodes.sim.virtual_can import FastVirtualBus
+            return FastVirtualBus(channel=p['can_name'], receive_own_messages=False)
         return can.Bus(interface=p['can_interface'], channel=p['can_name'],
                        receive_own_messages=False)
 
@@ -315,9 +318,9 @@ class SimNode(ros.Node):
 
     def _wait_for_graph(self) -> None:
         """Until every callback has run and the CAN readers have taken their frames."""
-        settling, polls = None, 0
+        settling, polls, scan = None, 0, True
         while not self._stop.is_set():
-            if self.context.idle():
+            if self.context.idle(scan):
                 if self._can_readers_idle():
                     return
                 settling = settling or time.monotonic()
@@ -330,8 +333,9 @@ class SimNode(ros.Node):
                 polls += 1
                 continue
             settling = None
-            with self.context.cond:  # every finished callback notifies it
-                self.context.cond.wait(0.005)
+            with self.context.idle_cond:  # a finished callback, or an executor out of work,
+                # notifies it: a full scan only when no notice came (a slow callback)
+                scan = not self.context.idle_cond.wait(0.005)
 
     def _busy_can_queues(self) -> list:
         """Queues of other readers of the virtual CAN channel that still hold frames or whose
