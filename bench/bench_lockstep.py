@@ -14,9 +14,9 @@ real-time mode (`vla-eval --real-time`), where an episode costs at least its sim
 
 import argparse
 import os
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 from vla_nodes.evaluate import evaluate, PolicySpec
 
@@ -54,7 +54,7 @@ def report(row: dict) -> None:
           f"{row['sim_s'] / row['episodes_wall_s']:.2f}x), wall per simulated s "
           f"{row['episodes_wall_s'] / row['sim_s']:.3f}, CPU {row['cpu_s']:.1f} s "
           f"({row['cpu_s'] / row['sim_s']:.3f} per simulated s), load average 1/5/15 min "
-          f"{load}")
+          f'{load}')
 
 
 def main(argv=None) -> int:

@@ -561,7 +561,7 @@ def run(config):
         check = closed_loop_check(out / latest.read_text().strip(), config.eval_episodes,
                                   float(contract['action_rate_hz']), config.eval_task,
                                   config.eval_max_seconds)
-        print(f"vla-train: closed-loop check (lock-step, held-out seeds "
+        print('vla-train: closed-loop check (lock-step, held-out seeds '
               f"{check['closed_loop_seeds'][0]}-{check['closed_loop_seeds'][-1]}): success "
               f"{check['closed_loop_success']}/{check['closed_loop_episodes']}, mean final "
               f"grasp-to-cube distance {check['closed_loop_final_distance_m']:.3f} m")
