@@ -30,6 +30,11 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   and gathers the weights for each forward (the mixture runs layers' parts directly, so the
   layers cannot be separate units). Checkpoints are full state dicts gathered on rank 0, the
   same files as without FSDP; resume loads them on every rank. Works with gloo on CPU too.
+- Validation (every `--val-every` steps, held-out episodes): the flow loss with fixed noise, and
+  the chunk error at each episode's first frame (train/validation.py), which tracks whether the
+  policy reads the object's place from the image. `--eval-episodes N`: after the last step, a
+  lock-step closed-loop check of the last checkpoint on vla-eval's held-out seeds (success k/n,
+  also in metrics.jsonl's last line).
 - Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
   train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
 """
