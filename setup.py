@@ -40,6 +40,8 @@ HW = ['piper_sdk==0.6.2', 'python-can[multicast]==4.6.1']
 # vla-export: parquet files and videos of LeRobot v3 (H.264 colour; depth as LeRobot's 12-bit
 # HEVC through the wheel's libx265, or FFV1). av>=15 as LeRobot asks: gray12le frames to numpy.
 DATA = ['pyarrow>=14', 'av>=15']
+# VLA_ROS_BACKEND=zenoh: nodes across processes and machines, rmw_zenoh-compatible (xxhash: GIDs).
+ZENOH = ['eclipse-zenoh==1.10.2', 'xxhash>=3.4']
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -64,8 +66,11 @@ setup(
         'sim': HW + ['mujoco>=3.14,<5'],
         'test': ['pytest>=7', 'pytest-timeout', 'mcap>=1.1', 'mcap-ros2-support>=0.5',
                  'flake8>=6', 'flake8-import-order', 'flake8-quotes',
-                 'matplotlib>=3.7', 'xacro>=2.0'] + DATA,
+                 'matplotlib>=3.7', 'xacro>=2.0'] + DATA + ZENOH
+        # test_zenoh.py's interop test: an independent rmw_zenoh client.
+        + ['zenoh-ros2-sdk==0.1.8'],
         'data': DATA,
+        'zenoh': ZENOH,
     },
     zip_safe=True,
     maintainer='vla_nodes developers',

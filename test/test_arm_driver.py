@@ -79,6 +79,8 @@ def rigs(ctx):
 
     def make(**kwargs):
         made.append(Rig(ctx, **kwargs))
+        if kwargs.get('joint_feedback', True):  # chunks need believed feedback (~50 ms)
+            spin(ctx, [made[-1].driver], 5.0, until=lambda: made[-1].driver._guard.trusted)
         return made[-1]
 
     yield make

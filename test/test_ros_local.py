@@ -154,6 +154,24 @@ def test_parameter_types_are_strict_like_rclpy(ctx):
     assert node.get_parameter('gain').value == 2.5 and seen[0].value == 3.0
 
 
+def test_parameter_ranges_are_enforced_like_rclpy(ctx):
+    node = local.Node('n', context=ctx, cli_args=['--ros-args', '-p', 'rate:=0.0',
+                                                  '-p', 'gain:=.nan', '-p', 'count:=7'])
+    unit = P.ParameterDescriptor(floating_point_range=[P.FloatingPointRange(
+        from_value=1.0, to_value=1000.0)])
+    with pytest.raises(P.InvalidParameterValueException, match='Min: 1.0, Max: 1000.0'):
+        node.declare_parameter('rate', 200.0, unit)
+    with pytest.raises(P.InvalidParameterValueException):   # NaN lies in no range
+        node.declare_parameter('gain', 200.0, unit)
+    with pytest.raises(P.InvalidParameterValueException, match='Max: 5'):
+        node.declare_parameter('count', 1, P.ParameterDescriptor(
+            integer_range=[P.IntegerRange(from_value=0, to_value=5)]))
+    assert node.declare_parameter('ok', 200.0, unit).value == 200.0
+    result = node.set_parameters([P.Parameter('ok', value=2000.0)])[0]
+    assert not result.successful and 'out of range' in result.reason
+    assert node.get_parameter('ok').value == 200.0
+
+
 def test_names_namespaces_and_remaps(ctx):
     node = local.Node('driver', context=ctx, namespace='left', cli_args=[
         '--ros-args', '-r', '__node:=left_driver', '-r', 'cmd:=/vla/action_chunk'])

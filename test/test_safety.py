@@ -19,7 +19,7 @@ SMALL = SafetyLimits(lower=(-1.0, 0.0, 0.0), upper=(1.0, 2.0, 0.0625),
 def test_default_limits_are_the_contract_intersection():
     limits = SafetyLimits()
     assert len(limits.lower) == 7
-    assert limits.lower[2] == -2.697                  # j3: model limit is tighter than the SDK
+    assert limits.lower[2] == -2.967                  # j3: -170 deg rounded as AgileX does
     assert limits.upper[3] == math.radians(100.0)     # j4: SDK limit is tighter than the model
     assert (limits.lower[6], limits.upper[6]) == (0.0, 0.07)
 
@@ -140,7 +140,7 @@ def test_narrowed_limits_refuse_wrong_lengths_and_empty_intervals():
     with pytest.raises(ValueError, match='need 7 values'):
         narrowed_limits([0.0] * 6, CONTRACT_UPPER)
     upper = list(CONTRACT_UPPER)
-    upper[2] = -2.8                          # below joint3's lower limit -2.697
+    upper[2] = -3.0                          # below joint3's lower limit -2.967
     with pytest.raises(ValueError, match=r"no room for \['joint3'\]"):
         narrowed_limits(CONTRACT_LOWER, upper)
 
@@ -150,22 +150,30 @@ def test_narrowed_limits_refuse_wrong_lengths_and_empty_intervals():
 HEALTHY = {'is_ok': True, 'bus_state': 'ACTIVE', 'arm_status': 0, 'err_code': 0, 'ctrl_mode': 1}
 
 
-def test_silence_latches_after_the_timeout_and_stays_until_reset():
-    monitor = FaultMonitor(can_timeout_s=0.5)
-    assert monitor.update(0.0, {'joints': 0.0, 'status': 10.0}, HEALTHY) == ''
-    assert monitor.update(1.0, {'joints': 0.0, 'status': 11.0}, HEALTHY) == ''  # joints never sent
-    assert monitor.update(1.5, {'joints': 0.0, 'status': 11.0}, HEALTHY) == ''  # 0.5 s: not yet
-    fault = monitor.update(1.75, {'joints': 0.0, 'status': 11.0}, HEALTHY)
-    assert fault.startswith('no CAN status for 0.75 s') and fault.endswith('~/enable true')
-    assert monitor.fault == fault
-    assert monitor.update(2.0, {'joints': 0.0, 'status': 12.0}, HEALTHY) == ''   # latched
+def test_silence_is_the_measured_gap_since_the_last_frame_and_latches_until_reset():
+    monitor = FaultMonitor(can_timeout_s=0.5)   # times on the stamps' clock (time.time())
+    assert monitor.update(10.0, {'joints': 0.0, 'status': 10.0}, HEALTHY) == ''
+    assert monitor.update(10.4, {'joints': 0.0, 'status': 10.0}, HEALTHY) == ''  # no joints ever
+    assert monitor.update(10.5, {'joints': 0.0, 'status': 10.0}, HEALTHY) == ''  # 0.5 s: not yet
+    fault = monitor.update(10.75, {'joints': 0.0, 'status': 10.0}, HEALTHY)
+    assert fault.startswith('no CAN status for 0.750 s (can_timeout_s 0.5 s)')
+    assert fault.endswith('~/enable true') and monitor.fault == fault
+    assert monitor.update(11.0, {'joints': 0.0, 'status': 11.0}, HEALTHY) == ''   # latched
     assert monitor.fault == fault
     monitor.reset()
-    assert monitor.fault == '' and monitor.update(3.0, {'status': 12.0}, HEALTHY) == ''
+    # A frame older than the reset: silence counts from the reset, not from the old frame.
+    assert monitor.fault == '' and monitor.update(20.0, {'status': 11.0}, HEALTHY) == ''
+    assert monitor.update(20.5, {'status': 11.0}, HEALTHY) == ''
+    assert 'for 0.600 s' in monitor.update(20.6, {'status': 11.0}, HEALTHY)
+
+
+def test_the_sdk_isok_flag_does_not_latch_can_timeout_s_decides():
+    # piper_sdk's isOk turns false after its own ~0.35 s window, whatever can_timeout_s says.
+    assert FaultMonitor(can_timeout_s=1.0).update(
+        10.4, {'status': 10.0}, {**HEALTHY, 'is_ok': False}) == ''
 
 
 @pytest.mark.parametrize('change, words', [
-    ({'is_ok': False}, 'isOk false'),
     ({'bus_state': 'ERROR'}, 'bus-off'),
     ({'arm_status': 0x07}, 'collision (arm_status 0x07)'),
     ({'arm_status': 0x01}, 'emergency stop'),

@@ -38,10 +38,12 @@ PIPER_SDK_LIMITS = {
 }
 
 # mujoco_menagerie agilex_piper/piper.xml joint ranges (rad); gripper = two fingers x 0.035 m.
+# joint3 is -2.967 (-170 deg) as in AgileX's URDF and piper_sdk's C_PiperParamManager:
+# menagerie's -2.697 is a transposed-digit typo that would cost 15.5 deg of joint 3.
 PIPER_MODEL_LIMITS = {
     'joint1': JointLimit(-2.618, 2.618),
     'joint2': JointLimit(0.0, 3.14),
-    'joint3': JointLimit(-2.697, 0.0),
+    'joint3': JointLimit(-2.967, 0.0),
     'joint4': JointLimit(-1.832, 1.832),
     'joint5': JointLimit(-1.22, 1.22),
     'joint6': JointLimit(-3.14, 3.14),

@@ -8,7 +8,6 @@ an adapter whose RX goes quiet (#112), feedback that stays all zeros (#101). Pur
 times are passed in, so tests need no clock.
 """
 
-from dataclasses import dataclass
 from typing import Optional
 
 # 0x2A1 byte 1, arm_status (piper_sdk ArmMsgFeedbackStatusEnum.ArmStatus).
@@ -41,14 +40,6 @@ def joints_in(bits: int, mask: int) -> list:
     return [j + 1 for j in range(6) if bits & (1 << (j + shift))]
 
 
-@dataclass
-class _Source:
-    """A feedback stream watched for silence: its last stamp and when that stamp changed."""
-
-    stamp: float
-    changed_s: float
-
-
 class FaultMonitor:
     """Latches the first fault it sees; `reset()` (on `~/enable true`) re-arms it."""
 
@@ -56,17 +47,19 @@ class FaultMonitor:
         """Start with no fault.
 
         Args:
-            can_timeout_s: a feedback stream whose stamp has not changed for this long (s) is
-                silent. The arm sends status and joints at 200 Hz, so 0.5 s is 100 lost frames.
+            can_timeout_s: a feedback stream with no frame for this long (s) is silent. The
+                arm sends status and joints at 200 Hz, so 0.5 s is 100 lost frames. This is
+                the only silence threshold: piper_sdk's own `isOk` (false after ~0.35 s, its
+                fixed window) is reported in diagnostics but does not latch.
         """
         self.can_timeout_s = can_timeout_s
         self.fault = ''
-        self._sources = {}
+        self._since = None  # when watching (re)started; silence counts from here at the most
 
     def reset(self) -> None:
-        """Clear the fault and forget the stream stamps (they are watched afresh)."""
+        """Clear the fault; silence is counted afresh from the next update."""
         self.fault = ''
-        self._sources = {}
+        self._since = None
 
     def latch(self, message: str) -> None:
         """Latch a fault found elsewhere (e.g. a failed enable), unless one is latched."""
@@ -76,9 +69,11 @@ class FaultMonitor:
         """Check one tick's readings; latch and return a new fault, else return ''.
 
         Args:
-            now_s: a monotonic time (s).
+            now_s: the time (s) on the stamps' clock: `time.time()` for piper_sdk's stamps,
+                which are python-can receive times of the newest frame of each stream (wall
+                clock on socketcan, virtual and udp_multicast, the buses PiperArm supports).
             stamps: {stream name: stamp} of each feedback stream (e.g. 'status frames (0x2A1)':
-                `status['stamp']`); a stream is watched from its first non-zero stamp on, so an
+                `status['stamp']`); a stream with stamp 0 (no frame ever) is not watched, so an
                 arm that never sent joint frames is not "silent" (see `PiperArm.read().valid`).
             status: `PiperArm.status()`, or None when it could not be read.
 
@@ -94,27 +89,23 @@ class FaultMonitor:
         return ''
 
     def _silence(self, now_s: float, stamps: dict) -> str:
+        if self._since is None:
+            self._since = now_s
         for name, stamp in stamps.items():
-            source = self._sources.get(name)
-            if source is None:
-                if stamp:
-                    self._sources[name] = _Source(stamp, now_s)
+            if not stamp:
                 continue
-            if stamp != source.stamp:
-                source.stamp, source.changed_s = stamp, now_s
-            elif now_s - source.changed_s > self.can_timeout_s:
-                return (f'no CAN {name} for {now_s - source.changed_s:.2f} s: check the arm '
-                        'power, the CAN cable and adapter (`ip -details link show`, '
-                        'can_activate.sh)')
+            # The measured gap since the last frame (or since watching began, if later).
+            gap = now_s - max(stamp, self._since)
+            if gap > self.can_timeout_s:
+                return (f'no CAN {name} for {gap:.3f} s (can_timeout_s {self.can_timeout_s:g} '
+                        's): check the arm power, the CAN cable and adapter '
+                        '(`ip -details link show`, can_activate.sh)')
         return ''
 
     @staticmethod
     def _status_problem(status: Optional[dict]) -> str:
         if status is None:
             return ''
-        if not status.get('is_ok', True):
-            return ('no CAN frames for 0.25 s (piper_sdk isOk false): check the arm power, '
-                    'the CAN cable and adapter')
         if status.get('bus_state') == BUS_ERROR_STATE:
             return ('the CAN adapter is bus-off (python-can state ERROR): check termination and '
                     'bitrate, then bring the interface down and up again')
@@ -128,13 +119,14 @@ class FaultMonitor:
 
 
 def driver_state(*, fault: str, estopped: bool, feedback_valid: bool, rejection: str,
-                 enabled: bool, warnings: list, dry_run: bool) -> tuple:
+                 enabled: bool, warnings: list, dry_run: bool, feedback_wait: str = '') -> tuple:
     """What the driver reports, most serious first: ('ERROR' | 'WARN' | 'OK', message).
 
     Args:
         fault: the latched fault ('' = none).
         estopped: the emergency stop is engaged.
         feedback_valid: real joint feedback arrives (not the SDK's initial zeros).
+        feedback_wait: why the joint feedback is not believed yet ('' = it is).
         rejection: the reason a command was recently rejected ('' = none lately).
         enabled: motion is enabled.
         warnings: `warnings_of(status)`.
@@ -147,6 +139,8 @@ def driver_state(*, fault: str, estopped: bool, feedback_valid: bool, rejection:
     if not feedback_valid:
         return 'WARN', ('no joint feedback yet: is the arm in leader (teach-input) mode? A '
                         'follower arm (MasterSlaveConfig 0xFC) sends it')
+    if feedback_wait:
+        return 'WARN', f'{feedback_wait}; nothing is sent until it is'
     if rejection:
         return 'WARN', rejection
     if not enabled:

@@ -14,7 +14,9 @@ piper_sdk 0.6.2 facts this wrapper works around:
   reports a non-zero rate;
 - on Linux a second, never-read bus is opened for sending, which on a virtual channel grows
   without bound, so non-socketcan buses send and receive through one bus;
-- `DisconnectPort()` leaves two helper threads running, which `close()` stops.
+- `DisconnectPort()` leaves two helper threads running, which `close()` stops;
+- frames are decoded by id alone, so error and remote frames on feedback ids became joint
+  positions: the SDK reads through `can_bus.FrameFilter`, which drops them.
 """
 
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ import time
 from typing import Callable, Optional
 
 import numpy as np
+
+from vla_nodes.arm.can_bus import bind_udp_multicast, FrameFilter, LOOPBACK
 
 # SDK fixed-point units (piper_sdk JointCtrl / GripperCtrl / GetArm*Msgs docstrings).
 MILLIDEG_PER_RAD = 180_000.0 / math.pi   # joints: 0.001 deg per unit
@@ -69,6 +73,8 @@ class PiperConfig:
         speed_rate: firmware planner speed in percent of the maximum joint speed (0-100).
         gripper_effort: gripper force limit in 0.001 N/m (0-5000; 1000 = 1 N/m).
         connect_timeout: seconds to wait for the first status frame in `connect()`.
+        bind_address: udp_multicast only: IPv4 address of the interface the group is joined
+            on; 127.0.0.1 (default) keeps the bus on this host, 0.0.0.0 opens it to the network.
     """
 
     can_name: str = 'can0'
@@ -79,6 +85,7 @@ class PiperConfig:
     speed_rate: int = 50
     gripper_effort: int = 1000
     connect_timeout: float = 2.0
+    bind_address: str = LOOPBACK
 
     def __post_init__(self):
         """Reject values the SDK would silently truncate into its 8- and 16-bit fields."""
@@ -193,6 +200,15 @@ def _share_one_bus(sdk) -> None:
         port.send_bus = port.recv_bus
 
 
+def _filter_frames(port) -> None:
+    """Make the SDK read through a FrameFilter (once: the SDK object is a singleton)."""
+    if not isinstance(port.recv_bus, FrameFilter):
+        shared = port.send_bus is port.recv_bus
+        port.recv_bus = FrameFilter(port.recv_bus)
+        if shared:
+            port.send_bus = port.recv_bus
+
+
 class PiperArm:
     """One Piper arm over CAN, in SI units.
 
@@ -231,20 +247,23 @@ class PiperArm:
         if self._sdk.GetCanBus() is None or self._sdk.GetCanBus().recv_bus is None:
             self.close()
             raise PiperConnectionError(self._hint('could not open the CAN bus'))
+        _filter_frames(self._sdk.GetCanBus())  # again: ConnectPort may have opened a new bus
         if not wait_for(lambda: self._sdk.GetArmStatus().time_stamp != before,
                         self.config.connect_timeout):
             self.close()
             raise PiperConnectionError(self._hint(
                 f'no status frame (0x2A1) within {self.config.connect_timeout:.1f} s'))
 
-    def enable(self, timeout: float = 2.0) -> None:
+    def enable(self, timeout: float = 2.0, gripper_opening: Optional[float] = None) -> None:
         """Enable all six joint motors, select CAN control / MOVE J, enable the gripper.
 
-        The gripper is enabled at its reported opening, so enabling never moves it; without
-        gripper feedback it is left for the first `send()` to enable.
+        The gripper is enabled at `gripper_opening`, so enabling never moves it; without one it
+        is left for the first `send()` to enable. The SDK's reported opening is not used: it
+        reads 0 (closed) from all-zero or missing feedback, and closing is a motion.
 
         Args:
             timeout: seconds to wait for all six drivers to report enabled.
+            gripper_opening: the gripper's believed opening (m), e.g. from trusted feedback.
 
         Raises:
             PiperConnectionError: not connected, or the drivers did not report enabled in time.
@@ -256,9 +275,8 @@ class PiperArm:
                 f'{sdk.GetArmEnableStatus()}); is the arm e-stopped or unpowered?'))
         cfg = self.config
         sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
-        gripper = sdk.GetArmGripperMsgs()
-        if gripper.time_stamp > 0:  # a 0.001 mm target of 0 would close the gripper
-            sdk.GripperCtrl(gripper.gripper_state.grippers_angle, cfg.gripper_effort,
+        if gripper_opening is not None:
+            sdk.GripperCtrl(gripper_to_sdk(gripper_opening), cfg.gripper_effort,
                             GRIPPER_ENABLE, 0)
         self._enabled = True
 
@@ -355,7 +373,8 @@ class PiperArm:
             mode_feed (0 MOVE P, 1 MOVE J, ...), motion_status (0 target reached), err_code
             (bits 0-5 joint comm error, bits 8-13 joint angle limit), motors_enabled (6 bools),
             can_fps (decoded frames/s), is_ok (the SDK reader sees frames), bus_state
-            (python-can's 'ACTIVE', 'PASSIVE' or 'ERROR' = bus-off) and stamp (s).
+            (python-can's 'ACTIVE', 'PASSIVE' or 'ERROR' = bus-off), stamp (s) and
+            frames_dropped (error/remote/extended/short frames kept from the SDK).
         """
         sdk = self._require_sdk()
         msg = sdk.GetArmStatus()
@@ -371,6 +390,7 @@ class PiperArm:
             'is_ok': bool(sdk.isOk()),
             'bus_state': 'ERROR' if bus is None else bus.state.name,
             'stamp': float(msg.time_stamp),
+            'frames_dropped': sum(getattr(bus, 'dropped', {}).values()),
         }
         if drivers:
             status['motors_enabled'] = tuple(bool(e) for e in sdk.GetArmEnableStatus())
@@ -381,7 +401,7 @@ class PiperArm:
         """Fast stop (0x150, 0x01): the firmware halts and ignores motion commands."""
         self._require_sdk().EmergencyStop(EMERGENCY_STOP)
 
-    def resume(self, timeout: float = 2.0) -> None:
+    def resume(self, timeout: float = 2.0, gripper_opening: Optional[float] = None) -> None:
         """Leave the e-stop (0x150, 0x02), then `enable()` again.
 
         On the wire this is the same frame as the SDK's ResetPiper(): a real arm drops to
@@ -389,6 +409,7 @@ class PiperArm:
 
         Args:
             timeout: seconds for the e-stop to clear and for the motors to re-enable.
+            gripper_opening: passed on to `enable()`.
 
         Raises:
             PiperConnectionError: the arm still reports e-stop, or did not re-enable in time.
@@ -399,7 +420,7 @@ class PiperArm:
         if not wait_for(lambda: int(sdk.GetArmStatus().arm_status.arm_status)
                         != ARM_STATUS_ESTOP, timeout):
             raise PiperConnectionError(self._hint(f'e-stop not cleared within {timeout:.1f} s'))
-        self.enable(timeout)
+        self.enable(timeout, gripper_opening)
 
     def close(self) -> None:
         """Stop the SDK threads and close the bus. Does not disable the motors."""
@@ -423,6 +444,8 @@ class PiperArm:
                 sdk = sdk_class(cfg.can_name, judge_flag=False, can_auto_init=False,
                                 dh_is_offset=cfg.dh_is_offset)
                 sdk.CreateCanBus(self.channel, bustype=cfg.interface, judge_flag=False)
+                if cfg.interface == 'udp_multicast':
+                    bind_udp_multicast(sdk.GetCanBus().recv_bus, cfg.bind_address)
                 _share_one_bus(sdk)
         except (ConnectionError, ValueError, OSError) as exc:
             raise PiperConnectionError(self._hint(f'could not open the CAN bus: {exc}')) from exc

@@ -66,12 +66,17 @@ def narrowed_limits(lower, upper, **bounds) -> tuple:
         outside the contract envelope and was therefore replaced by the contract's.
 
     Raises:
-        ValueError: wrong lengths, or a joint whose narrowed interval is empty.
+        ValueError: wrong lengths, a NaN or infinite bound, or a joint whose narrowed interval
+            is empty.
     """
     names = contract.JOINT_NAMES
     if len(lower) != len(names) or len(upper) != len(names):
         raise ValueError(f'joint limits need {len(names)} values ({", ".join(names)}), got '
                          f'{len(lower)} lower and {len(upper)} upper')
+    if not is_finite_command(lower) or not is_finite_command(upper):
+        raise ValueError(f'joint limits must be finite numbers (rad x6, gripper m), got lower '
+                         f'{list(lower)} and upper {list(upper)}: write the values, or leave '
+                         'them out for the contract limits')
     envelope_lo, envelope_hi = _contract_bound('lower'), _contract_bound('upper')
     ignored = [f'{n} lower {lo:.4f} < contract {c:.4f}'
                for n, lo, c in zip(names, lower, envelope_lo) if lo < c]

@@ -190,7 +190,8 @@ class TrajectoryFollower:
                    else self.positions(times_ns))
             fade_from = Chunk(arrival, (times_ns - arrival) / 1e9, old)
         self._chunk, self._fade_from = chunk.starting_from(anchor), fade_from
-        self._fade_start_ns, self._newest_start_ns = arrival, chunk.start_ns
+        # A stamp ahead of the arrival (clock skew) must not make fresher chunks "out of order".
+        self._fade_start_ns, self._newest_start_ns = arrival, min(chunk.start_ns, arrival)
 
     def set_target(self, q, now_ns: int) -> None:
         """Go to one target (J,) from `now_ns` on, without a fade: teleop and tests.

@@ -4,6 +4,8 @@
 a launch file in one process (an explicit dict: grep finds the class).
 """
 
+import sys
+
 from vla_nodes import ros
 
 EXECUTABLES = {
@@ -19,6 +21,10 @@ EXECUTABLES = {
 }
 
 
+class StartupError(Exception):
+    """A node refuses its configuration; the message is one line saying what to write."""
+
+
 def run(node_class, args=None, executor=None) -> None:
     """`main()` of every node: init, spin until Ctrl-C, always destroy and shut down.
 
@@ -31,6 +37,9 @@ def run(node_class, args=None, executor=None) -> None:
         ros.spin(node, executor)
     except (KeyboardInterrupt, ros.ExternalShutdownException):
         pass
+    except StartupError as err:  # a configuration mistake: one line, not a traceback
+        print(f'{node_class.__name__}: error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         if node is not None:
             node.destroy_node()

@@ -11,23 +11,30 @@ Safe by default: `dry_run` (the default) computes and publishes commands but sen
 even the enable frame; no fresh command for `command_timeout_s` -> hold; CAN silence or arm
 errors latch a fault shown in `/diagnostics` and refuse motion until `~/enable true`. On
 `/vla/episode_start` (std_msgs/Header) it drops its chunk, blend and last command, sends a hold
-at the position it measures at the next tick, and refuses chunks observed before the stamp. The CAN
+at the position it measures at the next tick, and refuses chunks observed before the stamp.
+Joint feedback is believed only once confirmed (`arm.feedback_guard`) and a sample the arm
+cannot have produced latches a fault; parameters out of range stop the node at start-up. The CAN
 bus is a parameter, so the same code drives a real arm (socketcan) or the simulated one.
 Bimanual robots run two instances with `joint_prefix` left_ / right_ on two CAN ports.
 """
 
+import functools
+import re
 import time
 
 import numpy as np
 
 from vla_nodes import contract, ros
+from vla_nodes.arm import kinematics
+from vla_nodes.arm.driver_params import RANGES, refusal
 from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, driver_state, FaultMonitor, status_name,
                                   warnings_of)
+from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
 from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
-from vla_nodes.nodes import run
+from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
@@ -46,9 +53,11 @@ class ArmDriverNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('arm_driver_node', **kwargs)
-        p = {param.name: param.value for param in self.declare_parameters('', [
+        p = self._declare_checked([
             ('can_name', 'can0'),
             ('can_interface', 'socketcan'),
+            # udp_multicast only: the interface the bus listens on (0.0.0.0: the whole network).
+            ('can_bind_address', '127.0.0.1'),
             ('judge_flag', True),           # let the SDK check the socketcan port and bitrate
             ('dh_is_offset', 1),            # 1 for firmware S-V1.6-3 and later
             ('speed_rate', 50),             # firmware planner speed, % of 3 rad/s
@@ -60,6 +69,8 @@ class ArmDriverNode(ros.Node):
             ('command_timeout_s', 0.5),     # no fresh chunk or target this long: hold
             ('can_timeout_s', 0.5),         # no CAN feedback this long: latch a fault
             ('blend_s', 0.2),               # cross-fade between chunks (0 = hard switch)
+            # Chunk stamps later than now by more than this are refused (host clock skew).
+            ('max_future_stamp_s', 0.5),
             ('max_step_rad', 0.05),         # per tick, from the measured position
             ('max_gripper_step_m', 0.01),
             ('max_velocity_rad_s', 1.5),
@@ -71,27 +82,36 @@ class ArmDriverNode(ros.Node):
             # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
             ('dry_run', True),
             ('joint_prefix', ''),           # 'left_' / 'right_' on a bimanual robot
-        ])}
+        ])
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
         self._frame_id = p['joint_prefix'] + contract.BASE_FRAME
         self._dt = 1.0 / p['control_rate_hz']
         self._command_timeout = p['command_timeout_s']
         self._enable_timeout = p['enable_timeout_s']
         self._dry_run = p['dry_run']
-        limits, ignored = narrowed_limits(
-            p['lower_limits'], p['upper_limits'],
-            max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
-            max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
+        self._max_future_ns = int(p['max_future_stamp_s'] * 1e9)
+        try:
+            limits, ignored = narrowed_limits(
+                p['lower_limits'], p['upper_limits'],
+                max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
+                max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
+        except ValueError as err:
+            raise StartupError(f'lower_limits / upper_limits refused: {err}') from None
         for message in ignored:
             self.get_logger().warning(f'joint limit wider than the contract ignored: {message}')
         self._safety = SafetyFilter(limits)
         self._follower = TrajectoryFollower(blend_s=p['blend_s'])
         self._faults = FaultMonitor(p['can_timeout_s'])
+        self._guard = FeedbackGuard(functools.partial(kinematics.forward_kinematics,
+                                                      dh_is_offset=p['dh_is_offset']))
+        self._believed = None     # (7,) the last joint sample the guard accepted
+        self._feedback_wait = ''  # why feedback is not believed yet ('' = it is)
         self._timing = LoopTiming(self._dt)
         self._arm = PiperArm(PiperConfig(
             can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
             dh_is_offset=p['dh_is_offset'], speed_rate=p['speed_rate'],
-            gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s']))
+            gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s'],
+            bind_address=p['can_bind_address']))
         try:
             self._arm.connect()  # fail at launch, saying what to check, rather than later
         except PiperConnectionError as err:
@@ -127,6 +147,32 @@ class ArmDriverNode(ros.Node):
                                       'to move it')
         if p['enable_on_start']:
             self._set_enabled(True)
+
+    def _declare_checked(self, parameters) -> dict:
+        """Declare parameters, numeric ones with their range (driver_params.RANGES).
+
+        Raises:
+            StartupError: a value outside its range or NaN, with what to write instead.
+        """
+        values = {}
+        for name, default in parameters:
+            r = RANGES.get(name)
+            descriptor = ros.ParameterDescriptor()
+            if r is not None:
+                kind = 'integer_range' if isinstance(default, int) else 'floating_point_range'
+                make = ros.IntegerRange if isinstance(default, int) else ros.FloatingPointRange
+                number = type(default)  # rclpy's messages check int vs float strictly
+                descriptor = ros.ParameterDescriptor(description=r.why, **{kind: [make(
+                    from_value=number(r.low), to_value=number(r.high), step=number(0))]})
+            try:
+                values[name] = self.declare_parameter(name, default, descriptor).value
+            except ros.InvalidParameterTypeException as err:  # e.g. 30 for 30.0: says so
+                raise StartupError(str(err)) from None
+            except ros.InvalidParameterValueException:
+                # rclpy's exception does not carry the value: declare unranged to read it.
+                value = self.declare_parameter(name, default).value
+                raise StartupError(refusal(name, value, default)) from None
+        return values
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg) -> None:
@@ -168,16 +214,21 @@ class ArmDriverNode(ros.Node):
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
         # The policy stamps chunks with the observation time; an unstamped one starts now.
         start = stamp_to_ns(msg.header.stamp) or now_ns
+        if start - now_ns > self._max_future_ns:
+            raise ValueError(
+                f'stamped {(start - now_ns) / 1e9:.3f} s in the future (max_future_stamp_s '
+                f'{self._max_future_ns / 1e9:g}): the publisher clock runs ahead of this one; '
+                'synchronise the hosts (chrony/NTP) or, for a known skew, raise '
+                'max_future_stamp_s')
         return Chunk(start, np.asarray(times, float), positions)
 
     def _current(self) -> np.ndarray:
         """The last command, else the measured position: where a new trajectory starts."""
         if self._last_sent is not None:
             return self._last_sent
-        feedback = self._arm.read()
-        if not feedback.valid:
-            raise ValueError('no joint feedback from the arm yet')
-        return np.asarray(feedback.positions, float)
+        if self._believed is None:
+            raise ValueError(self._feedback_wait or 'no joint feedback from the arm yet')
+        return self._believed
 
     def _reject(self, reason: str) -> None:
         self._counts['rejected'] += 1
@@ -206,9 +257,9 @@ class ArmDriverNode(ros.Node):
                 self._arm.disable()
             elif self._estopped or self._arm.status()['arm_status'] == ARM_STATUS_ESTOP:
                 # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
-                self._arm.resume(self._enable_timeout)
+                self._arm.resume(self._enable_timeout, self._believed_gripper())
             else:
-                self._arm.enable(self._enable_timeout)
+                self._arm.enable(self._enable_timeout, self._believed_gripper())
         except PiperConnectionError as err:  # a dead bus must not take the node down: report it
             self._faults.reset()
             self._faults.latch(f'enable failed: {err}')
@@ -225,33 +276,65 @@ class ArmDriverNode(ros.Node):
                                f"{' (dry run)' if self._dry_run else ''}")
         return True
 
+    def _believed_gripper(self):
+        """The gripper opening to enable at: only a believed one (else the first command's)."""
+        return None if self._believed is None else float(self._believed[6])
+
     # --- control loop ---------------------------------------------------------------------------
     def _control_tick(self) -> None:
         started, cpu = time.monotonic(), time.thread_time()
         self._timing.tick(started)
         now = self.get_clock().now()
         feedback, status = self._arm.read(), self._arm.status(drivers=False)
-        fault = self._faults.update(started, {'joint frames (0x2A5-0x2A7)': feedback.stamp,
-                                              'status frames (0x2A1)': status['stamp']}, status)
+        pose = self._arm.read_end_pose()
+        # time.time(): the clock of piper_sdk's frame stamps, so the gap is measured exactly.
+        fault = self._faults.update(time.time(), {'joint frames (0x2A5-0x2A7)': feedback.stamp,
+                                                  'status frames (0x2A1)': status['stamp']},
+                                    status)
+        verdict = self._judge(feedback, pose)
+        if verdict.fault and not self._faults.fault:
+            self._faults.latch(f'{verdict.reason}; motion refused: look for another sender on '
+                               'the CAN bus or a failing adapter, then call ~/enable true')
+            fault = self._faults.fault
         if fault:
             self._enabled = False
             self._follower.clear()
             self.get_logger().error(fault)
             self._refresh_diagnostics(feedback=feedback)
-        self._publish_feedback(feedback, now)
-        if self._enabled and feedback.valid and not self._faults.fault:
+        self._publish_feedback(feedback, verdict, pose, now)
+        if self._enabled and verdict.ok and not self._faults.fault:
             self._command(now, feedback)
         self._timing.done(time.monotonic() - started, time.thread_time() - cpu)
         if self._timing.ticks % self._refresh_every == 0:
             self._refresh_diagnostics(feedback=feedback)
 
-    def _publish_feedback(self, feedback, now) -> None:
-        if feedback.valid:  # never the SDK's initial zeros
+    def _judge(self, feedback, pose) -> Verdict:
+        """The guard's verdict on this tick's sample; says (once per kind) why it waits."""
+        if not feedback.valid:  # the SDK's initial zeros, or frames stopped: nothing to judge
+            self._guard.reset()  # after a silence, feedback is confirmed afresh
+            self._believed, self._feedback_wait = None, ''
+            return Verdict(False, 'no joint feedback')
+        end_pose = (pose.position, pose.quaternion, pose.stamp) if pose.valid else None
+        verdict = self._guard.check(feedback.positions, feedback.stamp, end_pose)
+        if verdict.moved:  # the old trajectory and last command refer to where the arm was
+            self._follower.clear()
+            self._last_sent = None
+            self._safety.reset()
+        wait = '' if verdict.ok or verdict.fault else verdict.reason
+        if wait and not verdict.confirming and _kind(wait) != _kind(self._feedback_wait):
+            self.get_logger().warning(f'{wait}; nothing is sent or published until it is')
+        elif not wait and self._feedback_wait:
+            self.get_logger().info('joint feedback confirmed')
+        self._feedback_wait = wait
+        self._believed = np.asarray(feedback.positions, float) if verdict.ok else None
+        return verdict
+
+    def _publish_feedback(self, feedback, verdict, pose, now) -> None:
+        if verdict.ok:  # never the SDK's initial zeros, nor feedback not (yet) believed
             self._state_pub.publish(self._joint_state(feedback.positions, now))
         leader = self._arm.read_leader()
         if leader is not None and leader.valid:
             self._leader_pub.publish(self._joint_state(leader.positions, now))
-        pose = self._arm.read_end_pose()
         if pose.valid and pose.stamp != self._end_pose_stamp:
             self._end_pose_stamp = pose.stamp
             msg = geometry_msgs.PoseStamped()
@@ -294,10 +377,12 @@ class ArmDriverNode(ros.Node):
             arm_status=f"0x{status['arm_status']:02X} {status_name(status['arm_status'])}",
             err_code=f"0x{status['err_code']:04X}", motion_status=status['motion_status'],
             motors_enabled=''.join('1' if e else '0' for e in status['motors_enabled']),
+            frames_dropped=status['frames_dropped'], feedback_trusted=self._guard.trusted,
             enabled=self._enabled, dry_run=self._dry_run, last_rejection=self._rejection[1])
         recent = time.monotonic() - self._rejection[0] < REJECTION_SHOWN_S
         level, message = driver_state(
             fault=self._faults.fault, estopped=self._estopped, feedback_valid=feedback.valid,
+            feedback_wait=self._feedback_wait,
             rejection=self._rejection[1] if recent else '', enabled=self._enabled,
             warnings=warnings_of(status), dry_run=self._dry_run)
         self._diag.set({'ERROR': ERROR, 'WARN': WARN, 'OK': OK}[level], message, **values)
@@ -305,6 +390,11 @@ class ArmDriverNode(ros.Node):
     def destroy_node(self):
         self._arm.close()
         super().destroy_node()
+
+
+def _kind(reason: str) -> str:
+    """A waiting reason without its numbers: logged once per kind, not once per tick."""
+    return re.sub(r'[0-9.]+', '#', reason)
 
 
 def main(args=None):

@@ -72,6 +72,8 @@ class SimNode(ros.Node):
         self.declare_parameter('leader_rate_hz', 50.0)
         self.declare_parameter('can_interface', 'virtual')
         self.declare_parameter('can_name', 'vla_sim')
+        # udp_multicast: the interface the bus listens on; 0.0.0.0 lets the network inject frames.
+        self.declare_parameter('can_bind_address', '127.0.0.1')
         self.declare_parameter('feedback_rate_hz', 200.0)
         self.declare_parameter('mjcf_path', '')
         self.declare_parameter('joint_map', list(DEFAULT_JOINT_MAP))
@@ -80,7 +82,7 @@ class SimNode(ros.Node):
         p = {n: self.get_parameter(n).value for n in (
             'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task', 'leader',
             'leader_rate_hz', 'can_interface', 'can_name', 'feedback_rate_hz', 'mjcf_path',
-            'joint_map', 'lockstep', 'max_episode_s')}
+            'joint_map', 'lockstep', 'max_episode_s', 'can_bind_address')}
         if p['leader'] not in LEADERS:
             raise ValueError(f"leader must be '' (no leader arm) or 'expert', got {p['leader']!r}")
         self._lockstep = p['lockstep']
@@ -149,12 +151,11 @@ class SimNode(ros.Node):
             f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
     def _open_bus(self, p):
-        import can
         if p['can_interface'] == 'virtual':
             from vla_nodes.sim.virtual_can import FastVirtualBus
             return FastVirtualBus(channel=p['can_name'], receive_own_messages=False)
-        return can.Bus(interface=p['can_interface'], channel=p['can_name'],
-                       receive_own_messages=False)
+        from vla_nodes.arm.can_bus import open_bus
+        return open_bus(p['can_interface'], p['can_name'], p['can_bind_address'])
 
     def _start_firmware(self, p):
         from vla_nodes.sim.piper_can import PiperFirmware

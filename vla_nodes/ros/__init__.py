@@ -6,7 +6,8 @@ like rclpy. The backend is chosen once, at import:
 - `rclpy`: real ROS 2 (robots), the default when `import rclpy` works;
 - `local`: the built-in in-process runtime (laptops, CI, the simulated robot), the default
   otherwise;
-- `zenoh`: reserved for the multi-process transport (a `Bus` for `local.Node`), not built yet.
+- `zenoh`: the `local` runtime over `zenoh_bus.ZenohBus` (rmw_zenoh's key expressions, tokens and
+  CDR), so nodes in several processes or machines, and ROS 2 nodes on rmw_zenoh_cpp, meet.
 
 Set `VLA_ROS_BACKEND` to force one.
 """
@@ -26,9 +27,6 @@ def _choose_backend() -> str:
         return 'rclpy' if importlib.util.find_spec('rclpy') is not None else 'local'
     if wanted not in ('rclpy', 'local', 'zenoh'):
         raise ImportError(f'VLA_ROS_BACKEND={wanted!r}: choose rclpy, local or zenoh')
-    if wanted == 'zenoh':
-        raise ImportError('VLA_ROS_BACKEND=zenoh: the zenoh transport is not built yet; '
-                          'use local (one process) or rclpy')
     return wanted
 
 
@@ -50,7 +48,10 @@ if BACKEND == 'rclpy':  # pragma: no cover - needs a ROS 2 installation
         DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
         qos_profile_system_default)
     from rclpy.time import Time  # noqa: F401
-    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: F401
+    from rcl_interfaces.msg import (  # noqa: F401
+        FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+    from rclpy.exceptions import (  # noqa: F401
+        InvalidParameterTypeException, InvalidParameterValueException)
     qos_profile_latched = QoSProfile(  # noqa: F811
         depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 else:
@@ -60,7 +61,8 @@ else:
         ReentrantCallbackGroup, SingleThreadedExecutor, get_logger, init, ok, shutdown, spin,
         spin_once, spin_until_future_complete, try_shutdown)
     from vla_nodes.ros.params import (  # noqa: F401
-        Parameter, ParameterDescriptor, SetParametersResult)
+        FloatingPointRange, IntegerRange, InvalidParameterTypeException,
+        InvalidParameterValueException, Parameter, ParameterDescriptor, SetParametersResult)
 
     if not logging.getLogger().handlers:
         # ROS 2's console format, so logs read the same with and without ROS.

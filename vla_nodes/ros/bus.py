@@ -2,9 +2,9 @@
 
 `local.Node` does everything rclpy's node does (names, parameters, timers, executors) and hands
 messages and service calls to a `Bus`. `InProcessBus` delivers in one process, zero-copy: every
-subscription receives the publisher's object. A multi-process transport (Zenoh with rmw_zenoh key
-expressions and CDR payloads) implements the same five methods and serializes at the boundary;
-node code does not change.
+subscription receives the publisher's object. The multi-process transport (`zenoh_bus.ZenohBus`:
+rmw_zenoh key expressions and CDR payloads) implements the same methods and serializes at the
+boundary; node code does not change.
 
 Delivery rules follow ROS 2: a subscription only receives messages of its own type (a mismatch is
 logged once and dropped, the graph keeps running), QoS-incompatible pairs do not match, keep-last
@@ -23,7 +23,12 @@ _log = logging.getLogger('vla_nodes.ros.bus')
 
 
 class Bus(Protocol):
-    """What a transport offers the node runtime."""
+    """What a transport offers the node runtime.
+
+    Optional, for a transport with a graph (`zenoh_bus.ZenohBus`): `add_node(node)` and
+    `remove_node(node)`, `add_client(client)` (announced, never delivered to), and `close()` at
+    context shutdown. `local.Node` calls them when the bus has them.
+    """
 
     def add_publisher(self, pub) -> None: ...
 

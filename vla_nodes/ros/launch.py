@@ -4,6 +4,8 @@
 (`launch_file.py`: syntax, substitutions, the supported subset) and starts every node in this
 process on the façade's backend (`local` without ROS), on one multi-threaded executor, until Ctrl-C
 or a duration. Every node is destroyed on the way out, also when one fails to start.
+With `--processes` each node runs in its own process on the zenoh backend instead, supervised
+(`launch_procs.py`).
 """
 
 import argparse
@@ -166,6 +168,14 @@ def main(argv=None) -> int:
     parser.add_argument('--show-args', action='store_true', help='list the launch arguments')
     parser.add_argument('--print', dest='print_nodes', action='store_true',
                         help='print the resolved nodes and exit')
+    parser.add_argument('--processes', action='store_true',
+                        help='each node in its own process on the zenoh backend, supervised')
+    parser.add_argument('--listen', action='append', metavar='ENDPOINT',
+                        help='--processes: the router endpoint (default tcp/127.0.0.1:7447)')
+    parser.add_argument('--connect', action='append', metavar='ENDPOINT',
+                        help='--processes: join these Zenoh endpoints instead of a router here')
+    parser.add_argument('--only', action='append', metavar='NODE',
+                        help='start only these nodes (by name), e.g. policy_node on a GPU box')
     opts = parser.parse_intermixed_args(argv)
     words = [w for w in opts.words if ':=' not in w]
     if len(words) not in (1, 2):
@@ -181,9 +191,15 @@ def main(argv=None) -> int:
             return 0
         specs = load_launch(launch_file, launch_args)
         check_params_files(specs)
+        if opts.only:
+            specs = [s for s in specs if s.name in opts.only]
         if opts.print_nodes:
             print(format_nodes(specs))
             return 0
+        if opts.processes:
+            from vla_nodes.ros.launch_procs import run_processes
+            exits = run_processes(specs, opts.duration, opts.listen, opts.connect)
+            return 0 if all(code in (0, None) for code in exits.values()) else 1
         run(specs, duration=opts.duration)
         return 0
     return run_cli('vla-launch', body)

@@ -10,6 +10,7 @@ the callbacks, honouring mutually exclusive callback groups. Nothing here knows 
 import collections
 import concurrent.futures
 import logging
+import os
 import sys
 import threading
 import time
@@ -50,6 +51,9 @@ class Context:
             raise RuntimeError('Context.init() must only be called once')
         # As rclpy: no args means the process's command line (`node --ros-args -p ...`).
         self.global_args = P.parse_ros_args(sys.argv if args is None else args)
+        if bus is None and os.environ.get('VLA_ROS_BACKEND', '').strip().lower() == 'zenoh':
+            from vla_nodes.ros.zenoh_bus import ZenohBus
+            bus = ZenohBus()
         if bus is not None:
             self.bus = bus
         self._ok = True
@@ -91,6 +95,8 @@ class Context:
         self._ok = False
         for callback in self._on_shutdown:
             callback()
+        if hasattr(self.bus, 'close'):  # a session-backed bus leaves the graph
+            self.bus.close()
         self.wake()
 
     def try_shutdown(self) -> None:
@@ -283,7 +289,7 @@ class Future:
 class Publisher:
     def __init__(self, node, msg_type, topic, qos):
         self.node_name, self.msg_type, self.topic, self.qos = node.get_name(), msg_type, topic, qos
-        self._node = node
+        self._node = self.node = node
 
     def publish(self, msg) -> None:
         if not isinstance(msg, self.msg_type):
@@ -305,7 +311,7 @@ class Publisher:
 class Subscription:
     def __init__(self, node, msg_type, topic, callback, qos, group):
         self.node_name, self.msg_type, self.topic, self.qos = node.get_name(), msg_type, topic, qos
-        self.callback, self.callback_group = callback, group
+        self.callback, self.callback_group, self.node = callback, group, node
         self._queue = collections.deque(maxlen=qos.queue_length)
         self._context = node.context
         self.dropped = 0  # messages lost to keep-last overflow
@@ -399,6 +405,7 @@ class Service:
     def __init__(self, node, srv_type, name, callback, group):
         self.srv_type, self.name, self.callback, self.callback_group = (
             srv_type, name, callback, group)
+        self.node = node
         self._requests = collections.deque()
         self._context = node.context
 
@@ -431,7 +438,7 @@ class Service:
 
 class Client:
     def __init__(self, node, srv_type, name):
-        self.srv_type, self.name = srv_type, name
+        self.srv_type, self.name, self.node = srv_type, name, node
         self._context = node.context
 
     def service_is_ready(self) -> bool:
@@ -492,6 +499,8 @@ class Node:
         self._logger = Logger(self.get_fully_qualified_name().lstrip('/').replace('/', '.'))
         self._clock = Clock(ClockType.ROS_TIME)
         self._clock_sub = None
+        if hasattr(self.context.bus, 'add_node'):  # a bus with a graph announces the node
+            self.context.bus.add_node(self)
         if automatically_declare_parameters_from_overrides:
             for name, value in self._overrides.items():
                 self.declare_parameter(name, value)
@@ -590,6 +599,8 @@ class Node:
                       callback_group=None) -> Client:
         client = Client(self, srv_type, self.resolve_topic_name(srv_name))
         self._entities.append(client)
+        if hasattr(self.context.bus, 'add_client'):
+            self.context.bus.add_client(client)
         return client
 
     def count_publishers(self, topic: str) -> int:
@@ -619,6 +630,8 @@ class Node:
             if isinstance(entity, Timer):
                 entity.cancel()
             self._destroy(entity)
+        if hasattr(self.context.bus, 'remove_node'):
+            self.context.bus.remove_node(self)
 
     def ready_work(self) -> list:
         """Entities that may have work: each has `take()` and `callback_group`."""
@@ -641,6 +654,8 @@ class Node:
         if not ignore_override and name in self._overrides:
             value = self._overrides[name]
             P.check_type(name, declared, value, descriptor.dynamic_typing)
+        if value is not None:
+            P.check_range(name, value, descriptor)
         self._descriptors[name] = (declared, descriptor)
         param = P.Parameter(name, value=value)
         self._parameters[name] = param
@@ -682,7 +697,8 @@ class Node:
             return P.SetParametersResult(False, f"parameter '{param.name}' is read-only")
         try:
             P.check_type(param.name, declared, param.value, descriptor.dynamic_typing)
-        except P.InvalidParameterTypeException as err:
+            P.check_range(param.name, param.value, descriptor)
+        except (P.InvalidParameterTypeException, P.InvalidParameterValueException) as err:
             return P.SetParametersResult(False, str(err))
         for callback in self._set_callbacks:
             result = callback([param])

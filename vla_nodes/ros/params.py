@@ -83,6 +83,24 @@ def _array_type(values) -> ParameterType:
 
 
 @dataclass
+class FloatingPointRange:
+    """rcl_interfaces/FloatingPointRange: closed interval; step 0 = any value in it."""
+
+    from_value: float = 0.0
+    to_value: float = 0.0
+    step: float = 0.0
+
+
+@dataclass
+class IntegerRange:
+    """rcl_interfaces/IntegerRange: closed interval; step 0 = any value in it."""
+
+    from_value: int = 0
+    to_value: int = 0
+    step: int = 0
+
+
+@dataclass
 class ParameterDescriptor:
     """rcl_interfaces/ParameterDescriptor subset that affects behaviour."""
 
@@ -91,6 +109,9 @@ class ParameterDescriptor:
     description: str = ''
     read_only: bool = False
     dynamic_typing: bool = False
+    # At most one entry each, as in rcl_interfaces (a bounded sequence of size 1).
+    floating_point_range: list = field(default_factory=list)
+    integer_range: list = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +169,23 @@ def check_type(name: str, declared: ParameterType, value, dynamic: bool) -> None
         f"Trying to set parameter '{name}' to {value!r} of type {got.name}, expecting type "
         f'{declared.name}. Fix the value in the parameter file or launch file (e.g. write 30.0 '
         f'rather than 30 for a float).')
+
+
+def check_range(name: str, value, descriptor: ParameterDescriptor) -> None:
+    """Raise InvalidParameterValueException like rclpy for a value outside the descriptor's range.
+
+    As in rclpy, a float range applies to DOUBLE values and an integer range to INTEGER ones;
+    NaN is outside every range. Steps other than 0 are not implemented (none is used).
+    """
+    kind = ParameterType.from_parameter_value(value)
+    ranges = (descriptor.floating_point_range if kind == ParameterType.DOUBLE
+              else descriptor.integer_range if kind == ParameterType.INTEGER else [])
+    for r in ranges:
+        low, high = min(r.from_value, r.to_value), max(r.from_value, r.to_value)
+        if not low <= value <= high:  # False for NaN
+            raise InvalidParameterValueException(
+                f"Invalid parameter value ({value}) for parameter '{name}'. Reason: Parameter "
+                f'{name} out of range. Min: {low}, Max: {high}, value: {value}')
 
 
 # --- parameter files -----------------------------------------------------------------------------

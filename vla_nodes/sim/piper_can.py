@@ -37,6 +37,7 @@ import can
 import numpy as np
 
 from vla_nodes import contract
+from vla_nodes.arm import kinematics
 from vla_nodes.arm.piper import MICROMETRE_PER_M, MILLIDEG_PER_RAD
 
 # --- CAN ids (piper_sdk piper_msgs/msg_v2/can_id.py) --------------------------------------------
@@ -95,6 +96,11 @@ class Targets(NamedTuple):
     positions: np.ndarray
     enabled: bool
     estopped: bool
+
+
+def _piper_end_pose(q6) -> np.ndarray:
+    """(6,) x, y, z (m), roll, pitch, yaw (rad) of the flange, as the Piper firmware sends."""
+    return kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6))
 
 
 def _limit_arrays(limits: dict) -> tuple:
@@ -167,7 +173,8 @@ class PiperFirmware:
             read_state: returns the measured (7,) joints (rad) and gripper opening (m).
             apply_targets: optional; receives the (7,) setpoint every tick.
             fk: optional; (6,) joints (rad) -> (6,) x, y, z (m), roll, pitch, yaw (rad) of the
-                flange, sent as end pose. Without it the end pose frames carry zeros.
+                flange, sent as end pose. Default: the Piper's own FK (`arm.kinematics`, as
+                the real firmware computes it; the driver cross-checks joints against it).
             rate_hz: feedback and planner rate (Hz); the real arm sends at 200 Hz.
             low_speed_rate_hz: driver info rate (Hz).
             max_joint_velocity: joint speed at speed rate 100 % (rad/s).
@@ -177,7 +184,7 @@ class PiperFirmware:
         self._bus = bus
         self._read_state = read_state
         self._apply_targets = apply_targets
-        self._fk = fk
+        self._fk = fk or _piper_end_pose
         self._period = 1.0 / rate_hz
         self._low_speed_every = max(1, round(rate_hz / low_speed_rate_hz))
         self._max_velocity = np.array([max_joint_velocity] * 6 + [max_gripper_velocity])
@@ -413,7 +420,7 @@ class PiperFirmware:
 
     def _end_pose_frames(self, q6: np.ndarray) -> list:
         """0x2A2-0x2A4: x, y, z in 0.001 mm and roll, pitch, yaw in 0.001 deg."""
-        pose = np.zeros(6) if self._fk is None else np.asarray(self._fk(q6), dtype=np.float64)
+        pose = np.asarray(self._fk(q6), dtype=np.float64)
         units = np.concatenate([pose[:3] * 1e6, pose[3:] * DEG_PER_RAD * 1000.0])
         ints = [int(round(v)) for v in units]
         return [(END_POSE[k], struct.pack('>ii', *ints[2 * k:2 * k + 2])) for k in range(3)]

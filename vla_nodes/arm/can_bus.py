@@ -1,0 +1,139 @@
+"""python-can buses for the Piper: unusable frames dropped, udp_multicast kept on one interface.
+
+Where it fits: `PiperArm` wraps the bus piper_sdk reads in `FrameFilter`, and `PiperArm` and
+`sim_node` open udp_multicast buses through `open_bus()`. Pure python-can, no ROS.
+
+Why a filter: piper_sdk decodes a frame by its 11-bit id alone. An error frame or a remote
+(RTR) frame whose id bits happen to be 0x2A5 is decoded as joint feedback (issue 12: joint 1
+read 4.576 rad, outside its limit, and the driver followed). A Piper only ever sends standard
+8-byte data frames, so anything else is dropped here, before the SDK sees it, and counted.
+
+Why a bound socket: python-can's udp_multicast binds 0.0.0.0 and joins the group on the default
+interface, so any host on the network can inject frames into the simulated arm's bus (a
+unicast datagram to the port is enough). `open_bus()` binds the group address and joins it on
+`bind_address` only (127.0.0.1 by default: driver and simulator on one host).
+"""
+
+import collections
+import socket
+import struct
+
+import can
+
+# Feedback ids an arm sends (0x2A1 status ... 0x2A8 gripper): always 8 data bytes.
+FEEDBACK_IDS = range(0x2A1, 0x2A9)
+LOOPBACK = '127.0.0.1'
+ANY_INTERFACE = ('', '0.0.0.0')
+# SO_TIMESTAMPNS (python-can asks for kernel receive stamps when the platform has them).
+_SO_TIMESTAMPNS = getattr(socket, 'SO_TIMESTAMPNS', 35)
+
+
+def unusable(msg: can.Message) -> str:
+    """Why a received frame cannot come from a Piper ('' if it can)."""
+    if msg.is_error_frame:
+        return 'error frame'
+    if msg.is_remote_frame:
+        return 'remote frame'
+    if msg.is_extended_id:
+        return 'extended id'
+    if msg.arbitration_id in FEEDBACK_IDS and len(msg.data) != 8:
+        return 'feedback frame without 8 data bytes'
+    return ''
+
+
+class FrameFilter(can.BusABC):
+    """A python-can bus whose `recv()` never returns a frame a Piper cannot have sent.
+
+    A BusABC itself (piper_sdk checks `isinstance(bus, can.BusABC)` before every read and
+    send); sending, state and shutdown are the wrapped bus's. `dropped` counts the frames
+    dropped, by reason.
+    """
+
+    def __init__(self, bus: can.BusABC):
+        self.bus = bus
+        self.dropped = collections.Counter()
+        super().__init__(channel=bus.channel_info)
+        self.channel_info = bus.channel_info
+
+    def _recv_internal(self, timeout):
+        msg = self.bus.recv(timeout)
+        if msg is None:
+            return None, False
+        reason = unusable(msg)
+        if reason:
+            self.dropped[reason] += 1
+            return None, False  # BusABC.recv() waits on for the rest of the timeout
+        return msg, False
+
+    def send(self, msg: can.Message, timeout=None) -> None:
+        self.bus.send(msg, timeout)
+
+    @property
+    def state(self) -> can.BusState:
+        return self.bus.state
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.bus.shutdown()
+
+
+def open_bus(interface: str, channel: str, bind_address: str = LOOPBACK) -> can.BusABC:
+    """A python-can bus; udp_multicast receives only through `bind_address`'s interface.
+
+    Args:
+        interface: python-can interface ('virtual', 'udp_multicast', 'socketcan', ...).
+        channel: its channel (a multicast group such as '239.74.163.2' for udp_multicast).
+        bind_address: udp_multicast only: the IPv4 address of the interface to join the group
+            on ('127.0.0.1': this host only); '0.0.0.0' is python-can's own (every interface,
+            and anyone on the network can inject frames).
+
+    Raises:
+        ValueError: bind_address needs an IPv4 group, or is not an address of this host.
+    """
+    bus = can.Bus(interface=interface, channel=channel, receive_own_messages=False)
+    if interface == 'udp_multicast':
+        try:
+            bind_udp_multicast(bus, bind_address)
+        except (ValueError, OSError):
+            bus.shutdown()
+            raise
+    return bus
+
+
+def bind_udp_multicast(bus, bind_address: str) -> None:
+    """Replace a python-can udp_multicast bus's socket by one bound to the group on one interface.
+
+    Raises:
+        ValueError: an IPv6 group with a bind_address other than 0.0.0.0, or a bind_address
+            that is not an IPv4 address of this host.
+    """
+    if bind_address in ANY_INTERFACE:
+        return
+    multicast = bus._multicast  # python-can 4.x GeneralPurposeUdpMulticastBus
+    if multicast.ip_version != 4:
+        raise ValueError(f'udp_multicast group {multicast.group} is IPv6; binding it to '
+                         f'{bind_address} needs an IPv4 group such as 239.74.163.2, or set '
+                         'the bind address to 0.0.0.0')
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        iface = socket.inet_aton(bind_address)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL,
+                        struct.pack('@I', multicast.hop_limit))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, 'SO_REUSEPORT'):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if multicast.timestamp_nanosecond:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        # The group address, not 0.0.0.0: unicast datagrams to this host's port never match.
+        sock.bind((multicast.group, multicast.port))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                        socket.inet_aton(multicast.group) + iface)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, iface)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    except OSError as err:
+        sock.close()
+        raise ValueError(f'cannot join udp_multicast group {multicast.group} on {bind_address} '
+                         f'({err}): use an IPv4 address of this host, 127.0.0.1 for one '
+                         'host') from err
+    old, multicast._socket = multicast._socket, sock
+    old.close()
