@@ -83,6 +83,90 @@ def test_a_synchronous_worker_is_done_when_submit_returns():
     worker.close()
 
 
+def _spin(ctx, nodes, until, seconds=10.0) -> bool:
+    executor = local.SingleThreadedExecutor(context=ctx)
+    for node in nodes:
+        executor.add_node(node)
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end and not until():
+            executor.spin_once(timeout_sec=0.02)
+    finally:
+        executor.shutdown()
+    return until()
+
+
+def _chunk(sec: int):
+    msg = trajectory_msgs.JointTrajectory(joint_names=list(contract.JOINT_NAMES))
+    msg.header.stamp = ns_to_stamp(sec * 1_000_000_000)
+    point = trajectory_msgs.JointTrajectoryPoint(positions=[0.1] * 7)
+    point.time_from_start = ros.Duration(seconds=0.1).to_msg()
+    msg.points.append(point)
+    return msg
+
+
+def test_the_trajectory_relay_drops_chunks_observed_before_the_episode_start(ctx):
+    from vla_nodes.nodes.trajectory_relay_node import TrajectoryRelayNode
+    relay = TrajectoryRelayNode(context=ctx)
+    probe = local.Node('probe', context=ctx)
+    relayed = []
+    probe.create_subscription(trajectory_msgs.JointTrajectory, '/arm_controller/joint_trajectory',
+                              lambda m: relayed.append(stamp_to_ns(m.header.stamp)), 10)
+    start = std_msgs.Header(frame_id='seed 1')
+    start.stamp = ns_to_stamp(10_000_000_000)
+    probe.create_publisher(std_msgs.Header, contract.EPISODE_START_TOPIC,
+                           qos_profile_latched).publish(start)
+    chunks = probe.create_publisher(trajectory_msgs.JointTrajectory,
+                                    contract.ACTION_CHUNK_TOPIC, 10)
+    try:
+        assert _spin(ctx, [relay, probe], lambda: relay._episode_start_ns > 0)
+        chunks.publish(_chunk(7))   # observed in the previous episode
+        chunks.publish(_chunk(11))
+        assert _spin(ctx, [relay, probe], lambda: relayed)
+    finally:
+        relay.destroy_node()
+        probe.destroy_node()
+    assert relayed == [11_000_000_000] and relay.refused == 1
+
+
+def test_the_recorder_announces_each_episode_it_starts(ctx, tmp_path):
+    from vla_nodes.nodes.teleop_recorder_node import TeleopRecorderNode
+    recorder = TeleopRecorderNode(context=ctx, cli_args=[
+        '--ros-args', '-p', f'output_dir:={tmp_path}', '-p', 'flush_period_s:=0.2'])
+    probe = local.Node('probe', context=ctx)
+    starts = []
+    probe.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC, starts.append,
+                              qos_profile_latched)
+    try:
+        before = recorder.get_clock().now().nanoseconds
+        path = recorder.start_episode()
+        assert _spin(ctx, [recorder, probe], lambda: starts)
+        recorder.discard_episode()
+    finally:
+        recorder.destroy_node()
+        probe.destroy_node()
+    assert starts[-1].frame_id == path.name and stamp_to_ns(starts[-1].stamp) >= before
+
+
+def test_an_executor_out_of_work_makes_idle_cheap_and_exact(ctx):
+    node = local.Node('idle_probe', context=ctx)
+    got = []
+    node.create_subscription(std_msgs.String, '/idle_probe', got.append, 10)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    assert not ctx.idle(scan=False)  # nobody has looked yet: unsure, so not idle
+    executor.spin_once(timeout_sec=0.0)
+    assert ctx.idle(scan=False) and ctx.idle()
+    node.create_publisher(std_msgs.String, '/idle_probe', 10).publish(std_msgs.String(data='x'))
+    assert not ctx.idle(scan=False) and not ctx.idle()  # a message waits
+    executor.spin_once(timeout_sec=0.0)  # runs it
+    assert got and not ctx.idle(scan=False) and ctx.idle()  # finished: a scan says idle
+    executor.spin_once(timeout_sec=0.0)  # finds nothing
+    assert ctx.idle(scan=False)
+    executor.shutdown()
+    node.destroy_node()
+
+
 # --- the graph -----------------------------------------------------------------------------------
 
 class CanListener:

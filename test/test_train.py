@@ -173,6 +173,8 @@ def test_a_run_leaves_checkpoints_metrics_and_a_plot(run, dataset):
     assert [m['step'] for m in metrics] == [1, 2, 3, 4]
     assert all(np.isfinite(m['loss']) for m in metrics)
     assert 'val_loss' in metrics[1] and 'val_loss' in metrics[3]
+    assert all(np.isfinite(metrics[k]['val_first_frame_err']) and
+               metrics[k]['val_first_frame_err'] > 0 for k in (1, 3))
     policy = read_policy_json(run / 'checkpoints' / 'step_000004')
     assert policy['contract']['action_rate_hz'] == FPS
     assert policy['contract']['joint_names'] == list(JOINT_NAMES)
@@ -181,6 +183,36 @@ def test_a_run_leaves_checkpoints_metrics_and_a_plot(run, dataset):
     np.testing.assert_allclose(policy['norm_stats'][OBS_STATE].q01, compute_stats(rows).q01)
     loaded = VLAPolicy.from_checkpoint(run / 'checkpoints' / 'step_000004')
     assert loaded.infer(make_piper_example())['actions'].shape == (16, 7)
+
+
+def test_the_first_frame_error_compares_each_held_out_episodes_first_chunk(dataset):
+    from vla_nodes.train.train import Samples
+    from vla_nodes.train.validation import first_frame_error, first_frame_indices
+    config = presets.get('tiny_pi0_depth')
+    held = Samples([LeRobotDataset(dataset, horizon=config.horizon, image_size=config.image_size,
+                                   use_depth=True, episodes=[1, 2])])
+    # Episode 1 starts at sample 0; its stale row 3 is no sample, so episode 2 starts at 19.
+    assert first_frame_indices(held) == [0, FRAMES - 1]
+    torch.manual_seed(0)
+    model = VLAModel(config)
+    stats = held.datasets[0].stats()
+    error = first_frame_error(model, held, stats)
+    assert np.isfinite(error) and error > 0
+    assert first_frame_error(model, held, stats) == error  # fixed noise: weights alone move it
+    model.sample_actions = lambda batch, generator=None: batch[ACTION]  # the demonstration
+    assert first_frame_error(model, held, stats) == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning')
+def test_training_can_end_with_a_closed_loop_check_on_held_out_seeds(dataset, tmp_path, capsys):
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    assert train(dataset, tmp_path / 'e', '--steps', '1', '--eval-episodes', '2',
+                 '--eval-max-seconds', '0.5') == 0
+    assert 'closed-loop check (lock-step, held-out seeds 1001-1002): success 0/2' in \
+        capsys.readouterr().out
+    last = json.loads((tmp_path / 'e' / 'metrics.jsonl').read_text().splitlines()[-1])
+    assert last['closed_loop_episodes'] == 2 and last['closed_loop_seeds'] == [1001, 1002]
 
 
 def test_resume_continues_exactly(run, dataset, tmp_path):

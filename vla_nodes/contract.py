@@ -127,6 +127,7 @@ OBS_IMAGE_CONTENT = 'observation.image_content'
 ACTION = 'action'
 
 # Message type of every contract topic: the recorder subscribes with these, the tests check them.
+# Not EPISODE_START_TOPIC: a bag is one episode, its start is the boundary (std_msgs/Header).
 TOPIC_TYPES = {
     COLOR_TOPIC: 'sensor_msgs/msg/Image',
     COLOR_INFO_TOPIC: 'sensor_msgs/msg/CameraInfo',

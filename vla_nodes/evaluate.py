@@ -75,6 +75,7 @@ class EvalResult:
     infer_ms: list = field(default_factory=list)
     delay_ms: list = field(default_factory=list)
     strip: str = ''
+    wall_s: list = field(default_factory=list)  # wall time of each episode, reset to outcome
 
     def summary(self) -> dict:
         """Success rate, means and latency percentiles of this run."""
@@ -188,11 +189,13 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
         bar = tqdm(total=episodes, unit='episode', desc=f'eval {spec.name}',
                    disable=not progress)
         for k in range(episodes):
+            started = time.monotonic()
             episode_seed = control.reset()
             if k == 0:
                 keep.set()
             outcome = control.run(budget, wall_timeout_s=budget * 4 + 30.0)
             keep.clear()
+            result.wall_s.append(time.monotonic() - started)
             result.seeds.append(episode_seed)
             result.outcomes.append(outcome)
             result.episode_s.append(sim.episode_seconds())

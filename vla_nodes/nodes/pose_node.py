@@ -56,8 +56,16 @@ class PoseNode(ros.Node):
         if p['detect_objects']:
             self._start_objects(p)
 
+    def _wanted(self, topic: str) -> bool:
+        """Whether anyone subscribes to `topic` (a lazy publisher, as image_transport does):
+        in a graph without consumers (vla-eval of a policy that reads neither) the forward
+        kinematics at 100 Hz and the detector at the camera rate were a fifth of the CPU."""
+        return self.count_subscribers(topic) > 0
+
     # --- end effector --------------------------------------------------------------------------
     def _on_joints(self, msg) -> None:
+        if not self._wanted(contract.EE_POSE_TOPIC):
+            return
         index = {name: i for i, name in enumerate(msg.name)}
         if not all(j in index for j in self._joints) or len(msg.position) != len(msg.name):
             self.get_logger().warning(f'joint_states lacks {self._joints} or positions',
@@ -110,6 +118,8 @@ class PoseNode(ros.Node):
 
     def _pair(self, kind: str, msg) -> None:
         """Keep recent frames; hand a colour/depth pair with equal stamps to the worker."""
+        if not self._wanted(contract.OBJECTS_TOPIC):
+            return
         stamp = stamp_to_ns(msg.header.stamp)
         mine, other = self._frames[kind], self._frames['depth' if kind == 'color' else 'color']
         partner = other.pop(stamp, None)

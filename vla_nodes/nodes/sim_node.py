@@ -49,6 +49,9 @@ FIRMWARE_LOW_SPEED_HZ = 20.0
 # Lock-step: how often the firmware re-sends its feedback while time stands still (wall s), and
 # how long to wait for the CAN readers (piper_sdk's thread) to take their frames before stepping.
 HEARTBEAT_S = 0.02
+# While time runs, a step waits for rendering or inference: re-send only after a longer silence,
+# still well under piper_sdk's 0.1 s (each re-send is 8 frames for the SDK to parse again).
+RUNNING_HEARTBEAT_S = 0.05
 CAN_SETTLE_S = 1.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
@@ -148,6 +151,9 @@ class SimNode(ros.Node):
             f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
     def _open_bus(self, p):
+        if p['can_interface'] == 'virtual':
+            from vla_nodes.sim.virtual_can import FastVirtualBus
+            return FastVirtualBus(channel=p['can_name'], receive_own_messages=False)
         from vla_nodes.arm.can_bus import open_bus
         return open_bus(p['can_interface'], p['can_name'], p['can_bind_address'])
 
@@ -286,7 +292,8 @@ class SimNode(ros.Node):
         frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after 0.1 s of
         silence, and the driver latches a CAN fault after 0.25 s)."""
         while not self._stop.wait(HEARTBEAT_S / 2):
-            if time.monotonic() - self._firmware.feedback_sent_at >= HEARTBEAT_S:
+            silence = RUNNING_HEARTBEAT_S if self._running else HEARTBEAT_S
+            if time.monotonic() - self._firmware.feedback_sent_at >= silence:
                 self._firmware.resend()
 
     def _advance(self) -> None:
@@ -312,19 +319,24 @@ class SimNode(ros.Node):
 
     def _wait_for_graph(self) -> None:
         """Until every callback has run and the CAN readers have taken their frames."""
-        settling = None
+        settling, polls, scan = None, 0, True
         while not self._stop.is_set():
-            if self.context.idle():
+            if self.context.idle(scan):
                 if self._can_readers_idle():
                     return
                 settling = settling or time.monotonic()
                 if time.monotonic() - settling > CAN_SETTLE_S:
                     self._give_up_on_unread_queues()
                     return
-            else:
-                settling = None
-            with self.context.cond:
-                self.context.cond.wait(0.001)
+                # piper_sdk's reader thread does not signal when it has taken its frames: yield
+                # the GIL first (it usually needs only that), then back off towards 1 ms.
+                time.sleep(min(0.001, 0.00005 * polls))
+                polls += 1
+                continue
+            settling = None
+            with self.context.idle_cond:  # a finished callback, or an executor out of work,
+                # notifies it: a full scan only when no notice came (a slow callback)
+                scan = not self.context.idle_cond.wait(0.005)
 
     def _busy_can_queues(self) -> list:
         """Queues of other readers of the virtual CAN channel that still hold frames or whose

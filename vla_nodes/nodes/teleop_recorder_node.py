@@ -12,7 +12,9 @@ start at launch with `autostart`. Every bag's metadata holds the task (the lates
 `task_name`), the robot, the calibration file's contents and, at the end, an audit of rates and
 gaps (also logged and on `/diagnostics`); a stream that stops while recording is an ERROR there.
 Images and camera_info are subscribed best-effort, so reliable and best-effort cameras are both
-recorded; everything else reliable.
+recorded; everything else reliable. With `announce_episode_start` (default; off in simulation,
+where sim_node announces its resets) each start publishes `/vla/episode_start` stamped with the
+bag's start: a real robot's driver forgets what it followed and holds (docs/interfaces.md).
 """
 
 from pathlib import Path
@@ -25,7 +27,7 @@ from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.paths import package_share
 from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
 from vla_nodes.ros import msgs
-from vla_nodes.ros.msgs import std_msgs, std_srvs
+from vla_nodes.ros.msgs import ns_to_stamp, std_msgs, std_srvs
 
 CAMERA_STREAMS = {  # realsense-ros topic under a camera namespace -> the contract topic it mirrors
     'color/image_raw': contract.COLOR_TOPIC,
@@ -75,6 +77,9 @@ class TeleopRecorderNode(ros.Node):
         self.declare_parameter('gap_factor', 3.0)
         self.declare_parameter('min_gap_s', 0.1)
         self.declare_parameter('stall_timeout_s', 1.0)
+        # A robot's demo starts when recording starts: announce it, so the driver drops what it
+        # followed and holds. In simulation sim_node announces its resets (config/sim.yaml).
+        self.declare_parameter('announce_episode_start', True)
         p = {n.name: n.value for n in self.get_parameters([
             'output_dir', 'topics', 'cameras', 'autostart', 'robot', 'task_name',
             'calibration_file', 'expected_rates', 'status_topic', 'storage', 'flush_period_s',
@@ -97,6 +102,10 @@ class TeleopRecorderNode(ros.Node):
         if p['status_topic']:
             self.create_subscription(std_msgs.String, p['status_topic'], self._on_status,
                                      ros.qos_profile_latched)
+        self._episode_start_pub = None
+        if self.get_parameter('announce_episode_start').value:
+            self._episode_start_pub = self.create_publisher(
+                std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
         self.create_service(std_srvs.Trigger, '~/start_episode', self._on_start)
         self.create_service(std_srvs.Trigger, '~/stop_episode', self._on_stop)
         self.create_service(std_srvs.Trigger, '~/discard_episode', self._on_discard)
@@ -176,7 +185,11 @@ class TeleopRecorderNode(ros.Node):
         self._lost_at_start = self._lost()
         extra = key_values(self.get_parameter('episode_metadata').value, 'episode_metadata',
                            'operator=alice')
-        path = self._recorder.start(self._now(), {'task': self._instruction, **extra})
+        now_ns = self._now()
+        path = self._recorder.start(now_ns, {'task': self._instruction, **extra})
+        if self._episode_start_pub is not None:
+            self._episode_start_pub.publish(std_msgs.Header(stamp=ns_to_stamp(now_ns),
+                                                            frame_id=path.name))
         self.get_logger().info(f'recording episode into {path}')
         self._diag.set(OK, f'recording {path.name}')
         return path

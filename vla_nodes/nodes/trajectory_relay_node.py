@@ -3,13 +3,15 @@
 `/vla/action_chunk` carries one JointTrajectory over all the contract's joints; each controller
 of `controllers_file` (default config/controllers.yaml) takes only its own joints, on
 `/<controller>/joint_trajectory`. The split keeps the chunk's stamp (observation time) and its
-points' timing (`description/controllers.py`).
+points' timing (`description/controllers.py`). Chunks observed before the latest
+`/vla/episode_start` are dropped: a chunk computed in the previous episode never reaches the
+controllers (as in arm_driver_node).
 """
 
 from vla_nodes import contract, paths, ros
 from vla_nodes.description.controllers import split_points, trajectory_controllers
 from vla_nodes.nodes import run
-from vla_nodes.ros.msgs import trajectory_msgs
+from vla_nodes.ros.msgs import stamp_to_ns, std_msgs, trajectory_msgs
 
 PARAMETERS = {
     'controllers_file': '',    # '' = the package's config/controllers.yaml
@@ -31,8 +33,21 @@ class TrajectoryRelayNode(ros.Node):
                       for name in self._groups}
         self.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
                                  self._on_chunk, 10)
+        self._episode_start_ns = 0
+        self.refused = 0
+        self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
+                                 self._on_episode_start, ros.qos_profile_latched)
+
+    def _on_episode_start(self, msg) -> None:
+        self._episode_start_ns = (stamp_to_ns(msg.stamp)
+                                  or self.get_clock().now().nanoseconds)  # 0: now
 
     def _on_chunk(self, msg) -> None:
+        if stamp_to_ns(msg.header.stamp) < self._episode_start_ns:
+            self.refused += 1
+            self.get_logger().warning('chunk observed before the episode start: dropped',
+                                      throttle_duration_sec=2.0)
+            return
         points = [(list(p.positions), p.time_from_start) for p in msg.points]
         for name, (joints, rows) in split_points(msg.joint_names, points, self._groups).items():
             out = trajectory_msgs.JointTrajectory(header=msg.header, joint_names=joints)

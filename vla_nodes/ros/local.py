@@ -34,7 +34,10 @@ class Context:
 
     def __init__(self):
         self.bus = InProcessBus()
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(threading.RLock())
+        # Same lock; notified only when a callback ends or an executor runs out of work: who
+        # waits for idle() (a lock-step simulator) is not woken by every message delivered.
+        self.idle_cond = threading.Condition(self.cond._lock)
         self.global_args = P.RosArgs()
         self._ok = False
         self._on_shutdown = []
@@ -67,13 +70,21 @@ class Context:
         self.generation += 1
         self.cond.notify_all()
 
-    def idle(self) -> bool:
+    def idle(self, scan: bool = True) -> bool:
         """Whether no callback runs and no executor of this context has work ready now.
 
-        A lock-step simulator (sim_node `lockstep`) advances time only when this holds.
+        A lock-step simulator (sim_node `lockstep`) advances time only when this holds. Every
+        executor that found nothing to take records the generation it looked at: when that is
+        still the current one, no scan is needed. `scan=False` answers from that alone (False
+        when unsure): cheap enough to ask on every wake-up.
         """
         with self.cond:
-            return self.active == 0 and not any(e.has_work() for e in list(self.executors))
+            if self.active:
+                return False
+            executors = list(self.executors)
+            if executors and all(e.idle_generation == self.generation for e in executors):
+                return True
+            return scan and not any(e.has_work() for e in executors)
 
     def on_shutdown(self, callback) -> None:
         self._on_shutdown.append(callback)
@@ -327,6 +338,22 @@ class Subscription:
         return self.topic
 
 
+class ClockSubscription(Subscription):
+    """A node's /clock subscription (use_sim_time): the time is set as the message is
+    delivered, not by an executor later. Every node sees the new time at once, and a lock-step
+    simulator's 100 Hz clock costs no callback per node and step."""
+
+    def deliver(self, msg) -> None:
+        self.callback(msg)
+        self._context.wake()  # timers may be due now
+
+    def has_work(self) -> bool:
+        return False
+
+    def take(self):
+        return None
+
+
 class Timer:
     """A periodic callback on the node's clock; missed periods are skipped, as in rcl."""
 
@@ -527,9 +554,12 @@ class Node:
         if enabled and self._clock_sub is None:
             from vla_nodes.ros import msgs
             self._clock.set_sim_time(0)
-            self._clock_sub = self.create_subscription(
-                msgs.rosgraph_msgs.Clock, '/clock',
-                lambda m: self._clock.set_sim_time(m.clock.sec * 10**9 + m.clock.nanosec), 10)
+            self._clock_sub = ClockSubscription(
+                self, msgs.rosgraph_msgs.Clock, '/clock',
+                lambda m: self._clock.set_sim_time(m.clock.sec * 10**9 + m.clock.nanosec),
+                as_profile(10), self._default_group)
+            self._entities.append(self._clock_sub)
+            self.context.bus.add_subscription(self._clock_sub)
         elif not enabled and self._clock_sub is not None:
             self.destroy_subscription(self._clock_sub)
             self._clock_sub = None
@@ -710,6 +740,7 @@ class Executor:
         self._rr = 0
         self._shutdown = False
         self._lock = threading.Lock()
+        self.idle_generation = -1  # the context generation at which it last found no work
         self.context.executors.add(self)
 
     def has_work(self) -> bool:
@@ -741,10 +772,13 @@ class Executor:
     def _running(self) -> bool:
         return self.context.ok() and not self._shutdown
 
-    def _take_ready(self):
-        """One (callable, group) whose group can run now, rotating over entities for fairness."""
+    def _take_ready(self, generation: int = -1):
+        """One (callable, group) whose group can run now, rotating over entities for fairness.
+
+        Finding nothing at the context's `generation` is recorded (see Context.idle)."""
         entities = [e for n in self.get_nodes() for e in n.ready_work()]
         if not entities:
+            self._found_nothing(generation)
             return None
         # The rotation moves on only when work is taken: given the same work, the same order
         # (a lock-step simulation replays bit for bit), however often an idle executor polls.
@@ -763,13 +797,21 @@ class Executor:
                 return work, group
             group.ending_execution()
         self._done_one(notify=False)  # nothing happened: waking executors would make them spin
+        self._found_nothing(generation)
         return None
+
+    def _found_nothing(self, generation: int) -> None:
+        with self.context.cond:
+            if generation == self.context.generation != self.idle_generation:
+                self.idle_generation = generation
+                self.context.idle_cond.notify_all()
 
     def _done_one(self, notify: bool = True) -> None:
         with self.context.cond:
             self.context.active -= 1
             if notify:
                 self.context.notify_locked()
+                self.context.idle_cond.notify_all()
 
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
@@ -809,7 +851,7 @@ class SingleThreadedExecutor(Executor):
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self._running():
             generation = self.context.generation
-            ready = self._take_ready()
+            ready = self._take_ready(generation)
             if ready is not None:
                 self._run(*ready)
                 return
@@ -833,7 +875,7 @@ class MultiThreadedExecutor(Executor):
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self._running():
             generation = self.context.generation
-            ready = self._take_ready()
+            ready = self._take_ready(generation)
             if ready is not None:
                 self._pool.submit(self._run_collecting, *ready)
                 return

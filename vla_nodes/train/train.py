@@ -30,6 +30,11 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   and gathers the weights for each forward (the mixture runs layers' parts directly, so the
   layers cannot be separate units). Checkpoints are full state dicts gathered on rank 0, the
   same files as without FSDP; resume loads them on every rank. Works with gloo on CPU too.
+- Validation (every `--val-every` steps, held-out episodes): the flow loss with fixed noise, and
+  the chunk error at each episode's first frame (train/validation.py), which tracks whether the
+  policy reads the object's place from the image. `--eval-episodes N`: after the last step, a
+  lock-step closed-loop check of the last checkpoint on vla-eval's held-out seeds (success k/n,
+  also in metrics.jsonl's last line).
 - Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
   train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
 """
@@ -51,6 +56,7 @@ from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
 from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
 from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
                                   split_episodes)
+from vla_nodes.train.validation import closed_loop_check, first_frame_error
 
 RECIPES = {
     'flow': {'lr': 2.5e-5, 'min_lr': 2.5e-6, 'betas': (0.9, 0.95), 'weight_decay': 1e-10,
@@ -94,6 +100,9 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
+    eval_episodes: int = 0  # > 0: a lock-step closed-loop check of the last checkpoint
+    eval_task: str = 'pick_red_cube'  # its sim task (the demos' task)
+    eval_max_seconds: float = 10.0  # simulated s per episode of the check
 
 
 def recipe(config, head):
@@ -540,14 +549,29 @@ def run(config):
         if (rank == 0 or config.fsdp) and held is not None and val_step:
             record['val_loss'] = validate(model, held, stats, config, precision, device,
                                           teacher, step, pose_tokenizer)
+            if not config.fsdp:  # sampling a chunk bypasses FSDP's forward hooks
+                record['val_first_frame_err'] = first_frame_error(model, held, stats,
+                                                                  config.batch_size)
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f'{terms["loss"]:.4f}', **(
-            {'val': f'{record["val_loss"]:.4f}'} if 'val_loss' in record else {}))
+            {'val': f'{record["val_loss"]:.4f}'} if 'val_loss' in record else {}), **(
+            {'first_frame': f'{record["val_first_frame_err"]:.3f}'}
+            if record.get('val_first_frame_err') is not None else {}))
         if (rank == 0 or config.fsdp) and (step % config.save_every == 0
                                            or step == config.steps):
             save()
     bar.close()
+    if rank == 0 and config.eval_episodes > 0:
+        check = closed_loop_check(out / latest.read_text().strip(), config.eval_episodes,
+                                  float(contract['action_rate_hz']), config.eval_task,
+                                  config.eval_max_seconds)
+        print('vla-train: closed-loop check (lock-step, held-out seeds '
+              f"{check['closed_loop_seeds'][0]}-{check['closed_loop_seeds'][-1]}): success "
+              f"{check['closed_loop_success']}/{check['closed_loop_episodes']}, mean final "
+              f"grasp-to-cube distance {check['closed_loop_final_distance_m']:.3f} m")
+        history[-1].update(check)
+        _write_metrics(out, history)
     if world > 1:
         torch.distributed.barrier()
     return out
@@ -602,6 +626,12 @@ def parse_args(argv=None):
     parser.add_argument('--fsdp', action='store_true',
                         help='shard weights, gradients and optimizer state (FSDP2; torchrun)')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
+    parser.add_argument('--eval-episodes', type=int, default=0,
+                        help='after training, a lock-step closed-loop check of the last '
+                             'checkpoint on this many held-out sim seeds (success k/n)')
+    parser.add_argument('--eval-task', default=defaults.eval_task, help='its sim task')
+    parser.add_argument('--eval-max-seconds', type=float, default=defaults.eval_max_seconds,
+                        help='simulated s per episode of the check')
     values = vars(parser.parse_args(argv))
     values['data'] = tuple(values['data'])
     values['crop'] = tuple(values['crop'])

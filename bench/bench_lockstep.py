@@ -1,0 +1,94 @@
+"""Lock-step evaluation speed: 50 held-out episodes of one tiny preset, against real time.
+
+Usage: MUJOCO_GL=egl python bench/bench_lockstep.py [--checkpoint DIR | --random]
+       [--preset tiny_depthvla] [--episodes 50] [--real-time-episodes 3] [--max-seconds 10]
+
+Without --checkpoint or --random it first trains a tiny checkpoint quickly (3 expert demos,
+60 steps, in out/bench_lockstep): the speed is that of the graph with a real checkpoint, not
+of a good policy. The episodes are held-out seeds (vla-eval's, disjoint from the demos').
+Prints the command, the wall time (whole run, graph start-up included, and the episodes
+alone), the simulated time, the speed-up over real time, the process's CPU time, the load
+average before and after (the machine is shared), and the same figures for a few episodes in
+real-time mode (`vla-eval --real-time`), where an episode costs at least its simulated time.
+"""
+
+import argparse
+import os
+from pathlib import Path
+import sys
+import time
+
+from vla_nodes.evaluate import evaluate, PolicySpec
+
+OUT = Path('out/bench_lockstep')
+
+
+def quick_checkpoint(preset: str, demos: int, steps: int) -> str:
+    """Record `demos` expert demos, export them and train `preset` for `steps` steps."""
+    from vla_nodes import pipeline
+    setting = pipeline.Setting(demos=demos, presets=(preset,), steps=steps, batch_size=4)
+    bags = pipeline.record(OUT, setting, progress=False, resume=True)
+    dataset = pipeline.export_dataset(bags, OUT, progress=False, resume=True)
+    return str(pipeline.train(dataset, preset, OUT, setting, progress=False))
+
+
+def measure(spec: PolicySpec, episodes: int, max_seconds: float, lockstep: bool) -> dict:
+    load_before = os.getloadavg()
+    start, cpu = time.monotonic(), time.process_time()
+    result = evaluate(spec, episodes, max_seconds=max_seconds, progress=False,
+                      lockstep=lockstep, can_name=f'bench_lockstep_{int(lockstep)}')
+    wall, cpu = time.monotonic() - start, time.process_time() - cpu
+    sim = sum(result.episode_s)
+    return {'mode': 'lock-step' if lockstep else 'real time', 'episodes': episodes,
+            'wall_s': wall, 'episodes_wall_s': sum(result.wall_s), 'sim_s': sim,
+            'cpu_s': cpu, 'load': (load_before, os.getloadavg()),
+            'success': result.outcomes.count('success'), 'result': result}
+
+
+def report(row: dict) -> None:
+    load = ' -> '.join('/'.join(f'{v:.1f}' for v in avg) for avg in row['load'])
+    print(f"{row['mode']:>9s}: {row['episodes']} episodes, success {row['success']}/"
+          f"{row['episodes']}, simulated {row['sim_s']:.1f} s, wall {row['wall_s']:.1f} s "
+          f"(episodes alone {row['episodes_wall_s']:.1f} s), speed-up over real time "
+          f"{row['sim_s'] / row['wall_s']:.2f}x (episodes alone "
+          f"{row['sim_s'] / row['episodes_wall_s']:.2f}x), wall per simulated s "
+          f"{row['episodes_wall_s'] / row['sim_s']:.3f}, CPU {row['cpu_s']:.1f} s "
+          f"({row['cpu_s'] / row['sim_s']:.3f} per simulated s), load average 1/5/15 min "
+          f'{load}')
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--checkpoint', help='policy checkpoint directory')
+    source.add_argument('--random', action='store_true', help='a random-weight model')
+    parser.add_argument('--preset', default='tiny_depthvla', help='preset trained quickly')
+    parser.add_argument('--demos', type=int, default=3)
+    parser.add_argument('--steps', type=int, default=60)
+    parser.add_argument('--episodes', type=int, default=50)
+    parser.add_argument('--real-time-episodes', type=int, default=3)
+    parser.add_argument('--max-seconds', type=float, default=10.0,
+                        help='simulated s per episode (vla-main uses 10)')
+    opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    print('command: python bench/bench_lockstep.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv))
+    print(f'cpus: {os.cpu_count()}')
+    if opts.random:
+        spec = PolicySpec('random-weight')
+    else:
+        checkpoint = opts.checkpoint or quick_checkpoint(opts.preset, opts.demos, opts.steps)
+        spec = PolicySpec(Path(checkpoint).parent.parent.name, checkpoint=checkpoint)
+    print(f'policy: {spec.name} {spec.checkpoint or "(random weights)"}')
+    rows = [measure(spec, opts.episodes, opts.max_seconds, lockstep=True)]
+    report(rows[0])
+    if opts.real_time_episodes:
+        rows.append(measure(spec, opts.real_time_episodes, opts.max_seconds, lockstep=False))
+        report(rows[1])
+        lock, real = (r['episodes_wall_s'] / r['sim_s'] for r in rows)
+        print(f'lock-step costs {lock / real:.2f} of real time per simulated second '
+              f'({real / lock:.1f}x faster)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Validation signals that track closed-loop success, besides the flow loss.
+
+- `first_frame_error`: the held-out chunk error at the first frame of each validation episode,
+  in radians over joints 1-6. At the first frame the arm is at its start pose in every episode,
+  so only the observation (the image) says where the object is: a policy that ignores the image
+  predicts the mean chunk and scores badly here, whatever its flow loss.
+- `closed_loop_check`: a short lock-step evaluation of a checkpoint (vla-eval's held-out seeds,
+  disjoint from the demos' seeds), success k/n.
+"""
+
+import numpy as np
+
+from vla_nodes.contract import ACTION
+from vla_nodes.models.vla import ACTION_PAD
+
+FIRST_FRAME_SEED = 12345  # fixed flow noise: the metric moves only with the weights
+
+
+def first_frame_indices(samples) -> list:
+    """Indices into `samples` (train.Samples) of the first frame of every episode."""
+    out = []
+    for k, data in enumerate(samples.datasets):
+        starts = {data.episodes[e]['rows'][0] for e in data.chosen}
+        out += [int(samples.offsets[k]) + i for i, row in enumerate(data.samples)
+                if int(row) in starts]
+    return out
+
+
+def first_frame_error(model, samples, stats, batch_size: int = 8):
+    """Mean |predicted - demonstrated| (rad) over joints 1-6 and the chunk's real steps, at
+    the first frame of every held-out episode; None without held-out episodes."""
+    import torch
+    from vla_nodes.policy.transforms import Unnormalize
+    from vla_nodes.train.data import collate
+
+    indices = first_frame_indices(samples) if samples is not None else []
+    if not indices:
+        return None
+    unnormalize = Unnormalize({ACTION: stats[ACTION]})
+    generator = torch.Generator().manual_seed(FIRST_FRAME_SEED)
+    errors = []
+    model.eval()
+    try:
+        for start in range(0, len(indices), batch_size):
+            batch = collate([samples[i] for i in indices[start:start + batch_size]], stats)
+            predicted = model.sample_actions(batch, generator=generator).float().cpu().numpy()
+            pred = unnormalize({ACTION: predicted})[ACTION][..., :6]
+            true = unnormalize({ACTION: batch[ACTION].numpy()})[ACTION][..., :6]
+            real = ~batch[ACTION_PAD].numpy()
+            errors.append(np.abs(pred - true).mean(axis=-1)[real])
+    finally:
+        model.train()
+    return float(np.mean(np.concatenate(errors)))
+
+
+def closed_loop_check(checkpoint, episodes: int, action_rate_hz: float,
+                      task: str = 'pick_red_cube', max_seconds: float = 10.0) -> dict:
+    """Lock-step closed loop of `checkpoint` on `episodes` held-out seeds: success k/n."""
+    from vla_nodes.evaluate import evaluate, PolicySpec
+    spec = PolicySpec('checkpoint', checkpoint=str(checkpoint), action_rate_hz=action_rate_hz)
+    result = evaluate(spec, episodes, task=task, max_seconds=max_seconds, progress=False,
+                      can_name='vla_train_check')
+    return {'closed_loop_success': result.outcomes.count('success'),
+            'closed_loop_episodes': len(result.outcomes), 'closed_loop_seeds': result.seeds,
+            'closed_loop_final_distance_m': float(np.mean(result.final_distance_m))}
