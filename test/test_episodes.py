@@ -336,4 +336,3 @@ def test_feedback_stamps_are_re_read_on_the_node_clock():
     assert clock.restamp('joints', 1000.25, 9.0) == 5.0  # the same frame: seen at 5 s
     assert clock.restamp('joints', 1000.26, 9.01) == 9.01
     assert clock.restamp('status', 1000.26, 9.02) == 9.02  # streams are apart
-

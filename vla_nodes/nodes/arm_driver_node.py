@@ -28,8 +28,8 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.driver_params import RANGES, refusal
-from vla_nodes.arm.faults import (ArrivalClock, ARM_STATUS_ESTOP, driver_state, FaultMonitor, status_name,
-                                  warnings_of)
+from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, ArrivalClock, driver_state, FaultMonitor,
+                                  status_name, warnings_of)
 from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
