@@ -5,9 +5,9 @@ import time
 from vla_nodes.ros import local
 
 
-def spin(ctx, nodes, seconds, until=lambda: False):
+def spin(ctx, nodes, seconds, until=lambda: False, executor_type=None):
     """Spin `nodes` for `seconds`, or until `until()` holds; return whether it held."""
-    executor = local.MultiThreadedExecutor(context=ctx)
+    executor = (executor_type or local.MultiThreadedExecutor)(context=ctx)
     for node in nodes:
         executor.add_node(node)
     end = time.monotonic() + seconds

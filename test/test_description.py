@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 import shutil
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 
 import mujoco
@@ -13,6 +12,7 @@ import numpy as np
 from piper_sdk.kinematics.piper_fk import C_PiperForwardKinematics
 import pytest
 
+import graph  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.safety import SafetyLimits
@@ -233,16 +233,7 @@ def test_split_points_gives_each_controller_its_columns_and_skips_partial_ones()
 # --- nodes on the local backend ----------------------------------------------------------------
 
 def spin(ctx, nodes, until, seconds=10.0):
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
-    finally:
-        executor.shutdown()
-    return until()
+    return graph.spin(ctx, nodes, seconds, until)
 
 
 def _pose(translation, rotation) -> np.ndarray:

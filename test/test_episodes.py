@@ -17,6 +17,7 @@ import can  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import graph  # noqa: E402  (test/graph.py)
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower  # noqa: E402
 from vla_nodes.nodes.policy_node import ObservationBuffer  # noqa: E402
@@ -84,16 +85,7 @@ def test_a_synchronous_worker_is_done_when_submit_returns():
 
 
 def _spin(ctx, nodes, until, seconds=10.0) -> bool:
-    executor = local.SingleThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
-    finally:
-        executor.shutdown()
-    return until()
+    return graph.spin(ctx, nodes, seconds, until, local.SingleThreadedExecutor)
 
 
 def _chunk(sec: int):
