@@ -249,7 +249,7 @@ def test_can_silence_faults_after_can_timeout_s_and_says_the_measured_gap(ctx, r
         s.level == ERROR and 'no CAN' in s.message for s in statuses(diags)))
     fault = next(s.message for s in statuses(diags) if s.level == ERROR)
     gap = float(re.search(r'for ([0-9.]+) s \(can_timeout_s 1 s\)', fault).group(1))
-    assert 1.0 < gap < 2.0, fault
+    assert 1.0 <= gap < 2.0, fault  # the message rounds to ms: a 1.0004 s gap reads 1.000
     # Back, but latched: the hold stream reaches nothing past this point.
     rig.firmware.start()
     latched_at = time.time()
