@@ -11,19 +11,23 @@ header stamps (the instruction, a String, uses receive time). Two bag reads per 
 first collects stamps and vectors, the second encodes only the picked frames, so memory stays
 small whatever the episode's length.
 
-What becomes what: observation.state = follower /joint_states, action = leader /leader/joint_states
-(7 each, contract.JOINT_NAMES order, matched by name), observation.ee_pose = /vla/ee_pose (x y z qx
-qy qz qw) when the bags have it, colour and aligned 16UC1 depth per camera (`cameras`:
-observation.images.<name> and observation.depth.<name>, the scene camera as
-observation.images.color and observation.depth; the 32FC1 /vla/depth/image is derived from depth
-and not exported), the task per row from /vla/instruction (else the bag's 'task' metadata), and
-`sync_ok`: False on rows where some stream's pick is older than `max_age_s` (kept, flagged). An
-episode with more than `max_stale_fraction` such rows is skipped and named in the report. Camera
-intrinsics go to each video feature's `info.intrinsics` in meta/info.json, the bag's calibration
-(camera to base) to the first camera's features' `info.calibration`, and the sync report to
-meta/sync_report.json. The rate defaults to the first camera's recorded rate, so every row has a
-new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
-(record/lerobot_v3.py). """
+What becomes what: observation.state = follower /joint_states, action = leader
+/leader/joint_states (7 each, contract.JOINT_NAMES order, matched by name),
+observation.ee_pose = /vla/ee_pose (x y z qx qy qz qw) when the bags have it, colour and aligned
+16UC1 depth per camera (the 32FC1 /vla/depth/image is derived from the latter and not exported),
+the task per row from /vla/instruction (else the bag's 'task' metadata), and `sync_ok`: False on
+rows where some stream's pick is older than `max_age_s` (kept, flagged). An episode with more
+than `max_stale_fraction` such rows is skipped and named in the report. Camera intrinsics go to
+each video feature's `info.intrinsics` in meta/info.json, the bag's calibration (camera to base)
+to the first camera's features' `info.calibration`, and the sync report to
+meta/sync_report.json. The rate defaults to the first camera's recorded rate, so every row has
+a new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
+(record/lerobot_v3.py).
+
+Several cameras (`cameras`, contract.CAMERAS): each one's colour is observation.images.<name> and
+its depth observation.depth.<name>; the scene camera keeps observation.images.color and
+observation.depth, the single-camera keys.
+"""
 
 import argparse
 from contextlib import contextmanager
