@@ -140,3 +140,19 @@ def test_sim_node_refuses_a_camera_it_does_not_have(ctx):
     with pytest.raises(ValueError, match="cameras \\['left'\\]"):
         SimNode(context=ctx, cli_args=['--ros-args', '-p', 'cameras:=[scene, left]',
                                        '-p', f'can_name:=test_cameras_{next(_channels)}'])
+
+
+def test_real_robot_launch_with_a_wrist_camera_runs_a_second_camera_node(capsys):
+    from vla_nodes.ros.launch import main as vla_launch
+    import yaml
+    assert vla_launch(['vla_nodes', 'piper_single_wrist.launch.yaml', 'wrist_serial_number:=_21',
+                       '--print']) == 0
+    out = capsys.readouterr().out
+    nodes = [line.split()[0] for line in out.splitlines() if not line.startswith(' ')]
+    assert nodes[:2] == ['/wrist_camera', '/camera']
+    assert "param  serial_number = '_21'" in out and "cameras = ['scene', 'wrist']" in out
+    assert 'piper_wrist_camera.yaml' in out
+    config = yaml.safe_load((DESCRIPTION.parent / 'config' / 'piper_single.yaml').read_text())
+    wrist = config['wrist_camera']['ros__parameters']
+    assert contract.Camera('wrist', wrist['camera_name'], wrist['camera_namespace']
+                           ).color_topic == contract.WRIST_CAMERA.color_topic
