@@ -156,7 +156,7 @@ def validate_checkpoint(policy, model_config, expected=None):
     else:
         if extra != list(model_config.get('extra_images') or []):
             problems.append(f'cameras {contract_cameras(contract)} need the model to take '
-                            f"{extra} besides the primary image; its extra_images are "
+                            f'{extra} besides the primary image; its extra_images are '
                             f"{list(model_config.get('extra_images') or [])}")
     action_dim = model_config.get('action_dim')
     if names and action_dim != len(names):

@@ -280,7 +280,7 @@ class SimWorld:
         if camera not in self.cameras:
             raise KeyError(f'the robot model has no camera {camera!r} (it has {self.cameras}); '
                            f"a user MJCF adds a wrist camera as <camera name='{WRIST_CAMERA_NAME}'"
-                           "/> in its flange body")
+                           '/> in its flange body')
         return camera
 
     @property

@@ -638,7 +638,7 @@ def parse_args(argv=None):
                              '{key: role}. Default: the names vla-export writes. Saved in the '
                              'contract')
     parser.add_argument('--cameras', default='', metavar='NAME,...',
-                        help="cameras the model sees, contract names, primary first (default: "
+                        help='cameras the model sees, contract names, primary first (default: '
                              "the scene camera); e.g. 'scene,wrist' also encodes "
                              'observation.images.wrist with the shared vision tower. Saved in '
                              'the contract: policy_node refuses a robot without them')
