@@ -238,3 +238,24 @@ def test_tasks_are_looked_up_by_name_with_a_helpful_error():
         tasks.get_task('stack')
     with pytest.raises(ValueError, match="instruction of task 'place_cube_on_plate'"):
         Episode(None, 'put the red cube on the green plate')
+
+
+def test_pick_grasp_yaw_varies_continuously_with_the_cube():
+    """Across the cube yaw where the old rule (nearest the tangential) flipped by 90 deg, the
+    expert's grasp turns with the cube; over seeds it stays clear of its wrap."""
+    world = SimWorld(SimConfig())
+    world.reset(seed=0)
+    xy = (0.3, -0.1)  # azimuth -18 deg: relative to the tangential the yaw crosses 45 deg
+    yaws = np.linspace(0.2, 0.6, 41)
+    grasps = []
+    for yaw in yaws:
+        world.place_object('cube', xy, yaw)
+        grasps.append(expert.cube_grasp_yaw(world))
+    np.testing.assert_allclose(np.diff(grasps), np.diff(yaws), atol=1e-6)
+    old = [expert.closing_yaw(yaw, xy, math.pi / 2) for yaw in yaws]
+    assert np.abs(np.diff(old)).max() > 1.0  # what the demos used to do here
+    centre, gap = expert.grasp_yaw_centre(world.config), math.pi / 4
+    for seed in range(100):
+        world.reset(seed=seed)
+        offset = expert.cube_grasp_yaw(world) - centre
+        assert abs(offset) <= gap - math.radians(4)

@@ -53,6 +53,11 @@ class SimConfig:
         cube_region: ((x_min, y_min), (x_max, y_max)) of the cube centre on the table (m).
             Within it a top-down grasp and a pre-grasp 6 cm higher are both reachable: j5's
             +-70 deg limit caps top-down reach at about 0.38 m from the base 8 cm above the table.
+        cube_yaw_range: (low, high) of the cube's yaw about the vertical (rad). The cube looks
+            the same every 90 deg, so a range 90 deg wide covers every look; any rule that picks
+            a grasp from that circle must wrap somewhere (a 90 deg jump of joint6, which a policy
+            learning from demos averages into a miss), so the range is a little narrower and the
+            expert (`sim/expert.py`) puts its wrap in the gap.
         plate_region: same for the plate centre (m), within top-down reach for placing.
         min_separation_m: minimum distance between the cube and plate centres (m).
         dh_is_offset: piper_sdk DH variant the arm is built from (0 or 1).
@@ -70,6 +75,7 @@ class SimConfig:
     camera_target: tuple = (0.2, 0.0, 0.17)
     cube_size_m: float = 0.04
     cube_region: tuple = ((0.2, -0.13), (0.34, 0.13))
+    cube_yaw_range: tuple = (-0.7, 0.7)  # +-40 deg: a 10 deg gap on the 90 deg circle
     plate_region: tuple = ((0.2, -0.17), (0.34, 0.17))
     min_separation_m: float = 0.12
     dh_is_offset: int = 1
@@ -129,7 +135,7 @@ class SimWorld:
             self.arm.finger_sign * ready[6] / len(self.arm.finger_qpos))
         cube_xy = self._rng.uniform(*self.config.cube_region)
         plate_xy = self._sample_plate(cube_xy)
-        cube_yaw = self._rng.uniform(-math.pi, math.pi)
+        cube_yaw = self._rng.uniform(*self.config.cube_yaw_range)
         self._place('cube', cube_xy, self.config.cube_size_m / 2, cube_yaw)
         self._place('plate', plate_xy, 0.005, 0.0)
         self.set_targets(contract.READY_POSITIONS)
