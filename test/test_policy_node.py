@@ -140,6 +140,11 @@ def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_t
     try:
         start = plant.read_state()
         assert spin(ctx, nodes, 20.0, until=lambda: len(chunks) >= 3), 'no chunks published'
+        # Step k is for observation time + k / rate: step 0 is the command for the frame's
+        # instant, as training's targets a[t + k] (contract.CHUNK_FIRST_STEP).
+        times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
+                 for p in chunks[0].points]
+        np.testing.assert_allclose(times, np.arange(len(times)) / 20.0, atol=1e-9)
         assert spin(ctx, nodes, 5.0, until=lambda: np.abs(plant.read_state() - start)[:6].max()
                     > 1e-3), 'the chunks never moved the arm'
         camera.on = False

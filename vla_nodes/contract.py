@@ -128,6 +128,19 @@ OBS_INTRINSICS = 'observation.intrinsics'
 OBS_IMAGE_CONTENT = 'observation.image_content'
 ACTION = 'action'
 
+# Timing of an action chunk (/vla/action_chunk, stamped with its observation's time): step k is
+# meant for observation time + (k + CHUNK_FIRST_STEP) / action rate. Training targets are the
+# commands at frames t, t + 1, ... of the observation at frame t (train/data.py), so step 0 is
+# the command for the observation's own instant; scheduling it one period later would build a
+# 1 / rate lag into every chunk.
+CHUNK_FIRST_STEP = 0
+
+
+def chunk_step_time_s(k: int, action_rate_hz: float) -> float:
+    """Seconds after the observation at which chunk step k is executed."""
+    return (k + CHUNK_FIRST_STEP) / action_rate_hz
+
+
 # Message type of every contract topic: the recorder subscribes with these, the tests check them.
 # Not EPISODE_START_TOPIC: a bag is one episode, its start is the boundary (std_msgs/Header).
 TOPIC_TYPES = {

@@ -7,7 +7,8 @@ joint state as of that stamp (never a newer one) and, for a checkpoint trained o
 `cameras`, is refused at start-up); so an observation is exactly what the robot saw at one
 instant and can be replayed from a bag. Inference runs on a worker thread, never in a
 callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
-points `1/action_rate_hz` apart. A stale camera or state produces no chunk: the driver then holds.
+points `1/action_rate_hz` apart, step k at `contract.chunk_step_time_s(k)` (step 0 is the command
+for the observation's instant, as in training). A stale camera or state produces no chunk: the driver then holds.
 
 Timing (`policy/runner.py`): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request a
 chunk; it does when the rest of the last chunk is shorter than the measured observation-to-chunk
@@ -181,7 +182,8 @@ class PolicyNode(ros.Node):
         needed = contract.cameras(contract_cameras(self._policy.contract))
         self._primary, self._extra_cameras = needed[0], needed[1:]
         self._max_skew_ns = int(self.get_parameter('max_camera_skew_s').value * 1e9)
-        self._chunk_s = self._policy.model.config.horizon * self._dt
+        self._chunk_s = contract.chunk_step_time_s(self._policy.model.config.horizon - 1,
+                                                   self._rate_hz)  # its last step
         rate = self.get_parameter('inference_rate_hz').value
         tick_hz = self.get_parameter('tick_rate_hz').value
         self._new_scheduler = lambda: ChunkScheduler(
@@ -405,7 +407,8 @@ class PolicyNode(ros.Node):
         msg.joint_names = list(self._joints)
         for k, q in enumerate(actions):
             point = trajectory_msgs.JointTrajectoryPoint(positions=[float(v) for v in q])
-            point.time_from_start = ros.Duration(seconds=(k + 1) * self._dt).to_msg()
+            point.time_from_start = ros.Duration(
+                seconds=contract.chunk_step_time_s(k, self._rate_hz)).to_msg()
             msg.points.append(point)
         return msg
 
