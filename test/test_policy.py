@@ -17,8 +17,8 @@ from vla_nodes.models import presets
 from vla_nodes.policy.checkpoint import (ContractMismatchError, load_checkpoint, make_contract,
                                          save_checkpoint)
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy
-from vla_nodes.policy.transforms import (compose, compute_stats, crop_fraction, Normalize,
-                                         NormStats, resize_with_pad, ResizeWithPad,
+from vla_nodes.policy.transforms import (compose, compute_stats, crop_fraction, MIN_NORM_RANGE,
+                                         Normalize, NormStats, resize_with_pad, ResizeWithPad,
                                          stats_from_dict, stats_to_dict, Unnormalize)
 
 NAN = float('nan')
@@ -116,6 +116,22 @@ def test_stats_compute_and_json_round_trip():
     back = stats_from_dict(json.loads(json.dumps(stats_to_dict(stats))))
     for name in ('mean', 'std', 'q01', 'q99'):
         np.testing.assert_array_equal(getattr(back[ACTION], name), getattr(stats[ACTION], name))
+
+
+def test_stats_of_a_joint_that_barely_moves_have_a_range_floor():
+    """Piper's joint 4 spans ~0.001 rad in the demos: a 0.01 rad deviation at run time must stay
+    a small normalised number (was ~20 units), while wide ranges keep their quantiles."""
+    rng = np.random.default_rng(0)
+    rows = np.stack([rng.uniform(-1.0, 1.0, 500), rng.uniform(0.0, 0.001, 500)], axis=1)
+    stats = compute_stats(rows)
+    assert stats.q99[1] - stats.q01[1] == pytest.approx(MIN_NORM_RANGE, rel=1e-4)
+    assert stats.q01[0] == pytest.approx(np.quantile(rows[:, 0], 0.01), rel=1e-5)
+    assert stats.std[1] >= MIN_NORM_RANGE / 2
+    deviated = Normalize({ACTION: stats})({ACTION: np.array([0.0, 0.0105], np.float32)})[ACTION]
+    assert abs(deviated[1]) < 1.0
+    wide = compute_stats(rows, min_range=0.0)  # no floor: what training used to save
+    assert abs(Normalize({ACTION: wide})({ACTION: np.array([0.0, 0.0105], np.float32)})[
+        ACTION][1]) > 15
 
 
 def test_transforms_and_contract_check_import_without_torch():

@@ -18,6 +18,11 @@ import numpy as np
 from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INTRINSICS
 
 EPS = 1e-6  # keeps a constant dimension (q99 == q01 or std == 0) finite
+# Narrowest q01..q99 range (and twice the smallest std) of training statistics, in the field's
+# unit (rad, m): a joint that never moves in the demos (Piper's joint 4 spans ~0.001 rad) would
+# otherwise turn a 0.01 rad deviation at run time into ~20 normalised units, far outside
+# anything the model saw. 0.05 is ~3 deg, below every joint's working range.
+MIN_NORM_RANGE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,15 +55,18 @@ def stats_from_dict(values):
     return {key: NormStats.from_dict(v) for key, v in values.items()}
 
 
-def compute_stats(values):
-    """NormStats of samples stacked on the first axis.
+def compute_stats(values, min_range=MIN_NORM_RANGE):
+    """NormStats of samples stacked on the first axis, ranges widened to `min_range`.
 
     Args:
         values: samples of one field. # (N, dim)
+        min_range: floor on q99 - q01 (widened about its middle) and on 2 std.
     """
     x = np.asarray(values, dtype=np.float64).reshape(-1, np.shape(values)[-1])
-    return NormStats(*(a.astype(np.float32) for a in (
-        x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0))))
+    q01, q99 = np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0)
+    widen = np.maximum(min_range - (q99 - q01), 0.0) / 2
+    std = np.maximum(x.std(0), min_range / 2)
+    return NormStats(*(a.astype(np.float32) for a in (x.mean(0), std, q01 - widen, q99 + widen)))
 
 
 def _affine(s: NormStats, use_quantiles: bool) -> tuple:
