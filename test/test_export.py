@@ -26,6 +26,7 @@ T0 = 1_700_000_000_000_000_000  # ns
 K = np.array([[60.0, 0.0, 31.5], [0.0, 60.0, 23.5], [0.0, 0.0, 1.0]])
 D = [0.01, -0.02, 0.0, 0.0, 0.001]
 LEADER_ORDER = ['gripper'] + list(contract.ARM_JOINTS)  # the exporter must map by name
+STALE_COMMAND = np.array([0.4, 1.6, -0.9, 0.0, 0.85, -0.6, 0.0])  # a previous episode's end
 CALIBRATION = {'camera_to_base': np.eye(4).tolist()}
 COLOR_KEY, DEPTH_KEY = contract.OBS_IMAGE, contract.OBS_DEPTH
 
@@ -53,8 +54,11 @@ def depth(k):
 
 
 def write_episode(path, seconds, seed, *, dropout=None, camera_gap=None, instructions=(),
-                  topics=None, k_matrix=K, camera_hz=30):
-    """Write one bag; returns what was written, per stream: (stamps, values)."""
+                  topics=None, k_matrix=K, camera_hz=30, stale_leader=0):
+    """Write one bag; returns what was written, per stream: (stamps, values).
+
+    `stale_leader`: the first this many leader messages repeat another episode's last command.
+    """
     rng = np.random.default_rng(seed)
     items, written = [], {'color': [], 'state': [], 'action': [], 'pose': []}
     info = camera_info(k_matrix, D, 64, 48, 'plumb_bob', T0, 'camera_color_optical_frame')
@@ -75,6 +79,8 @@ def write_episode(path, seconds, seed, *, dropout=None, camera_gap=None, instruc
         if dropout and dropout[0] <= stamp - T0 < dropout[1]:
             continue
         state, action = joints(stamp, 0.0), joints(stamp, 0.5)
+        if len(written['action']) < stale_leader:
+            action = STALE_COMMAND
         written['state'].append((stamp, state))
         written['action'].append((stamp, action))
         written['pose'].append((stamp, state[:7]))
@@ -414,3 +420,22 @@ def test_cli_bad_input_and_overwrite(tmp_path, capsys):
     assert export.main([str(bag_path), '-o', str(other), '--overwrite', '--no-progress']) == 1
     assert 'not a LeRobot dataset' in capsys.readouterr().err
     assert (other / 'notes.txt').read_text() == 'keep me'
+
+
+def test_a_bag_opening_with_the_previous_episodes_command_starts_with_its_own(tmp_path):
+    """The driver republishes the leader's last command until the leader's first new frame: in
+    the main job an episode's first action was the previous episode's final command."""
+    (tmp_path / 'bags').mkdir()
+    written = write_episode(tmp_path / 'bags' / 'ep', 1.0, 1, stale_leader=20)  # 0.2 s held
+    assert export.stale_leader_prefix(np.stack(written['action'][1])) == 20
+    report = export.export([tmp_path / 'bags'], tmp_path / 'dataset',
+                           export.ExportConfig(progress=False))
+    assert report['episodes'][0]['stale_leader_dropped'] == 20
+    table = pq.read_table(next((tmp_path / 'dataset' / 'data').glob('*/*.parquet')))
+    actions = np.array(table.column(contract.ACTION).to_pylist())
+    assert not np.any(np.all(np.isclose(actions, STALE_COMMAND), axis=1))
+    first_own = written['action'][0][20]
+    assert report['episodes'][0]['start_ns'] >= first_own
+    # A leader at rest that then moves on smoothly keeps its first messages.
+    held = np.repeat(STALE_COMMAND[None], 5, axis=0)
+    assert export.stale_leader_prefix(np.vstack([held, held[-1] + 0.001])) == 0

@@ -20,7 +20,9 @@ rows where some stream's pick is older than `max_age_s` (kept, flagged). An epis
 than `max_stale_fraction` such rows is skipped and named in the report. Camera intrinsics go to
 each video feature's `info.intrinsics` in meta/info.json, the bag's calibration (camera to base)
 to the first camera's features' `info.calibration`, and the sync report to
-meta/sync_report.json. The rate defaults to the first camera's recorded rate, so every row has
+meta/sync_report.json. A bag whose leader stream opens with a held command that then jumps
+(`stale_leader_prefix`: the driver republishing the previous episode's last command until the
+leader's first new frame) starts after it, so every episode's first action is its own. The rate defaults to the first camera's recorded rate, so every row has
 a new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
 (record/lerobot_v3.py).
 
@@ -50,6 +52,9 @@ from vla_nodes.ros import image, msgs
 OBS_EE_POSE = contract.OBS_EE_POSE
 EE_POSE_NAMES = ('x', 'y', 'z', 'qx', 'qy', 'qz', 'qw')
 SYNC_OK = 'sync_ok'
+# A leader arm is moved by hand: between two of its messages no joint moves this far (rad; the
+# gripper m). A held command followed by such a jump is the previous episode's last command.
+LEADER_JUMP = (0.1,) * 6 + (0.01,)
 TYPES = {'joints': 'sensor_msgs/msg/JointState', 'pose': 'geometry_msgs/msg/PoseStamped',
          'rgb8': 'sensor_msgs/msg/Image', '16UC1': 'sensor_msgs/msg/Image'}
 
@@ -225,9 +230,35 @@ def _scan(path: Path, streams: list[_Stream], config: ExportConfig, metadata: di
         use_header = any(header[key])
         stamps[key] = np.array(header[key] if use_header else receive[key], np.int64)
         sources[key] = 'header' if use_header else 'receive'
+    values = {k: np.array(v).reshape(-1, 7) for k, v in values.items()}
+    stale = stale_leader_prefix(values[contract.ACTION]) if contract.ACTION in values else 0
+    if stale:  # the episode starts with the leader's first command of its own
+        values[contract.ACTION] = values[contract.ACTION][stale:]
+        stamps[contract.ACTION] = stamps[contract.ACTION][stale:]
     return {'stamps': stamps, 'sources': sources, 'sizes': sizes, 'infos': infos,
-            'values': {k: np.array(v).reshape(-1, 7) for k, v in values.items()},
-            'instructions': instructions, 'metadata': metadata}
+            'values': values, 'instructions': instructions, 'metadata': metadata,
+            'stale_leader': stale}
+
+
+def stale_leader_prefix(values: np.ndarray, jump=LEADER_JUMP) -> int:
+    """How many leading leader commands are a carry-over: the same command held, then a jump.
+
+    Args:
+        values: (N, 7) leader commands in bag order.
+        jump: per joint, a step larger than a hand moves a leader arm between two messages.
+
+    Returns:
+        The number of leading messages to drop (0 when the stream opens with a command of its
+        own: held and then moving on smoothly, as a leader at rest does).
+    """
+    if len(values) < 2:
+        return 0
+    steps = np.abs(np.diff(values, axis=0))
+    moved = np.flatnonzero(steps.max(axis=1) > 0)
+    if not moved.size:
+        return 0
+    first = int(moved[0])  # values[0 .. first] are one held command
+    return first + 1 if np.any(steps[first] > np.asarray(jump)) else 0
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -403,7 +434,7 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
             stale = float(1.0 - plan['sync_ok'].mean())
             entry = {'bag': str(path), 'frames': int(plan['times'].size),
                      'start_ns': int(plan['times'][0]), 'stale_fraction': stale,
-                     'streams': plan['report']}
+                     'streams': plan['report'], 'stale_leader_dropped': scan['stale_leader']}
             episodes.append(entry)
             if stale > config.max_stale_fraction:
                 entry['skipped'] = (f'{stale:.0%} of rows stale, more than '
