@@ -120,6 +120,9 @@ OBS_DEPTH_PREFIX = 'observation.depth.'
 OBS_STATE = 'observation.state'
 OBS_EE_POSE = 'observation.ee_pose'  # end-effector pose in base_link: x y z (m), qx qy qz qw
 OBS_INSTRUCTION = 'task'
+# Object poses in base_link from /vla/objects (LeRobot's name for privileged / perceived scene
+# state): per object x y z (m) and cos/sin of its symmetric yaw (perception/env_state.py).
+OBS_ENV_STATE = 'observation.environment_state'
 # Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
 # features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.
 OBS_INTRINSICS = 'observation.intrinsics'

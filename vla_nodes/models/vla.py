@@ -16,7 +16,8 @@ Checkpoints are a local directory: config.json (this VLAConfig, nested) + model.
 Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S)
 (sensor_depth only); OBS_STATE normalized # (B, state_dim); OBS_INSTRUCTION list of B str;
 ACTION (training) normalized # (B, H, A); ACTION_PAD (optional) True on padded steps # (B, H);
-each key of `extra_images` (further cameras) RGB 0..255 # (B, S, S, 3).
+each key of `extra_images` (further cameras) RGB 0..255 # (B, S, S, 3); OBS_ENV_STATE normalized
+object poses # (B, env_state_dim) when env_state_dim > 0, appended to the state the flow head reads.
 """
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -26,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_ENV_STATE, OBS_IMAGE, OBS_INSTRUCTION,
+                                OBS_STATE)
 from vla_nodes.models import spatial_streams
 from vla_nodes.models.backbones import BackboneConfig, build_backbone, DepthEncoder
 from vla_nodes.models.depthvla import DepthVLAConfig, TINY_DEPTHVLA
@@ -68,6 +70,9 @@ class VLAConfig:
     # after OBS_IMAGE's (and the sensor depth's), as π0 takes several views. () = one camera.
     extra_images: tuple = ()
     state_dim: int = 7
+    # Object poses appended to the state (perception/env_state.py; vla-train --env-state); 0 =
+    # none. The flow head reads [state | environment state].
+    env_state_dim: int = 0
     action_dim: int = 7
     horizon: int = 16  # H: chunk length (16 on Piper in QDepth-VLA and DepthVLA)
     # Spatial modules (spatial_streams.py); the defaults are tiny twins, used only when named.
@@ -108,11 +113,15 @@ class VLAModel(nn.Module):
             if config.mask not in MASKS:
                 raise ValueError(f'unknown mask {config.mask!r}; known: {sorted(MASKS)}')
             _check_shared_attention(self.backbone, config.expert)
-            self.head = FlowHead(config.flow, config.expert, config.state_dim,
-                                 config.action_dim, config.horizon)
+            self.head = FlowHead(config.flow, config.expert,
+                                 config.state_dim + config.env_state_dim, config.action_dim,
+                                 config.horizon)
             for p in unused_vlm_parameters(self.backbone):
                 p.requires_grad_(False)
         elif config.head == 'query':
+            if config.env_state_dim:
+                raise ValueError('the query head reads no state: env_state_dim needs the flow '
+                                 'head')
             self.head = QueryHead(config.query, width, config.horizon, config.action_dim)
         else:
             raise ValueError(f"head must be 'flow' or 'query', got {config.head!r}")
@@ -163,6 +172,14 @@ class VLAModel(nn.Module):
     def head_device(self):
         return next(self.head.parameters()).device
 
+    def state(self, batch):
+        """The flow head's state input: OBS_STATE, then OBS_ENV_STATE when the model takes it."""
+        device = self.head_device()
+        state = batch[OBS_STATE].to(device)
+        if self.config.env_state_dim:
+            state = torch.cat([state, batch[OBS_ENV_STATE].to(device, state.dtype)], -1)
+        return state
+
     def losses(self, batch, generator=None, noise=None, time=None, step=0):
         """Training losses: {'loss': scalar with gradients, other terms detached}.
 
@@ -184,7 +201,7 @@ class VLAModel(nn.Module):
             return terms
         spatial = self.spatial
         terms = self.head.losses(
-            self.mot(), prefix, batch[OBS_STATE].to(device), actions, generator, noise, time,
+            self.mot(), prefix, self.state(batch), actions, generator, noise, time,
             valid, outputs=spatial.outputs if spatial else (),
             capture=spatial.capture if spatial else ())
         terms['loss'] = terms['loss'] * scale
@@ -218,7 +235,7 @@ class VLAModel(nn.Module):
         prefix = self.prefix(batch)
         if self.config.head == 'query':
             return self.head.sample(self.mot(), prefix)
-        state = batch[OBS_STATE].to(self.head_device())
+        state = self.state(batch)
         return self.head.sample(self.mot(), prefix, state, generator, num_steps, use_cache)
 
     def save_pretrained(self, directory):

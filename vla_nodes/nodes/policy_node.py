@@ -4,7 +4,11 @@ Observations are assembled around one colour frame: the depth frame with the sam
 joint state as of that stamp (never a newer one) and, for a checkpoint trained on several cameras
 (its contract's `cameras`, the primary first), each further camera's latest frame stamped at most
 `max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
-`cameras`, is refused at start-up); so an observation is exactly what the robot saw at one
+`cameras`, is refused at start-up), and for a checkpoint reading object poses (its contract's
+`environment_state`, vla-train --env-state) each object's latest pose from `objects_topic`
+(pose_node's /vla/objects) stamped at or before the frame, put in base_link with /tf_static
+(perception/env_state.py, as vla-export does; `objects_topic` '' says this robot has no object
+poses, and such a checkpoint is refused at start-up); so an observation is exactly what the robot saw at one
 instant and can be replayed from a bag. Inference runs on a worker thread, never in a
 callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
 points `1/action_rate_hz` apart, step k at `contract.chunk_step_time_s(k)` (step 0 is the command
@@ -58,6 +62,7 @@ class ObservationBuffer:
         self.camera_info = None  # the colour camera's latest CameraInfo (K for ray-map priors)
         # Further cameras' colour frames, newest last: {camera name: deque of msgs}.
         self._extra = collections.defaultdict(lambda: collections.deque(maxlen=depth_history))
+        self._objects = collections.deque(maxlen=4 * depth_history)  # Detection3DArray msgs
         self._floor_ns = 0  # the episode start: anything older is from the previous episode
 
     def start_episode(self, stamp_ns: int) -> None:
@@ -66,6 +71,7 @@ class ObservationBuffer:
             self._floor_ns = stamp_ns
             self.color = None
             self._extra.clear()
+            self._objects.clear()
             self._depth.clear()
             self._state_stamps.clear()
             self._states.clear()
@@ -94,6 +100,28 @@ class ObservationBuffer:
                 else:
                     missing.append(camera)
         return found, missing
+
+    def add_objects(self, msg) -> None:
+        """A Detection3DArray (pose_node's /vla/objects)."""
+        with self._lock:
+            if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
+                self._objects.append(msg)
+
+    def objects_as_of(self, categories, stamp_ns: int):
+        """({category: (frame_id, (4, 4) pose in that frame)} from the latest detection of each
+        stamped at or before `stamp_ns`, [categories never detected so far])."""
+        from vla_nodes.perception.env_state import detection_poses
+        found = {}
+        with self._lock:
+            msgs = sorted((m for m in self._objects if stamp_to_ns(m.header.stamp) <= stamp_ns),
+                          key=lambda m: stamp_to_ns(m.header.stamp), reverse=True)
+        for msg in msgs:
+            for category, pose in detection_poses(msg).items():
+                if category in categories and category not in found:
+                    found[category] = (msg.header.frame_id, pose)
+            if len(found) == len(categories):
+                break
+        return found, [c for c in categories if c not in found]
 
     def add_depth(self, msg) -> None:
         with self._lock:
@@ -169,6 +197,9 @@ class PolicyNode(ros.Node):
         # when stamped at most max_camera_skew_s before it (unsynchronised cameras).
         self.declare_parameter('cameras', list(contract.DEFAULT_CAMERAS))
         self.declare_parameter('max_camera_skew_s', 0.1)
+        # Where object poses come from (pose_node's Detection3DArray, camera optical frame); ''
+        # = this robot has none: a checkpoint reading them (environment_state) is refused.
+        self.declare_parameter('objects_topic', contract.OBJECTS_TOPIC)
         self._joints = [self.get_parameter('joint_prefix').value + j
                         for j in contract.JOINT_NAMES]
         self._rate_hz = self.get_parameter('action_rate_hz').value
@@ -182,6 +213,10 @@ class PolicyNode(ros.Node):
         needed = contract.cameras(contract_cameras(self._policy.contract))
         self._primary, self._extra_cameras = needed[0], needed[1:]
         self._max_skew_ns = int(self.get_parameter('max_camera_skew_s').value * 1e9)
+        from vla_nodes.perception.env_state import objects_of
+        from vla_nodes.policy.checkpoint import contract_env_state
+        self._env_objects = objects_of(contract_env_state(self._policy.contract))
+        self._camera_to_base = {}  # frame_id -> (4, 4) in base_link, from /tf_static
         self._chunk_s = contract.chunk_step_time_s(self._policy.model.config.horizon - 1,
                                                    self._rate_hz)  # its last step
         rate = self.get_parameter('inference_rate_hz').value
@@ -219,6 +254,13 @@ class PolicyNode(ros.Node):
                                  self._on_camera_info, 2)
         self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
                                  self._on_episode_start, ros.qos_profile_latched)
+        if self._env_objects:
+            from vla_nodes.ros.msgs import tf2_msgs, vision_msgs
+            self.create_subscription(vision_msgs.Detection3DArray,
+                                     self.get_parameter('objects_topic').value,
+                                     self._obs.add_objects, 10)
+            self.create_subscription(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
+                                     self._on_tf_static, ros.qos_profile_latched)
         self.create_timer(1.0 / tick_hz, self._tick)
         self._diag = Diagnostics(self)
 
@@ -226,7 +268,8 @@ class PolicyNode(ros.Node):
         """What this robot requires of a checkpoint (policy/checkpoint.py contract fields)."""
         expected = {'joint_names': list(self._joints), 'action_rate_hz': float(self._rate_hz),
                     'cameras': [c.name for c in contract.cameras(
-                        self.get_parameter('cameras').value)]}
+                        self.get_parameter('cameras').value)],
+                    'objects': bool(self.get_parameter('objects_topic').value)}
         size = list(self.get_parameter('expected_image_size').value)
         if len(size) != 2:
             raise ValueError(f'expected_image_size must be [height, width], got {size}')
@@ -262,6 +305,29 @@ class PolicyNode(ros.Node):
     def _on_camera_info(self, msg) -> None:
         self._obs.camera_info = msg
 
+    def _on_tf_static(self, msg) -> None:
+        from vla_nodes.arm.kinematics import xyz_quat_to_pose
+        for tf in msg.transforms:
+            if tf.header.frame_id.lstrip('/') == contract.BASE_FRAME:
+                t, r = tf.transform.translation, tf.transform.rotation
+                self._camera_to_base[tf.child_frame_id.lstrip('/')] = xyz_quat_to_pose(
+                    [t.x, t.y, t.z, r.x, r.y, r.z, r.w])
+
+    def _env_state(self, stamp_ns: int):
+        """(object poses # (E,) as of the frame, or None and why not)."""
+        from vla_nodes.perception.env_state import vector
+        found, missing = self._obs.objects_as_of(self._env_objects, stamp_ns)
+        if missing:
+            topic = self.get_parameter('objects_topic').value
+            return None, f'waiting for poses of {missing} on {topic} (pose_node)'
+        frames = {frame.lstrip('/') for frame, _ in found.values()}
+        unknown = [f for f in frames if f not in self._camera_to_base]
+        if unknown:
+            return None, (f'waiting for the {contract.BASE_FRAME} -> {unknown} transform on '
+                          f'{contract.TF_STATIC_TOPIC} (the calibration)')
+        in_base = {c: self._camera_to_base[f.lstrip('/')] @ pose for c, (f, pose) in found.items()}
+        return vector(in_base, np.eye(4), self._env_objects), ''
+
     def _on_episode_start(self, msg) -> None:
         self._episode_start_ns = (stamp_to_ns(msg.stamp)
                                   or self.get_clock().now().nanoseconds)  # 0: now
@@ -296,6 +362,12 @@ class PolicyNode(ros.Node):
             self._diag.set(WARN, 'waiting for cameras ' + ', '.join(
                 f'{c.name} ({c.color_topic})' for c in self._extra_cameras if c.name in missing))
             return
+        env = None
+        if self._env_objects:
+            env, why = self._env_state(stamp_ns)
+            if env is None:
+                self._diag.set(WARN, why)
+                return
         if age_ns > self._max_age_ns:
             self.stats['dropped_stale'] += 1
             self._last_stamp = stamp_ns
@@ -306,22 +378,24 @@ class PolicyNode(ros.Node):
         self.scheduler.on_request(now_ns / 1e9)
         self._busy.set()
         if self._delay_s < 0:
-            self._worker.submit(self._infer_and_publish, color, depth, state, stamp_ns, extras)
+            self._worker.submit(self._infer_and_publish, color, depth, state, stamp_ns, extras,
+                                env)
         else:
-            self._infer_and_hold(color, depth, state, stamp_ns, now_ns, extras)
+            self._infer_and_hold(color, depth, state, stamp_ns, now_ns, extras, env)
 
-    def _infer_and_publish(self, color, depth, state, stamp_ns, extras=None) -> None:
+    def _infer_and_publish(self, color, depth, state, stamp_ns, extras=None, env=None) -> None:
         """Real time, on the worker: publish as soon as the model is done."""
         try:
-            out = self._infer(color, depth, state, stamp_ns, extras)
+            out = self._infer(color, depth, state, stamp_ns, extras, env)
             if out is not None:
                 self._publish(out[0], color.header, stamp_ns, out[1])
         finally:
             self._busy.clear()
 
-    def _infer_and_hold(self, color, depth, state, stamp_ns, now_ns, extras=None) -> None:
+    def _infer_and_hold(self, color, depth, state, stamp_ns, now_ns, extras=None,
+                        env=None) -> None:
         """Lock-step, in the tick: infer now, publish at observation time + inference_delay_s."""
-        out = self._infer(color, depth, state, stamp_ns, extras)
+        out = self._infer(color, depth, state, stamp_ns, extras, env)
         if out is None:
             self._busy.clear()
             return
@@ -344,10 +418,11 @@ class PolicyNode(ros.Node):
             self.destroy_timer(self._release_timer)
         self._pending, self._release_timer = None, None
 
-    def _infer(self, color, depth, state, stamp_ns, extras=None):
+    def _infer(self, color, depth, state, stamp_ns, extras=None, env=None):
         """(actions (H, 7), model ms), or None when inference failed or was not finite.
 
-        `extras`: {camera name: colour msg} of the further cameras the checkpoint needs."""
+        `extras`: {camera name: colour msg} of the further cameras the checkpoint needs; `env`:
+        the object poses # (E,) when it reads them."""
         try:
             obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
                    contract.OBS_DEPTH: image.from_msg(depth),
@@ -356,6 +431,8 @@ class PolicyNode(ros.Node):
                    'seed': observation_seed(stamp_ns)}
             for cam in self._extra_cameras:
                 obs[cam.image_key] = image.from_msg((extras or {})[cam.name], 'rgb8')
+            if env is not None:
+                obs[contract.OBS_ENV_STATE] = env
             k = frame_intrinsics(self._obs.camera_info, color)
             if k is not None:
                 obs[contract.OBS_INTRINSICS] = k

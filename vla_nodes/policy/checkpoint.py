@@ -6,7 +6,9 @@ A checkpoint is a local directory (DESIGN.md section 6; weights are never downlo
 The contract says which robot the policy was trained for: joint names, their units, the action
 rate, the chunk length and the image size (and, from training, which dataset features fed
 which input: `dataset_features`, {role: dataset key}, and the cameras it sees: `cameras`, contract
-names, the primary first; a robot that lacks one is refused). Loading against a different robot is
+names, the primary first; a robot that lacks one is refused; and the object poses it reads,
+`environment_state`, feature names of perception/env_state.py: a robot without pose_node's
+/vla/objects is refused). Loading against a different robot is
 refused with a ContractMismatchError naming the fields, rather than driving an arm with misread
 numbers.
 The contract check and policy.json reading import no torch; only loading the model does.
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_nodes.contract import (ACTION, camera, DEFAULT_CAMERAS, GRIPPER_JOINT, JOINT_NAMES,
-                                OBS_STATE)
+                                OBJECTS_TOPIC, OBS_ENV_STATE, OBS_STATE)
 from vla_nodes.policy.transforms import check_crop, stats_from_dict, stats_to_dict
 
 POLICY_FILE = 'policy.json'
@@ -38,7 +40,7 @@ def joint_units(joint_names):
 
 def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
                   joint_names=JOINT_NAMES, image_crop=None, dataset_features=None,
-                  cameras=None):
+                  cameras=None, environment_state=None):
     """The robot contract as a JSON-ready dict.
 
     Args:
@@ -52,6 +54,8 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
             feature map: image, depth, state, action); None = no `dataset_features` field.
         cameras: the contract camera names the model sees, the primary (OBS_IMAGE) first
             (contract.CAMERAS); None = no field, read as the scene camera alone.
+        environment_state: feature names of the object poses the model reads (OBS_ENV_STATE,
+            perception/env_state.py); None = the model reads none (no field).
     """
     contract = {
         'joint_names': list(joint_names),
@@ -66,7 +70,14 @@ def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_H
         contract['dataset_features'] = {str(k): str(v) for k, v in dataset_features.items()}
     if cameras:
         contract['cameras'] = [str(c) for c in cameras]
+    if environment_state:
+        contract['environment_state'] = [str(n) for n in environment_state]
     return contract
+
+
+def contract_env_state(contract):
+    """The object-pose feature names a checkpoint reads ([] = none)."""
+    return list(contract.get('environment_state') or [])
 
 
 def contract_cameras(contract):
@@ -94,8 +105,18 @@ def check_contract(actual, expected):
     actual, expected = _plain(actual), _plain(expected)
     problems = [
         f'{key}: checkpoint has {actual.get(key, "<missing>")!r}, robot expects {value!r}'
-        for key, value in expected.items() if actual.get(key) != value and key != 'cameras'
+        for key, value in expected.items()
+        if actual.get(key) != value and key not in ('cameras', 'objects')
     ]
+    # The robot says whether it has object poses (pose_node's /vla/objects); a checkpoint that
+    # reads them cannot run without.
+    if contract_env_state(actual) and expected.get('objects') is False:
+        from vla_nodes.perception.env_state import objects_of
+        problems.append(
+            f'environment_state: checkpoint reads object poses of '
+            f'{list(objects_of(contract_env_state(actual)))} from {OBJECTS_TOPIC}, this robot '
+            f'has no source: run pose_node (detect_objects: true) and set policy_node\'s '
+            f'objects_topic, or use a checkpoint trained without --env-state')
     # The robot lists the cameras it has; the checkpoint needs some of them (a subset).
     lacking = [c for c in contract_cameras(actual) if c not in expected.get('cameras', [])]
     if 'cameras' in expected and lacking:
@@ -162,7 +183,14 @@ def validate_checkpoint(policy, model_config, expected=None):
     if names and action_dim != len(names):
         problems.append(f"the model's action_dim {action_dim} differs from the "
                         f'{len(names)} joint_names')
+    env_dim = int(model_config.get('env_state_dim') or 0)
+    if len(contract_env_state(contract)) != env_dim:
+        problems.append(f'environment_state {contract_env_state(contract)} has '
+                        f"{len(contract_env_state(contract))} values, the model's env_state_dim "
+                        f'is {env_dim}')
     dims = {OBS_STATE: model_config.get('state_dim'), ACTION: action_dim}
+    if env_dim:
+        dims[OBS_ENV_STATE] = env_dim
     problems += _stats_problems(policy.get('norm_stats') or {}, dims)
     if problems:
         raise ContractMismatchError('policy checkpoint is unusable: ' + '; '.join(problems)

@@ -11,6 +11,8 @@ the contract's (vla_nodes/contract.py):
                      (read only by models with sensor-depth tokens; others ignore it)
     OBS_STATE        joint positions, rad, gripper opening m # (7,)
     OBS_INSTRUCTION  task text (str)
+    OBS_ENV_STATE    object poses # (E,) (perception/env_state.py), for a model with
+                     env_state_dim > 0 (vla-train --env-state); others ignore it
     OBS_INTRINSICS   optional pinhole K of OBS_IMAGE, px # (3, 3) (camera_info); carried
                      through the crop and resize, read only by models with a ray-map prior
     'seed'           optional int: the chunk is a pure function of (weights, observation, seed)
@@ -22,8 +24,8 @@ import time
 import numpy as np
 import torch
 
-from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_INTRINSICS,
-                                OBS_STATE, READY_POSITIONS)
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_ENV_STATE, OBS_IMAGE, OBS_INSTRUCTION,
+                                OBS_INTRINSICS, OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.models.vla import VLAModel
 from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
@@ -67,7 +69,7 @@ class VLAPolicy:
         self._inputs = compose([
             ResizeWithPad(size, size, check_crop(self.contract.get('image_crop')),
                           tuple(model.config.extra_images)),
-            Normalize({OBS_STATE: stats[OBS_STATE]})])
+            Normalize({k: stats[k] for k in (OBS_STATE, OBS_ENV_STATE) if k in stats})])
         self._outputs = Unnormalize({ACTION: stats[ACTION]})
         self._seed = seed
         self._generator = torch.Generator().manual_seed(seed)
@@ -114,7 +116,7 @@ class VLAPolicy:
         start = time.perf_counter()
         config = self.model.config
         data = self._inputs(_check(obs, config.state_dim, config.sensor_depth,
-                                   config.extra_images))
+                                   config.extra_images, config.env_state_dim))
         batch = {
             OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(data[OBS_IMAGE]))[None],
             OBS_STATE: torch.from_numpy(data[OBS_STATE])[None],
@@ -122,6 +124,8 @@ class VLAPolicy:
         }
         for key in config.extra_images:
             batch[key] = torch.from_numpy(np.ascontiguousarray(data[key]))[None]
+        if config.env_state_dim:
+            batch[OBS_ENV_STATE] = torch.from_numpy(data[OBS_ENV_STATE])[None]
         if config.sensor_depth:
             batch[OBS_DEPTH] = torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None]
         if data.get(OBS_INTRINSICS) is not None:
@@ -142,9 +146,10 @@ class VLAPolicy:
             self._generator.manual_seed(self._seed)
 
 
-def _check(obs, state_dim, needs_depth=True, extra_images=()):
+def _check(obs, state_dim, needs_depth=True, extra_images=(), env_state_dim=0):
     """Validate the fields infer reads; bad input never reaches the model."""
-    required = (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION) + tuple(extra_images)
+    required = (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION) + tuple(extra_images) + (
+        (OBS_ENV_STATE,) if env_state_dim else ())
     missing = [k for k in required if k not in obs and (needs_depth or k != OBS_DEPTH)]
     if missing:
         raise KeyError(f'observation lacks {missing}')
@@ -157,6 +162,12 @@ def _check(obs, state_dim, needs_depth=True, extra_images=()):
     state = np.asarray(obs[OBS_STATE], dtype=np.float32)
     if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
         raise ValueError(f'{OBS_STATE} must be {state_dim} finite values, got {state}')
+    if env_state_dim:
+        env = np.asarray(obs[OBS_ENV_STATE], dtype=np.float32)
+        if env.shape != (env_state_dim,) or not np.all(np.isfinite(env)):
+            raise ValueError(f'{OBS_ENV_STATE} must be {env_state_dim} finite values (object '
+                             f'poses from /vla/objects), got {env}')
+        obs = {**obs, OBS_ENV_STATE: env}
     k = obs.get(OBS_INTRINSICS)
     if k is not None and (np.shape(k) != (3, 3) or not np.all(np.isfinite(k))):
         raise ValueError(f'{OBS_INTRINSICS} must be a finite 3 x 3 K in px, got {k}')

@@ -13,7 +13,11 @@ small whatever the episode's length.
 
 What becomes what: observation.state = follower /joint_states, action = leader
 /leader/joint_states (7 each, contract.JOINT_NAMES order, matched by name),
-observation.ee_pose = /vla/ee_pose (x y z qx qy qz qw) when the bags have it, colour and aligned
+observation.ee_pose = /vla/ee_pose (x y z qx qy qz qw) when the bags have it,
+observation.environment_state = pose_node's /vla/objects in base_link (by the bag's /tf_static,
+else its calibration metadata; perception/env_state.py: x y z, cos/sin of the symmetric yaw of
+each of `env_objects`, an object missing from a message keeping its last pose) when the bags
+have detections, colour and aligned
 16UC1 depth per camera (the 32FC1 /vla/depth/image is derived from the latter and not exported),
 the task per row from /vla/instruction (else the bag's 'task' metadata), and `sync_ok`: False on
 rows where some stream's pick is older than `max_age_s` (kept, flagged). An episode with more
@@ -43,6 +47,7 @@ from tqdm import tqdm
 
 from vla_nodes import contract
 from vla_nodes.cli_errors import run_cli
+from vla_nodes.perception import env_state
 from vla_nodes.record import bag, sync
 from vla_nodes.record.bag_read import bag_topics
 from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12,
@@ -56,7 +61,11 @@ SYNC_OK = 'sync_ok'
 # gripper m). A held command followed by such a jump is the previous episode's last command.
 LEADER_JUMP = (0.1,) * 6 + (0.01,)
 TYPES = {'joints': 'sensor_msgs/msg/JointState', 'pose': 'geometry_msgs/msg/PoseStamped',
+         'objects': 'vision_msgs/msg/Detection3DArray',
          'rgb8': 'sensor_msgs/msg/Image', '16UC1': 'sensor_msgs/msg/Image'}
+
+
+VECTOR_KINDS = ('joints', 'pose', 'objects')  # streams that become parquet columns
 
 
 class ExportError(RuntimeError):
@@ -90,6 +99,8 @@ class ExportConfig:
         task: task text for every frame; None reads /vla/instruction, else the bag's 'task'.
         robot_type: info.json robot_type; None takes the first bag's 'robot' metadata.
         crf: H.264 quality of the colour videos (lower is better and larger; 23 is x264's).
+        env_objects: object categories of observation.environment_state, in order (exported
+            when the first bag has /vla/objects); () = none.
         depth_codec: 'hevc12-log' (LeRobot's depth video; LeRobot reads it) or 'ffv1-mm16'
             (lossless 16-bit millimetres; LeRobot cannot read it); lerobot_v3.DEPTH_CODECS.
         progress: show a progress bar over episodes.
@@ -103,6 +114,7 @@ class ExportConfig:
     robot_type: str | None = None
     crf: int = 23
     depth_codec: str = DEPTH_HEVC12
+    env_objects: tuple = env_state.DEFAULT_OBJECTS
     progress: bool = True
 
 
@@ -126,6 +138,9 @@ def _streams(config: ExportConfig, first_topics: dict) -> list[_Stream]:
                        'leader arm command = action')]
     if present(contract.EE_POSE_TOPIC):
         streams.append(_Stream(OBS_EE_POSE, contract.EE_POSE_TOPIC, 'pose', 'end-effector pose'))
+    if config.env_objects and present(contract.OBJECTS_TOPIC):
+        streams.append(_Stream(contract.OBS_ENV_STATE, contract.OBJECTS_TOPIC, 'objects',
+                               'object poses (pose_node) = observation.environment_state'))
     for cam in config.cameras:
         streams.append(_Stream(cam.image_key, cam.color_topic, 'rgb8', 'colour images'))
         if cam.depth_key and present(cam.depth_topic):
@@ -174,7 +189,30 @@ def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
     return max(1, round(1e9 / float(np.median(periods))))
 
 
-def _vector(msg: Any, kind: str, topic: str) -> np.ndarray:
+def _env_state(path: Path, detections: list, camera_to_base, metadata: dict,
+               config: ExportConfig) -> np.ndarray:
+    """(N, E) environment state of an episode's detections ({category: pose in the camera}),
+    in base_link; an object missing from a message keeps its last pose (env_state.hold_last)."""
+    if camera_to_base is None:
+        calib = (metadata.get('calibration') or {}).get('camera_to_base')
+        if isinstance(calib, dict) and 'translation' in calib:
+            from vla_nodes.arm.kinematics import xyz_quat_to_pose
+            camera_to_base = xyz_quat_to_pose(list(calib['translation'])
+                                              + list(calib['rotation_xyzw']))
+        elif calib is not None:
+            camera_to_base = np.asarray(calib, dtype=np.float64)
+    if camera_to_base is None:
+        raise ExportError(f'{path}: object detections need the camera-to-base transform: the '
+                          f'bag has neither {contract.TF_STATIC_TOPIC} nor a calibration in its '
+                          f'metadata (record with the calibration, or pass --no-env-state)')
+    rows = [env_state.vector(d, camera_to_base, config.env_objects) for d in detections]
+    width = len(env_state.feature_names(config.env_objects))
+    return env_state.hold_last(np.reshape(rows, (len(rows), width)))
+
+
+def _vector(msg: Any, kind: str, topic: str):
+    if kind == 'objects':  # poses in the camera frame; base_link once /tf_static is read
+        return env_state.detection_poses(msg)
     if kind == 'pose':
         p, q = msg.pose.position, msg.pose.orientation
         return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w])
@@ -203,12 +241,16 @@ def _scan(path: Path, streams: list[_Stream], config: ExportConfig, metadata: di
     info_topics |= {c.depth_info_topic for c in config.cameras if c.depth_key}
     header = {s.key: [] for s in streams}
     receive = {s.key: [] for s in streams}
-    values = {s.key: [] for s in streams if s.kind in ('joints', 'pose')}
-    sizes, infos, instructions = {}, {}, []
-    topics = set(by_topic) | info_topics | {contract.INSTRUCTION_TOPIC}
+    values = {s.key: [] for s in streams if s.kind in VECTOR_KINDS}
+    sizes, infos, instructions, camera_to_base = {}, {}, [], None
+    topics = set(by_topic) | info_topics | {contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC}
     for topic, _, log_ns, msg in bag.read_bag(path, topics=topics):
         if topic == contract.INSTRUCTION_TOPIC:
             instructions.append((log_ns, msg.data))
+        elif topic == contract.TF_STATIC_TOPIC:
+            from vla_nodes.perception.calibrate import camera_to_base_from_tf
+            found = camera_to_base_from_tf(msg, child=config.cameras[0].frame)
+            camera_to_base = found if found is not None else camera_to_base
         elif topic in info_topics:
             infos.setdefault(topic, _intrinsics(msg))
         else:
@@ -230,7 +272,10 @@ def _scan(path: Path, streams: list[_Stream], config: ExportConfig, metadata: di
         use_header = any(header[key])
         stamps[key] = np.array(header[key] if use_header else receive[key], np.int64)
         sources[key] = 'header' if use_header else 'receive'
-    values = {k: np.array(v).reshape(-1, 7) for k, v in values.items()}
+    if contract.OBS_ENV_STATE in values:
+        values[contract.OBS_ENV_STATE] = _env_state(path, values[contract.OBS_ENV_STATE],
+                                                    camera_to_base, metadata, config)
+    values = {k: np.array(v).reshape(len(v), -1) for k, v in values.items()}
     stale = stale_leader_prefix(values[contract.ACTION]) if contract.ACTION in values else 0
     if stale:  # the episode starts with the leader's first command of its own
         values[contract.ACTION] = values[contract.ACTION][stale:]
@@ -420,9 +465,11 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
         _check_topics(path, infos[path][0], streams, config)
     if config.fps is None:
         config = replace(config, fps=camera_rate(paths[0], config.cameras[0].color_topic))
-    vectors = [s for s in streams if s.kind in ('joints', 'pose')]
+    vectors = [s for s in streams if s.kind in VECTOR_KINDS]
     cams = [s for s in streams if s.kind in ('rgb8', '16UC1')]
-    names = {s.key: EE_POSE_NAMES if s.kind == 'pose' else contract.JOINT_NAMES for s in vectors}
+    names = {s.key: {'pose': EE_POSE_NAMES, 'joints': contract.JOINT_NAMES,
+                     'objects': env_state.feature_names(config.env_objects)}[s.kind]
+             for s in vectors}
     writer = LeRobotV3Writer(output, config.fps, names, overwrite=overwrite, crf=config.crf,
                              depth_codec=config.depth_codec)
     episodes, runs, intrinsics = [], {}, {}
@@ -445,7 +492,12 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
                 _write_frames(path, cams, {s.key: plan['picks'][s.key].index for s in cams},
                               writer)
             columns = {s.key: plan['picks'][s.key].take(scan['values'][s.key]) for s in vectors}
-            entry['episode_index'] = writer.add_episode({**columns, SYNC_OK: plan['sync_ok']},
+            sync_ok = plan['sync_ok']
+            if contract.OBS_ENV_STATE in columns:  # rows before an object's first detection
+                env = columns[contract.OBS_ENV_STATE]
+                sync_ok = sync_ok & np.isfinite(env).all(axis=1)
+                columns[contract.OBS_ENV_STATE] = np.nan_to_num(env)  # flagged, never trained on
+            entry['episode_index'] = writer.add_episode({**columns, SYNC_OK: sync_ok},
                                                         plan['tasks'], {'source_bag': str(path)})
             for key, run in plan['picks'].items():
                 runs.setdefault(key, []).append(run)
@@ -501,6 +553,11 @@ def main(argv: list[str] | None = None) -> int:
                         help='cameras to export, contract names, the first sets the sampling '
                              "(default 'scene'; 'scene,wrist' adds observation.images.wrist "
                              'and observation.depth.wrist)')
+    parser.add_argument('--env-objects', default=','.join(env_state.DEFAULT_OBJECTS),
+                        help='object categories of observation.environment_state, from the '
+                             "bags' /vla/objects (default 'cube'; '' = none)")
+    parser.add_argument('--no-env-state', dest='env_objects', action='store_const', const='',
+                        help='no observation.environment_state')
     parser.add_argument('--task', help='task text for every frame (default: the instruction)')
     parser.add_argument('--robot-type', help="robot_type (default: the bag's robot)")
     parser.add_argument('--crf', type=int, default=23, help='H.264 quality (default 23)')
@@ -518,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     config = ExportConfig(fps=args.fps, max_age_s=args.max_age, cameras=cameras,
                           max_stale_fraction=args.max_stale_fraction, task=args.task,
                           robot_type=args.robot_type, crf=args.crf,
-                          depth_codec=args.depth_codec, progress=not args.no_progress)
+                          depth_codec=args.depth_codec, progress=not args.no_progress,
+                          env_objects=tuple(c.strip() for c in args.env_objects.split(',')
+                                            if c.strip()))
     if args.depth_codec == DEPTH_FFV1_MM16:
         print(f'vla-export: depth as {FFV1_NOTE}', file=sys.stderr)
     return run_cli('vla-export', lambda: _export(args, config),

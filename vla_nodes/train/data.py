@@ -20,7 +20,8 @@ A sample is one row t of an episode:
     with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
     OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's;
     OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px;
-    each of `extra_images` (further cameras, observation.images.<camera>) rgb uint8 # (S, S, 3).
+    each of `extra_images` (further cameras, observation.images.<camera>) rgb uint8 # (S, S, 3);
+    with `env_state`, OBS_ENV_STATE the object poses # (E,) (perception/env_state.py).
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -32,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE, OBS_IMAGE_CONTENT,
-                                OBS_IMAGES_PREFIX, OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_ENV_STATE, OBS_IMAGE,
+                                OBS_IMAGE_CONTENT, OBS_IMAGES_PREFIX, OBS_INSTRUCTION,
+                                OBS_INTRINSICS, OBS_STATE)
 from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
@@ -113,7 +115,7 @@ class LeRobotDataset:
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
                  cache_mb=2048, crop=None, pose_targets=False, feature_map=None,
-                 extra_images=()):
+                 extra_images=(), env_state=False):
         """Open a dataset.
 
         Args:
@@ -133,6 +135,7 @@ class LeRobotDataset:
             extra_images: dataset keys of further colour cameras (observation.images.<camera>),
                 each resized to S x S like the image but not cropped; samples carry them under
                 the same keys (the model's `extra_images`).
+            env_state: samples carry OBS_ENV_STATE (vla-export's object poses).
 
         Raises:
             DatasetError: not a v3 dataset, or a needed feature is missing or of the wrong kind
@@ -173,6 +176,13 @@ class LeRobotDataset:
                                    'with pose_node and a calibration, then re-export with '
                                    'vla-export')
         self.pose_targets = pose_targets
+        self.env_names = None  # the environment state's feature names, when used
+        if env_state:
+            if OBS_ENV_STATE not in features:
+                raise DatasetError(f'{self.root}: no {OBS_ENV_STATE} (object poses): record with '
+                                   'pose_node running (/vla/objects) and a calibration, then '
+                                   're-export with vla-export; or train without --env-state')
+            self.env_names = list(features[OBS_ENV_STATE].get('names') or [])
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -226,6 +236,8 @@ class LeRobotDataset:
         self.action = _column(table, self.features['action'])[order]
         if self.pose_targets:
             self.ee_pose = _column(table, OBS_EE_POSE)[order]
+        if self.env_names is not None:
+            self.env = _column(table, OBS_ENV_STATE)[order]
         self.episode_index = _column(table, 'episode_index')[order].astype(np.int64)
         self.frame_index = _column(table, 'frame_index')[order].astype(np.int64)
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
@@ -274,6 +286,8 @@ class LeRobotDataset:
             sample[key] = frames[key][row - start]
         if self.intrinsics is not None:
             sample[OBS_INTRINSICS] = self.intrinsics
+        if self.env_names is not None:
+            sample[OBS_ENV_STATE] = self.env[row]
         if self.pose_targets:
             sample[POSE_EE_CHUNK] = self.ee_pose[np.minimum(steps, stop - 1)]
             sample[POSE_BASE_CAM] = self.base_cam
@@ -355,9 +369,15 @@ def _camera_to_base(feature):
 
 
 def merged_stats(datasets):
-    """{OBS_STATE, ACTION: NormStats} over the chosen rows of several datasets."""
-    return {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
-            ACTION: compute_stats(np.concatenate([d.action[d.rows()] for d in datasets]))}
+    """{OBS_STATE, ACTION (and OBS_ENV_STATE): NormStats} over the chosen rows of datasets.
+
+    The environment state's statistics skip rows flagged `sync_ok = False` (before an object's
+    first detection vla-export stores zeros there)."""
+    stats = {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
+             ACTION: compute_stats(np.concatenate([d.action[d.rows()] for d in datasets]))}
+    if all(d.env_names is not None for d in datasets):
+        stats[OBS_ENV_STATE] = compute_stats(np.concatenate([d.env[d.samples] for d in datasets]))
+    return stats
 
 
 def split_episodes(episodes, val_fraction):
@@ -382,10 +402,11 @@ def collate(samples, stats):
 
     extra = [k for k in samples[0] if k.startswith(OBS_IMAGES_PREFIX) and k != OBS_IMAGE]
     keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
-                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM, *extra)
+                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM, OBS_ENV_STATE, *extra)
             if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
-    stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)
+    stacked = Normalize({k: stats[k] for k in (OBS_STATE, ACTION, OBS_ENV_STATE)
+                         if k in stats})(stacked)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stacked.items()}
     batch[OBS_INSTRUCTION] = [s[OBS_INSTRUCTION] for s in samples]
     return batch

@@ -101,6 +101,9 @@ class TrainConfig:
     # Contract camera names the model sees, the primary first ('' = the scene camera alone);
     # the others feed the model's extra_images (observation.images.<camera>); contract.
     cameras: str = ''
+    # Object poses (the dataset's observation.environment_state, vla-export from pose_node's
+    # /vla/objects) appended to the state; saved in the contract: policy_node then needs them.
+    env_state: bool = False
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -367,16 +370,18 @@ def open_data(config, model_config):
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
                   crop=config.crop, pose_targets=needs_pose_answers(model_config),
-                  feature_map=feature_map, extra_images=model_config.extra_images)
+                  feature_map=feature_map, extra_images=model_config.extra_images,
+                  env_state=config.env_state)
         probe = LeRobotDataset(folder, **kw)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
         if held:
             val.append(LeRobotDataset(folder, episodes=held, **kw))
     names, fps = {tuple(d.names) for d in train}, {d.fps for d in train}
-    if len(names) > 1 or len(fps) > 1:
-        raise ValueError(f'datasets disagree on joint names {names} or fps {fps}; '
-                         'train one robot contract at a time')
+    env = {tuple(d.env_names or ()) for d in train}
+    if len(names) > 1 or len(fps) > 1 or len(env) > 1:
+        raise ValueError(f'datasets disagree on joint names {names}, fps {fps} or environment '
+                         f'state {env}; train one robot contract at a time')
     return train, val
 
 
@@ -461,6 +466,9 @@ def run(config):
     if not config.data:
         raise ValueError('no dataset: pass --data DIR (a LeRobot v3 folder from vla-export)')
     train_sets, val_sets = open_data(config, model_config)
+    env_names = train_sets[0].env_names if config.env_state else None
+    if env_names:
+        model_config = replace(model_config, env_state_dim=len(env_names))
     pose_tokenizer = None
     if needs_pose_answers(model_config):
         pose_tokenizer = fit_pose_tokenizer(train_sets, model_config.pose)
@@ -481,7 +489,7 @@ def run(config):
                              joint_names=train_sets[0].names or None,
                              image_crop=config.crop, dataset_features=train_sets[0].features,
                              cameras=[c.name for c in contract_cameras_of(config)]
-                             if config.cameras else None)
+                             if config.cameras else None, environment_state=env_names)
 
     # model and optimizer
     torch.manual_seed(config.seed)
@@ -642,6 +650,10 @@ def parse_args(argv=None):
                              "the scene camera); e.g. 'scene,wrist' also encodes "
                              'observation.images.wrist with the shared vision tower. Saved in '
                              'the contract: policy_node refuses a robot without them')
+    parser.add_argument('--env-state', action='store_true',
+                        help='append the object poses (observation.environment_state, from '
+                             "pose_node's /vla/objects via vla-export) to the state; policy_node "
+                             'then needs /vla/objects')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
