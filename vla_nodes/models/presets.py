@@ -153,6 +153,9 @@ PRESETS = MappingProxyType({
     'pose_vla_pretrain': replace(POSE_VLA, pose=replace(POSE, ntp_weight=1.0)),
     'tiny_pose_vla_pretrain': replace(TINY_POSE_VLA,
                                       pose=replace(TINY_POSE_CONFIG, ntp_weight=1.0)),
+    # π0's structure with a from-scratch keypoint encoder instead of the vision tower (models/
+    # keypoints.py) at 84 px, robomimic's input side: image-only policies from tens of demos.
+    'tiny_pi0_keypoints': replace(TINY_PI0_BASELINE, vision='keypoints', image_size=84),
     # SmolVLM (Idefics3) as a small π0 backbone on CPU: the third family through the same path.
     'tiny_pi0_smolvlm': replace(
         TINY_PI0_BASELINE, image_size=64,

@@ -69,6 +69,11 @@ class VLAConfig:
     # OBS_IMAGE: each is encoded by the shared vision tower and its tokens join the image group
     # after OBS_IMAGE's (and the sensor depth's), as π0 takes several views. () = one camera.
     extra_images: tuple = ()
+    # The image encoder: '' = the VLM's vision tower; 'keypoints' = a small CNN + spatial softmax
+    # trained from scratch (models/keypoints.py), `keypoints` tokens per camera, for tens of
+    # demos on a CPU. The language model, expert and mask stay the preset's.
+    vision: str = ''
+    keypoints: int = 32
     state_dim: int = 7
     # Object poses appended to the state (perception/env_state.py; vla-train --env-state); 0 =
     # none. The flow head reads [state | environment state].
@@ -105,6 +110,17 @@ class VLAModel(nn.Module):
         self.config = config = spatial_streams.resolve(config)
         self.backbone = build_backbone(config.backbone, load_weights=load_backbone)
         width = self.backbone.width
+        self.keypoints = None
+        if config.vision == 'keypoints':
+            from vla_nodes.models.keypoints import KeypointEncoder
+            self.keypoints = KeypointEncoder(width, config.keypoints)
+            for p in self.backbone.model.parameters():  # the tower is not used: no gradients
+                p.requires_grad_(False)
+            for p in self.backbone.language_model.parameters():
+                p.requires_grad_(True)
+        elif config.vision:
+            raise ValueError(f"vision must be '' (the VLM's tower) or 'keypoints', got "
+                             f'{config.vision!r}')
         self.depth = None
         if config.sensor_depth:
             self.depth = DepthEncoder(width, config.image_size, config.depth_patch,
@@ -126,6 +142,10 @@ class VLAModel(nn.Module):
         else:
             raise ValueError(f"head must be 'flow' or 'query', got {config.head!r}")
         self.spatial = spatial_streams.build_adapter(config, self.backbone, load_backbone)
+        if self.keypoints is not None and self.spatial is not None and (
+                self.spatial.needs_vision_features or 'image' in self.spatial.capture):
+            raise ValueError(f'{config.spatial} reads the vision tower; it cannot take '
+                             "vision='keypoints'")
         if self.spatial is not None and self.spatial.expert is not None:
             _check_shared_attention(self.backbone, self.spatial.expert.config)
 
@@ -150,7 +170,7 @@ class VLAModel(nn.Module):
                 features = self.spatial.fuse(batch, features)
             image = self.backbone.project(features)
         else:
-            image = self.backbone.embed_images(images)  # (B, Ni, D)
+            image = self.embed_images(images)  # (B, Ni, D)
         text, mask = self.backbone.embed_text(list(batch[OBS_INSTRUCTION]), device)
         if self.depth is not None:
             depth = self.depth(batch[OBS_DEPTH].to(device))  # (B, Nd, D)
@@ -158,7 +178,7 @@ class VLAModel(nn.Module):
         # After the primary camera's tokens, so that spatial modules reading those (Spatial
         # Forcing aligns image tokens from position 0) see the same positions as with one camera.
         for key in self.config.extra_images:
-            more = self.backbone.embed_images(batch[key].to(device))  # (B, Ni, D)
+            more = self.embed_images(batch[key].to(device))  # (B, Ni, D)
             image = torch.cat([image, more.to(image.dtype)], 1)
         causal = getattr(self.head, 'causal', ())
         tokens = (Tokens()
@@ -171,6 +191,12 @@ class VLAModel(nn.Module):
 
     def head_device(self):
         return next(self.head.parameters()).device
+
+    def embed_images(self, images):
+        """Image tokens # (B, Ni, D) of one camera: the vision tower's, or keypoints."""
+        if self.keypoints is not None:
+            return self.keypoints(images)
+        return self.backbone.embed_images(images)
 
     def state(self, batch):
         """The flow head's state input: OBS_STATE, then OBS_ENV_STATE when the model takes it."""

@@ -49,7 +49,8 @@ import sys
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, cameras as named_cameras, DEFAULT_CAMERAS, SCENE_CAMERA
+from vla_nodes.contract import (ACTION, cameras as named_cameras, DEFAULT_CAMERAS, OBS_DEPTH,
+                                OBS_IMAGES_PREFIX, SCENE_CAMERA)
 from vla_nodes.models import presets
 from vla_nodes.models.spatial_streams import add_pose_answers, add_teacher_targets, build_teacher
 from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
@@ -104,6 +105,10 @@ class TrainConfig:
     # Object poses (the dataset's observation.environment_state, vla-export from pose_node's
     # /vla/objects) appended to the state; saved in the contract: policy_node then needs them.
     env_state: bool = False
+    # Random shift of every training image by up to this many px (pad by replication, crop back;
+    # DrQ, robomimic's crop): small data then teaches where things are, not which pixels they
+    # cover. Training only: policy_node never shifts. 0 = off.
+    shift_px: int = 4
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -162,6 +167,30 @@ def flow_noise(step, seed, batch, horizon, action_dim):
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
     noise = torch.randn(batch, horizon, action_dim, generator=generator)
     return noise, sample_time(batch, generator=generator)
+
+
+def random_shift(batch, shift_px, step, seed):
+    """The batch with each sample's images (every camera, and its depth) shifted by one random
+    (dy, dx) in [-shift_px, shift_px], edges replicated; a pure function of (seed, step)."""
+    import torch
+    from torch.nn import functional
+
+    keys = [k for k in batch if k == OBS_DEPTH or k.startswith(OBS_IMAGES_PREFIX)]
+    if shift_px <= 0 or not keys:
+        return batch
+    b = len(batch[ACTION])
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
+    offsets = torch.randint(0, 2 * shift_px + 1, (b, 2), generator=generator).tolist()
+    out = dict(batch)
+    for key in keys:
+        x = batch[key]
+        planes = (x[..., None] if x.dim() == 3 else x).permute(0, 3, 1, 2).float()
+        side = planes.shape[-2:]
+        padded = functional.pad(planes, (shift_px,) * 4, mode='replicate')
+        shifted = torch.stack([padded[i, :, dy:dy + side[0], dx:dx + side[1]]
+                               for i, (dy, dx) in enumerate(offsets)]).permute(0, 2, 3, 1)
+        out[key] = (shifted[..., 0] if x.dim() == 3 else shifted).to(x.dtype)
+    return out
 
 
 def train_step(model, batch, noise, time, rank, world, precision, device, step=0):
@@ -559,8 +588,9 @@ def run(config):
         for group in optimizer.param_groups:
             group['lr'] = lr_at(step, config, schedule)
         idx = batch_indices(len(samples), config.batch_size, step, config.seed)
-        batch = add_targets(collate([samples[int(i)] for i in idx], stats), teacher, model,
-                            pose_tokenizer)
+        batch = random_shift(collate([samples[int(i)] for i in idx], stats), config.shift_px,
+                             step, config.seed)
+        batch = add_targets(batch, teacher, model, pose_tokenizer)
         noise, time = flow_noise(step, config.seed, len(idx), model_config.horizon,
                                  model_config.action_dim)
         optimizer.zero_grad(set_to_none=True)
@@ -629,7 +659,7 @@ def parse_args(argv=None):
     parser.add_argument('--teacher', default='',
                         help='spatial_forcing: local DINOv2 directory (the frozen teacher)')
     for name in ('steps', 'batch_size', 'warmup', 'decay_steps', 'val_every', 'val_batches',
-                 'save_every', 'seed', 'cache_mb', 'image_size'):
+                 'save_every', 'seed', 'cache_mb', 'image_size', 'shift_px'):
         parser.add_argument('--' + name.replace('_', '-'), type=int,
                             default=getattr(defaults, name))
     for name in ('lr', 'min_lr', 'weight_decay', 'grad_clip', 'val_fraction'):
