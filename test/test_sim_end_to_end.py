@@ -110,4 +110,5 @@ def test_recorded_chunks_are_the_models_forward_pass(episode):
         recorded = np.array([p.positions for p in chunk.points])
         np.testing.assert_allclose(recorded, expected, atol=1e-5)
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in chunk.points]
-        np.testing.assert_allclose(times, 0.1 * np.arange(len(times)), atol=1e-9)  # CHUNK_FIRST_STEP
+        # Step k at observation time + k / rate (contract.CHUNK_FIRST_STEP).
+        np.testing.assert_allclose(times, 0.1 * np.arange(len(times)), atol=1e-9)

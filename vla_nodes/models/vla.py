@@ -16,8 +16,9 @@ Checkpoints are a local directory: config.json (this VLAConfig, nested) + model.
 Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S)
 (sensor_depth only); OBS_STATE normalized # (B, state_dim); OBS_INSTRUCTION list of B str;
 ACTION (training) normalized # (B, H, A); ACTION_PAD (optional) True on padded steps # (B, H);
-each key of `extra_images` (further cameras) RGB 0..255 # (B, S, S, 3); OBS_ENV_STATE normalized
-object poses # (B, env_state_dim) when env_state_dim > 0, appended to the state the flow head reads.
+each key of `extra_images` (further cameras) RGB 0..255 # (B, S, S, 3); OBS_ENV_STATE
+normalized object poses # (B, env_state_dim) when env_state_dim > 0, appended to the state the
+flow head reads.
 """
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace

@@ -115,8 +115,8 @@ def check_contract(actual, expected):
         problems.append(
             f'environment_state: checkpoint reads object poses of '
             f'{list(objects_of(contract_env_state(actual)))} from {OBJECTS_TOPIC}, this robot '
-            f'has no source: run pose_node (detect_objects: true) and set policy_node\'s '
-            f'objects_topic, or use a checkpoint trained without --env-state')
+            'has no source: run pose_node (detect_objects: true) and set the objects_topic '
+            'of policy_node, or use a checkpoint trained without --env-state')
     # The robot lists the cameras it has; the checkpoint needs some of them (a subset).
     lacking = [c for c in contract_cameras(actual) if c not in expected.get('cameras', [])]
     if 'cameras' in expected and lacking:

@@ -26,9 +26,9 @@ each video feature's `info.intrinsics` in meta/info.json, the bag's calibration 
 to the first camera's features' `info.calibration`, and the sync report to
 meta/sync_report.json. A bag whose leader stream opens with a held command that then jumps
 (`stale_leader_prefix`: the driver republishing the previous episode's last command until the
-leader's first new frame) starts after it, so every episode's first action is its own. The rate defaults to the first camera's recorded rate, so every row has
-a new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
-(record/lerobot_v3.py).
+leader's first new frame) starts after it, so every episode's first action is its own. The
+rate defaults to the first camera's recorded rate, so every row has a new frame; depth is
+stored in LeRobot's own depth encoding unless `depth_codec` says otherwise (record/lerobot_v3.py).
 
 Several cameras (`cameras`, contract.CAMERAS): each one's colour is observation.images.<name> and
 its depth observation.depth.<name>; the scene camera keeps observation.images.color and

@@ -14,9 +14,9 @@ cube's yaw range (`SimConfig.cube_yaw_range`) turned by 90 deg: a choice that va
 continuously with the cube's yaw and place over every seed, so demos never jump between two
 grasps of one scene (joint6 then stays within about 75 deg of its zero). Pushing keeps the
 fingers near the tangential (perpendicular to the line from the base), as does
-`test_top_down_grasp_lifts_the_cube` in test/test_sim_world.py. Top-down poses are only reachable low (about 8 cm above the table at 0.38 m out, 10 cm at
-0.3 m: j5's +-70 deg limit, see `SimConfig`), so a held cube is carried higher with the tool
-tilted 0.3 rad outward.
+`test_top_down_grasp_lifts_the_cube` in test/test_sim_world.py. Top-down poses are only
+reachable low (about 8 cm above the table at 0.38 m out, 10 cm at 0.3 m: j5's +-70 deg limit,
+see `SimConfig`), so a held cube is carried higher with the tool tilted 0.3 rad outward.
 """
 
 from dataclasses import dataclass
