@@ -12,8 +12,8 @@ poses, and such a checkpoint is refused at start-up); so an observation is exact
 robot saw at one instant and can be replayed from a bag. Inference runs on a worker thread,
 never in a callback; the chunk is published on `/vla/action_chunk` stamped with the observation
 time, its points `1/action_rate_hz` apart, step k at `contract.chunk_step_time_s(k)` (step 0 is
-the command for the observation's instant, as in training). A stale camera or state produces no chunk: the
-driver then holds.
+the command for the observation's instant, as in training). A stale camera or state produces no
+chunk: the driver then holds.
 
 Timing (`policy/runner.py`): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request a
 chunk; it does when the rest of the last chunk is shorter than the measured observation-to-chunk
