@@ -237,6 +237,7 @@ class PolicyNode(ros.Node):
         self.infer_ms = collections.deque(maxlen=1000)  # model time per chunk (ms), recent
         self.delays_s = collections.deque(maxlen=1000)  # observation -> chunk published (s)
         self.last_chunk = None  # (stamp ns, actions (H, 7)) of the last chunk (or dry-run one)
+        self.last_env_state = None  # the object poses # (E,) of the last observation
         self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
                                           contract.ACTION_CHUNK_TOPIC, 10)
         self.create_subscription(sensor_msgs.Image, self._primary.color_topic,
@@ -369,6 +370,7 @@ class PolicyNode(ros.Node):
             if env is None:
                 self._diag.set(WARN, why)
                 return
+            self.last_env_state = env
         if age_ns > self._max_age_ns:
             self.stats['dropped_stale'] += 1
             self._last_stamp = stamp_ns

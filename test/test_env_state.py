@@ -1,0 +1,174 @@
+"""Object poses as an observation: pose_node's detections -> export -> training -> policy_node.
+
+Real parts: MuJoCo renders the scene, pose_node detects the cube (perception/objects.py), the
+recorder writes real MCAP bags, vla-export turns /vla/objects + /tf_static into
+observation.environment_state, vla-train trains a real tiny model on it, and policy_node builds the
+same vector from a Detection3DArray on the local-backend graph.
+"""
+
+import math
+import os
+
+os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when first imported
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from graph import spin  # noqa: E402  test/graph.py
+from vla_nodes import contract, ros  # noqa: E402
+from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
+from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
+from vla_nodes.perception import env_state  # noqa: E402
+from vla_nodes.perception.objects import DetectedObject  # noqa: E402
+from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
+from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
+from vla_nodes.record import bag, export  # noqa: E402
+from vla_nodes.record.cli import record_sim  # noqa: E402
+from vla_nodes.ros import image, local  # noqa: E402
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, tf2_msgs  # noqa: E402
+from vla_nodes.ros.msgs import trajectory_msgs  # noqa: E402
+from vla_nodes.sim import tasks  # noqa: E402
+from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
+from vla_nodes.train.data import LeRobotDataset  # noqa: E402
+from vla_nodes.train.train import main as vla_train  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning')
+NAMES = env_state.feature_names(('cube',))
+
+
+def yawed(yaw, xyz=(0.3, 0.05, 0.02)):
+    pose = np.eye(4)
+    pose[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
+    pose[:3, 3] = xyz
+    return pose
+
+
+def test_the_vector_is_the_same_for_a_cubes_equivalent_yaws_and_nan_when_missing():
+    camera_to_base = yawed(0.4, (0.8, 0.4, 0.6))
+    base = [env_state.vector({'cube': np.linalg.inv(camera_to_base) @ yawed(y)}, camera_to_base)
+            for y in (0.3, 0.3 + math.pi / 2, 0.3 - math.pi)]
+    np.testing.assert_allclose(base[0], base[1], atol=1e-6)
+    np.testing.assert_allclose(base[0], base[2], atol=1e-6)
+    np.testing.assert_allclose(base[0], [0.3, 0.05, 0.02, math.cos(1.2), math.sin(1.2)],
+                               atol=1e-6)
+    assert np.isnan(env_state.vector({}, camera_to_base)).all()
+    assert env_state.objects_of(env_state.feature_names(('cube', 'plate'))) == ('cube', 'plate')
+    held = env_state.hold_last(np.array([[np.nan], [1.0], [np.nan], [2.0]]))
+    np.testing.assert_array_equal(held[1:, 0], [1.0, 1.0, 2.0])
+    assert np.isnan(held[0, 0])
+
+
+@pytest.fixture(scope='module')
+def recorded(tmp_path_factory):
+    """Two short expert episodes recorded in lock-step, pose_node publishing /vla/objects."""
+    out = tmp_path_factory.mktemp('bags')
+    results = record_sim('pick_red_cube', 2, str(out), seed=5, progress=False,
+                         launch_args={'max_episode_s': '2.0', 'can_name': 'test_env_state'})
+    return results
+
+
+@pytest.fixture(scope='module')
+def dataset(recorded, tmp_path_factory):
+    out = tmp_path_factory.mktemp('data') / 'ds'
+    export.export([r['path'] for r in recorded], out, export.ExportConfig(progress=False))
+    return out
+
+
+@pytest.fixture(scope='module')
+def checkpoint(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp('run') / 'run'
+    assert vla_train(['--data', str(dataset), '--out', str(out), '--steps', '2',
+                      '--batch-size', '2', '--val-every', '2', '--save-every', '2',
+                      '--val-batches', '1', '--warmup', '1', '--no-progress',
+                      '--env-state']) == 0
+    return out / 'checkpoints' / 'step_000002'
+
+
+def test_export_writes_the_cubes_pose_in_base_link(recorded, dataset):
+    assert bag.summarize(recorded[0]['path'])[contract.OBJECTS_TOPIC]['count'] > 5
+    data = LeRobotDataset(dataset, horizon=4, image_size=56, env_state=True)
+    assert data.env_names == NAMES
+    world = SimWorld(SimConfig())
+    for e, result in zip(sorted(data.episodes), recorded):
+        tasks.get_task('pick_red_cube').reset(world, result['seed'])
+        truth = env_state.pose_features(world.object_pose('cube'), 'cube')
+        first = data.env[data.episodes[e]['rows'][0]]  # the cube has not moved yet
+        np.testing.assert_allclose(first[:3], truth[:3], atol=0.01)  # detector: ~1 mm
+        np.testing.assert_allclose(first[3:], truth[3:], atol=0.1)
+    assert data[0][contract.OBS_ENV_STATE].shape == (5,)
+    assert contract.OBS_ENV_STATE not in LeRobotDataset(dataset, horizon=4, image_size=56)[0]
+
+
+def test_training_reads_the_environment_state_and_saves_it_in_the_contract(checkpoint):
+    policy_json = read_policy_json(checkpoint)
+    assert policy_json['contract']['environment_state'] == NAMES
+    assert policy_json['norm_stats'][contract.OBS_ENV_STATE].q01.shape == (5,)
+    policy = VLAPolicy.from_checkpoint(checkpoint)
+    assert policy.model.config.env_state_dim == 5
+    obs = make_piper_example()
+    with pytest.raises(KeyError, match='environment_state'):
+        policy.infer(obs)
+    a = policy.infer({**obs, contract.OBS_ENV_STATE: [0.3, 0.0, 0.02, 1.0, 0.0]})['actions']
+    b = policy.infer({**obs, contract.OBS_ENV_STATE: [0.2, 0.1, 0.02, 0.0, 1.0]})['actions']
+    assert a.shape == (16, 7) and not np.allclose(a, b)  # the poses reach the action expert
+
+
+def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(ctx, checkpoint,
+                                                                               one_thread):
+    with pytest.raises(ContractMismatchError, match='environment_state.*pose_node'):
+        PolicyNode(context=ctx, parameter_overrides=[
+            ros.Parameter('checkpoint', value=str(checkpoint)),
+            ros.Parameter('objects_topic', value='')])
+    node = PolicyNode(context=ctx, parameter_overrides=[
+        ros.Parameter('checkpoint', value=str(checkpoint))])
+    tester = local.Node('env_tester', context=ctx)
+    pubs = {name: tester.create_publisher(kind, topic, 10) for name, kind, topic in (
+        ('color', sensor_msgs.Image, contract.COLOR_TOPIC),
+        ('depth', sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC),
+        ('joints', sensor_msgs.JointState, contract.JOINT_STATES_TOPIC),
+        ('objects', type(detections_msg([], None)), contract.OBJECTS_TOPIC))}
+    tf_pub = tester.create_publisher(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
+                                     ros.qos_profile_latched)
+    camera_to_base = yawed(2.0, (0.8, 0.45, 0.6))
+    cube_in_base = yawed(0.35, (0.28, -0.04, 0.02))
+    send_objects = []
+    chunks = []
+    tester.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
+                               chunks.append, 10)
+
+    def publish():
+        now = tester.get_clock().now()
+        stamp = now.nanoseconds
+        pubs['color'].publish(image.to_msg(np.zeros((48, 64, 3), np.uint8), 'rgb8', stamp,
+                                           contract.CAMERA_FRAME))
+        pubs['depth'].publish(image.to_msg(np.ones((48, 64), np.float32), '32FC1', stamp,
+                                           contract.CAMERA_FRAME))
+        joints = sensor_msgs.JointState(name=list(contract.JOINT_NAMES),
+                                        position=list(contract.READY_POSITIONS))
+        joints.header.stamp = now.to_msg()
+        pubs['joints'].publish(joints)
+        if send_objects:
+            cube = DetectedObject('cube', np.linalg.inv(camera_to_base) @ cube_in_base,
+                                  np.full(3, 0.04), 1.0, 100)
+            header = joints.header.__class__(stamp=now.to_msg(), frame_id=contract.CAMERA_FRAME)
+            pubs['objects'].publish(detections_msg([cube], header))
+
+    tester.create_timer(0.1, publish)
+    tf = geometry_msgs.TransformStamped()
+    tf.header.frame_id, tf.child_frame_id = contract.BASE_FRAME, contract.CAMERA_FRAME
+    from vla_nodes.arm.kinematics import pose_to_xyz_quat
+    x, y, z, qx, qy, qz, qw = pose_to_xyz_quat(camera_to_base)
+    tf.transform.translation = geometry_msgs.Vector3(x=x, y=y, z=z)
+    tf.transform.rotation = geometry_msgs.Quaternion(x=qx, y=qy, z=qz, w=qw)
+    tf_pub.publish(tf2_msgs.TFMessage(transforms=[tf]))
+    nodes = [node, tester]
+    try:
+        spin(ctx, nodes, 1.5)
+        assert not chunks, 'a chunk without object poses'
+        send_objects.append(True)
+        assert spin(ctx, nodes, 20.0, until=lambda: len(chunks) >= 2), 'no chunks'
+        np.testing.assert_allclose(node.last_env_state,
+                                   env_state.pose_features(cube_in_base, 'cube'), atol=1e-5)
+    finally:
+        node.destroy_node()
+        tester.destroy_node()
