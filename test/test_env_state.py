@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 
 from graph import spin  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
-from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
+from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
 from vla_nodes.perception import env_state  # noqa: E402
 from vla_nodes.perception.objects import DetectedObject  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
@@ -113,8 +113,8 @@ def test_training_reads_the_environment_state_and_saves_it_in_the_contract(check
     assert a.shape == (16, 7) and not np.allclose(a, b)  # the poses reach the action expert
 
 
-def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(ctx, checkpoint,
-                                                                               one_thread):
+def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(
+        ctx, checkpoint, one_thread):
     with pytest.raises(ContractMismatchError, match='environment_state.*pose_node'):
         PolicyNode(context=ctx, parameter_overrides=[
             ros.Parameter('checkpoint', value=str(checkpoint)),
