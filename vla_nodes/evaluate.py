@@ -254,12 +254,14 @@ def imitation_error(policy, dataset_dir: str | Path, episodes=None, frames: int 
     config = policy.model.config
     data = LeRobotDataset(dataset_dir, config.horizon, config.image_size, use_depth=True,
                           episodes=episodes, crop=policy.contract.get('image_crop'),
-                          feature_map=_as_trained(policy.contract))
+                          feature_map=_as_trained(policy.contract),
+                          env_state=bool(config.env_state_dim))
     errors = []
     for i in np.linspace(0, len(data) - 1, min(frames, len(data))).astype(int):
         sample = data[int(i)]
         obs = {key: sample[key] for key in (contract.OBS_IMAGE, contract.OBS_DEPTH,
-                                            contract.OBS_STATE, contract.OBS_INSTRUCTION)}
+                                            contract.OBS_STATE, contract.OBS_INSTRUCTION,
+                                            contract.OBS_ENV_STATE) if key in sample}
         obs['seed'] = int(i)
         actions = policy.infer(obs)['actions'][:steps, :6]
         errors.append(np.abs(actions - sample[contract.ACTION][:steps, :6]).mean())

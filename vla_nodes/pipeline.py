@@ -23,6 +23,10 @@ import time
 TASK = 'pick_red_cube'
 ACTION_RATE_HZ = 10  # the camera's rate in config/sim.yaml; the dataset fps and chunk step rate
 DEMOS_DONE = 'demos.json'
+# Where the sim's workspace (cube and plate regions, the gripper above them) lies in the scene
+# camera's 320x240 frame, as (top, left, bottom, right) fractions: measured by projecting the
+# regions through SimWorld's camera (u 90-206, v 107-204 px), with a margin.
+WORKSPACE_CROP = (0.3, 0.25, 0.9, 0.72)
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,9 @@ class Setting:
 
     Attributes:
         demos: demos recorded (failed ones are discarded).
-        presets: presets trained (models/presets.py); the first is the headline policy.
+        presets: policies trained, each 'PRESET[+env][+crop]' (models/presets.py; +env: with
+            the object poses from pose_node as input, vla-train --env-state; +crop: on
+            WORKSPACE_CROP); the first is the headline policy.
         steps: training steps per preset.
         batch_size: training batch.
         lr: peak learning rate (short runs need more than the long-run recipes).
@@ -56,10 +62,25 @@ class Setting:
     image_size: int = 0
     crop: tuple = ()
 
-    def run_name(self, preset: str) -> str:
-        """A training run's folder name: the preset, and the input when it is not the preset's."""
-        return preset + (f'_{self.image_size}px' if self.image_size else '') + (
-            '_crop' if self.crop else '')
+    def run_name(self, spec: str) -> str:
+        """A training run's folder name: the spec, and the input when it is not the preset's."""
+        preset, env, crop = parse_spec(spec)
+        return preset + ('_env' if env else '') + (
+            f'_{self.image_size}px' if self.image_size else '') + (
+            '_crop' if crop or self.crop else '')
+
+    def crop_of(self, spec: str) -> tuple:
+        """The crop a policy is trained on: WORKSPACE_CROP for '+crop', else the setting's."""
+        return WORKSPACE_CROP if parse_spec(spec)[2] else tuple(self.crop)
+
+
+def parse_spec(spec: str) -> tuple:
+    """'PRESET[+env][+crop]' -> (preset, env_state, workspace crop)."""
+    preset, *options = spec.split('+')
+    unknown = set(options) - {'env', 'crop'}
+    if unknown:
+        raise ValueError(f'{spec!r}: unknown options {sorted(unknown)} (PRESET[+env][+crop])')
+    return preset, 'env' in options, 'crop' in options
 
 
 # Episodes end at the task's check or after max_seconds of simulated time: the expert picks the
@@ -105,17 +126,19 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
     return dataset
 
 
-def train(dataset: Path, preset: str, out: Path, setting: Setting, progress: bool = True,
+def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool = True,
           seed: int = 0) -> Path:
-    """Train `preset` on the dataset; returns its latest checkpoint directory."""
+    """Train the policy `spec` (parse_spec) on the dataset; returns its latest checkpoint."""
     from vla_nodes.train.train import LATEST, run, TrainConfig
-    run_dir = out / 'runs' / setting.run_name(preset)
+    preset, env_state, _ = parse_spec(spec)
+    run_dir = out / 'runs' / setting.run_name(spec)
     config = TrainConfig(data=(str(dataset),), out=str(run_dir), preset=preset,
+                         env_state=env_state,
                          steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
                          min_lr=setting.lr / 10, warmup=min(100, setting.steps // 10),
                          decay_steps=setting.steps, val_every=max(1, setting.steps // 4),
                          save_every=setting.steps, device='cpu', seed=seed,
-                         image_size=setting.image_size, crop=tuple(setting.crop),
+                         image_size=setting.image_size, crop=setting.crop_of(spec),
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
@@ -171,7 +194,9 @@ def main(argv=None) -> int:
     parser.add_argument('--demos', type=int, help='override the number of demos')
     parser.add_argument('--steps', type=int, help='override the training steps per preset')
     parser.add_argument('--episodes', type=int, help='override the evaluation episodes')
-    parser.add_argument('--presets', nargs='+', help='override the presets')
+    parser.add_argument('--presets', nargs='+', metavar='PRESET[+env][+crop]',
+                        help='override the policies: a preset, +env with the object poses as '
+                             'input, +crop on the workspace')
     parser.add_argument('--max-seconds', type=float, help='simulated s per eval episode')
     parser.add_argument('--image-size', type=int, help="models' input side, px")
     parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
@@ -196,6 +221,12 @@ def main(argv=None) -> int:
     setting = replace(setting, **overrides)
     if setting.demos < 1 or setting.steps < 1 or setting.episodes < 1:
         parser.error('--demos, --steps and --episodes must be >= 1')
+    from vla_nodes.models import presets
+    try:
+        for spec in setting.presets:
+            presets.get(parse_spec(spec)[0])
+    except (KeyError, ValueError) as error:
+        parser.error(str(error).strip('"'))
     main_job(opts.out, setting, opts.progress, opts.resume)
     return 0
 
