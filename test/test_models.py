@@ -1,5 +1,6 @@
 """The model library: flow matching, tiny presets train, full ones count, VLM4VLA, save/load."""
 
+from dataclasses import replace
 import math
 
 import pytest
@@ -335,3 +336,32 @@ def test_backbone_loads_from_a_local_directory_only(tmp_path, family, hf_config,
 def test_backbone_directories_are_never_downloaded():
     with pytest.raises(FileNotFoundError, match='no config.json.*nothing is downloaded'):
         build_backbone(BackboneConfig(pretrained='google/paligemma-3b-pt-224', hf_config={}))
+
+
+# --- the keypoint vision encoder (tiny_pi0_keypoints) -------------------------------------------
+
+def test_spatial_softmax_finds_the_peak():
+    from vla_nodes.models.keypoints import SpatialSoftmax
+    maps = torch.zeros(1, 2, 9, 9)
+    maps[0, 0, 0, 8] = 50.0  # top right
+    maps[0, 1, 4, 4] = 50.0  # centre
+    points = SpatialSoftmax()(maps)[0]
+    assert torch.allclose(points, torch.tensor([[1.0, -1.0], [0.0, 0.0]]), atol=1e-3)
+
+
+def test_the_keypoint_preset_trains_its_encoder_not_the_vision_tower():
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_pi0_keypoints'))
+    config = model.config
+    assert config.vision == 'keypoints' and config.image_size == 84
+    assert not any(p.requires_grad for p in model.backbone.model.vision_tower.parameters())
+    batch = make_batch(config)
+    model.losses(batch)['loss'].backward()
+    grads = [p.grad for p in model.keypoints.trunk.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert sample(model, batch, 1).shape == (2, config.horizon, config.action_dim)
+    # The image reaches the action expert: another image, another chunk.
+    other = {**batch, OBS_IMAGE: batch[OBS_IMAGE].flip(1)}
+    assert not torch.allclose(sample(model, batch, 1), sample(model, other, 1))
+    with pytest.raises(ValueError, match='keypoints'):
+        VLAModel(replace(presets.get('tiny_qdepth_vla'), vision='keypoints'))

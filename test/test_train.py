@@ -497,3 +497,21 @@ def test_fsdp_on_two_cpu_processes_trains_saves_and_resumes_like_ddp(dataset, tm
     assert [m['step'] for m in metrics] == [1, 2, 3] and 'val_loss' in metrics[1]
     policy = VLAPolicy.from_checkpoint(tmp_path / 'fsdp' / 'checkpoints' / 'step_000003')
     assert policy.infer(make_piper_example())['actions'].shape == (16, 7)
+
+
+def test_random_shift_moves_each_samples_images_and_depth_together_and_is_reproducible():
+    from vla_nodes.train.train import random_shift
+    image = torch.arange(8 * 8, dtype=torch.float32).reshape(1, 8, 8)
+    batch = {OBS_IMAGE: image[..., None].expand(4, 8, 8, 3).to(torch.uint8),
+             OBS_DEPTH: image.expand(4, 8, 8).clone(), ACTION: torch.zeros(4, 2, 7)}
+    out = random_shift(batch, 2, step=3, seed=0)
+    again = random_shift(batch, 2, step=3, seed=0)
+    assert all(torch.equal(out[k], again[k]) for k in batch)  # a pure function of (seed, step)
+    assert out[OBS_IMAGE].shape == (4, 8, 8, 3) and out[OBS_IMAGE].dtype == torch.uint8
+    for i in range(4):  # the image moved like its depth, by at most 2 px
+        np.testing.assert_array_equal(out[OBS_IMAGE][i, ..., 0].numpy(), out[OBS_DEPTH][i].numpy())
+        centre = out[OBS_DEPTH][i, 4, 4].item()
+        dy, dx = divmod(int(centre), 8)
+        assert abs(dy - 4) <= 2 and abs(dx - 4) <= 2
+    assert len({out[OBS_DEPTH][i, 4, 4].item() for i in range(4)}) > 1  # samples differ
+    assert random_shift(batch, 0, step=3, seed=0) is batch  # off

@@ -8,7 +8,10 @@ and learned no better than the mean trajectory from 45 demos (research/efficacy-
 while robomimic's and Diffusion Policy's image policies localise objects from ~100-200 demos with
 a convolutional trunk + spatial softmax (Levine et al. 2016, arXiv 1504.00702; Mandlekar et al.
 2021, arXiv 2108.03298). Each of K feature maps becomes one keypoint, the softmax-weighted mean
-pixel position (x, y) in [-1, 1], embedded as a token with a learned per-keypoint embedding.
+pixel position (x, y) in [-1, 1], embedded as a token with a learned per-keypoint embedding; the
+primary camera's keypoints also join the state the action expert reads (VLAModel.state), as
+robomimic feeds them to its policy beside the proprioception: the expert then reads where things
+are directly, not only through the language model's attention.
 Trained from scratch (nothing to download); random-shift augmentation in training
 (train.random_shift) keeps it from memorising pixels.
 """
@@ -53,7 +56,14 @@ class KeypointEncoder(nn.Module):
         self.identity = nn.Parameter(torch.zeros(keypoints, width))
         nn.init.normal_(self.identity, std=0.02)
 
-    def forward(self, images):
+    def points(self, images):
+        """Keypoints (x, y) in [-1, 1] # (B, K, 2) of RGB 0..255 # (B, S, S, 3)."""
         x = images.permute(0, 3, 1, 2).to(self.identity.dtype) / 255.0 - 0.5
-        points = self.softmax(self.trunk(x))  # (B, K, 2)
+        return self.softmax(self.trunk(x))
+
+    def tokens(self, points):
+        """Keypoint tokens # (B, K, D)."""
         return self.embed(points) + self.identity
+
+    def forward(self, images):
+        return self.tokens(self.points(images))

@@ -111,7 +111,7 @@ class VLAModel(nn.Module):
         self.config = config = spatial_streams.resolve(config)
         self.backbone = build_backbone(config.backbone, load_weights=load_backbone)
         width = self.backbone.width
-        self.keypoints = None
+        self.keypoints, self._keypoint_state = None, None
         if config.vision == 'keypoints':
             from vla_nodes.models.keypoints import KeypointEncoder
             self.keypoints = KeypointEncoder(width, config.keypoints)
@@ -130,9 +130,10 @@ class VLAModel(nn.Module):
             if config.mask not in MASKS:
                 raise ValueError(f'unknown mask {config.mask!r}; known: {sorted(MASKS)}')
             _check_shared_attention(self.backbone, config.expert)
+            keypoint_state = 2 * config.keypoints if config.vision == 'keypoints' else 0
             self.head = FlowHead(config.flow, config.expert,
-                                 config.state_dim + config.env_state_dim, config.action_dim,
-                                 config.horizon)
+                                 config.state_dim + config.env_state_dim + keypoint_state,
+                                 config.action_dim, config.horizon)
             for p in unused_vlm_parameters(self.backbone):
                 p.requires_grad_(False)
         elif config.head == 'query':
@@ -170,6 +171,11 @@ class VLAModel(nn.Module):
             if hasattr(self.spatial, 'fuse'):  # Pose-VLA's geometric priors
                 features = self.spatial.fuse(batch, features)
             image = self.backbone.project(features)
+        elif self.keypoints is not None:
+            points = self.keypoints.points(images)  # (B, K, 2)
+            # Read by state(), which losses and sample_actions call right after prefix().
+            self._keypoint_state = points.flatten(1)
+            image = self.keypoints.tokens(points)
         else:
             image = self.embed_images(images)  # (B, Ni, D)
         text, mask = self.backbone.embed_text(list(batch[OBS_INSTRUCTION]), device)
@@ -200,11 +206,14 @@ class VLAModel(nn.Module):
         return self.backbone.embed_images(images)
 
     def state(self, batch):
-        """The flow head's state input: OBS_STATE, then OBS_ENV_STATE when the model takes it."""
+        """The flow head's state input: OBS_STATE, then OBS_ENV_STATE when the model takes it,
+        then the primary camera's keypoints (vision 'keypoints')."""
         device = self.head_device()
         state = batch[OBS_STATE].to(device)
         if self.config.env_state_dim:
             state = torch.cat([state, batch[OBS_ENV_STATE].to(device, state.dtype)], -1)
+        if self.keypoints is not None:  # the primary camera's, from prefix()
+            state = torch.cat([state, self._keypoint_state.to(state.dtype)], -1)
         return state
 
     def losses(self, batch, generator=None, noise=None, time=None, step=0):
