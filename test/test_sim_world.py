@@ -138,6 +138,26 @@ def test_gripper_opening_reaches_target(world, opening):
     assert world.joint_positions()[6] == pytest.approx(opening, abs=1e-3)
 
 
+def test_a_crash_does_not_push_the_fingers_past_the_grippers_stop(world):
+    """The fingers' range is a hard stop, as on the arm: with MuJoCo's soft joint limits an arm
+    crashing with its gripper open read up to 0.10 m, and the driver's feedback guard faulted
+    ("gripper reads 0.0750, outside [-0.005, 0.075]") in an evaluation."""
+    from vla_nodes.arm.feedback_guard import plausible_bounds
+    limits = np.array([[contract.PIPER_LIMITS[n].lower, contract.PIPER_LIMITS[n].upper]
+                       for n in contract.JOINT_NAMES])
+    rng, widest = np.random.default_rng(0), 0.0
+    for seed in (0, 1):
+        world.reset(seed)
+        for _ in range(10):  # random targets across the whole range: the arm hits the table
+            q = rng.uniform(limits[:, 0], limits[:, 1])
+            q[6] = rng.choice([0.0, 0.07])
+            world.set_targets(q)
+            for _ in range(100):
+                world.step(0.01)
+                widest = max(widest, world.joint_positions()[6])
+    assert widest <= plausible_bounds()[1][6], widest
+
+
 def test_set_targets_clamps_to_limits_and_rejects_bad_input(world):
     world.reset(0)
     applied = world.set_targets([4.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.2])

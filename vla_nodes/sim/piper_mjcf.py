@@ -60,6 +60,9 @@ _WORLD_COLLISION = 'contype="1" conaffinity="3"'
 # Stiffer, harder finger-cube contacts (time constant 2 dt, impedance 0.99): a squeezed 4 cm cube
 # reads as a 3.99 cm opening (about 3 cm with MuJoCo's soft defaults).
 _GRIP_CONTACT = 'solref="0.004 1" solimp="0.99 0.999 0.001"'
+# The fingers' stops are hard, like the arm's (with MuJoCo's soft joint limits a crash pushed
+# the open fingers to a 0.10 m opening, which the driver's feedback guard rightly faults).
+_FINGER_STOP = 'solreflimit="0.004 1" solimplimit="0.99 0.999 0.001"'
 # Blue block for pushing (half sizes x, y, z in m): 5 cm wide across the push so that two finger
 # pads 3 cm apart both touch it, which keeps a push straight.
 BLOCK_HALF_SIZE_M = (0.025, 0.02, 0.02)
@@ -122,7 +125,7 @@ def _finger(name: str, side: int) -> str:
     (x, y, z), half = FINGER_PAD_M
     return f"""
 <body name="{name}" gravcomp="1">
-  <joint name="{name}" type="slide" axis="0 {side} 0" range="0 {FINGER_TRAVEL_M}"
+  <joint name="{name}" type="slide" axis="0 {side} 0" range="0 {FINGER_TRAVEL_M}" {_FINGER_STOP}
          armature="0.05" damping="1"/>
   <geom type="box" pos="{_fmt((x, y * side, z))}" size="{_fmt(half)}" rgba="0.3 0.3 0.32 1"
         friction="1.5 0.01 0.001" condim="4" {_GRIP_CONTACT} {_ARM_COLLISION}/>
