@@ -62,3 +62,18 @@ def test_flags_override_the_setting(monkeypatch):
     assert seen['setting'] == pipeline.QUICK and not seen['resume']
     with pytest.raises(SystemExit):
         pipeline.main(['--episodes', '0'])
+
+
+def test_the_benchmark_reports_95_percent_wilson_intervals():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / 'bench' / 'bench_closed_loop.py'
+    spec = importlib.util.spec_from_file_location('bench_closed_loop', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # Published values: 0/10 -> [0, 0.278], 5/10 -> [0.237, 0.763], 41/50 -> [0.692, 0.902].
+    for (k, n), expected in {(0, 10): (0.0, 0.278), (5, 10): (0.237, 0.763),
+                             (41, 50): (0.692, 0.902)}.items():
+        assert bench.wilson(k, n) == pytest.approx(expected, abs=1e-3)
+    table = bench.interval_table([{'name': 'p', 'outcomes': ['success'] * 41 + ['failure'] * 9}])
+    assert '41/50' in table and '69% -  90%' in table
