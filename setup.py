@@ -13,7 +13,7 @@ NODES = ['camera_node', 'depth_node', 'pose_node', 'policy_node', 'arm_driver_no
 CLIS = {
     'vla-launch': 'vla_nodes.ros.launch:main',
     'vla-demo': 'vla_nodes.demo:main',
-    'vla-bag-summary': 'vla_nodes.record.bag:main',
+    'vla-bag-summary': 'vla_nodes.record.bag_read:main',
     'vla-record': 'vla_nodes.record.cli:main',
     'vla-calibrate': 'vla_nodes.perception.calibrate:main',
     'vla-export': 'vla_nodes.record.export:main',

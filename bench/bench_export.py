@@ -19,7 +19,7 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import bag, export
+from vla_nodes.record import bag_read, export
 from vla_nodes.record.bag import BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
@@ -99,7 +99,7 @@ def main() -> None:
         print(f'wrote {args.episodes} bags of {args.seconds:.0f} s ({size_mb(bags):.0f} MB) '
               f'in {time.perf_counter() - start:.1f} s')
         start = time.perf_counter()
-        count = sum(1 for path in sorted(bags.iterdir()) for _ in bag.read_bag(path))
+        count = sum(1 for path in sorted(bags.iterdir()) for _ in bag_read.read_bag(path))
         read_s = time.perf_counter() - start
         print(f'read only: {count} messages in {read_s:.1f} s')
         for codec in export.DEPTH_CODECS:  # LeRobot's 12-bit HEVC depth, lossless 16-bit FFV1

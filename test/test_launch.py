@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from vla_nodes import paths
-from vla_nodes.ros.launch import (
-    declared_args, format_args, format_nodes, LaunchError, load_launch, main, node_arguments,
-    node_class, NodeSpec, resolve_launch_file, run)
+from vla_nodes.ros.launch import main, node_arguments, node_class, run
+from vla_nodes.ros.launch_file import (
+    declared_args, format_args, format_nodes, load_launch, NodeSpec, resolve_launch_file)
+from vla_nodes.ros.launch_schema import LaunchError
 
 DATA = Path(__file__).parent / 'data' / 'launch'
 

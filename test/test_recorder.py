@@ -24,8 +24,9 @@ from vla_nodes import contract, ros
 from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.nodes.teleop_recorder_node import TeleopRecorderNode
-from vla_nodes.record import bag, cli, repair
-from vla_nodes.record.bag import BagError, UNFINISHED_MARKER
+from vla_nodes.record import bag_meta, bag_read, cli, repair
+from vla_nodes.record.bag import UNFINISHED_MARKER
+from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
     audit_episode, EpisodeRecorder, format_audit, next_episode_index, RecorderConfig, TopicStats)
 from vla_nodes.ros import image, local, msgs
@@ -83,13 +84,13 @@ def test_audit_flags_a_stopped_camera_a_gap_and_a_missing_stream(tmp_path):
     assert (instruction['count'], instruction['first_s'], instruction['level']) == (1, 0.0, 'ok')
     assert f'{contract.COLOR_TOPIC}: stopped 1.53 s' in format_audit(audit)
 
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert metadata['audit'] == json.loads(json.dumps(audit))
     assert (metadata['task'], metadata['robot'], metadata['outcome']) == ('pick', 'piper',
                                                                           'success')
     assert metadata['episode_index'] == 0 and metadata['expected_rates_hz'][
         contract.COLOR_TOPIC] == 30.0
-    counts = {t: s['count'] for t, s in bag.summarize(path).items()}
+    counts = {t: s['count'] for t, s in bag_read.summarize(path).items()}
     assert counts == {contract.JOINT_STATES_TOPIC: 340, contract.COLOR_TOPIC: 15,
                       contract.INSTRUCTION_TOPIC: 1}
     assert not (path / UNFINISHED_MARKER).exists()
@@ -274,7 +275,7 @@ def test_node_records_episodes_through_its_services(ctx, tmp_path, calibration):
 
     path = Path(stopped.message)
     assert [p.name for p in (tmp_path / 'out').iterdir()] == [path.name]
-    stats = bag.summarize(path)
+    stats = bag_read.summarize(path)
     camera = [t for t in stats if t.startswith('/camera/camera/')]
     assert sorted(camera) == sorted([contract.COLOR_TOPIC, contract.COLOR_INFO_TOPIC,
                                      contract.DEPTH_TOPIC, contract.DEPTH_INFO_TOPIC])
@@ -283,11 +284,12 @@ def test_node_records_episodes_through_its_services(ctx, tmp_path, calibration):
         assert stats[topic]['count'] > 3, topic
     assert stats[contract.INSTRUCTION_TOPIC]['count'] == 1
     assert stats[contract.TF_STATIC_TOPIC]['count'] == 1
-    leader = [m.position[0] for _, _, _, m in bag.read_bag(
+    leader = [m.position[0] for _, _, _, m in bag_read.read_bag(
         path, [contract.LEADER_JOINT_STATES_TOPIC])]
-    follower = [m.position[0] for _, _, _, m in bag.read_bag(path, [contract.JOINT_STATES_TOPIC])]
+    follower = [m.position[0] for _, _, _, m in bag_read.read_bag(
+        path, [contract.JOINT_STATES_TOPIC])]
     assert min(leader) > 1.0 > max(follower)  # the action and the state, kept apart
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert (metadata['task'], metadata['task_name'], metadata['robot']) == (
         'pick it', 'pick_red_cube', 'piper_test')
     assert metadata['calibration'] == cal
@@ -313,7 +315,7 @@ def test_node_records_a_best_effort_camera(ctx, tmp_path):
     finally:
         graph.close()
         recorder.destroy_node()
-    stats = bag.summarize(Path(started.message))
+    stats = bag_read.summarize(Path(started.message))
     for topic in (contract.COLOR_TOPIC, contract.DEPTH_TOPIC, contract.COLOR_INFO_TOPIC,
                   contract.DEPTH_INFO_TOPIC, contract.JOINT_STATES_TOPIC):
         assert stats[topic]['count'] > 10, topic
@@ -335,7 +337,7 @@ def test_node_reports_a_camera_that_stops(ctx, tmp_path):
     finally:
         graph.close()
         recorder.destroy_node()
-    audit = bag.read_metadata(Path(stopped.message))['audit']
+    audit = bag_meta.read_metadata(Path(stopped.message))['audit']
     assert audit['level'] == 'error'
     for topic in (contract.COLOR_TOPIC, contract.DEPTH_TOPIC, contract.DEPTH_INFO_TOPIC):
         assert audit['topics'][topic]['problems'][0].startswith('stopped '), topic
@@ -413,19 +415,19 @@ def test_sigkill_mid_episode_keeps_every_message_up_to_the_last_flush(tmp_path):
     assert proc.returncode == -signal.SIGKILL and seen == 3
     assert not (path / 'metadata.yaml').exists() and (path / UNFINISHED_MARKER).exists()
     with pytest.raises(BagError, match='vla-record --repair'):
-        bag.summarize(path)
+        bag_read.summarize(path)
 
     assert repair.needs_repair(path)
     assert cli.main(['--repair', str(path)]) == 0
     assert not repair.needs_repair(path)
-    messages = list(bag.read_bag(path))
+    messages = list(bag_read.read_bag(path))
     print(f'flushed {flushed}, recovered {len(messages)}')
     assert len(messages) >= flushed
     joints = [m.position[0] for t, _, _, m in messages if t == contract.JOINT_STATES_TOPIC]
     assert len(joints) > 10 and np.all(np.diff(joints) > 0)  # in order, as published
     images = [m for t, _, _, m in messages if t == contract.COLOR_TOPIC]
     assert images and image.from_msg(images[-1]).shape == (480, 640, 3)
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert metadata['task_name'] == 'crash_test' and metadata['repair']['messages'] == len(
         messages)
     with next(path.glob('*.mcap')).open('rb') as file:
@@ -472,13 +474,13 @@ def test_full_disk_stops_the_episode_clearly_and_keeps_the_earlier_ones(tmp_path
     assert lines['stop'].startswith('False no episode is recording; the last one failed: ')
     assert 'File too large' in err or 'EFBIG' in err or 'OSError(27' in err  # logged
     # the first episode is intact and finished
-    assert bag.summarize(first)[contract.JOINT_STATES_TOPIC]['count'] > 5
-    assert 'audit' in bag.read_metadata(first)
+    assert bag_read.summarize(first)[contract.JOINT_STATES_TOPIC]['count'] > 5
+    assert 'audit' in bag_meta.read_metadata(first)
     # the second is unfinished: repair recovers what was flushed before the disk filled
     assert repair.needs_repair(second) and not repair.needs_repair(first)
     report = repair.repair_bag(second, keep_damaged=False)
     assert report['messages'] > 0 and report['discarded_bytes'] > 0  # a torn record at the end
-    assert bag.summarize(second)[contract.JOINT_STATES_TOPIC]['count'] > 0
+    assert bag_read.summarize(second)[contract.JOINT_STATES_TOPIC]['count'] > 0
     assert sorted(p.name for p in second.iterdir()) == [f'{second.name}.mcap', 'metadata.yaml']
 
 
@@ -620,7 +622,7 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
     assert len(bags) == 5
     seeds = []
     for path in bags:
-        stats = bag.summarize(path)
+        stats = bag_read.summarize(path)
         for topic in (contract.COLOR_TOPIC, contract.COLOR_INFO_TOPIC, contract.DEPTH_TOPIC,
                       contract.DEPTH_INFO_TOPIC, contract.METRIC_DEPTH_TOPIC,
                       contract.EE_POSE_TOPIC, contract.JOINT_STATES_TOPIC,
@@ -628,7 +630,7 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
             assert stats[topic]['count'] > 5, (path, topic)
         assert stats[contract.INSTRUCTION_TOPIC]['count'] == 1
         assert stats[contract.TF_STATIC_TOPIC]['count'] == 1
-        metadata = bag.read_metadata(path)
+        metadata = bag_meta.read_metadata(path)
         assert (metadata['task'], metadata['task_name']) == ('pick up the red cube',
                                                              'pick_red_cube')
         assert metadata['outcome'] in ('success', 'failure')
@@ -637,9 +639,9 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
             contract.COLOR_TOPIC]['count']
         seeds.append(int(metadata['seed']))
         # the expert moved the leader arm and the follower followed
-        leader = np.array([m.position for _, _, _, m in bag.read_bag(
+        leader = np.array([m.position for _, _, _, m in bag_read.read_bag(
             path, [contract.LEADER_JOINT_STATES_TOPIC])])
-        follower = np.array([m.position for _, _, _, m in bag.read_bag(
+        follower = np.array([m.position for _, _, _, m in bag_read.read_bag(
             path, [contract.JOINT_STATES_TOPIC])])
         assert np.ptp(leader[:, :6], axis=0).max() > 0.1
         assert np.ptp(follower[:, :6], axis=0).max() > 0.1

@@ -13,7 +13,8 @@ import pytest
 from vla_nodes import contract
 from vla_nodes.nodes.policy_node import observation_seed
 from vla_nodes.paths import package_share
-from vla_nodes.record.bag import read_bag, read_metadata, summarize
+from vla_nodes.record.bag_meta import read_metadata
+from vla_nodes.record.bag_read import read_bag, summarize
 from vla_nodes.ros import image, launch
 from vla_nodes.ros.msgs import stamp_to_ns
 

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
 def report(bag: Path) -> int:
     """Print the episode summary and save the image strip; 0 when the loop was closed."""
-    from vla_nodes.record.bag import read_bag, summarize
+    from vla_nodes.record.bag_read import read_bag, summarize
     summary = summarize(bag)
     print(f'\n== episode {bag}')
     print(f"{'topic':48s} {'type':36s} {'count':>6s} {'rate Hz':>8s}")

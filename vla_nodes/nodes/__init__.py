@@ -1,24 +1,14 @@
 """One thin ROS adapter per executable; the logic lives in the core packages.
 
-`EXECUTABLES` maps each console script to its node class, so `vla-launch` can build every node of
-a launch file in one process (an explicit dict: grep finds the class).
+Each module here is one console script of setup.py
+(`camera_node = vla_nodes.nodes.camera_node:main`) defining one `ros.Node` subclass. `vla-launch`
+finds the class from the installed console scripts (`ros/executables.py`), so the façade below
+never imports this package.
 """
 
 import sys
 
 from vla_nodes import ros
-
-EXECUTABLES = {
-    'camera_node': 'vla_nodes.nodes.camera_node:CameraNode',
-    'depth_node': 'vla_nodes.nodes.depth_node:DepthNode',
-    'pose_node': 'vla_nodes.nodes.pose_node:PoseNode',
-    'policy_node': 'vla_nodes.nodes.policy_node:PolicyNode',
-    'arm_driver_node': 'vla_nodes.nodes.arm_driver_node:ArmDriverNode',
-    'teleop_recorder_node': 'vla_nodes.nodes.teleop_recorder_node:TeleopRecorderNode',
-    'sim_node': 'vla_nodes.nodes.sim_node:SimNode',
-    'robot_state_node': 'vla_nodes.nodes.robot_state_node:RobotStateNode',
-    'trajectory_relay_node': 'vla_nodes.nodes.trajectory_relay_node:TrajectoryRelayNode',
-}
 
 
 class StartupError(Exception):

@@ -214,12 +214,13 @@ class InProcessGraph:
         return next(n for n in self.nodes if n.get_name() == name)
 
     def _start(self, spec, params_dir: str):
+        from vla_nodes.ros.launch_schema import LaunchError
         cls = self._launch.node_class(spec)
         try:
             return cls(cli_args=self._launch.node_arguments(spec, Path(params_dir)))
         except Exception as err:
-            raise self._launch.LaunchError(f'node {spec.label} failed to start: '
-                                           f'{type(err).__name__}: {err}') from err
+            raise LaunchError(f'node {spec.label} failed to start: '
+                              f'{type(err).__name__}: {err}') from err
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self._ros.ok():
@@ -299,7 +300,7 @@ def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
     """
     from tqdm import tqdm
     from vla_nodes.paths import package_share
-    from vla_nodes.record.bag import read_metadata
+    from vla_nodes.record.bag_meta import read_metadata
     from vla_nodes.ros import Parameter
     args = {'task': task, 'seed': str(seed), 'output_dir': output_dir, **(launch_args or {})}
     results = []

@@ -25,8 +25,8 @@ import threading
 from typing import Any, Mapping
 
 from vla_nodes.record.bag import (
-    BagError, BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE,
-    LATCHED_TOPICS)
+    BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, LATCHED_TOPICS)
+from vla_nodes.record.bag_meta import BagError
 
 OK, WARN, ERROR = 'ok', 'warn', 'error'
 _RANK = {OK: 0, WARN: 1, ERROR: 2}

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from vla_nodes import contract
 from vla_nodes.cli_errors import run_cli
-from vla_nodes.record import bag, sync
+from vla_nodes.record import bag_meta, bag_read, sync
 from vla_nodes.record.bag_read import bag_topics
 from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12,
                                          FFV1_NOTE, LeRobotV3Writer)
@@ -144,7 +144,7 @@ def _check_topics(path: Path, topics: dict, streams: list[_Stream], config: Expo
 
 def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
     """({topic: (type, message count)}, custom metadata) from metadata.yaml alone."""
-    metadata = bag.read_metadata(path)  # a clear BagError for a missing or unfinished bag
+    metadata = bag_meta.read_metadata(path)  # a clear BagError for a missing or unfinished bag
     return bag_topics(path), metadata
 
 
@@ -152,7 +152,7 @@ def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
     """The rate (Hz, rounded) of a camera topic: the median header-stamp period of its first
     `frames` images. Raises ExportError when the bag has fewer than two."""
     stamps = []
-    for _, _, log_ns, msg in bag.read_bag(path, topics=[topic]):
+    for _, _, log_ns, msg in bag_read.read_bag(path, topics=[topic]):
         stamps.append(msgs.stamp_to_ns(msg.header.stamp) or log_ns)
         if len(stamps) == frames:
             break
@@ -196,7 +196,7 @@ def _scan(path: Path, streams: list[_Stream], config: ExportConfig, metadata: di
     values = {s.key: [] for s in streams if s.kind in ('joints', 'pose')}
     sizes, infos, instructions = {}, {}, []
     topics = set(by_topic) | info_topics | {contract.INSTRUCTION_TOPIC}
-    for topic, _, log_ns, msg in bag.read_bag(path, topics=topics):
+    for topic, _, log_ns, msg in bag_read.read_bag(path, topics=topics):
         if topic == contract.INSTRUCTION_TOPIC:
             instructions.append((log_ns, msg.data))
         elif topic in info_topics:
@@ -293,7 +293,7 @@ def _write_frames(path: Path, cams: list[_Stream], picks: dict[str, np.ndarray],
     needed = {key: set(index.tolist()) for key, index in picks.items()}
     done, held = dict.fromkeys(picks, 0), {key: {} for key in picks}
     seen = dict.fromkeys(key_of, 0)
-    for topic, _, _, msg in bag.read_bag(path, topics=list(key_of)):
+    for topic, _, _, msg in bag_read.read_bag(path, topics=list(key_of)):
         key, k = key_of[topic], seen[topic]
         seen[topic] += 1
         if k not in needed[key]:

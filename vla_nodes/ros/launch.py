@@ -9,7 +9,6 @@ With `--processes` each node runs in its own process on the zenoh backend instea
 """
 
 import argparse
-import importlib
 import logging
 import os
 from pathlib import Path
@@ -20,9 +19,10 @@ import time
 import yaml
 
 from vla_nodes.cli_errors import run_cli
-from vla_nodes.ros.launch_file import (  # noqa: F401  (re-exported: the launch API in one place)
-    ArgSpec, declared_args, format_args, format_nodes, LaunchError, load_launch, NodeSpec,
-    PACKAGE, resolve_launch_file)
+from vla_nodes.ros import executables as installed_nodes
+from vla_nodes.ros.launch_file import (
+    declared_args, format_args, format_nodes, load_launch, NodeSpec)
+from vla_nodes.ros.launch_schema import LaunchError
 from vla_nodes.ros.params import read_params_file
 
 _LOG = logging.getLogger('vla_launch')
@@ -68,24 +68,11 @@ def check_params_files(specs: list) -> None:
 
 
 def node_class(spec: NodeSpec, executables: dict | None = None):
-    """Return the class of `spec.executable` from `executables` (default: nodes.EXECUTABLES).
+    """Return the class of `spec.executable` from `executables` (default: the installed ones).
 
-    Values are classes or 'module.path:ClassName' strings.
+    Values are classes, 'module.path:ClassName' or a node module's 'module.path:main' strings.
     """
-    if spec.package != PACKAGE:
-        raise LaunchError(f"{spec.source}: node {spec.label}: package '{spec.package}' cannot "
-                          f'run without ROS; vla-launch starts {PACKAGE} executables only')
-    if executables is None:
-        from vla_nodes.nodes import EXECUTABLES as executables
-    target = executables.get(spec.executable)
-    if target is None:
-        known = ', '.join(sorted(executables))
-        raise LaunchError(f'{spec.source}: node {spec.label}: unknown executable '
-                          f"'{spec.executable}' (known: {known})")
-    if not isinstance(target, str):
-        return target
-    module, _, name = target.partition(':')
-    return getattr(importlib.import_module(module), name)
+    return installed_nodes.node_class(installed_nodes.target(spec, executables))
 
 
 def run(specs: list, duration: float | None = None, executables: dict | None = None) -> list:
@@ -97,7 +84,7 @@ def run(specs: list, duration: float | None = None, executables: dict | None = N
     Args:
         specs: the nodes, from `load_launch`.
         duration: seconds to spin; None spins until Ctrl-C.
-        executables: executable name -> class or 'module:Class'; default nodes.EXECUTABLES.
+        executables: executable name -> class or 'module:Class'; default: the installed ones.
 
     Returns:
         The node objects (destroyed by then), in launch order.
