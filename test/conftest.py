@@ -1,5 +1,7 @@
 """Fixtures shared by the test files."""
 
+import os
+
 import pytest
 
 from vla_nodes.ros import local
@@ -22,3 +24,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope='module')
+def world():
+    """The default simulated scene (320 x 240, as sim_node publishes), one per test module."""
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    from vla_nodes.sim.world import SimConfig, SimWorld
+    sim = SimWorld(SimConfig())
+    yield sim
+    sim.close()

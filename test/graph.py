@@ -1,19 +1,48 @@
-"""Spinning a few nodes of the local backend in a test (shared by the node test files)."""
+"""Driving a few nodes of the local backend in a test: spin them, probe topics, make messages.
+
+Shared by the node test files (fixtures are in conftest.py).
+"""
 
 import time
 
-from vla_nodes.ros import local
+from vla_nodes import contract
+from vla_nodes.ros import local, msgs
+from vla_nodes.ros.msgs import sensor_msgs, std_msgs
 
 
-def spin(ctx, nodes, seconds, until=lambda: False, executor_type=None):
+def spin_executor(executor, seconds, until=lambda: False, every=None) -> bool:
+    """Spin `executor` for `seconds`, or until `until()` holds; call `every()` after each turn.
+
+    Returns whether `until()` holds at the end.
+    """
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not until():
+        executor.spin_once(timeout_sec=min(0.02, max(0.0, end - time.monotonic())))
+        if every is not None:
+            every()
+    return until()
+
+
+def spin(ctx, nodes, seconds, until=lambda: False, executor_type=None) -> bool:
     """Spin `nodes` for `seconds`, or until `until()` holds; return whether it held."""
     executor = (executor_type or local.MultiThreadedExecutor)(context=ctx)
     for node in nodes:
         executor.add_node(node)
-    end = time.monotonic() + seconds
     try:
-        while time.monotonic() < end and not until():
-            executor.spin_once(timeout_sec=0.02)
+        return spin_executor(executor, seconds, until)
     finally:
         executor.shutdown()
-    return until()
+
+
+class Probe:
+    """Collects what a topic carries (keep last 1000: a test reads all it needs)."""
+
+    def __init__(self, node, msg_type, topic, qos=1000):
+        self.msgs = []
+        node.create_subscription(msg_type, topic, self.msgs.append, qos)
+
+
+def joint_state(position, stamp_ns: int = 0, names=contract.JOINT_NAMES):
+    """A JointState of `names` at `position` (rad; gripper in m), stamped `stamp_ns`."""
+    return sensor_msgs.JointState(header=std_msgs.Header(stamp=msgs.ns_to_stamp(int(stamp_ns))),
+                                  name=list(names), position=[float(v) for v in position])

@@ -12,7 +12,7 @@ import can
 import numpy as np
 import pytest
 
-from graph import spin  # test/graph.py
+from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.piper import MILLIDEG_PER_RAD
@@ -34,14 +34,6 @@ JOINT_CTRL_12, GRIPPER_CTRL, MOTOR_ENABLE = 0x155, 0x159, 0x471
 
 def fk(q6):
     return kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6))
-
-
-class Probe:
-    """Collects what a topic carries."""
-
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 1000)
 
 
 class Rig:

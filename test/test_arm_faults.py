@@ -23,7 +23,7 @@ import numpy as np
 from piper_sdk.piper_param.piper_param_manager import C_PiperParamManager
 import pytest
 
-from graph import spin  # test/graph.py
+from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.can_bus import open_bus
@@ -148,12 +148,6 @@ def rigs(ctx):
 @pytest.fixture
 def tester(ctx):
     return local.Node('tester', context=ctx)
-
-
-class Probe:
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 1000)
 
 
 def statuses(probe):

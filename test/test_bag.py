@@ -16,6 +16,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
+from graph import joint_state
 from vla_nodes import contract
 from vla_nodes.record import bag, bag_meta, bag_read, cli, repair
 from vla_nodes.record.bag import BagWriter
@@ -28,12 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000_000_000_000  # ns
 RGB = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 CALIBRATION = {'camera_to_base': np.eye(4)[:3], 'fx': 600.5}
-
-
-def joint_state(i):
-    return sensor_msgs.JointState(header=std_msgs.Header(stamp=msgs.ns_to_stamp(T0 + i)),
-                                  name=list(contract.JOINT_NAMES),
-                                  position=[0.01 * i] * 7)
 
 
 def detections():
@@ -51,7 +46,8 @@ def recording():
         stamp = T0 + round(i * 1e9 / 30)
         items.append((contract.COLOR_TOPIC, image.to_msg(RGB, 'rgb8', stamp, 'cam'), stamp))
     for i in range(200):
-        items.append((contract.JOINT_STATES_TOPIC, joint_state(i), T0 + i * 5_000_000))
+        items.append((contract.JOINT_STATES_TOPIC, joint_state([0.01 * i] * 7, T0 + i),
+                      T0 + i * 5_000_000))
     point = trajectory_msgs.JointTrajectoryPoint(positions=[0.1] * 7)
     point.time_from_start.nanosec = 100_000_000
     items.append((contract.ACTION_CHUNK_TOPIC,
@@ -319,7 +315,7 @@ def snapshot_while_open(tmp_path, count=20, metadata=None):
     """A copy of an open bag once `count` messages are flushed: what SIGKILL would leave."""
     writer = BagWriter(tmp_path / 'open', flush_period_s=0.05, metadata=metadata)
     for i in range(count):
-        writer.write(contract.JOINT_STATES_TOPIC, joint_state(i), T0 + i)
+        writer.write(contract.JOINT_STATES_TOPIC, joint_state([0.01 * i] * 7, T0 + i), T0 + i)
     wait_until(lambda: writer.flushed == count)
     copy = tmp_path / 'killed'
     shutil.copytree(writer.path, copy)
@@ -343,7 +339,7 @@ def test_a_flushed_bag_survives_its_process_and_is_repaired(tmp_path):
     assert sorted(p.name for p in killed.iterdir()) == [
         'killed.mcap', 'killed.mcap.damaged', 'metadata.yaml']
     got = list(bag_read.read_bag(killed))
-    assert [m for _, _, _, m in got] == [joint_state(i) for i in range(20)]
+    assert [m for _, _, _, m in got] == [joint_state([0.01 * i] * 7, T0 + i) for i in range(20)]
     assert [s for _, _, s, _ in got] == [T0 + i for i in range(20)]
     metadata = bag_meta.read_metadata(killed)
     assert metadata['task'] == 'pick' and metadata['repair']['messages'] == 20
@@ -442,7 +438,7 @@ def test_queue_bounded_in_bytes_counts_drops_per_topic(tmp_path):
     writer.write('/t', std_msgs.String(data='first'), T0)
     busy.wait()  # the writer thread is stuck in the disk with the first message
     results = [writer.write(contract.COLOR_TOPIC, big, T0 + i) for i in range(4)]
-    results.append(writer.write(contract.JOINT_STATES_TOPIC, joint_state(0), T0))
+    results.append(writer.write(contract.JOINT_STATES_TOPIC, joint_state([0.0] * 7, T0), T0))
     # the joint state fits in the reserve of small messages: images are dropped first
     assert results == [True, True, False, False, True]
     assert writer.pending == (3, 2 * (921_600 + bag.MESSAGE_OVERHEAD_BYTES)

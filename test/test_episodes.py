@@ -84,10 +84,6 @@ def test_a_synchronous_worker_is_done_when_submit_returns():
     worker.close()
 
 
-def _spin(ctx, nodes, until, seconds=10.0) -> bool:
-    return graph.spin(ctx, nodes, seconds, until, local.SingleThreadedExecutor)
-
-
 def _chunk(sec: int):
     msg = trajectory_msgs.JointTrajectory(joint_names=list(contract.JOINT_NAMES))
     msg.header.stamp = ns_to_stamp(sec * 1_000_000_000)
@@ -111,10 +107,11 @@ def test_the_trajectory_relay_drops_chunks_observed_before_the_episode_start(ctx
     chunks = probe.create_publisher(trajectory_msgs.JointTrajectory,
                                     contract.ACTION_CHUNK_TOPIC, 10)
     try:
-        assert _spin(ctx, [relay, probe], lambda: relay._episode_start_ns > 0)
+        assert graph.spin(ctx, [relay, probe], 10.0, lambda: relay._episode_start_ns > 0,
+                          local.SingleThreadedExecutor)
         chunks.publish(_chunk(7))   # observed in the previous episode
         chunks.publish(_chunk(11))
-        assert _spin(ctx, [relay, probe], lambda: relayed)
+        assert graph.spin(ctx, [relay, probe], 10.0, lambda: relayed, local.SingleThreadedExecutor)
     finally:
         relay.destroy_node()
         probe.destroy_node()
@@ -132,7 +129,8 @@ def test_the_recorder_announces_each_episode_it_starts(ctx, tmp_path):
     try:
         before = recorder.get_clock().now().nanoseconds
         path = recorder.start_episode()
-        assert _spin(ctx, [recorder, probe], lambda: starts)
+        assert graph.spin(ctx, [recorder, probe], 10.0, lambda: starts,
+                          local.SingleThreadedExecutor)
         recorder.discard_episode()
     finally:
         recorder.destroy_node()

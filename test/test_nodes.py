@@ -3,33 +3,15 @@
 The arm driver's tests are in test_arm_driver.py, the camera's in test_camera.py.
 """
 
-import time
 
 import numpy as np
 
+from graph import Probe, spin
 from vla_nodes import contract
 from vla_nodes.nodes.depth_node import DepthNode
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.ros import image, local
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs
-
-
-def spin(ctx, nodes, seconds):
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-    executor.shutdown()
-
-
-class Probe:
-    """Collects what a topic carries."""
-
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 100)
 
 
 # --- depth_node ----------------------------------------------------------------------------------

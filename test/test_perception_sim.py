@@ -17,16 +17,8 @@ from vla_nodes.perception import align  # noqa: E402
 from vla_nodes.perception.depth import metres_to_mm, mm_to_metres  # noqa: E402
 from vla_nodes.perception.objects import DEFAULT_CLASSES, ObjectDetector, reduce_yaw  # noqa: E402
 from vla_nodes.sim.tasks import TASKS  # noqa: E402
-from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 SEEDS = (0, 1, 2, 3)
-
-
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())  # 320 x 240, as sim_node publishes by default
-    yield sim
-    sim.close()
 
 
 def camera_frame(world):

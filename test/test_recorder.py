@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from graph import joint_state
 from vla_nodes import contract, ros
 from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
@@ -36,12 +37,6 @@ from vla_nodes.ros.msgs import (
 REPO = Path(__file__).resolve().parents[1]
 S = 1_000_000_000  # ns per second
 T0 = 1_700_000_000 * S
-
-
-def joint_state(i, stamp_ns=0):
-    msg = sensor_msgs.JointState(name=list(contract.JOINT_NAMES), position=[0.001 * i] * 7)
-    msg.header.stamp = msgs.ns_to_stamp(stamp_ns)
-    return msg
 
 
 # --- the core: EpisodeRecorder and its audit -----------------------------------------------------
@@ -62,7 +57,8 @@ def test_audit_flags_a_stopped_camera_a_gap_and_a_missing_stream(tmp_path):
     path = recorder.start(T0, {'task': 'pick'})
     rgb = image.to_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8')
     # joint states: 2 s at 200 Hz with 60 messages (0.3 s) missing in the middle
-    stream(recorder, contract.JOINT_STATES_TOPIC, joint_state, 200.0, 0.0, 2.0,
+    stream(recorder, contract.JOINT_STATES_TOPIC, lambda i: joint_state([0.001 * i] * 7), 200.0,
+           0.0, 2.0,
            skip=range(200, 260))
     stream(recorder, contract.COLOR_TOPIC, lambda i: rgb, 30.0, 0.0, 0.5)  # camera dies at 0.5 s
     episode = recorder.stop(T0 + 2 * S, {'outcome': 'success'})
@@ -114,7 +110,7 @@ def test_episodes_numbered_discarded_and_never_two_at_once(tmp_path):
     first = recorder.start(T0)
     with pytest.raises(RuntimeError, match='already recording'):
         recorder.start(T0)
-    recorder.on_message('/joint_states', joint_state(0), T0 + 1)
+    recorder.on_message('/joint_states', joint_state([0.0] * 7), T0 + 1)
     assert recorder.stop(T0 + S).path == first
     second = recorder.start(T0 + 2 * S)
     assert recorder.discard() == second and not second.exists()
@@ -175,8 +171,8 @@ class Robot:
 
     def _joints(self):
         self.i += 1
-        self.joints.publish(joint_state(self.i))
-        self.leader.publish(joint_state(self.i + 1000))
+        self.joints.publish(joint_state([0.001 * self.i] * 7))
+        self.leader.publish(joint_state([0.001 * (self.i + 1000)] * 7))
         self.pose.publish(geometry_msgs.PoseStamped())
 
     def _camera(self):
@@ -605,7 +601,7 @@ def test_vla_record_without_a_recorder_says_what_to_do(capsys):
 def test_vla_record_repair_leaves_finished_bags_alone(tmp_path, capsys):
     recorder = EpisodeRecorder(RecorderConfig(tmp_path))
     path = recorder.start(T0)
-    recorder.on_message(contract.JOINT_STATES_TOPIC, joint_state(1), T0 + 1)
+    recorder.on_message(contract.JOINT_STATES_TOPIC, joint_state([0.001] * 7), T0 + 1)
     recorder.stop(T0 + 2)
     before = sorted(p.name for p in path.iterdir())
     assert cli.main(['--repair', str(path)]) == 0

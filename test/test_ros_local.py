@@ -5,21 +5,16 @@ import time
 
 import pytest
 
+from graph import spin_executor
 from vla_nodes.ros import local, params as P
 from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
 from vla_nodes.ros.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 
-def spin_for(executor, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=end - time.monotonic())
-
-
 def drain(node):
     executor = local.SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
-    spin_for(executor, 0.05)
+    spin_executor(executor, 0.05)
 
 
 def test_keep_last_drops_the_oldest(ctx):
@@ -86,7 +81,7 @@ def test_timer_fires_at_its_period(ctx, executor_cls):
     node.create_timer(0.02, lambda: stamps.append(time.monotonic()))
     executor = executor_cls(context=ctx)
     executor.add_node(node)
-    spin_for(executor, 0.5)
+    spin_executor(executor, 0.5)
     executor.shutdown()
     assert 20 <= len(stamps) <= 26
     periods = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -114,7 +109,7 @@ def test_callback_groups_under_the_multi_threaded_executor(ctx, group_cls, expec
     executor.add_node(node)
     for topic in ('a', 'b'):
         node.create_publisher(std_msgs.String, topic, 10).publish(std_msgs.String())
-    spin_for(executor, 0.3)
+    spin_executor(executor, 0.3)
     executor.shutdown()
     assert peak[0] == expected
 

@@ -15,16 +15,9 @@ import pytest  # noqa: E402
 
 from vla_nodes.sim import expert, tasks  # noqa: E402
 from vla_nodes.sim.episode import Episode, FAILURE, RUNNING, SUCCESS  # noqa: E402
-from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
+from vla_nodes.sim.world import SimWorld  # noqa: E402
 
 OBJECTS = ('cube', 'plate', 'block')
-
-
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())
-    yield sim
-    sim.close()
 
 
 def _poses(sim: SimWorld) -> dict:

@@ -22,13 +22,6 @@ from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 READY = np.array(contract.READY_POSITIONS)
 
 
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())
-    yield sim
-    sim.close()
-
-
 def _set_arm_qpos(sim: SimWorld, q6) -> None:
     """Teleport the arm joints (rad) and recompute kinematics, without physics."""
     for name, value in zip(contract.ARM_JOINTS, q6):
