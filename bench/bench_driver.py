@@ -23,12 +23,14 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
+from vla_nodes.arm.piper_protocol import (
+    GRIPPER_CTRL, JOINT_CTRL, MOTION_CTRL_1, MOTION_CTRL_2, MOTOR_ENABLE)
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.ros import local
 from vla_nodes.ros.msgs import diagnostic_msgs, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
-COMMAND_IDS = {0x150, 0x151, 0x155, 0x156, 0x157, 0x159, 0x471}
+COMMAND_IDS = {MOTION_CTRL_1, MOTION_CTRL_2, *JOINT_CTRL, GRIPPER_CTRL, MOTOR_ENABLE}
 
 
 class FrameCounter:

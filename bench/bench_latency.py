@@ -25,13 +25,14 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
+from vla_nodes.arm.piper_protocol import JOINT_CTRL
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.nodes.policy_node import PolicyNode
 from vla_nodes.ros import image, local
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
-JOINT_CTRL_12 = 0x155
+JOINT_CTRL_12 = JOINT_CTRL[0]
 _ids = itertools.count()
 
 

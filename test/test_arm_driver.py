@@ -15,7 +15,7 @@ import pytest
 from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
-from vla_nodes.arm.piper import MILLIDEG_PER_RAD
+from vla_nodes.arm.piper_protocol import GRIPPER_CTRL, JOINT_CTRL, MILLIDEG_PER_RAD, MOTOR_ENABLE
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, OK, WARN
 from vla_nodes.ros import local
@@ -29,7 +29,7 @@ pytestmark = [
 ]
 _channels = itertools.count()
 READY = np.array(contract.READY_POSITIONS)          # joint1 0.0 ... gripper 0.05 m
-JOINT_CTRL_12, GRIPPER_CTRL, MOTOR_ENABLE = 0x155, 0x159, 0x471
+JOINT_CTRL_12 = JOINT_CTRL[0]
 
 
 def fk(q6):

@@ -27,13 +27,16 @@ from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.can_bus import open_bus
-from vla_nodes.arm.piper import MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig, wait_for
+from vla_nodes.arm.piper import PiperArm, PiperConfig, wait_for
+from vla_nodes.arm.piper_protocol import (
+    ARM_SENT_IDS, GRIPPER_CTRL, GRIPPER_FEEDBACK, JOINT_CTRL, JOINT_FEEDBACK, MICROMETRE_PER_M,
+    MILLIDEG_PER_RAD)
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, WARN
 from vla_nodes.ros import launch, local
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import ARM_SENT_IDS, KinematicPlant, PiperFirmware
+from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 from vla_nodes.sim.piper_mjcf import robot_mjcf
 
 pytestmark = [
@@ -42,10 +45,8 @@ pytestmark = [
 ]
 _channels = itertools.count()
 READY = np.array(contract.READY_POSITIONS)          # joint1 0.0, joint2 1.2, ... gripper 0.05 m
-JOINT_CTRL = (0x155, 0x156, 0x157)                  # joints 1-2, 3-4, 5-6 (0.001 deg)
-GRIPPER_CTRL = 0x159
-JOINT_FEEDBACK_12, JOINT_FEEDBACK_34 = 0x2A5, 0x2A6
-ZEROED_FEEDBACK = (0x2A5, 0x2A6, 0x2A7, 0x2A8)
+JOINT_FEEDBACK_12, JOINT_FEEDBACK_34 = JOINT_FEEDBACK[:2]
+ZEROED_FEEDBACK = (*JOINT_FEEDBACK, GRIPPER_FEEDBACK)
 
 
 def fk(q6):

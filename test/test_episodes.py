@@ -19,19 +19,18 @@ import pytest  # noqa: E402
 
 import graph  # noqa: E402  (test/graph.py)
 from vla_nodes import contract, ros  # noqa: E402
+from vla_nodes.arm.piper_protocol import JOINT_CTRL, JOINT_FEEDBACK, MILLIDEG_PER_RAD  # noqa: E402
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower  # noqa: E402
 from vla_nodes.nodes.policy_node import ObservationBuffer  # noqa: E402
 from vla_nodes.ros import local, qos_profile_latched  # noqa: E402
 from vla_nodes.ros.msgs import (ns_to_stamp, sensor_msgs, stamp_to_ns, std_msgs,  # noqa: E402
                                 std_srvs, trajectory_msgs)
-from vla_nodes.sim.piper_can import JOINT_CTRL, JOINT_FEEDBACK  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(ros.BACKEND != 'local', reason='lock-step runs on the local backend'),
     pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning'),
 ]
 _channels = itertools.count()
-MILLIDEG_PER_RAD = 180_000.0 / np.pi
 
 
 # --- pure logic ----------------------------------------------------------------------------------

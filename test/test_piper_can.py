@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from vla_nodes import contract
-from vla_nodes.arm.piper import (MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig,
-                                 PiperConnectionError, wait_for)
+from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError, wait_for
+from vla_nodes.arm.piper_protocol import MICROMETRE_PER_M, MILLIDEG_PER_RAD
 from vla_nodes.sim.leader import LeaderArm
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 

@@ -20,8 +20,8 @@ import struct
 
 import can
 
-# Feedback ids an arm sends (0x2A1 status ... 0x2A8 gripper): always 8 data bytes.
-FEEDBACK_IDS = range(0x2A1, 0x2A9)
+from vla_nodes.arm.piper_protocol import FEEDBACK_IDS
+
 LOOPBACK = '127.0.0.1'
 ANY_INTERFACE = ('', '0.0.0.0')
 # SO_TIMESTAMPNS (python-can asks for kernel receive stamps when the platform has them).

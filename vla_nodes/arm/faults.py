@@ -19,7 +19,6 @@ ARM_STATUS_NAMES = {
     0x0C: 'teach replay', 0x0D: 'teach paused', 0x0E: 'main controller over temperature',
     0x0F: 'discharge resistor over temperature',
 }
-ARM_STATUS_ESTOP = 0x01
 # Statuses after which the arm must not be driven until someone looked at it.
 FAULT_STATUSES = frozenset({0x01, 0x05, 0x06, 0x07, 0x09, 0x0A, 0x0E, 0x0F})
 # 0x2A1 bytes 6-7, err_code: bits 0-5 joint 1-6 communication error, bits 8-13 angle limit.

@@ -28,11 +28,12 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.driver_params import RANGES, refusal
-from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, ArrivalClock, driver_state, FaultMonitor,
-                                  status_name, warnings_of)
+from vla_nodes.arm.faults import (ArrivalClock, driver_state, FaultMonitor, status_name,
+                                  warnings_of)
 from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
+from vla_nodes.arm.piper_protocol import ARM_ESTOP
 from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
@@ -261,7 +262,7 @@ class ArmDriverNode(ros.Node):
                 pass  # dry_run sends nothing, not even the enable frame
             elif not enable:
                 self._arm.disable()
-            elif self._estopped or self._arm.status()['arm_status'] == ARM_STATUS_ESTOP:
+            elif self._estopped or self._arm.status()['arm_status'] == ARM_ESTOP:
                 # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
                 self._arm.resume(self._enable_timeout, self._believed_gripper())
             else:

@@ -17,7 +17,7 @@ queues without limit: `send()` drains it each time, so call it at a steady rate.
 import can
 import numpy as np
 
-from vla_nodes.arm.piper import gripper_to_sdk, joints_to_sdk, sdk_to_positions
+from vla_nodes.arm.piper_protocol import gripper_to_sdk, joints_to_sdk, sdk_to_positions
 
 CTRL_MODE_CAN, MOVE_J, POSITION_VELOCITY = 0x01, 0x01, 0x00
 ALL_MOTORS, MOTOR_ENABLE = 7, 0x02
