@@ -90,29 +90,6 @@ class Chunk:
                      np.vstack([anchor, self.positions]))
 
 
-def select_joints(names, rows, joints) -> np.ndarray:
-    """Rows of values ordered like `names`, reordered to `joints`: (N, len(joints)) float.
-
-    Args:
-        names: the joint names of the message (e.g. JointTrajectory.joint_names); may hold
-            more joints than `joints` (a bimanual chunk) in any order.
-        rows: N sequences of len(names) values.
-        joints: the joints this arm needs, in its order.
-
-    Raises:
-        ValueError: a joint of `joints` is missing, or a row has the wrong length.
-    """
-    index = {n: i for i, n in enumerate(names)}
-    missing = [j for j in joints if j not in index]
-    if missing:
-        raise ValueError(f'joints {missing} missing from {list(names)}')
-    wrong = [len(r) for r in rows if len(r) != len(names)]
-    if wrong:
-        raise ValueError(f'{wrong[0]} values for {len(names)} joint names')
-    order = [index[j] for j in joints]
-    return np.array([[row[i] for i in order] for row in rows], dtype=np.float64)
-
-
 def smoothstep(s) -> np.ndarray:
     """Blend weight 3s^2 - 2s^3 of s clipped to [0, 1]: 0 -> 1 with zero slope at both ends."""
     s = np.clip(np.asarray(s, dtype=np.float64), 0.0, 1.0)

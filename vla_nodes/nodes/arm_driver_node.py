@@ -35,9 +35,10 @@ from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
 from vla_nodes.arm.piper_protocol import ARM_ESTOP
 from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
-from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
+from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.ros.convert import joint_positions, select_joints
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
 
@@ -206,7 +207,7 @@ class ArmDriverNode(ros.Node):
 
     def _on_target(self, msg) -> None:
         try:
-            q = select_joints(msg.name, [msg.position], self._joints)[0]
+            q = joint_positions(msg, self._joints)
             self._follower.set_target(q, self.get_clock().now().nanoseconds)
         except ValueError as err:
             self._reject(f'joint command rejected, arm holds: {err}')

@@ -24,6 +24,7 @@ from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros import image
+from vla_nodes.ros.convert import joint_positions
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
 
 # Parameters and their defaults; config/<robot>.yaml overrides them.
@@ -66,12 +67,11 @@ class PoseNode(ros.Node):
     def _on_joints(self, msg) -> None:
         if not self._wanted(contract.EE_POSE_TOPIC):
             return
-        index = {name: i for i, name in enumerate(msg.name)}
-        if not all(j in index for j in self._joints) or len(msg.position) != len(msg.name):
-            self.get_logger().warning(f'joint_states lacks {self._joints} or positions',
-                                      throttle_duration_sec=5.0)
+        try:
+            q = joint_positions(msg, self._joints)
+        except ValueError as err:
+            self.get_logger().warning(f'joint_states dropped: {err}', throttle_duration_sec=5.0)
             return
-        q = np.array([msg.position[index[j]] for j in self._joints])
         if not np.all(np.isfinite(q)):
             return
         pose = geometry_msgs.PoseStamped()
