@@ -102,6 +102,11 @@ NOMINAL_RATES = {
     JOINT_STATES_TOPIC: 200.0,
     DIAGNOSTICS_TOPIC: 1.0,
 }
+# Chunk steps per second when nothing else says: the simulated camera's rate (config/sim.yaml
+# camera_rate_hz), so the dataset exported from sim demos (its fps), the checkpoint trained on it
+# and policy_node's `action_rate_hz` agree. A checkpoint carries its own rate (its dataset fps)
+# and policy_node refuses one that differs from its parameter, so a mismatch is never silent.
+ACTION_RATE_HZ = 10.0
 
 # --- frames -------------------------------------------------------------------------------------
 BASE_FRAME = 'base_link'

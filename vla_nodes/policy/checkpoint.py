@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, GRIPPER_JOINT, JOINT_NAMES, OBS_STATE
+from vla_nodes.contract import ACTION, ACTION_RATE_HZ, GRIPPER_JOINT, JOINT_NAMES, OBS_STATE
 from vla_nodes.policy.transforms import check_crop, stats_from_dict, stats_to_dict
 
 POLICY_FILE = 'policy.json'
 FORMAT_VERSION = 1
-DEFAULT_ACTION_RATE_HZ = 15.0  # DepthVLA's real-robot rate: a 16-step chunk spans about 1 s
 
 
 class ContractMismatchError(ValueError):
@@ -34,7 +33,7 @@ def joint_units(joint_names):
     return ['m' if n.endswith(GRIPPER_JOINT) else 'rad' for n in joint_names]
 
 
-def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
+def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
                   joint_names=JOINT_NAMES, image_crop=None, dataset_features=None):
     """The robot contract as a JSON-ready dict.
 
