@@ -1,6 +1,10 @@
 """Fixtures shared by the test files."""
 
+import importlib
 import os
+from pathlib import Path
+import shutil
+import subprocess
 
 import pytest
 
@@ -34,3 +38,29 @@ def world():
     sim = SimWorld(SimConfig())
     yield sim
     sim.close()
+
+
+@pytest.fixture
+def ament_linter(monkeypatch):
+    """Run ament linter `name` (pep257, copyright, xmllint) over the package; return its status.
+
+    The linter's own code runs either way: imported, where ROS puts it on the path (`colcon
+    test`), else its Debian command (`scripts/setup.sh` installs python3-ament-<name>), whose
+    system python has the linter's dependencies (pydocstyle, xmllint) the venv does not.
+    """
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+
+    def run(name: str, argv: list) -> int:
+        try:
+            main = importlib.import_module(f'ament_{name}.main').main
+        except ImportError:
+            command = shutil.which(f'ament_{name}') or f'/usr/bin/ament_{name}'
+            if not Path(command).is_file():
+                pytest.fail(f'ament_{name} is not installed: run scripts/setup.sh '
+                            f'(apt-get install python3-ament-{name})')
+            result = subprocess.run([command, *argv], capture_output=True, text=True)
+            print(result.stdout + result.stderr)  # shown by pytest when the test fails
+            return result.returncode
+        return main(argv=argv)
+    return run

@@ -89,8 +89,11 @@ class Listener:
 
 
 class ZeroFeedbackFirmware(PiperFirmware):
-    """The real firmware, but its joint and gripper frames (0x2A5-0x2A8) carry zeros until
-    `zeros_until` (time.monotonic()): the start-up fault of issue 12. End pose stays right."""
+    """The real firmware, but its joint and gripper frames (0x2A5-0x2A8) carry zeros for a while.
+
+    Zeros until `zeros_until` (time.monotonic()): the start-up fault of issue 12. End pose stays
+    right.
+    """
 
     zeros_until = 0.0
 

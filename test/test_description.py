@@ -1,5 +1,8 @@
-"""The robot description (description/) against its sources: piper_sdk's FK, the driver's limits,
-check_urdf, MuJoCo's URDF importer; robot_state_node's /tf; the chunk relay; gazebo.launch.yaml."""
+"""The robot description (description/) against its sources.
+
+Sources: piper_sdk's FK, the driver's limits, check_urdf, MuJoCo's URDF importer; also
+robot_state_node's /tf, the chunk relay and gazebo.launch.yaml.
+"""
 
 import math
 from pathlib import Path

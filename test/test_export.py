@@ -124,8 +124,10 @@ def exported(tmp_path_factory):
 
 
 def lerobot_depth_mm(codes, info):
-    """LeRobot 0.6.1's dequantize_depth (lerobot/datasets/depth_utils.py) restated: 12-bit codes
-    -> millimetres with the quantiser in the feature's info (metres)."""
+    """LeRobot 0.6.1's dequantize_depth (lerobot/datasets/depth_utils.py), restated.
+
+    12-bit codes -> millimetres with the quantiser in the feature's info (metres).
+    """
     lo, hi, shift = (info[f'video.{k}'] for k in ('depth_min', 'depth_max', 'shift'))
     assert info['video.use_log'] is True
     log_lo, log_hi = math.log(lo + shift), math.log(hi + shift)
@@ -265,8 +267,11 @@ def test_rows_and_frames_are_the_as_of_picks(exported):
 
 
 def test_depth_is_lerobots_encoding_within_the_quantisation_error(exported):
-    """The stored depth video, decoded independently (PyAV, LeRobot's formula restated), is the
-    recorded depth within half a 12-bit code step; invalid pixels (0) stay exactly 0."""
+    """The stored depth video, decoded independently, is the recorded depth within half a step.
+
+    Decoded with PyAV and LeRobot's formula restated; the step is a 12-bit code; invalid pixels
+    (0) stay exactly 0.
+    """
     out, truth, report = exported
     info = read_json(out / 'meta/info.json')['features'][DEPTH_KEY]['info']
     codes = np.stack(decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray12le'))
@@ -359,8 +364,10 @@ def test_stats_match_the_data(exported):
 
 
 def test_the_rate_defaults_to_the_cameras(tmp_path):
-    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row (a 30 Hz default repeated
-    every frame three times); --fps still overrides it."""
+    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row; --fps still overrides it.
+
+    A 30 Hz default repeated every frame three times.
+    """
     write_episode(tmp_path / 'ep', 2.0, 8, camera_hz=10)
     report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(progress=False))
     assert report['fps'] == read_json(tmp_path / 'ds/meta/info.json')['fps'] == 10

@@ -1,5 +1,7 @@
-"""depth_node and pose_node on the local backend with real parts: MuJoCo frames, a tiny random
-Depth Anything model saved with save_pretrained and loaded from a folder, sim ground truth.
+"""The depth_node and pose_node on the local backend with real parts.
+
+Real parts: MuJoCo frames, a tiny random Depth Anything model saved with save_pretrained and
+loaded from a folder, sim ground truth.
 
 Waits are "until the message arrives or a generous timeout", never a tight wall-clock figure.
 """

@@ -1,5 +1,6 @@
-"""The real-robot launch files and parameter files: they resolve, and every value is one a node
-declares with that type. (They cannot run here: no arm, no camera.)
+"""The real-robot launch and parameter files resolve, and every value is one a node declares.
+
+With that type, too. (They cannot run here: no arm, no camera.)
 
 Each parameter file section is loaded into the real node class, the hardware swapped for what a
 test has: the arm driver talks to the simulated Piper on a virtual CAN bus, the camera replays a

@@ -264,8 +264,10 @@ MY_JOINT_MAP = tuple(f'{n}:my_{n}' for n in contract.ARM_JOINTS) + (
 
 @pytest.fixture(scope='module')
 def my_robot_file(tmp_path_factory):
-    """The built-in Piper saved as a user's robot-only MJCF with other joint names, and the
-    gripper driven like menagerie's: a position actuator on one finger, the other coupled."""
+    """The built-in Piper saved as a user's robot-only MJCF with other joint names.
+
+    The gripper is driven like menagerie's: a position actuator on one finger, the other coupled.
+    """
     robot = mujoco.MjSpec.from_string(piper_mjcf.robot_mjcf())
     spec = mujoco.MjSpec()
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -329,8 +331,11 @@ def test_bad_joint_map_names_the_problem(my_robot_file, joint_map, message):
 
 
 def test_fingers_with_negative_strokes_on_a_tendon_open_by_the_opening(tmp_path):
-    """A gripper like older menagerie files: the second finger's range is negative and one
-    actuator drives a tendon over both (coefficients +1, -1)."""
+    """A gripper like older menagerie files.
+
+    The second finger's range is negative and one actuator drives a tendon over both
+    (coefficients +1, -1).
+    """
     links = ''.join(f'<body name="l{i}" pos="0 0 0.05"><joint name="a{i}" axis="0 0 1" '
                     f'range="-3 3"/><geom type="capsule" size="0.01" fromto="0 0 0 0 0 0.05"/>'
                     for i in range(1, 7))

@@ -663,8 +663,10 @@ def replace_spatial_path(config, path):
 
 
 def test_depth_pretraining_trains_the_vlas_own_depth_stream():
-    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone, and alone it
-    computes what it computes inside the VLA (block-wise mask: depth sees only depth)."""
+    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone.
+
+    Alone it computes what it computes inside the VLA (block-wise mask: depth sees only depth).
+    """
     from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
     from vla_nodes.models import presets
     from vla_nodes.models.vla import VLAModel

@@ -30,7 +30,7 @@ TASKS = ('pick up the cube', 'push the cube')
 
 
 def joints(episode):
-    """Follower state of an episode, rad / m. # (FRAMES, 7)"""
+    """Follower state of an episode, rad / m: (FRAMES, 7)."""
     t = np.arange(FRAMES)[:, None] / FPS
     return (np.asarray(READY_POSITIONS) + 0.1 * np.sin(t + np.arange(7) + episode)).astype(
         np.float32)

@@ -10,8 +10,7 @@ from typing import Callable
 
 
 class InputError(Exception):
-    """Input a tool cannot use (a damaged bag, a wrong launch file); the message says what to do.
-    """
+    """Input a tool cannot use (a damaged bag, a bad launch file); the message says what to do."""
 
 
 def one_line(text) -> str:

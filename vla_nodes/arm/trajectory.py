@@ -186,8 +186,11 @@ class TrajectoryFollower:
         self._fade_from = None
 
     def start_episode(self, start_ns: int) -> None:
-        """A new episode starts at `start_ns`: forget the trajectory, its blend and the order
-        of earlier chunks, and refuse every chunk observed before `start_ns` from now on."""
+        """Start a new episode at `start_ns`.
+
+        Forget the trajectory, its blend and the order of earlier chunks, and refuse every chunk
+        observed before `start_ns` from now on.
+        """
         self.clear()
         self._newest_start_ns = None
         self._episode_start_ns = int(start_ns)
@@ -197,7 +200,7 @@ class TrajectoryFollower:
         self._chunk = self._fade_from = None
 
     def positions(self, times_ns) -> np.ndarray:
-        """Commanded positions (M, J) at absolute times (M,) ns; the trajectory must be active."""
+        """The commanded trajectory (M, J) at absolute times (M,) ns; it must be active."""
         times_ns = np.asarray(times_ns, dtype=np.float64)
         q = self._chunk.sample(times_ns)
         if self._fade_from is None:

@@ -51,8 +51,10 @@ class Joint:
             float(v) for v in self.origin[:3, :3] @ self.axis)
 
     def xyz_quat(self, position: float = 0.0) -> tuple:
-        """`transform(position)` as (x, y, z, qx, qy, qz, qw), without matrices: this runs for
-        every moving joint of every joint state."""
+        """Return `transform(position)` as (x, y, z, qx, qy, qz, qw), without matrices.
+
+        This runs for every moving joint of every joint state.
+        """
         (x, y, z), (qx, qy, qz, qw), (ax, ay, az) = self._origin_xyz_quat
         if self.kind == 'prismatic':
             return (x + ax * position, y + ay * position, z + az * position, qx, qy, qz, qw)
@@ -84,8 +86,10 @@ def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
 
 
 def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """Roll, pitch, yaw (rad) of a rotation, the inverse of `rpy_matrix`; exact also at
-    pitch = +-90 deg, where yaw is set to 0."""
+    """Roll, pitch, yaw (rad) of a rotation, the inverse of `rpy_matrix`.
+
+    Exact also at pitch = +-90 deg, where yaw is set to 0.
+    """
     r = np.asarray(rot, dtype=np.float64)
     cos_pitch = math.hypot(r[0, 0], r[1, 0])
     if cos_pitch < 1e-12:
@@ -189,8 +193,10 @@ class UrdfTree:
         return out
 
     def moving_transforms(self, positions: dict) -> list:
-        """(parent, child, (x, y, z, qx, qy, qz, qw)) of each moving joint whose position
-        `positions` gives."""
+        """Return (parent, child, (x, y, z, qx, qy, qz, qw)) of each moving joint.
+
+        Only the joints whose position `positions` gives.
+        """
         known = self.positions_of(positions)
         return [(j.parent, j.child, j.xyz_quat(known[j.name]))
                 for j in self.moving_joints if j.name in known]

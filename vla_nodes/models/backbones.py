@@ -202,7 +202,7 @@ class PaliGemmaBackbone(VLMBackbone):
     config_name = 'PaliGemmaConfig'
 
     def vision_features(self, images):
-        """SigLIP patch tokens before the projector (QDepth-VLA's depth input). # (B, Ni, Dv)"""
+        """SigLIP patch tokens before the projector (QDepth-VLA's depth input): (B, Ni, Dv)."""
         size = self.model.config.vision_config.image_size
         pixels = self._resized(images, size, (0.5,) * 3, (0.5,) * 3)
         return self.model.vision_tower(pixel_values=pixels).last_hidden_state
@@ -255,7 +255,7 @@ class SmolVLMBackbone(VLMBackbone):
         return self.model.text_model
 
     def vision_features(self, images):
-        """SigLIP patch tokens before the pixel-shuffle connector. # (B, (S/p)^2, Dv)"""
+        """SigLIP patch tokens before the pixel-shuffle connector: (B, (S/p)^2, Dv)."""
         v = self.model.config.vision_config
         pixels = self._resized(images, v.image_size, (0.5,) * 3, (0.5,) * 3)
         side = v.image_size // v.patch_size

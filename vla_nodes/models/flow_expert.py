@@ -61,7 +61,7 @@ def time_embedding(t, dim, min_period, max_period):
 
 
 def sample_time(batch, alpha=1.5, generator=None, device=None):
-    """Flow times t = 0.999 · Beta(alpha, 1) + 0.001. # (B,)
+    """Flow times t = 0.999 · Beta(alpha, 1) + 0.001, shape (B,).
 
     Beta(alpha, 1) by inverse CDF (its CDF is t^alpha), so that a torch.Generator drives it.
     """

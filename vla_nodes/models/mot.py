@@ -389,8 +389,11 @@ def _residual(layer, x, attended):
 
 
 def _attention(q, k, v, additive, caps):
-    """Softmax attention of pre-scaled queries; rows with a cap > 0 get Gemma-2's tanh logit
-    soft-cap (cap · tanh(s / cap)). q # (B, heads, T, hd), caps # (T,) -> (B, heads, T, hd)."""
+    """Softmax attention of pre-scaled queries; rows with a cap > 0 get Gemma-2's soft-cap.
+
+    The tanh logit soft-cap is cap · tanh(s / cap).
+    q # (B, heads, T, hd), caps # (T,) -> (B, heads, T, hd).
+    """
     if not bool((caps > 0).any()):
         return functional.scaled_dot_product_attention(
             q, k, v, attn_mask=additive, scale=1.0, enable_gqa=q.shape[1] != k.shape[1])

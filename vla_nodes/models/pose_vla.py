@@ -139,7 +139,7 @@ class PoseTokenizer:
         return self
 
     def token(self, family, idx):
-        """e.g. token('transZ', 7) == '<transZ0007>' for 1024 bins."""
+        """The token string of a bin: ('transZ', 7) -> '<transZ0007>' for 1024 bins."""
         return f'<{family}{int(idx):0{self._width[family]}d}>'
 
     def token_strings(self):
@@ -277,6 +277,9 @@ def sparsify(prior, n_min, n_max, generator=None):
 
     Args:
         prior: [D, M] maps. # (B, 2, H, W)
+        n_min: fewest pixels kept per image.
+        n_max: most pixels kept per image.
+        generator: torch.Generator drawing n and the pixels (None: torch's global one).
     """
     out = torch.zeros_like(prior)
     for b in range(prior.shape[0]):

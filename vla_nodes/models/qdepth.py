@@ -333,7 +333,7 @@ class QDepthStream(nn.Module):
         return self.head(grid).flatten(2).transpose(1, 2)  # (B, N, d)
 
     def logits(self, hidden):
-        """Code logits (eq. 3) # (B, N, K)."""
+        """The codebook logits of eq. 3 # (B, N, K)."""
         return codebook_logits(self.latents(hidden), self.codebook, self.config.tau)
 
     def loss(self, hidden, target_idx):

@@ -240,7 +240,7 @@ class PoseVLAAdapter(nn.Module):
         return None
 
     def encode_answers(self, texts):
-        """Answer text -> ids # (B, T) and a mask, True on the supervised tokens # (B, T).
+        r"""Answer text -> ids # (B, T) and a mask, True on the supervised tokens # (B, T).
 
         Row: [separator '\n', answer tokens, eos, pad...]; `<locNNNN>`, `<rotNNNN>`, ...
         become single ids (self.offsets), the rest goes through the backbone's tokenizer.

@@ -159,7 +159,8 @@ class VLAModel(nn.Module):
         Args:
             batch: the module docstring's keys.
             generator: torch.Generator for the flow noise and times.
-            noise, time: the flow noise # (B, H, A) and times # (B,), if drawn by the caller.
+            noise: the flow noise # (B, H, A), if drawn by the caller.
+            time: the flow times # (B,), if drawn by the caller.
             step: the optimizer step (QDepth-VLA's depth-loss weight decays with it).
         """
         prefix = self.prefix(batch)

@@ -58,9 +58,11 @@ class PoseNode(ros.Node):
             self._start_objects(p)
 
     def _wanted(self, topic: str) -> bool:
-        """Whether anyone subscribes to `topic` (a lazy publisher, as image_transport does):
-        in a graph without consumers (vla-eval of a policy that reads neither) the forward
-        kinematics at 100 Hz and the detector at the camera rate were a fifth of the CPU."""
+        """Whether anyone subscribes to `topic` (a lazy publisher, as image_transport does).
+
+        In a graph without consumers (vla-eval of a policy that reads neither) the forward
+        kinematics at 100 Hz and the detector at the camera rate were a fifth of the CPU.
+        """
         return self.count_subscribers(topic) > 0
 
     # --- end effector --------------------------------------------------------------------------

@@ -288,9 +288,11 @@ class SimNode(ros.Node):
                 self._world.close()  # the GL context must be freed by the thread that made it
 
     def _heartbeat(self) -> None:
-        """Re-send the last feedback while time stands still or a step takes long: the same
-        frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after 0.1 s of
-        silence, and the driver latches a CAN fault after 0.25 s)."""
+        """Re-send the last feedback while time stands still or a step takes long.
+
+        The same frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after
+        0.1 s of silence, and the driver latches a CAN fault after 0.25 s).
+        """
         while not self._stop.wait(HEARTBEAT_S / 2):
             silence = RUNNING_HEARTBEAT_S if self._running else HEARTBEAT_S
             if time.monotonic() - self._firmware.feedback_sent_at >= silence:
@@ -339,8 +341,11 @@ class SimNode(ros.Node):
                 scan = not self.context.idle_cond.wait(0.005)
 
     def _busy_can_queues(self) -> list:
-        """Queues of other readers of the virtual CAN channel that still hold frames or whose
-        reader is not waiting in a blocking recv() (piper_sdk reads on its own thread)."""
+        """Queues of other readers of the virtual CAN channel that are not drained yet.
+
+        Those that still hold frames or whose reader is not waiting in a blocking recv()
+        (piper_sdk reads on its own thread).
+        """
         if self._can[0] != 'virtual':
             return []
         from can.interfaces import virtual

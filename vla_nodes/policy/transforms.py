@@ -143,7 +143,7 @@ class Compose:
 
 
 def compose(transforms):
-    """Chain transforms: compose([ResizeWithPad(64, 64), Normalize(stats)])."""
+    """Chain transforms, applied in order: [ResizeWithPad(64, 64), Normalize(stats)]."""
     return Compose(tuple(transforms))
 
 

@@ -149,8 +149,11 @@ def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
 
 
 def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
-    """The rate (Hz, rounded) of a camera topic: the median header-stamp period of its first
-    `frames` images. Raises ExportError when the bag has fewer than two."""
+    """The rate (Hz, rounded) of a camera topic.
+
+    The median header-stamp period of its first `frames` images. Raises ExportError when the bag
+    has fewer than two.
+    """
     stamps = []
     for _, _, log_ns, msg in bag_read.read_bag(path, topics=[topic]):
         stamps.append(msgs.stamp_to_ns(msg.header.stamp) or log_ns)

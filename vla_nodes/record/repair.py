@@ -39,10 +39,11 @@ DAMAGED_SUFFIX = '.damaged'
 
 
 def needs_repair(path: str | Path) -> bool:
-    """Whether the bag folder `path` needs `repair_bag`: unfinished (no metadata.yaml, or
-    BagWriter's marker still there) or not readable whole by `read_bag` (damaged metadata,
-    structure or messages). The last check reads every message: repair is rare, a wrong
-    "nothing to repair" would leave the user stuck.
+    """Whether the bag folder `path` needs `repair_bag`.
+
+    It does when unfinished (no metadata.yaml, or BagWriter's marker still there) or not readable
+    whole by `read_bag` (damaged metadata, structure or messages). The last check reads every
+    message: repair is rare, a wrong "nothing to repair" would leave the user stuck.
 
     Raises:
         BagError: `path` is not a folder.
@@ -190,8 +191,7 @@ def _copy_records(source: Path, writer: Writer) -> dict:
 
 
 class _Copy:
-    """Schemas and channels are remembered; messages that read back are written, others counted.
-    """
+    """Remembers schemas and channels; writes the messages that read back, counts the rest."""
 
     def __init__(self, writer: Writer):
         self.writer, self.schemas, self.connections = writer, {}, {}
@@ -254,8 +254,11 @@ def _add_connection(writer: Writer, channel: Channel, schemas: dict):
 
 
 def _definition(schema: Schema) -> tuple[str, str]:
-    """(definition, RIHS01 hash): the suite's own for types it knows (the copy in a damaged file
-    may be damaged too), else the file's, which must parse."""
+    """Return (definition, RIHS01 hash) of a message type.
+
+    The suite's own for types it knows (the copy in a damaged file may be damaged too), else the
+    file's, which must parse.
+    """
     if schema.name in msgs.typestore().fielddefs:
         return msgs.msgdef(schema.name)[0], msgs.type_hash(schema.name)
     text = schema.data.decode('utf-8')

@@ -54,8 +54,11 @@ def node_arguments(spec: NodeSpec, params_dir: Path) -> list:
 
 
 def check_params_files(specs: list) -> None:
-    """Read every parameter file the nodes name, as rcl does when each node starts: a broken
-    file is refused up front (also by --print), naming it, instead of by the node loading it."""
+    """Read every parameter file the nodes name, as rcl does when each node starts.
+
+    A broken file is refused up front (also by --print), naming it, instead of by the node
+    loading it.
+    """
     checked = set()
     for spec in specs:
         for path in spec.params_files:

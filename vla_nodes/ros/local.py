@@ -339,9 +339,12 @@ class Subscription:
 
 
 class ClockSubscription(Subscription):
-    """A node's /clock subscription (use_sim_time): the time is set as the message is
-    delivered, not by an executor later. Every node sees the new time at once, and a lock-step
-    simulator's 100 Hz clock costs no callback per node and step."""
+    """A node's /clock subscription (use_sim_time).
+
+    The time is set as the message is delivered, not by an executor later. Every node sees the
+    new time at once, and a lock-step simulator's 100 Hz clock costs no callback per node and
+    step.
+    """
 
     def deliver(self, msg) -> None:
         self.callback(msg)
@@ -775,7 +778,8 @@ class Executor:
     def _take_ready(self, generation: int = -1):
         """One (callable, group) whose group can run now, rotating over entities for fairness.
 
-        Finding nothing at the context's `generation` is recorded (see Context.idle)."""
+        Finding nothing at the context's `generation` is recorded (see Context.idle).
+        """
         entities = [e for n in self.get_nodes() for e in n.ready_work()]
         if not entities:
             self._found_nothing(generation)

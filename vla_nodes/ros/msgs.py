@@ -202,7 +202,7 @@ def _as_array(value: Any, typ: str) -> np.ndarray:
 
 
 def _byte_to_int(value: Any) -> int:
-    """rclpy's byte (b'\\x02') or an int -> the signed int rosbags packs."""
+    r"""rclpy's byte (b'\x02') or an int -> the signed int rosbags packs."""
     if isinstance(value, (bytes, bytearray)):
         return int.from_bytes(value, 'little', signed=True)
     value = int(value) & 0xFF

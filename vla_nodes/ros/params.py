@@ -246,8 +246,11 @@ def read_params_file(path) -> list:
 
 
 class _RclYamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases: rcl_yaml_param_parser refuses them ("Will not
-    support aliasing"), and a recursive one would never end."""
+    """PyYAML's safe loader without aliases.
+
+    rcl_yaml_param_parser refuses them ("Will not support aliasing"), and a recursive one would
+    never end.
+    """
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -300,10 +303,10 @@ def node_key_problem(key: str) -> str | None:
 
 
 def node_key_matches(key: str, node_fqn: str) -> bool:
-    """Whether a parameter-file key selects the node with this fully qualified name.
+    r"""Whether a parameter-file key selects the node with this fully qualified name.
 
     Exactly rclpy's rule (`_populate_node_parameters_from_rcl_params`, node.cpp): a key not
-    starting with '/' gets one, '/*' becomes the regex '(/\\w+)' and the whole fully qualified
+    starting with '/' gets one, '/*' becomes the regex '(/\w+)' and the whole fully qualified
     name must match. Hence '/**' matches any number of namespace tokens, '/*' exactly one, and a
     bare 'driver' is '/driver': the node in the root namespace only, never '/left/driver'.
     """

@@ -57,7 +57,7 @@ class Episode:
         self._with_expert = expert
 
     def reset(self) -> int:
-        """Lay out the next episode (`task.reset(world, seed)`) and restart the expert.
+        """Lay out the next episode with the task's `reset` and restart the expert.
 
         Returns:
             The seed of the new episode.

@@ -219,7 +219,7 @@ class ScriptedExpert:
 
     @property
     def phase(self) -> str:
-        """Name of the current phase ('' before the first action, 'done' at the end)."""
+        """Name of the current phase: '' before the first action, 'done' at the end."""
         return 'done' if self.done else (self._phase.name if self._phase else '')
 
     def action(self, world: SimWorld) -> np.ndarray:

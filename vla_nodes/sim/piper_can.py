@@ -256,9 +256,11 @@ class PiperFirmware:
             self.feedback_sent_at = time.monotonic()
 
     def resend(self) -> None:
-        """Send the last feedback frames again: a paused simulation stays alive on the bus
-        (the SDK reports 0 Hz, the driver a CAN fault, after 0.1 / 0.5 s of silence) without
-        anything changing."""
+        """Send the last feedback frames again: a paused simulation stays alive on the bus.
+
+        Without anything changing (the SDK reports 0 Hz, the driver a CAN fault, after 0.1 /
+        0.5 s of silence).
+        """
         with self._lock:
             for can_id, data in self._last_feedback:
                 self._send(can_id, data)

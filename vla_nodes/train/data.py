@@ -232,7 +232,7 @@ class LeRobotDataset:
         return len(self.samples)
 
     def rows(self):
-        """Row numbers of the chosen episodes. # (N,) int"""
+        """Row numbers of the chosen episodes: (N,) int."""
         return np.concatenate([np.arange(*self.episodes[e]['rows']) for e in self.chosen])
 
     def stats(self):
@@ -284,8 +284,10 @@ class LeRobotDataset:
         return sum(a.nbytes for frames in self._cache.values() for a in frames.values())
 
     def _decode(self, episode, key, count):
-        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth metres
-        (float32, NaN invalid)."""
+        """The episode's `count` frames of video `key`.
+
+        RGB (H, W, 3) uint8 or depth metres (float32, NaN invalid).
+        """
         av = _require('av')
         meta = self.episodes[episode]['meta']
         path = self.root / self.info['video_path'].format(

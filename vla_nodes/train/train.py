@@ -336,8 +336,10 @@ def needs_pose_answers(model_config):
 
 
 def fit_pose_tokenizer(datasets, pose_config):
-    """Pose-VLA's tokenizer, its metric bins fitted on the camera-frame end-effector positions
-    of the training rows (equal-frequency edges [paper App. A])."""
+    """Pose-VLA's tokenizer, its metric bins fitted on the training rows.
+
+    Fitted on the camera-frame end-effector positions (equal-frequency edges [paper App. A]).
+    """
     from vla_nodes.arm.kinematics import xyz_quat_to_pose
     from vla_nodes.models.pose_vla import pose_in_camera, PoseTokenizer
 
@@ -383,8 +385,10 @@ class Samples:
 
 
 def add_targets(batch, teacher, model, pose_tokenizer=None):
-    """The batch with the targets its spatial module trains on: Spatial Forcing's teacher
-    features, Pose-VLA's pose answers (each when given)."""
+    """The batch with the targets its spatial module trains on.
+
+    Spatial Forcing's teacher features, Pose-VLA's pose answers (each when given).
+    """
     batch = add_teacher_targets(batch, teacher, model)
     if pose_tokenizer is not None:
         batch = add_pose_answers(batch, pose_tokenizer, model.config.pose.waypoint_stride)

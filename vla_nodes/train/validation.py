@@ -27,8 +27,10 @@ def first_frame_indices(samples) -> list:
 
 
 def first_frame_error(model, samples, stats, batch_size: int = 8):
-    """Mean |predicted - demonstrated| (rad) over joints 1-6 and the chunk's real steps, at
-    the first frame of every held-out episode; None without held-out episodes."""
+    """Mean |predicted - demonstrated| (rad) over joints 1-6 and the chunk's real steps.
+
+    At the first frame of every held-out episode; None without held-out episodes.
+    """
     import torch
     from vla_nodes.policy.transforms import Unnormalize
     from vla_nodes.train.data import collate
