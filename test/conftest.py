@@ -34,6 +34,12 @@ def ctx():
     context.try_shutdown()
 
 
+@pytest.fixture
+def tester(ctx):
+    """A bare node on `ctx` for a test's own publishers, subscriptions and clients."""
+    return local.Node('tester', context=ctx)
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     """torch on one thread: tiny matmuls on a busy 2-core machine are far slower with two."""

@@ -17,6 +17,7 @@
 Shared by the node test files (fixtures are in conftest.py).
 """
 
+import threading
 import time
 
 from vla_nodes import contract
@@ -60,3 +61,22 @@ def joint_state(position, stamp_ns: int = 0, names=contract.JOINT_NAMES):
     """A JointState of `names` at `position` (rad; gripper in m), stamped `stamp_ns`."""
     return sensor_msgs.JointState(header=std_msgs.Header(stamp=msgs.ns_to_stamp(int(stamp_ns))),
                                   name=list(names), position=[float(v) for v in position])
+
+
+class Spinning:
+    """Spins `executor` on a daemon thread until `close()`, which also shuts the executor down."""
+
+    def __init__(self, executor):
+        self.executor = executor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.executor.shutdown()

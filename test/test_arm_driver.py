@@ -32,7 +32,6 @@ from vla_nodes.arm import kinematics
 from vla_nodes.arm.piper_protocol import GRIPPER_CTRL, JOINT_CTRL, MILLIDEG_PER_RAD, MOTOR_ENABLE
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, OK, WARN
-from vla_nodes.ros import local
 from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, sensor_msgs, std_srvs,
                                 trajectory_msgs)
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
@@ -92,11 +91,6 @@ def rigs(ctx):
     yield make
     for rig in made:
         rig.close()
-
-
-@pytest.fixture
-def tester(ctx):
-    return local.Node('tester', context=ctx)
 
 
 def chunk_msg(driver, positions, dt=0.1, names=contract.JOINT_NAMES):

@@ -48,7 +48,7 @@ from vla_nodes.arm.piper_protocol import (
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, WARN
-from vla_nodes.ros import launch, local
+from vla_nodes.ros import launch
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 from vla_nodes.sim.piper_mjcf import robot_mjcf
@@ -161,11 +161,6 @@ def rigs(ctx):
     yield make
     for rig in made:
         rig.close()
-
-
-@pytest.fixture
-def tester(ctx):
-    return local.Node('tester', context=ctx)
 
 
 def statuses(probe):

@@ -239,13 +239,7 @@ class Graph:
         self.executor = local.SingleThreadedExecutor(context=ctx)
         for node in (self.sim, self.driver, self.probe):
             self.executor.add_node(node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self._spinning = graph.Spinning(self.executor)
 
     def now_ns(self) -> int:
         return self.probe.get_clock().now().nanoseconds
@@ -271,9 +265,7 @@ class Graph:
         self.chunks.publish(msg)
 
     def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.executor.shutdown()
+        self._spinning.close()
         for node in (self.probe, self.driver, self.sim):
             node.destroy_node()
 

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import yaml
 
-from graph import joint_state
+from graph import joint_state, Spinning
 from vla_nodes import contract, ros
 from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
@@ -210,13 +210,7 @@ class Graph:
         self.diagnostics = []
         self.test.create_subscription(diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC,
                                       self.diagnostics.append, 100)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self._spinning = Spinning(self.executor)
 
     def call(self, service, timeout=20.0):
         client = self.test.create_client(std_srvs.Trigger, service)
@@ -235,9 +229,7 @@ class Graph:
         return False
 
     def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.executor.shutdown()
+        self._spinning.close()
 
 
 @pytest.fixture
