@@ -244,11 +244,16 @@ def test_missing_parent_directory(tmp_path):
 
 @pytest.fixture
 def unwritable_dir(tmp_path):
-    """A folder in which mkdir fails: chmod 0o500, or /sys when root ignores permissions."""
+    """A folder in which mkdir fails.
+
+    Made with chmod 0o500, or /sys when root ignores permissions, or (in a container where even
+    /sys is writable) a path through a regular file.
+    """
     folder = tmp_path / 'ro'
     folder.mkdir()
     folder.chmod(0o500)
-    for candidate in (folder, Path('/sys')):
+    (tmp_path / 'file').write_text('')
+    for candidate in (folder, Path('/sys'), tmp_path / 'file'):
         try:
             (candidate / 'vla_probe').mkdir()
         except OSError:

@@ -134,6 +134,8 @@ METRIC_DEPTH_ENCODING = '32FC1'  # metres, NaN = invalid
 # --- observation / action keys (LeRobot names; what reaches a dataset) --------------------------
 OBS_IMAGE = 'observation.images.color'
 OBS_DEPTH = 'observation.depth'
+OBS_IMAGES_PREFIX = 'observation.images.'
+OBS_DEPTH_PREFIX = 'observation.depth.'
 OBS_STATE = 'observation.state'
 OBS_EE_POSE = 'observation.ee_pose'  # end-effector pose in base_link: x y z (m), qx qy qz qw
 OBS_INSTRUCTION = 'task'
@@ -163,3 +165,83 @@ TOPIC_TYPES = {
     CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
     TF_STATIC_TOPIC: 'tf2_msgs/msg/TFMessage',
 }
+
+
+# --- cameras (several RGB-D cameras, as real setups have them) -----------------------------------
+@dataclass(frozen=True)
+class Camera:
+    """One RGB-D camera: its realsense-ros names on the wire and its keys in a dataset.
+
+    realsense-ros puts a camera's topics under /<camera_namespace>/<camera_name>/ and names its
+    frames <camera_name>_..., so cameras differ by camera_name (distinct TF frames) and share the
+    default namespace 'camera'. `name` is the suite's short name (parameters `cameras`, vla-export
+    --cameras, checkpoints); the scene camera keeps the single-camera keys (OBS_IMAGE, OBS_DEPTH)
+    so that datasets and checkpoints made before there were several cameras stay valid.
+    """
+
+    name: str
+    camera_name: str
+    camera_namespace: str = 'camera'
+    image_key: str = ''   # '' = OBS_IMAGES_PREFIX + name
+    depth_key: str = ''   # '' = OBS_DEPTH_PREFIX + name
+
+    def __post_init__(self):
+        if not self.image_key:
+            object.__setattr__(self, 'image_key', OBS_IMAGES_PREFIX + self.name)
+        if not self.depth_key:
+            object.__setattr__(self, 'depth_key', OBS_DEPTH_PREFIX + self.name)
+
+    @property
+    def prefix(self) -> str:
+        return f'/{self.camera_namespace}/{self.camera_name}'
+
+    @property
+    def color_topic(self) -> str:
+        return f'{self.prefix}/color/image_raw'
+
+    @property
+    def color_info_topic(self) -> str:
+        return f'{self.prefix}/color/camera_info'
+
+    @property
+    def depth_topic(self) -> str:
+        return f'{self.prefix}/aligned_depth_to_color/image_raw'
+
+    @property
+    def depth_info_topic(self) -> str:
+        return f'{self.prefix}/aligned_depth_to_color/camera_info'
+
+    @property
+    def frame(self) -> str:
+        """Its colour optical frame's name, as realsense-ros names it (X right, Y down, Z fwd)."""
+        return f'{self.camera_name}_color_optical_frame'
+
+
+# The fixed scene camera (D455-class) and the wrist camera (D405-class, on link6 beside the
+# gripper, as on AgileX Cobot Magic and ALOHA rigs; its mount is in description/generate.py).
+SCENE_CAMERA = Camera('scene', 'camera', image_key=OBS_IMAGE, depth_key=OBS_DEPTH)
+WRIST_CAMERA = Camera('wrist', 'wrist_camera')
+CAMERAS = {c.name: c for c in (SCENE_CAMERA, WRIST_CAMERA)}
+DEFAULT_CAMERAS = (SCENE_CAMERA.name,)  # single-camera setups stay the default
+
+
+def camera(name: str) -> Camera:
+    """The camera called `name`: a known one, or a further one named by the same rule.
+
+    Topics /camera/<name>_camera/..., keys observation.images.<name>.
+    """
+    name = str(name).strip()
+    if not name or not name.replace('_', '').isalnum():
+        raise ValueError(f'camera name {name!r}: use letters, digits and _ (known: '
+                         f'{", ".join(CAMERAS)})')
+    return CAMERAS.get(name) or Camera(name, f'{name}_camera')
+
+
+def cameras(names) -> tuple:
+    """Camera objects for names (a list, or 'a,b' text); the first is the primary camera."""
+    if isinstance(names, str):
+        names = [n for n in names.split(',') if n.strip()]
+    found = tuple(camera(n) for n in names)
+    if not found or len({c.name for c in found}) != len(found):
+        raise ValueError(f'cameras {list(names)!r}: need one or more distinct names')
+    return found

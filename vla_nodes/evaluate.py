@@ -76,6 +76,14 @@ class PolicySpec:
     action_rate_hz: float = 10.0
 
 
+def _cameras_of(spec: PolicySpec) -> list:
+    """The cameras the sim renders (and the robot offers): those the checkpoint needs."""
+    if not spec.checkpoint:
+        return list(contract.DEFAULT_CAMERAS)
+    from vla_nodes.policy.checkpoint import contract_cameras, read_policy_json
+    return contract_cameras(read_policy_json(spec.checkpoint).get('contract') or {})
+
+
 @dataclass
 class EvalResult:
     """One policy's episodes and latencies (times in s, distances in m, latencies in ms)."""
@@ -194,7 +202,8 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
             'leader': 'expert' if spec.expert else '',
             'driver_dry_run': 'true' if spec.expert else 'false',
             'max_episode_s': str(budget),
-            'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0)}
+            'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0),
+            'cameras': str(_cameras_of(spec))}
     result, frames, keep = EvalResult(spec.name), [], threading.Event()
     with InProcessGraph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep) as graph:
         sim = graph.node('sim_node')

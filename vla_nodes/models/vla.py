@@ -29,7 +29,8 @@ model never sees radians.
 Checkpoints are a local directory: config.json (this VLAConfig, nested) + model.safetensors.
 Batch keys: OBS_IMAGE RGB 0..255 # (B, S, S, 3); OBS_DEPTH metres, NaN invalid # (B, S, S)
 (sensor_depth only); OBS_STATE normalized # (B, state_dim); OBS_INSTRUCTION list of B str;
-ACTION (training) normalized # (B, H, A); ACTION_PAD (optional) True on padded steps # (B, H).
+ACTION (training) normalized # (B, H, A); ACTION_PAD (optional) True on padded steps # (B, H);
+each key of `extra_images` (further cameras) RGB 0..255 # (B, S, S, 3).
 """
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -76,6 +77,10 @@ class VLAConfig:
     depth_patch: int = 14  # px per depth patch
     max_depth_m: float = 2.0  # depth is clamped here, then scaled to [0, 1]; tabletop reach
     image_size: int = 56  # S: the policy resizes-with-pad camera frames to S x S
+    # Batch keys of further colour cameras (e.g. 'observation.images.wrist'), S x S like
+    # OBS_IMAGE: each is encoded by the shared vision tower and its tokens join the image group
+    # after OBS_IMAGE's (and the sensor depth's), as π0 takes several views. () = one camera.
+    extra_images: tuple = ()
     state_dim: int = 7
     action_dim: int = 7
     horizon: int = 16  # H: chunk length (16 on Piper in QDepth-VLA and DepthVLA)
@@ -155,6 +160,11 @@ class VLAModel(nn.Module):
         if self.depth is not None:
             depth = self.depth(batch[OBS_DEPTH].to(device))  # (B, Nd, D)
             image = torch.cat([image, depth.to(image.dtype)], 1)
+        # After the primary camera's tokens, so that spatial modules reading those (Spatial
+        # Forcing aligns image tokens from position 0) see the same positions as with one camera.
+        for key in self.config.extra_images:
+            more = self.backbone.embed_images(batch[key].to(device))  # (B, Ni, D)
+            image = torch.cat([image, more.to(image.dtype)], 1)
         causal = getattr(self.head, 'causal', ())
         tokens = (Tokens()
                   .add(Group('image', 'vlm', causal='image' in causal), image)

@@ -17,7 +17,10 @@
 Publishes colour (rgb8), depth aligned to colour (16UC1 millimetres, 0 = invalid), both
 camera_infos with one header stamp per pair, and its health on `/diagnostics` (1 Hz, measured frame
 rate; ERROR while frames do not arrive). It can stand in for the official `realsense2_camera`
-node. Frames are read on a capture thread, never on the executor.
+node. Frames are read on a capture thread, never on the executor. Several cameras: one node
+each, named as realsense-ros names them (`camera_namespace`, `camera_name`: topics under
+/<camera_namespace>/<camera_name>/, frame <camera_name>_color_optical_frame; the contract's
+cameras, e.g. the wrist camera, are `contract.CAMERAS`), each with its `serial_number`.
 
 Recovery: when frames stop, the node logs, reports and restarts the pipeline (after a USB
 hardware reset of a live camera if `hardware_reset_on_recovery`), up to MAX_RESTARTS times in a
@@ -52,18 +55,24 @@ class CameraNode(ros.Node):
         self.declare_parameter('align_depth', True)
         self.declare_parameter('playback_file', '')
         self.declare_parameter('frame_timeout_s', 1.0)
-        self.declare_parameter('color_frame_id', contract.CAMERA_FRAME)
+        # realsense-ros names: scene camera camera/camera, wrist camera camera/wrist_camera.
+        self.declare_parameter('camera_namespace', contract.SCENE_CAMERA.camera_namespace)
+        self.declare_parameter('camera_name', contract.SCENE_CAMERA.camera_name)
+        self.declare_parameter('color_frame_id', '')  # '' = <camera_name>_color_optical_frame
         # Off by default: a reset power-cycles the camera, which other programs may be using.
         self.declare_parameter('hardware_reset_on_recovery', False)
         self.declare_parameter('restart_at_end', True)
         p = {n: self.get_parameter(n).value for n in (
             'serial_number', 'width', 'height', 'fps', 'align_depth', 'playback_file',
             'frame_timeout_s', 'color_frame_id', 'hardware_reset_on_recovery', 'restart_at_end')}
-        self._frame_id = p.pop('color_frame_id')
+        names = contract.Camera('', self.get_parameter('camera_name').value,
+                                self.get_parameter('camera_namespace').value, image_key='-',
+                                depth_key='-')
+        self._frame_id = p.pop('color_frame_id') or names.frame
         self._hardware_reset = p.pop('hardware_reset_on_recovery')
         self._restart_at_end = p.pop('restart_at_end')
         config = RealSenseConfig(**{**p, 'serial_number': str(p['serial_number'])})
-        self._topics = CameraPublishers(self)
+        self._topics = CameraPublishers(self, names)
         source = config.playback_file or config.serial_number or 'first RealSense found'
         self._diag = Diagnostics(self, hardware_id=source)
         # Every key set now: the capture thread then only replaces values the timer reads.
@@ -83,9 +92,9 @@ class CameraNode(ros.Node):
                                         daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f'streaming from {source}: colour on {contract.COLOR_TOPIC}, '
+            f'streaming from {source}: colour on {names.color_topic}, '
             f'{"aligned " if config.align_depth else "unaligned (depth stream) "}depth on '
-            f'{contract.DEPTH_TOPIC}')
+            f'{names.depth_topic}')
 
     def _capture_loop(self) -> None:
         failures = 0

@@ -40,15 +40,16 @@ def camera_info(k: np.ndarray, d, width: int, height: int, distortion_model: str
 
 
 class CameraPublishers:
-    """Publishers of one RGB-D camera on the contract's topic names."""
+    """Publishers of one RGB-D camera on its realsense-ros topic names (contract.Camera)."""
 
-    def __init__(self, node):
-        self._color = node.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
-        self._depth = node.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10)
+    def __init__(self, node, camera: contract.Camera = contract.SCENE_CAMERA):
+        self.camera = camera
+        self._color = node.create_publisher(sensor_msgs.Image, camera.color_topic, 10)
+        self._depth = node.create_publisher(sensor_msgs.Image, camera.depth_topic, 10)
         self._color_info = node.create_publisher(sensor_msgs.CameraInfo,
-                                                 contract.COLOR_INFO_TOPIC, 10)
+                                                 camera.color_info_topic, 10)
         self._depth_info = node.create_publisher(sensor_msgs.CameraInfo,
-                                                 contract.DEPTH_INFO_TOPIC, 10)
+                                                 camera.depth_info_topic, 10)
 
     def publish(self, rgb: np.ndarray, depth_mm: np.ndarray, stamp_ns: int, frame_id: str,
                 color_info, depth_info) -> None:

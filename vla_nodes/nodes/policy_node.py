@@ -14,9 +14,12 @@
 
 """policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
 
-Observations are assembled around one colour frame: the depth frame with the same stamp and the
-joint state as of that stamp (never a newer one), so an observation is exactly what the robot saw
-at one instant and can be replayed from a bag. Inference runs on a worker thread, never in a
+Observations are assembled around one colour frame: the depth frame with the same stamp, the
+joint state as of that stamp (never a newer one) and, for a checkpoint trained on several cameras
+(its contract's `cameras`, the primary first), each further camera's latest frame stamped at most
+`max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
+`cameras`, is refused at start-up); so an observation is exactly what the robot saw at one
+instant and can be replayed from a bag. Inference runs on a worker thread, never in a
 callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
 points `1/action_rate_hz` apart. A stale camera or state produces no chunk: the driver then holds.
 
@@ -66,6 +69,8 @@ class ObservationBuffer:
         self._states = collections.deque(maxlen=state_history)
         self.instruction = ''
         self.camera_info = None  # the colour camera's latest CameraInfo (K for ray-map priors)
+        # Further cameras' colour frames, newest last: {camera name: deque of msgs}.
+        self._extra = collections.defaultdict(lambda: collections.deque(maxlen=depth_history))
         self._floor_ns = 0  # the episode start: anything older is from the previous episode
 
     def start_episode(self, stamp_ns: int) -> None:
@@ -73,6 +78,7 @@ class ObservationBuffer:
         with self._lock:
             self._floor_ns = stamp_ns
             self.color = None
+            self._extra.clear()
             self._depth.clear()
             self._state_stamps.clear()
             self._states.clear()
@@ -81,6 +87,29 @@ class ObservationBuffer:
         with self._lock:
             if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
                 self.color = msg
+
+    def add_extra(self, camera: str, msg) -> None:
+        """A further camera's colour frame."""
+        with self._lock:
+            if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
+                self._extra[camera].append(msg)
+
+    def extra_as_of(self, cameras, stamp_ns: int, max_skew_ns: int):
+        """The other views of the primary frame's instant, never a later frame.
+
+        Returns ({camera: its latest frame stamped in [stamp - max_skew, stamp]}, [cameras
+        without one]).
+        """
+        found, missing = {}, []
+        with self._lock:
+            for camera in cameras:
+                frames = [m for m in self._extra.get(camera, ())
+                          if 0 <= stamp_ns - stamp_to_ns(m.header.stamp) <= max_skew_ns]
+                if frames:
+                    found[camera] = max(frames, key=lambda m: stamp_to_ns(m.header.stamp))
+                else:
+                    missing.append(camera)
+        return found, missing
 
     def add_depth(self, msg) -> None:
         with self._lock:
@@ -151,6 +180,11 @@ class PolicyNode(ros.Node):
         # -1: real time (worker thread). >= 0: lock-step, the chunk is published this long (s,
         # simulated) after its observation; 0.28 is the graph's measured obs->chunk median.
         self.declare_parameter('inference_delay_s', -1.0)
+        # The cameras this robot has (contract names, contract.CAMERAS): a checkpoint that needs
+        # another one is refused. Further cameras' frames join the primary frame's observation
+        # when stamped at most max_camera_skew_s before it (unsynchronised cameras).
+        self.declare_parameter('cameras', list(contract.DEFAULT_CAMERAS))
+        self.declare_parameter('max_camera_skew_s', 0.1)
         self._joints = [self.get_parameter('joint_prefix').value + j
                         for j in contract.JOINT_NAMES]
         self._rate_hz = self.get_parameter('action_rate_hz').value
@@ -160,6 +194,10 @@ class PolicyNode(ros.Node):
         self._max_age_ns = int(self.get_parameter('max_observation_age_s').value * 1e9)
         self._dry_run = self.get_parameter('dry_run').value
         self._policy = self._load_policy()
+        from vla_nodes.policy.checkpoint import contract_cameras
+        needed = contract.cameras(contract_cameras(self._policy.contract))
+        self._primary, self._extra_cameras = needed[0], needed[1:]
+        self._max_skew_ns = int(self.get_parameter('max_camera_skew_s').value * 1e9)
         self._chunk_s = self._policy.model.config.horizon * self._dt
         rate = self.get_parameter('inference_rate_hz').value
         tick_hz = self.get_parameter('tick_rate_hz').value
@@ -180,15 +218,19 @@ class PolicyNode(ros.Node):
         self.last_chunk = None  # (stamp ns, actions (H, 7)) of the last chunk (or dry-run one)
         self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
                                           contract.ACTION_CHUNK_TOPIC, 10)
-        self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC,
+        self.create_subscription(sensor_msgs.Image, self._primary.color_topic,
                                  self._obs.add_color, 2)
+        for cam in self._extra_cameras:
+            self.create_subscription(sensor_msgs.Image, cam.color_topic,
+                                     lambda msg, name=cam.name: self._obs.add_extra(name, msg),
+                                     10)
         self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
                                  self._obs.add_depth, 10)
         self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
                                  self._on_joints, 50)
         self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
                                  self._on_instruction, ros.qos_profile_latched)
-        self.create_subscription(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC,
+        self.create_subscription(sensor_msgs.CameraInfo, self._primary.color_info_topic,
                                  self._on_camera_info, 2)
         self.create_subscription(std_msgs.Header, contract.EPISODE_START_TOPIC,
                                  self._on_episode_start, ros.qos_profile_latched)
@@ -197,7 +239,9 @@ class PolicyNode(ros.Node):
 
     def expected_contract(self) -> dict:
         """What this robot requires of a checkpoint (policy/checkpoint.py contract fields)."""
-        expected = {'joint_names': list(self._joints), 'action_rate_hz': float(self._rate_hz)}
+        expected = {'joint_names': list(self._joints), 'action_rate_hz': float(self._rate_hz),
+                    'cameras': [c.name for c in contract.cameras(
+                        self.get_parameter('cameras').value)]}
         size = list(self.get_parameter('expected_image_size').value)
         if len(size) != 2:
             raise ValueError(f'expected_image_size must be [height, width], got {size}')
@@ -261,6 +305,12 @@ class PolicyNode(ros.Node):
         age_ns = now_ns - stamp_ns
         if stamp_ns == self._last_stamp:
             return  # no new frame since the last request: wait for one
+        extras, missing = self._obs.extra_as_of([c.name for c in self._extra_cameras], stamp_ns,
+                                                self._max_skew_ns)
+        if missing:
+            self._diag.set(WARN, 'waiting for cameras ' + ', '.join(
+                f'{c.name} ({c.color_topic})' for c in self._extra_cameras if c.name in missing))
+            return
         if age_ns > self._max_age_ns:
             self.stats['dropped_stale'] += 1
             self._last_stamp = stamp_ns
@@ -271,22 +321,22 @@ class PolicyNode(ros.Node):
         self.scheduler.on_request(now_ns / 1e9)
         self._busy.set()
         if self._delay_s < 0:
-            self._worker.submit(self._infer_and_publish, color, depth, state, stamp_ns)
+            self._worker.submit(self._infer_and_publish, color, depth, state, stamp_ns, extras)
         else:
-            self._infer_and_hold(color, depth, state, stamp_ns, now_ns)
+            self._infer_and_hold(color, depth, state, stamp_ns, now_ns, extras)
 
-    def _infer_and_publish(self, color, depth, state, stamp_ns) -> None:
+    def _infer_and_publish(self, color, depth, state, stamp_ns, extras=None) -> None:
         """Real time, on the worker: publish as soon as the model is done."""
         try:
-            out = self._infer(color, depth, state, stamp_ns)
+            out = self._infer(color, depth, state, stamp_ns, extras)
             if out is not None:
                 self._publish(out[0], color.header, stamp_ns, out[1])
         finally:
             self._busy.clear()
 
-    def _infer_and_hold(self, color, depth, state, stamp_ns, now_ns) -> None:
+    def _infer_and_hold(self, color, depth, state, stamp_ns, now_ns, extras=None) -> None:
         """Lock-step, in the tick: infer now, publish at observation time + inference_delay_s."""
-        out = self._infer(color, depth, state, stamp_ns)
+        out = self._infer(color, depth, state, stamp_ns, extras)
         if out is None:
             self._busy.clear()
             return
@@ -309,14 +359,19 @@ class PolicyNode(ros.Node):
             self.destroy_timer(self._release_timer)
         self._pending, self._release_timer = None, None
 
-    def _infer(self, color, depth, state, stamp_ns):
-        """(actions (H, 7), model ms), or None when inference failed or was not finite."""
+    def _infer(self, color, depth, state, stamp_ns, extras=None):
+        """(actions (H, 7), model ms), or None when inference failed or was not finite.
+
+        `extras`: {camera name: colour msg} of the further cameras the checkpoint needs.
+        """
         try:
             obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
                    contract.OBS_DEPTH: image.from_msg(depth),
                    contract.OBS_STATE: state,
                    contract.OBS_INSTRUCTION: self._obs.instruction,
                    'seed': observation_seed(stamp_ns)}
+            for cam in self._extra_cameras:
+                obs[cam.image_key] = image.from_msg((extras or {})[cam.name], 'rgb8')
             k = frame_intrinsics(self._obs.camera_info, color)
             if k is not None:
                 obs[contract.OBS_INTRINSICS] = k

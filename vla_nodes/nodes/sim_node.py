@@ -18,7 +18,12 @@ Hosts a MuJoCo world (`sim.world.SimWorld`) and the arm's firmware (`sim.piper_c
 on a python-can bus, so `arm_driver_node` drives it through the real piper_sdk exactly as it drives
 a real arm. Publishes what realsense-ros would (colour rgb8, aligned depth 16UC1 millimetres,
 camera_info), the camera-to-base transform on `/tf_static`, the task's instruction (latched), the
-episode status and the simulation clock on `/clock`. Its own timers run on wall time: it is the
+episode status and the simulation clock on `/clock`. Parameter `cameras` names the cameras it
+renders (contract.CAMERAS): 'scene' (the fixed D455-like camera, the default) and 'wrist' (a
+D405-like camera on link6, on /camera/wrist_camera/...); each camera costs a render per frame,
+so the wrist one is rendered only when named. The wrist camera moves with the arm: its frame is
+in the description (description/piper_wrist_camera.yaml, fixed on the flange), and /tf comes
+from the joint states (robot_state_node), as on a robot. Its own timers run on wall time: it is the
 clock the others follow; `/clock` keeps counting across episode resets.
 
 Episodes (`sim.episode.Episode`): parameter `task` names a task of `sim.tasks.TASKS`; the first
@@ -75,7 +80,7 @@ class SimNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim_node', **kwargs)
-        from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP
+        from vla_nodes.sim.robot_model import CAMERA_NAME, DEFAULT_JOINT_MAP, WRIST_CAMERA_NAME
         self.declare_parameter('width', 320)
         self.declare_parameter('height', 240)
         self.declare_parameter('camera_rate_hz', 10.0)
@@ -93,6 +98,7 @@ class SimNode(ros.Node):
         self.declare_parameter('joint_map', list(DEFAULT_JOINT_MAP))
         self.declare_parameter('lockstep', False)
         self.declare_parameter('max_episode_s', 0.0)  # 0 = the task's time budget
+        self.declare_parameter('cameras', list(contract.DEFAULT_CAMERAS))
         p = {n: self.get_parameter(n).value for n in (
             'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task', 'leader',
             'leader_rate_hz', 'can_interface', 'can_name', 'feedback_rate_hz', 'mjcf_path',
@@ -121,7 +127,18 @@ class SimNode(ros.Node):
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
         self._firmware, self._bus = self._start_firmware(p)
-        self._camera = CameraPublishers(self)
+        sim_cameras = {contract.SCENE_CAMERA.name: CAMERA_NAME,
+                       contract.WRIST_CAMERA.name: WRIST_CAMERA_NAME}
+        cameras = contract.cameras(self.get_parameter('cameras').value)
+        unknown = [c.name for c in cameras if c.name not in sim_cameras]
+        if unknown:
+            raise ValueError(f'cameras {unknown}: the simulator has {list(sim_cameras)}')
+        for c in cameras:
+            self._world.camera_pose(sim_cameras[c.name])  # a user MJCF without it fails now
+        # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
+        # wrist frame of the same instant is already there.
+        self._cameras = [(sim_cameras[c.name], CameraPublishers(self, c))
+                         for c in sorted(cameras, key=lambda c: c is contract.SCENE_CAMERA)]
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
                                                  ros.qos_profile_latched)
@@ -159,8 +176,9 @@ class SimNode(ros.Node):
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, camera "
-            f"{p['width']}x{p['height']} at {p['camera_rate_hz']} Hz, task {p['task']!r} "
+            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, cameras "
+            f"{[c.name for c in cameras]} {p['width']}x{p['height']} at "
+            f"{p['camera_rate_hz']} Hz, task {p['task']!r} "
             f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
             f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
@@ -408,15 +426,16 @@ class SimNode(ros.Node):
             self._world.close()  # the GL context must be freed by the thread that made it
 
     def _render(self) -> None:
+        """One frame of every camera, all of the same instant (one stamp)."""
         with self._lock:
-            rgb, depth_m = self._world.render()
+            frames = [(self._world.render(name), self._world.intrinsics(name), pubs)
+                      for name, pubs in self._cameras]
             stamp_ns = int(round(self._sim_seconds() * 1e9))
-        depth_m = np.where(depth_m < MAX_VALID_DEPTH_M, depth_m, np.nan)
-        k, width, height = self._world.intrinsics()
-        info = camera_info(k, [0.0] * 5, width, height, 'plumb_bob', stamp_ns,
-                           contract.CAMERA_FRAME)
-        self._camera.publish(rgb, metres_to_mm(depth_m), stamp_ns, contract.CAMERA_FRAME,
-                             info, info)
+        for (rgb, depth_m), (k, width, height), pubs in frames:
+            depth_m = np.where(depth_m < MAX_VALID_DEPTH_M, depth_m, np.nan)
+            frame = pubs.camera.frame
+            info = camera_info(k, [0.0] * 5, width, height, 'plumb_bob', stamp_ns, frame)
+            pubs.publish(rgb, metres_to_mm(depth_m), stamp_ns, frame, info, info)
 
     def destroy_node(self):
         self._stop.set()

@@ -18,8 +18,9 @@ One bag per episode, written by a background thread (`record.episode.EpisodeReco
 `record.bag.BagWriter`), so callbacks never wait for the disk, and flushed every second, so a
 killed recorder keeps what was flushed (`vla-record --repair`). What is recorded: the leader arm's
 commands (`/leader/joint_states`, the action), the follower's feedback (`/joint_states`, the
-state), every camera's colour, aligned depth and both camera_infos (`cameras`: realsense-ros
-namespaces), metric depth, the end-effector pose, the instruction and `/tf_static`. Messages are
+state), every camera's colour, aligned depth and both camera_infos (`cameras`: the contract's
+camera names such as 'scene' and 'wrist', or realsense-ros namespaces such as '/camera/camera'),
+metric depth, the end-effector pose, the instruction and `/tf_static`. Messages are
 stamped with their receive time on the node's clock (sim time in simulation), as `ros2 bag
 record` does. Episodes are driven by `~/start_episode`, `~/stop_episode`, `~/discard_episode` or
 start at launch with `autostart`. Every bag's metadata holds the task (the latest instruction, and
@@ -81,6 +82,7 @@ class TeleopRecorderNode(ros.Node):
         self.declare_parameter('task_name', '')
         self.declare_parameter('calibration_file', '')  # '' = config/calibration.yaml if any
         self.declare_parameter('expected_rates', [''])  # 'topic=Hz' entries over NOMINAL_RATES
+        self.declare_parameter('camera_rate_hz', 0.0)  # every camera's streams; 0 = nominal
         self.declare_parameter('status_topic', '')      # std_msgs/String: episode outcome
         self.declare_parameter('episode_metadata', [''])  # 'key=value': into the next bags
         self.declare_parameter('storage', 'mcap')
@@ -98,12 +100,13 @@ class TeleopRecorderNode(ros.Node):
             'output_dir', 'topics', 'cameras', 'autostart', 'robot', 'task_name',
             'calibration_file', 'expected_rates', 'status_topic', 'storage', 'flush_period_s',
             'queue_size', 'queue_mb', 'subscription_depth', 'gap_factor', 'min_gap_s',
-            'stall_timeout_s'])}
-        cameras = [c for c in p['cameras'] if c]
+            'stall_timeout_s', 'camera_rate_hz'])}
+        cameras = [camera_prefix(c) for c in p['cameras'] if c]
         topics = record_topics(p['topics'], cameras)
         self._recorder = EpisodeRecorder(RecorderConfig(
             output_dir=Path(p['output_dir']).expanduser(),
-            expected_rates=expected_rates(topics, cameras, p['expected_rates']),
+            expected_rates=expected_rates(topics, cameras, p['expected_rates'],
+                                          p['camera_rate_hz']),
             latched_topics=LATCHED, storage=p['storage'], flush_period_s=p['flush_period_s'],
             queue_size=p['queue_size'], queue_bytes=p['queue_mb'] << 20,
             gap_factor=p['gap_factor'], min_gap_s=p['min_gap_s'],
@@ -271,6 +274,15 @@ class TeleopRecorderNode(ros.Node):
         super().destroy_node()
 
 
+def camera_prefix(camera: str) -> str:
+    """A camera's topic namespace.
+
+    '/camera/wrist_camera' for 'wrist' (contract.camera), or the namespace itself when given as
+    one ('/camera/camera').
+    """
+    return camera if camera.startswith('/') else contract.camera(camera).prefix
+
+
 def record_topics(topics: list, cameras: list) -> dict:
     """topic -> message type of everything to record: `topics` plus each camera's 4 streams."""
     chosen = {}
@@ -287,12 +299,16 @@ def record_topics(topics: list, cameras: list) -> dict:
     return chosen
 
 
-def expected_rates(topics: dict, cameras: list, overrides: list) -> dict:
-    """topic -> Hz for the audit: nominal rates (per camera too), then 'topic=Hz' overrides."""
+def expected_rates(topics: dict, cameras: list, overrides: list,
+                   camera_hz: float = 0.0) -> dict:
+    """Topic -> Hz for the audit.
+
+    Nominal rates (every camera stream at `camera_hz` if > 0), then 'topic=Hz' overrides.
+    """
     rates = {t: NOMINAL_RATES[t] for t in topics if t in NOMINAL_RATES}
     for camera in cameras:
         for stream, contract_topic in CAMERA_STREAMS.items():
-            rates[f'{camera.rstrip("/")}/{stream}'] = NOMINAL_RATES[contract_topic]
+            rates[f'{camera.rstrip("/")}/{stream}'] = camera_hz or NOMINAL_RATES[contract_topic]
     for topic, hz in key_values(overrides, 'expected_rates', f'{contract.COLOR_TOPIC}=30.0',
                                 'Hz').items():
         try:

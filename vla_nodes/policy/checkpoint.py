@@ -19,7 +19,8 @@ A checkpoint is a local directory (DESIGN.md section 6; weights are never downlo
     policy.json                      {'format': 1, 'preset', 'norm_stats', 'contract'}
 The contract says which robot the policy was trained for: joint names, their units, the action
 rate, the chunk length and the image size (and, from training, which dataset features fed
-which input: `dataset_features`, {role: dataset key}). Loading against a different robot is
+which input: `dataset_features`, {role: dataset key}, and the cameras it sees: `cameras`, contract
+names, the primary first; a robot that lacks one is refused). Loading against a different robot is
 refused with a ContractMismatchError naming the fields, rather than driving an arm with misread
 numbers.
 The contract check and policy.json reading import no torch; only loading the model does.
@@ -31,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, ACTION_RATE_HZ, GRIPPER_JOINT, JOINT_NAMES, OBS_STATE
+from vla_nodes.contract import (ACTION, ACTION_RATE_HZ, camera, DEFAULT_CAMERAS, GRIPPER_JOINT,
+                                JOINT_NAMES, OBS_STATE)
 from vla_nodes.policy.transforms import check_crop, stats_from_dict, stats_to_dict
 
 POLICY_FILE = 'policy.json'
@@ -48,7 +50,8 @@ def joint_units(joint_names):
 
 
 def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
-                  joint_names=JOINT_NAMES, image_crop=None, dataset_features=None):
+                  joint_names=JOINT_NAMES, image_crop=None, dataset_features=None,
+                  cameras=None):
     """The robot contract as a JSON-ready dict.
 
     Args:
@@ -60,6 +63,8 @@ def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
             (transforms.crop_fraction); None = the whole frame (no `image_crop` field).
         dataset_features: {role: dataset key} the model was trained from (train/data.py
             feature map: image, depth, state, action); None = no `dataset_features` field.
+        cameras: the contract camera names the model sees, the primary (OBS_IMAGE) first
+            (contract.CAMERAS); None = no field, read as the scene camera alone.
     """
     contract = {
         'joint_names': list(joint_names),
@@ -72,7 +77,19 @@ def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
         contract['image_crop'] = [float(v) for v in image_crop]
     if dataset_features:
         contract['dataset_features'] = {str(k): str(v) for k, v in dataset_features.items()}
+    if cameras:
+        contract['cameras'] = [str(c) for c in cameras]
     return contract
+
+
+def contract_cameras(contract):
+    """The camera names a checkpoint's contract needs (older checkpoints: the scene camera)."""
+    return list(contract.get('cameras') or DEFAULT_CAMERAS)
+
+
+def extra_image_keys(cameras):
+    """The model's `extra_images` for these camera names: every camera's key but the first's."""
+    return tuple(camera(c).image_key for c in list(cameras)[1:])
 
 
 def check_contract(actual, expected):
@@ -90,8 +107,17 @@ def check_contract(actual, expected):
     actual, expected = _plain(actual), _plain(expected)
     problems = [
         f'{key}: checkpoint has {actual.get(key, "<missing>")!r}, robot expects {value!r}'
-        for key, value in expected.items() if actual.get(key) != value
+        for key, value in expected.items() if actual.get(key) != value and key != 'cameras'
     ]
+    # The robot lists the cameras it has; the checkpoint needs some of them (a subset).
+    lacking = [c for c in contract_cameras(actual) if c not in expected.get('cameras', [])]
+    if 'cameras' in expected and lacking:
+        problems.append(
+            f'cameras: checkpoint needs {contract_cameras(actual)}, this robot has '
+            f'{expected["cameras"]} (lacks {lacking}): start a camera_node for each (topics '
+            + ', '.join(camera(c).color_topic for c in lacking)
+            + ") and add it to policy_node's `cameras` parameter, or use a checkpoint trained "
+            'on the cameras this robot has')
     if problems:
         raise ContractMismatchError('policy contract mismatch: ' + '; '.join(problems))
 
@@ -136,6 +162,15 @@ def validate_checkpoint(policy, model_config, expected=None):
         check_crop(contract.get('image_crop'))
     except (TypeError, ValueError) as error:
         problems.append(f'image_crop: {error}')
+    try:
+        extra = list(extra_image_keys(contract_cameras(contract)))
+    except ValueError as error:
+        problems.append(f'cameras: {error}')
+    else:
+        if extra != list(model_config.get('extra_images') or []):
+            problems.append(f'cameras {contract_cameras(contract)} need the model to take '
+                            f'{extra} besides the primary image; its extra_images are '
+                            f"{list(model_config.get('extra_images') or [])}")
     action_dim = model_config.get('action_dim')
     if names and action_dim != len(names):
         problems.append(f"the model's action_dim {action_dim} differs from the "

@@ -19,6 +19,8 @@ Like openpi `openpi_client/base_policy.py` (`infer(obs) -> dict`, `reset()`) and
 and the normalization. policy_node calls `infer` from its worker thread. Observation keys are
 the contract's (vla_nodes/contract.py):
     OBS_IMAGE        rgb uint8 # (H, W, 3), any size (resized with padding)
+    further cameras  the model's `extra_images` keys (observation.images.<camera>), rgb uint8
+                     # (H, W, 3) each, resized like OBS_IMAGE but not cropped
     OBS_DEPTH        metric depth float32 metres, NaN = invalid # (H, W), aligned to the image
                      (read only by models with sensor-depth tokens; others ignore it)
     OBS_STATE        joint positions, rad, gripper opening m # (7,)
@@ -77,7 +79,8 @@ class VLAPolicy:
         size = model.config.image_size
         self.contract = contract or make_contract(model.config.horizon, (size, size))
         self._inputs = compose([
-            ResizeWithPad(size, size, check_crop(self.contract.get('image_crop'))),
+            ResizeWithPad(size, size, check_crop(self.contract.get('image_crop')),
+                          tuple(model.config.extra_images)),
             Normalize({OBS_STATE: stats[OBS_STATE]})])
         self._outputs = Unnormalize({ACTION: stats[ACTION]})
         self._seed = seed
@@ -124,12 +127,15 @@ class VLAPolicy:
         """
         start = time.perf_counter()
         config = self.model.config
-        data = self._inputs(_check(obs, config.state_dim, config.sensor_depth))
+        data = self._inputs(_check(obs, config.state_dim, config.sensor_depth,
+                                   config.extra_images))
         batch = {
             OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(data[OBS_IMAGE]))[None],
             OBS_STATE: torch.from_numpy(data[OBS_STATE])[None],
             OBS_INSTRUCTION: [str(data[OBS_INSTRUCTION])],
         }
+        for key in config.extra_images:
+            batch[key] = torch.from_numpy(np.ascontiguousarray(data[key]))[None]
         if config.sensor_depth:
             batch[OBS_DEPTH] = torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None]
         if data.get(OBS_INTRINSICS) is not None:
@@ -150,15 +156,16 @@ class VLAPolicy:
             self._generator.manual_seed(self._seed)
 
 
-def _check(obs, state_dim, needs_depth=True):
+def _check(obs, state_dim, needs_depth=True, extra_images=()):
     """Validate the fields infer reads; bad input never reaches the model."""
-    required = (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION)
+    required = (OBS_IMAGE, OBS_DEPTH, OBS_STATE, OBS_INSTRUCTION) + tuple(extra_images)
     missing = [k for k in required if k not in obs and (needs_depth or k != OBS_DEPTH)]
     if missing:
         raise KeyError(f'observation lacks {missing}')
-    image = np.asarray(obs[OBS_IMAGE])
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f'{OBS_IMAGE} must be uint8 (H, W, 3), got {image.dtype} {image.shape}')
+    for key in (OBS_IMAGE,) + tuple(extra_images):
+        image = np.asarray(obs[key])
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f'{key} must be uint8 (H, W, 3), got {image.dtype} {image.shape}')
     if needs_depth and np.asarray(obs[OBS_DEPTH]).ndim != 2:
         raise ValueError(f'{OBS_DEPTH} must be (H, W) metres, got {np.shape(obs[OBS_DEPTH])}')
     state = np.asarray(obs[OBS_STATE], dtype=np.float32)

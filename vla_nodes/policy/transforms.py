@@ -128,9 +128,15 @@ class ResizeWithPad:
     height: int
     width: int
     crop: tuple | None = None  # (top, left, bottom, right) fractions: see crop_fraction
+    # Keys of further cameras' RGB images, resized alike but never cropped: the crop is a
+    # workspace box in the primary (scene) camera's frame.
+    extra_images: tuple = ()
 
     def __call__(self, data):
         out = dict(data)
+        for key in self.extra_images:
+            if key in data:
+                out[key] = resize_with_pad(np.asarray(data[key]), self.height, self.width)
         if OBS_INTRINSICS in data and OBS_IMAGE in data:
             out[OBS_INTRINSICS] = resize_intrinsics(
                 data[OBS_INTRINSICS], np.shape(data[OBS_IMAGE])[:2], self.height, self.width,

@@ -37,6 +37,10 @@ to the first camera's features' `info.calibration`, and the sync report to
 meta/sync_report.json. The rate defaults to the first camera's recorded rate, so every row has
 a new frame; depth is stored in LeRobot's own depth encoding unless `depth_codec` says otherwise
 (record/lerobot_v3.py).
+
+Several cameras (`cameras`, contract.CAMERAS): each one's colour is observation.images.<name> and
+its depth observation.depth.<name>; the scene camera keeps observation.images.color and
+observation.depth, the single-camera keys.
 """
 
 import argparse
@@ -89,8 +93,9 @@ class ExportConfig:
             the first bag (camera_rate), so rows do not repeat frames.
         max_age_s: freshness window (s); 0.1 s is 3 camera frames or 20 joint states.
         max_stale_fraction: skip an episode when more of its rows than this are stale.
-        cameras: the cameras to export; the first one sets the grid's phase. A camera's depth
-            is exported when the first bag has its depth topic (then every bag must have it).
+        cameras: the cameras to export (contract.Camera, or Camera for other topics); the
+            first one sets the grid's phase. A camera's depth is exported when the first bag
+            has its depth topic (then every bag must have it).
         task: task text for every frame; None reads /vla/instruction, else the bag's 'task'.
         robot_type: info.json robot_type; None takes the first bag's 'robot' metadata.
         crf: H.264 quality of the colour videos (lower is better and larger; 23 is x264's).
@@ -102,7 +107,7 @@ class ExportConfig:
     fps: int | None = None
     max_age_s: float = 0.1
     max_stale_fraction: float = 0.1
-    cameras: tuple[Camera, ...] = (Camera(),)
+    cameras: tuple = (contract.SCENE_CAMERA,)
     task: str | None = None
     robot_type: str | None = None
     crf: int = 23
@@ -478,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='freshness window, s: older picks are stale (default 0.1)')
     parser.add_argument('--max-stale-fraction', type=float, default=0.1,
                         help='skip episodes with more stale rows than this (default 0.1)')
+    parser.add_argument('--cameras', default=','.join(contract.DEFAULT_CAMERAS),
+                        help='cameras to export, contract names, the first sets the sampling '
+                             "(default 'scene'; 'scene,wrist' adds observation.images.wrist "
+                             'and observation.depth.wrist)')
     parser.add_argument('--task', help='task text for every frame (default: the instruction)')
     parser.add_argument('--robot-type', help="robot_type (default: the bag's robot)")
     parser.add_argument('--crf', type=int, default=23, help='H.264 quality (default 23)')
@@ -488,7 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
-    config = ExportConfig(fps=args.fps, max_age_s=args.max_age,
+    try:
+        cameras = contract.cameras(args.cameras)
+    except ValueError as err:
+        parser.error(str(err))
+    config = ExportConfig(fps=args.fps, max_age_s=args.max_age, cameras=cameras,
                           max_stale_fraction=args.max_stale_fraction, task=args.task,
                           robot_type=args.robot_type, crf=args.crf,
                           depth_codec=args.depth_codec, progress=not args.no_progress)

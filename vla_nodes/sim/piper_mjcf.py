@@ -29,6 +29,7 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.arm import kinematics
+from vla_nodes.description.tree import rpy_matrix
 
 # Position servos, (kp N*m/rad, kv N*m*s/rad, max |torque| N*m). Arm links are gravity
 # compensated (like the firmware's gravity feed-forward), so kp only has to hold contact loads.
@@ -56,6 +57,13 @@ LINK_RADIUS_M = (0.045, 0.04, 0.035, 0.03, 0.03, 0.03)
 BASE_CYLINDER_M = (0.05, 0.09)
 GRIPPER_HOUSING_M = ((0.0, 0.0, 0.05), (0.025, 0.05, 0.04))
 FINGER_PAD_M = ((0.0, 0.006, 0.12), (0.012, 0.006, 0.03))  # the left finger; the right mirrors y
+# A wrist RGB-D camera (D405-like) beside the gripper housing (off the fingers' y stroke),
+# looking along the tool axis, tilted 25 deg towards it, image 'down' towards the fingers (so
+# they show at the bottom of the frame, as on Cobot Magic / ALOHA wrist views): (translation m,
+# URDF rpy rad) of its optical frame in the flange (link6); R = Ry(25 deg) Rz(-90 deg). The
+# sim's wrist camera and the description's default mount.
+WRIST_CAMERA_MOUNT = ((-0.07, 0.0, 0.05), (math.radians(-25.0), 0.0, math.radians(-90.0)))
+WRIST_CAMERA_NAME = 'wrist_camera'
 GEOM_DENSITY = 1000.0  # kg/m^3 of every arm geom
 
 _ARM_RGBA = '0.82 0.82 0.85 1'
@@ -142,7 +150,18 @@ def _gripper() -> str:
 <geom type="box" pos="{_fmt(pos)}" size="{_fmt(half)}" rgba="{_JOINT_RGBA}" {_ARM_COLLISION}/>
 <site name="ee" size="0.005" rgba="0 0 1 0" group="5"/>
 <site name="tcp" pos="0 0 {kinematics.TCP_OFFSET_M}" size="0.005" rgba="0 0 1 0" group="5"/>
+{_wrist_camera()}
 {_finger('finger_left', 1)}{_finger('finger_right', -1)}"""
+
+
+def _wrist_camera(fovy_deg: float = 58.0) -> str:
+    """The wrist camera at WRIST_CAMERA_MOUNT; 58 deg is the D405's vertical field of view."""
+    (x, y, z), (roll, pitch, yaw) = WRIST_CAMERA_MOUNT
+    rot = rpy_matrix(roll, pitch, yaw)
+    # Optical (X right, Y down, Z forward) -> MuJoCo's camera axes (X right, Y up, looks along -Z).
+    xyaxes = np.concatenate([rot[:, 0], -rot[:, 1]])
+    return (f'<camera name="{WRIST_CAMERA_NAME}" pos="{_fmt((x, y, z))}" fovy="{fovy_deg}" '
+            f'xyaxes="{_fmt(xyaxes)}"/>')
 
 
 def _arm(dh_is_offset: int) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 
 class RgbdRenderer:
-    """Offscreen RGB-D rendering of one fixed camera of a model."""
+    """Offscreen RGB-D rendering of the fixed cameras of a model (one GL context for all)."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int, camera: str):
         """Create the GL context (current on this thread) and the render buffers.
@@ -36,7 +36,7 @@ class RgbdRenderer:
             model: the compiled model; its offscreen buffer must be at least width x height.
             width: image width (px).
             height: image height (px).
-            camera: name of a fixed camera of the model.
+            camera: name of a fixed camera of the model (the default of `render`).
 
         Raises:
             ValueError: the image is larger than the offscreen buffer, or no such camera.
@@ -47,7 +47,7 @@ class RgbdRenderer:
                              f'{buffer.offwidth}x{buffer.offheight} (<global offwidth/offheight>)')
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
-        self._camera.fixedcamid = model.camera(camera).id
+        self._default = self._camera.fixedcamid = model.camera(camera).id
         self._model = model
         self._rect = mujoco.MjrRect(0, 0, width, height)
         self._scene = mujoco.MjvScene(model, maxgeom=max(1000, 2 * model.ngeom))
@@ -60,16 +60,20 @@ class RgbdRenderer:
         self._rgb = np.empty((height, width, 3), dtype=np.uint8)
         self._depth = np.empty((height, width), dtype=np.float32)
 
-    def render(self, data: mujoco.MjData) -> tuple:
-        """Render the camera.
+    def render(self, data: mujoco.MjData, camera: str | None = None) -> tuple:
+        """Render a camera.
 
         Args:
             data: the state to draw (poses as of its last kinematics update).
+            camera: name of another fixed camera of the model (same size); None = the default.
 
         Returns:
             (rgb, depth): rgb (H, W, 3) uint8; depth (H, W) float32, metres along the optical
             axis (z-depth), the far plane (vis.map.zfar x extent) where nothing is hit.
         """
+        # A camera mounted on a body moves with it: mjv_updateScene reads its pose from data.
+        self._camera.fixedcamid = self._default if camera is None else self._model.camera(
+            camera).id
         mujoco.mjv_updateScene(self._model, data, self._option, None, self._camera,
                                mujoco.mjtCatBit.mjCAT_ALL, self._scene)
         mujoco.mjr_render(self._rect, self._scene, self._context)

@@ -46,6 +46,7 @@ from vla_nodes import contract  # noqa: E402
 from vla_nodes.sim import piper_mjcf  # noqa: E402
 
 CAMERA_NAME = 'scene_camera'
+WRIST_CAMERA_NAME = piper_mjcf.WRIST_CAMERA_NAME  # on link6, in the built-in Piper
 DEFAULT_JOINT_MAP = tuple(f'{n}:{n}' for n in contract.ARM_JOINTS) + (
     f'{contract.GRIPPER_JOINT}:finger_left+finger_right',)
 MENAGERIE_JOINT_MAP = tuple(f'{n}:{n}' for n in contract.ARM_JOINTS) + (

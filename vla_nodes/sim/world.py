@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 from vla_nodes import contract  # noqa: E402
 from vla_nodes.sim.rgbd import RgbdRenderer  # noqa: E402
 from vla_nodes.sim.robot_model import (  # noqa: E402
-    ArmBinding, CAMERA_NAME, compile_model, DEFAULT_JOINT_MAP, parse_joint_map)
+    ArmBinding, CAMERA_NAME, compile_model, DEFAULT_JOINT_MAP, parse_joint_map,
+    WRIST_CAMERA_NAME)
 
 _MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera (X right, Y up, -Z view) -> optical
 
@@ -257,23 +258,31 @@ class SimWorld:
         body = self.data.body(name)
         return _pose(body.xpos, body.xmat)
 
-    def camera_pose(self) -> np.ndarray:
-        """(4, 4) camera optical frame (X right, Y down, Z forward) in base_link (m)."""
-        cam = self.data.cam(CAMERA_NAME)
+    def camera_pose(self, camera: str = CAMERA_NAME) -> np.ndarray:
+        """(4, 4) optical frame (X right, Y down, Z forward) of a camera in base_link (m).
+
+        Args:
+            camera: the MuJoCo camera, CAMERA_NAME (fixed) or WRIST_CAMERA_NAME (on link6).
+        """
+        cam = self.data.cam(self._camera_name(camera))
         pose = _pose(cam.xpos, cam.xmat)
         pose[:3, :3] = pose[:3, :3] @ _MJ_TO_OPTICAL
         return pose
 
     # --- camera --------------------------------------------------------------------------------
-    def intrinsics(self) -> tuple:
-        """Exact pinhole intrinsics of the rendered images (no distortion).
+    def intrinsics(self, camera: str = CAMERA_NAME) -> tuple:
+        """Exact pinhole intrinsics of a camera's rendered images (no distortion).
+
+        Args:
+            camera: a camera of the model; its field of view is the model's (`fovy`).
 
         Returns:
             (K, width, height): K (3, 3) float64 in pixels, pixel centres at integer coordinates
             (OpenCV / CameraInfo convention); width and height in pixels.
         """
         width, height = self.config.width, self.config.height
-        focal = 0.5 * height / math.tan(math.radians(self.config.fovy_deg) / 2)
+        fovy = float(self.model.cam_fovy[self.model.camera(self._camera_name(camera)).id])
+        focal = 0.5 * height / math.tan(math.radians(fovy) / 2)
         k_matrix = np.array([
             [focal, 0.0, (width - 1) / 2],
             [0.0, focal, (height - 1) / 2],
@@ -281,8 +290,22 @@ class SimWorld:
         ])
         return k_matrix, width, height
 
-    def render(self) -> tuple:
-        """Render the scene camera.
+    def _camera_name(self, camera: str) -> str:
+        if camera not in self.cameras:
+            raise KeyError(f'the robot model has no camera {camera!r} (it has {self.cameras}); '
+                           f"a user MJCF adds a wrist camera as <camera name='{WRIST_CAMERA_NAME}'"
+                           '/> in its flange body')
+        return camera
+
+    @property
+    def cameras(self) -> tuple:
+        """Names of the model's cameras."""
+        return tuple(self.model.camera(i).name for i in range(self.model.ncam))
+
+    def render(self, camera: str = CAMERA_NAME) -> tuple:
+        """Render a camera (CAMERA_NAME, the scene camera, or WRIST_CAMERA_NAME).
+
+        Every camera shares the image size; `intrinsics(camera)` gives its K.
 
         Returns:
             (rgb, depth): rgb (H, W, 3) uint8; depth (H, W) float32, metres along the optical
@@ -291,7 +314,7 @@ class SimWorld:
         if self._renderer is None:
             self._renderer = RgbdRenderer(self.model, self.config.width, self.config.height,
                                           CAMERA_NAME)
-        return self._renderer.render(self.data)
+        return self._renderer.render(self.data, self._camera_name(camera))
 
     def close(self) -> None:
         """Free the renderer (the GL context); the world stays usable and renders again lazily."""

@@ -33,7 +33,8 @@ A sample is one row t of an episode:
     ACTION the chunk a[t : t + H] # (H, 7), repeating the last action past the episode's end
     with ACTION_PAD True there (LeRobot's `action_is_pad`); OBS_INSTRUCTION the task text;
     OBS_INTRINSICS K of the S x S image # (3, 3) px, when the export stored the camera's;
-    OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px.
+    OBS_IMAGE_CONTENT the frame's (top, left, height, width) inside the S x S image # (4,) px;
+    each of `extra_images` (further cameras, observation.images.<camera>) rgb uint8 # (S, S, 3).
 Rows flagged `sync_ok = False` by the exporter (a stale stream) are not used as samples.
 Frames are decoded one episode at a time and kept, resized, in an LRU cache with a memory budget:
 random batches touch every episode, so a cache smaller than the dataset decodes a video per sample.
@@ -46,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_IMAGE, OBS_IMAGE_CONTENT,
-                                OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
+                                OBS_IMAGES_PREFIX, OBS_INSTRUCTION, OBS_INTRINSICS, OBS_STATE)
 from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
@@ -125,7 +126,8 @@ class LeRobotDataset:
     """Samples of one LeRobot v3 dataset folder (a subset of its episodes)."""
 
     def __init__(self, root, horizon, image_size, use_depth=False, episodes=None,
-                 cache_mb=2048, crop=None, pose_targets=False, feature_map=None):
+                 cache_mb=2048, crop=None, pose_targets=False, feature_map=None,
+                 extra_images=()):
         """Open a dataset.
 
         Args:
@@ -142,6 +144,9 @@ class LeRobotDataset:
                 episode goes first (the newest always stays).
             feature_map: which dataset features are the image, depth, state and action:
                 anything parse_feature_map takes (default: vla-export's keys).
+            extra_images: dataset keys of further colour cameras (observation.images.<camera>),
+                each resized to S x S like the image but not cropped; samples carry them under
+                the same keys (the model's `extra_images`).
 
         Raises:
             DatasetError: not a v3 dataset, or a needed feature is missing or of the wrong kind
@@ -161,6 +166,7 @@ class LeRobotDataset:
         roles = ['state', 'action', 'image'] + (['depth'] if use_depth else [])
         mapping = parse_feature_map(feature_map)
         self.features = {role: mapping[role] for role in roles}  # role -> dataset key
+        self.extra_images = tuple(extra_images)
         self._check_features(features)
         self.fps = float(self.info['fps'])
         self.horizon, self.image_size, self.use_depth = horizon, image_size, use_depth
@@ -216,6 +222,13 @@ class LeRobotDataset:
                                                 len(shape) != 1):
                 raise DatasetError(f'{self.root}: {key!r} ({kind} {shape}) is not a vector for '
                                    f'{role}{hint}')
+        for key in self.extra_images:
+            feature = features.get(key) or {}
+            if feature.get('dtype') != 'video' or is_depth_map(feature) or list(
+                    feature.get('shape') or [])[2:] != [3]:
+                raise DatasetError(f'{self.root}: no colour video {key!r} for a further camera; '
+                                   f'export the camera with vla-export --cameras. Features: '
+                                   f'{sorted(features)}')
 
     def _load_tables(self):
         data_files = sorted(self.root.glob('data/*/*.parquet'))
@@ -271,6 +284,8 @@ class LeRobotDataset:
         }
         if self.use_depth:
             sample[OBS_DEPTH] = frames['depth'][row - start]
+        for key in self.extra_images:
+            sample[key] = frames[key][row - start]
         if self.intrinsics is not None:
             sample[OBS_INTRINSICS] = self.intrinsics
         if self.pose_targets:
@@ -289,6 +304,9 @@ class LeRobotDataset:
             raw = self._decode(episode, self.features[role], stop - start)
             out[role] = np.stack([resize_with_pad(f, self.image_size, self.image_size, self.crop)
                                   for f in raw])
+        for key in self.extra_images:  # never cropped: the crop is the primary camera's
+            out[key] = np.stack([resize_with_pad(f, self.image_size, self.image_size)
+                                 for f in self._decode(episode, key, stop - start)])
         self._cache[episode] = out
         while len(self._cache) > 1 and self._cached_bytes() > self._cache_bytes:
             self._cache.popitem(last=False)
@@ -378,8 +396,9 @@ def collate(samples, stats):
     """
     import torch
 
+    extra = [k for k in samples[0] if k.startswith(OBS_IMAGES_PREFIX) and k != OBS_IMAGE]
     keys = [k for k in (OBS_IMAGE, OBS_DEPTH, OBS_STATE, ACTION, ACTION_PAD, OBS_INTRINSICS,
-                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM)
+                        OBS_IMAGE_CONTENT, POSE_EE_CHUNK, POSE_BASE_CAM, *extra)
             if all(k in s for s in samples)]
     stacked = {k: np.stack([s[k] for s in samples]) for k in keys}
     stacked = Normalize({OBS_STATE: stats[OBS_STATE], ACTION: stats[ACTION]})(stacked)

@@ -63,11 +63,12 @@ import sys
 
 import numpy as np
 
-from vla_nodes.contract import ACTION
+from vla_nodes.contract import ACTION, cameras as named_cameras, DEFAULT_CAMERAS, SCENE_CAMERA
 from vla_nodes.models import presets
 from vla_nodes.models.spatial_streams import add_pose_answers, add_teacher_targets, build_teacher
 from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
-from vla_nodes.policy.checkpoint import make_contract, read_policy_json, save_checkpoint
+from vla_nodes.policy.checkpoint import (extra_image_keys, make_contract, read_policy_json,
+                                         save_checkpoint)
 from vla_nodes.train.data import (batch_indices, collate, LeRobotDataset, merged_stats,
                                   split_episodes)
 from vla_nodes.train.validation import closed_loop_check, first_frame_error
@@ -111,6 +112,9 @@ class TrainConfig:
     image_size: int = 0  # 0 = the preset's; else the input side S (presets.with_image_size)
     crop: tuple = ()  # (top, left, bottom, right) fractions of the frame; saved in the contract
     feature_map: str = ''  # dataset features -> model inputs (data.parse_feature_map); contract
+    # Contract camera names the model sees, the primary first ('' = the scene camera alone);
+    # the others feed the model's extra_images (observation.images.<camera>); contract.
+    cameras: str = ''
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)
@@ -363,14 +367,23 @@ def fit_pose_tokenizer(datasets, pose_config):
     return PoseTokenizer(pose_config).fit(np.concatenate(points))
 
 
+def contract_cameras_of(config):
+    """The run's cameras (contract.Camera), primary first; the scene camera by default."""
+    return named_cameras(config.cameras or ','.join(DEFAULT_CAMERAS))
+
+
 def open_data(config, model_config):
     """(train datasets, val datasets) over the dataset folders, split by episode."""
     train, val = [], []
+    primary = contract_cameras_of(config)[0]
+    feature_map = config.feature_map or None
+    if feature_map is None and primary is not SCENE_CAMERA:
+        feature_map = {primary.image_key: 'image', primary.depth_key: 'depth'}
     for folder in config.data:
         kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
                   crop=config.crop, pose_targets=needs_pose_answers(model_config),
-                  feature_map=config.feature_map or None)
+                  feature_map=feature_map, extra_images=model_config.extra_images)
         probe = LeRobotDataset(folder, **kw)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))
@@ -452,6 +465,9 @@ def run(config):
     model_config = resolve_spatial(model_config, config)
     if config.image_size:
         model_config = presets.with_image_size(model_config, config.image_size)
+    if config.cameras:
+        model_config = replace(model_config, extra_images=extra_image_keys(
+            [c.name for c in contract_cameras_of(config)]))
     config = recipe(config, model_config.head)
     schedule = RECIPES[model_config.head]['schedule']
     latest = out / LATEST
@@ -481,7 +497,9 @@ def run(config):
     contract = make_contract(model_config.horizon, (model_config.image_size,) * 2,
                              action_rate_hz=train_sets[0].fps,
                              joint_names=train_sets[0].names or None,
-                             image_crop=config.crop, dataset_features=train_sets[0].features)
+                             image_crop=config.crop, dataset_features=train_sets[0].features,
+                             cameras=[c.name for c in contract_cameras_of(config)]
+                             if config.cameras else None)
 
     # model and optimizer
     torch.manual_seed(config.seed)
@@ -637,6 +655,11 @@ def parse_args(argv=None):
                              'observation.images.front_depth=depth; or a YAML file '
                              '{key: role}. Default: the names vla-export writes. Saved in the '
                              'contract')
+    parser.add_argument('--cameras', default='', metavar='NAME,...',
+                        help='cameras the model sees, contract names, primary first (default: '
+                             "the scene camera); e.g. 'scene,wrist' also encodes "
+                             'observation.images.wrist with the shared vision tower. Saved in '
+                             'the contract: policy_node refuses a robot without them')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
