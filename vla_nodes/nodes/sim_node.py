@@ -126,7 +126,6 @@ class SimNode(ros.Node):
         self._dt = 1.0 / p['physics_rate_hz']
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
-        self._firmware, self._bus = self._start_firmware(p)
         sim_cameras = {contract.SCENE_CAMERA.name: CAMERA_NAME,
                        contract.WRIST_CAMERA.name: WRIST_CAMERA_NAME}
         cameras = contract.cameras(self.get_parameter('cameras').value)
@@ -135,6 +134,8 @@ class SimNode(ros.Node):
             raise ValueError(f'cameras {unknown}: the simulator has {list(sim_cameras)}')
         for c in cameras:
             self._world.camera_pose(sim_cameras[c.name])  # a user MJCF without it fails now
+        # Only now the firmware thread: a refused configuration must not leave it running.
+        self._firmware, self._bus = self._start_firmware(p)
         # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
         # wrist frame of the same instant is already there.
         self._cameras = [(sim_cameras[c.name], CameraPublishers(self, c))
