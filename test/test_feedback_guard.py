@@ -94,6 +94,21 @@ def test_a_jump_that_stays_and_agrees_with_the_end_pose_is_the_arm_moved_elsewhe
     assert any(v.fault for v in verdicts) and not any(v.moved for v in verdicts)
 
 
+def test_a_reset_just_over_the_speed_bound_read_again_later_is_not_a_rogue_frame():
+    # Measured in a lock-step episode reset: joint 1 teleported 0.1747 rad, seen 20 ms after the
+    # last sample (bound 6 rad/s * 20 ms + 0.05 = 0.17: a jump); the next sample, 40 ms after
+    # that last one, is within the bound of both the old place and the new one.
+    guard = FeedbackGuard()
+    old = READY + [0.1747, 0, 0, 0, 0, 0, 0]
+    _, t = confirmed(guard, q=old)
+    held = guard.check(READY, t + 0.020, end_pose(READY, t + 0.020))
+    assert not held.ok and not held.fault
+    again = guard.check(READY, t + 0.040, end_pose(READY, t + 0.040))
+    assert again.moved and not again.fault, again.reason
+    verdict, _ = confirmed(guard, t0=t + 0.045)
+    assert verdict.ok
+
+
 def test_frames_no_piper_sends_are_unusable():
     data = bytes(8)
     assert unusable(can.Message(arbitration_id=0x2A5, data=data, is_extended_id=False)) == ''

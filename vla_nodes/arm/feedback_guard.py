@@ -118,7 +118,7 @@ class FeedbackGuard:
         self._trusted = False
         self._count = 0
         self._last = None  # (positions, stamp) of the last accepted sample
-        self._jumped = None  # (reason, stamps seen) while a jump is being judged
+        self._jumped = None  # (reason, stamps seen, (q, stamp) jumped to) while judged
 
     def check(self, positions, stamp: float, end_pose=None) -> Verdict:
         """Judge one sample.
@@ -158,11 +158,14 @@ class FeedbackGuard:
         if self._jumped is None:
             if not jump:
                 return None
-            self._jumped = (jump, {stamp})
+            self._jumped = (jump, {stamp}, (q, stamp))
             return Verdict(False, f'joint feedback jumped, held until explained: {jump}')
-        reason, stamps = self._jumped
+        reason, stamps, jumped_to = self._jumped
         stamps.add(stamp)
-        if not jump:  # back where the arm was: the jump was not the arm's
+        # Back where the arm was (and not where the jump went): the jump was not the arm's. A
+        # sample that continues both (a jump just over the speed bound, then a later sample:
+        # the bound grows with time) is not "back": the end pose decides.
+        if not jump and self._jump(q, stamp, since=jumped_to):
             self.reset()
             return Verdict(False, f'joint feedback impossible: {reason}', fault=True)
         if not self._pose_mismatch(q, stamp, end_pose):
@@ -191,10 +194,13 @@ class FeedbackGuard:
                     f'[{self._lower[i]:.3f}, {self._upper[i]:.3f}] (a rogue or garbled frame?)')
         return ''
 
-    def _jump(self, q: np.ndarray, stamp: float) -> str:
-        if self._last is None:
+    def _jump(self, q: np.ndarray, stamp: float, since: Optional[tuple] = None) -> str:
+        """Why `q` cannot follow `since` ((positions, stamp); default the last accepted
+        sample) at the arm's top speed, or ''."""
+        since = since or self._last
+        if since is None:
             return ''
-        last, last_stamp = self._last
+        last, last_stamp = since
         allowed = _MAX_SPEED * max(stamp - last_stamp, 0.0) + _SLACK
         jump = np.abs(q - last)
         bad = np.flatnonzero(jump > allowed)
