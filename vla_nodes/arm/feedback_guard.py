@@ -195,8 +195,10 @@ class FeedbackGuard:
         return ''
 
     def _jump(self, q: np.ndarray, stamp: float, since: Optional[tuple] = None) -> str:
-        """Why `q` cannot follow `since` ((positions, stamp); default the last accepted
-        sample) at the arm's top speed, or ''."""
+        """Why `q` cannot follow `since` at the arm's top speed, or ''.
+
+        `since` is (positions, stamp); by default the last accepted sample.
+        """
         since = since or self._last
         if since is None:
             return ''
