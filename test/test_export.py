@@ -435,3 +435,33 @@ def test_cli_bad_input_and_overwrite(tmp_path, capsys):
     assert export.main([str(bag_path), '-o', str(other), '--overwrite', '--no-progress']) == 1
     assert 'not a LeRobot dataset' in capsys.readouterr().err
     assert (other / 'notes.txt').read_text() == 'keep me'
+
+
+def test_depth_video_decodes_from_every_frame_a_reader_seeks_to(tmp_path):
+    # Readers (LeRobot's and train/data.py) seek to an episode's first frame. With x265's
+    # default open GOPs the frames leading a CRA picture were lost there: an episode of the
+    # wrist camera's depth came back one frame short. Busy depth, as a scene with motion has.
+    from vla_nodes.record.lerobot_v3 import _Video
+    rng = np.random.default_rng(0)
+    base = rng.integers(200, 3000, (48, 64)).astype(np.uint16)
+    frames = []
+    for k in range(40):
+        frame = base.copy() if rng.random() < 0.7 else rng.integers(200, 3000, (48, 64))
+        frame = frame.astype(np.uint16)
+        frame[:, (3 * k) % 64] = 3500
+        frames.append(frame)
+    video = _Video(tmp_path / 'videos' / 'depth' / 'f.mp4', 10, frames[0], crf=23)
+    for frame in frames:
+        video.add(frame)
+    video.close()
+    wrong = []
+    for first in range(len(frames)):
+        with av.open(str(tmp_path / 'videos' / 'depth' / 'f.mp4')) as container:
+            stream = container.streams.video[0]
+            container.seek(int(first / 10 / stream.time_base), stream=stream, backward=True)
+            got = next(round(float(f.pts * stream.time_base) * 10)
+                       for f in container.decode(stream)
+                       if float(f.pts * stream.time_base) > first / 10 - 0.05)
+        if got != first:
+            wrong.append((first, got))
+    assert wrong == [], f'seeking to these frames decoded later ones: {wrong}'

@@ -247,8 +247,11 @@ class _Video:
         elif self.quantizer:
             # x265's fastest preset: lossless either way, the preset only trades size for time
             codec, encoder, pix_fmt, fmt = 'hevc', 'libx265', 'gray12le', 'gray12le'
-            settings = {'g': 2, 'crf': None, 'preset': 'ultrafast',
-                        'extra_options': {'x265-params': 'lossless=1:log-level=error'}}
+            # open-gop=0: x265's default open GOPs start with CRA pictures whose leading
+            # frames are dropped when a reader seeks there (LeRobot's and ours seek to each
+            # episode's first frame): an episode came back a frame short.
+            settings = {'g': 2, 'crf': None, 'preset': 'ultrafast', 'extra_options': {
+                'x265-params': 'lossless=1:open-gop=0:log-level=error'}}
         else:
             codec, encoder, pix_fmt, fmt = 'ffv1', 'ffv1', 'gray16le', 'gray16le'
             settings = {'g': None, 'crf': None, 'preset': None, 'extra_options': {}}  # intra
