@@ -380,7 +380,7 @@ def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
 # vla-record --repair with every file capped at 8 kB (RLIMIT_FSIZE: EFBIG), like a full disk.
 REPAIR_ON_A_FULL_DISK = """
 import resource, signal, sys
-from vla_nodes.record.cli import main
+from vla_nodes.orchestration.record import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (8000, resource.RLIM_INFINITY))
 sys.exit(main(['--repair', sys.argv[1]]))

@@ -306,7 +306,7 @@ def test_a_reset_during_motion_holds_the_arm_and_refuses_the_old_episodes_chunks
 
 @pytest.mark.slow
 def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(one_thread):
-    from vla_nodes.evaluate import evaluate, PolicySpec
+    from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
     runs = [evaluate(PolicySpec('random-weight'), episodes=2, max_seconds=2.0,
                      can_name=f'test_episodes_eval_{next(_channels)}', progress=False)
             for _ in range(2)]
