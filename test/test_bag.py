@@ -17,7 +17,8 @@ from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
 from vla_nodes import contract
-from vla_nodes.record import bag, cli, repair
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag, repair
 from vla_nodes.record.bag import BagError, BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import (

@@ -62,6 +62,15 @@ class PolicySpec:
     action_rate_hz: float = 10.0
 
 
+def _policy_args(spec: PolicySpec) -> dict:
+    """sim_eval.launch.yaml's arguments for what drives the arm."""
+    return {'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
+            'policy': 'false' if spec.expert else 'true',
+            'leader': 'expert' if spec.expert else '',
+            'driver_dry_run': 'true' if spec.expert else 'false',
+            'cameras': str(_cameras_of(spec))}
+
+
 def _cameras_of(spec: PolicySpec) -> list:
     """The cameras the sim renders (and the robot offers): those the checkpoint needs."""
     if not spec.checkpoint:
@@ -139,14 +148,9 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
     from vla_nodes.paths import package_share
     from vla_nodes.sim.tasks import get_task
     budget = float(max_seconds or get_task(task).max_seconds)
-    args = {'task': task, 'seed': str(seed), 'can_name': can_name,
-            'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
-            'policy': 'false' if spec.expert else 'true',
-            'leader': 'expert' if spec.expert else '',
-            'driver_dry_run': 'true' if spec.expert else 'false',
-            'max_episode_s': str(budget),
+    args = {'task': task, 'seed': str(seed), 'can_name': can_name, 'max_episode_s': str(budget),
             'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0),
-            'cameras': str(_cameras_of(spec))}
+            **_policy_args(spec)}
     result, frames, keep = EvalResult(spec.name), [], threading.Event()
     with open_graph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep,
                     control='vla_eval') as graph:
@@ -183,12 +187,12 @@ class ChunkTimings:
     """
 
     def __init__(self, node) -> None:
-        from vla_nodes import ros
         from vla_nodes.ros.msgs import std_msgs
         self.chunks, self.infer_ms, self.delay_ms = 0, [], []
         # Deep enough for a real-time graph's burst; lock-step delivers every message anyway.
+        # The node's default (mutually exclusive) group: one count at a time.
         node.create_subscription(std_msgs.String, contract.CHUNK_TIMING_TOPIC, self._on_timing,
-                                 1000, callback_group=ros.ReentrantCallbackGroup())
+                                 1000)
 
     def _on_timing(self, msg) -> None:
         timing = json.loads(msg.data)
