@@ -30,6 +30,7 @@ def open_graph(launch_file, launch_args: dict | None = None, lockstep: bool = Fa
 
     With `lockstep` the launch file gets `lockstep:=true` (sim_node's lock-step mode) and the
     callbacks run on one thread, in an order that depends only on the work: an exact replay.
+    With `launch_file` None only the control node runs (the graph runs elsewhere, e.g. rclpy).
 
     Yields:
         The started `ros.launch.Graph`; `graph.control` is the control node. Every node is
@@ -37,7 +38,7 @@ def open_graph(launch_file, launch_args: dict | None = None, lockstep: bool = Fa
     """
     from vla_nodes.ros import launch
     launch_args = dict(launch_args or {}, **({'lockstep': 'true'} if lockstep else {}))
-    specs = launch.load_launch(launch_file, launch_args)
+    specs = [] if launch_file is None else launch.load_launch(launch_file, launch_args)
     with launch.Graph(specs, single_threaded=lockstep, control=control) as graph:
         yield graph.spin_in_thread()
 

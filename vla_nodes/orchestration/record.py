@@ -293,22 +293,11 @@ def _interactive(opts, launch_args: dict) -> int:
     if opts.launch is None and ros.BACKEND != 'rclpy':
         raise RuntimeError('without ROS the recorder must run in this process: pass --launch '
                            'FILE (e.g. --launch sim.launch.yaml), or use --sim')
+    launch_file = None  # rclpy: only a control node, talking to a recorder running elsewhere
     if opts.launch is not None:
         launch_file = opts.launch if Path(opts.launch).is_file() else ('vla_nodes', opts.launch)
-        with open_graph(launch_file, launch_args, control='vla_record') as graph:
-            return _control(RecorderControl(graph.control, opts.recorder), opts)
-    ros.init()
-    node = ros.Node('vla_record')
-    executor = ros.MultiThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        return _control(RecorderControl(node, opts.recorder), opts)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        ros.try_shutdown()
+    with open_graph(launch_file, launch_args, control='vla_record') as graph:
+        return _control(RecorderControl(graph.control, opts.recorder), opts)
 
 
 def _control(control: RecorderControl, opts) -> int:
