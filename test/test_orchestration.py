@@ -82,37 +82,32 @@ def test_sim_node_publishes_each_episodes_result_as_it_ends(ctx):
 
 
 def _node_object_reads(tree: ast.AST) -> list:
-    """Lines where code reaches into a node object: `x.node(...)` other than to set its
-    parameters (rclpy's public parameter API), `x.nodes`, or a private `x._name` of anything
-    but `self` / `cls`."""
+    """Lines where code reaches for a node object: `x.node(...)` (Graph.node: for tests),
+    `x.nodes`, or a private `x._name` of anything but `self` / `cls`."""
     found = []
     for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == 'node'):
+            found.append(node.lineno)
         if not isinstance(node, ast.Attribute):
             continue
-        value = node.value
         if node.attr == 'nodes':
             found.append(node.lineno)
-        elif (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
-              and value.func.attr == 'node' and node.attr != 'set_parameters'):
-            found.append(node.lineno)
         elif (node.attr.startswith('_') and not node.attr.startswith('__')
-              and not (isinstance(value, ast.Name) and value.id in ('self', 'cls'))):
+              and not (isinstance(node.value, ast.Name) and node.value.id in ('self', 'cls'))):
             found.append(node.lineno)
-    return found
+    return sorted(set(found))
 
 
 def test_orchestration_reads_nothing_off_node_objects():
     """Regressions pinned: vla-eval read policy.stats, policy.infer_ms, policy.delays_s,
-    sim.episode_seconds() and sim.grasp_to_object_m() off the node objects."""
+    sim.episode_seconds() and sim.grasp_to_object_m() off the node objects; vla-record --sim
+    set the recorder's parameter on its object (now through `~/set_parameters`)."""
     offenders = {}
     for path in sorted(ORCHESTRATION.glob('*.py')):
-        tree = ast.parse(path.read_text(), str(path))
-        calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call)
-                 and isinstance(n.func, ast.Attribute) and n.func.attr == 'node']
-        lines = _node_object_reads(tree) + [
-            line for line in calls if path.name != 'record.py']  # record: the recorder's params
+        lines = _node_object_reads(ast.parse(path.read_text(), str(path)))
         if lines:
-            offenders[path.name] = sorted(set(lines))
+            offenders[path.name] = lines
     assert offenders == {}
     # The check itself catches what it is meant to.
     bad = ast.parse('r = graph.node("policy_node").stats\nq = graph.nodes\nw = sim._world\n')

@@ -43,10 +43,13 @@ def open_graph(launch_file, launch_args: dict | None = None, lockstep: bool = Fa
         yield graph.spin_in_thread()
 
 
-def call_trigger(client, service: str, timeout_s: float):
-    """Call a std_srvs/Trigger client spun by another thread; the response, or RuntimeError."""
+def call_service(client, service: str, timeout_s: float, request=None):
+    """Call a service client spun by another thread; the response, or RuntimeError.
+
+    `request` defaults to an empty std_srvs/Trigger request.
+    """
     from vla_nodes.ros.msgs import std_srvs
-    future = client.call_async(std_srvs.Trigger.Request())
+    future = client.call_async(std_srvs.Trigger.Request() if request is None else request)
     end = time.monotonic() + timeout_s
     while not future.done():
         if time.monotonic() > end:
@@ -99,7 +102,7 @@ class SimEpisodes:
         if not self._reset.wait_for_service(timeout_sec=timeout_s):
             raise RuntimeError(f'{RESET_SERVICE} is not available: is sim_node running?')
         self.status, self.result = '', None
-        response = call_trigger(self._reset, RESET_SERVICE, timeout_s)
+        response = call_service(self._reset, RESET_SERVICE, timeout_s)
         if not response.success:
             raise RuntimeError(f'{RESET_SERVICE} failed: {response.message}')
         if wait_running:

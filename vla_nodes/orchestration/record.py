@@ -30,7 +30,7 @@ import time
 from typing import Callable, Iterable
 
 from vla_nodes.cli_errors import run_cli
-from vla_nodes.orchestration.episodes import (call_trigger, open_graph, RESET_SERVICE,
+from vla_nodes.orchestration.episodes import (call_service, open_graph, RESET_SERVICE,
                                               SimEpisodes, TERMINAL)
 
 RECORDER = '/teleop_recorder_node'
@@ -50,10 +50,12 @@ class RecorderControl:
 
     def __init__(self, node, recorder: str = RECORDER) -> None:
         from vla_nodes import contract, ros
-        from vla_nodes.ros.msgs import diagnostic_msgs, std_srvs
+        from vla_nodes.ros.msgs import diagnostic_msgs, rcl_interfaces, std_srvs
         self._recorder = recorder
         self._clients = {a: node.create_client(std_srvs.Trigger, f'{recorder}/{a}_episode')
                          for a in ('start', 'stop', 'discard')}
+        self._params = node.create_client(rcl_interfaces.SetParameters,
+                                          f'{recorder}/set_parameters')
         self._status = None
         node.create_subscription(diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC,
                                  self._on_diagnostics, 50,
@@ -67,10 +69,24 @@ class RecorderControl:
         """Call `<recorder>/<action>_episode`; (success, message: the bag path or the error)."""
         service = f'{self._recorder}/{action}_episode'
         try:
-            response = call_trigger(self._clients[action], service, timeout_s)
+            response = call_service(self._clients[action], service, timeout_s)
         except RuntimeError as err:
             return False, str(err)
         return bool(response.success), response.message
+
+    def set_episode_metadata(self, entries: list[str], timeout_s: float = 30.0) -> None:
+        """Set the recorder's `episode_metadata` ('key=value' into the next bags) through its
+        `~/set_parameters` service, as `ros2 param set` does; RuntimeError if refused."""
+        from vla_nodes.ros import Parameter
+        from vla_nodes.ros.msgs import rcl_interfaces
+        service = f'{self._recorder}/set_parameters'
+        if not self._params.wait_for_service(timeout_sec=timeout_s):
+            raise RuntimeError(f'{service} is not available')
+        request = rcl_interfaces.SetParameters.Request(
+            parameters=[Parameter('episode_metadata', value=list(entries)).to_parameter_msg()])
+        result = call_service(self._params, service, timeout_s, request).results[0]
+        if not result.successful:
+            raise RuntimeError(f'{service} refused episode_metadata: {result.reason}')
 
     def status(self) -> dict:
         """The recorder's last diagnostics: level, message, state, episodes, rates {topic: Hz}."""
@@ -170,7 +186,6 @@ def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
     from tqdm import tqdm
     from vla_nodes.paths import package_share
     from vla_nodes.record.bag import read_metadata
-    from vla_nodes.ros import Parameter
     args = {'task': task, 'seed': str(seed), 'output_dir': output_dir, **(launch_args or {})}
     results = []
     with open_graph(package_share() / 'launch' / SIM_LAUNCH, args, lockstep,
@@ -179,15 +194,12 @@ def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
         sim = SimEpisodes(graph.control)
         if not control.wait(30.0):
             raise RuntimeError(f'{RECORDER} services did not appear')
-        # The recorder's parameter, set through its public parameter API (`ros2 param set`).
-        recorder = graph.node('teleop_recorder_node')
         bar = tqdm(total=episodes, unit='episode', desc=task, disable=not progress)
         for k in range(episodes):
             episode_seed = seed + k + 1
             if not lockstep:
                 episode_seed = sim.reset(30.0)
-            recorder.set_parameters([Parameter('episode_metadata', value=[
-                f'seed={episode_seed}', f'sim_task={task}'])])
+            control.set_episode_metadata([f'seed={episode_seed}', f'sim_task={task}'])
             ok, path = control.call('start')
             if not ok:
                 raise RuntimeError(f'start_episode failed: {path}')

@@ -149,6 +149,29 @@ class Parameter:
     def __repr__(self):
         return f'Parameter({self._name!r}, {self._type.name}, {self._value!r})'
 
+    def to_parameter_msg(self):
+        """rcl_interfaces/Parameter, as rclpy's: what `~/set_parameters` carries."""
+        from vla_nodes.ros.msgs import rcl_interfaces
+        value = rcl_interfaces.ParameterValue(type=int(self._type))
+        if self._type != ParameterType.NOT_SET:
+            setattr(value, _VALUE_FIELDS[self._type], self._value)
+        return rcl_interfaces.Parameter(name=self._name, value=value)
+
+    @classmethod
+    def from_parameter_msg(cls, msg) -> 'Parameter':
+        """The Parameter an rcl_interfaces/Parameter carries (rclpy's)."""
+        type_ = ParameterType(msg.value.type)
+        if type_ == ParameterType.NOT_SET:
+            return cls(msg.name, type_)
+        value = getattr(msg.value, _VALUE_FIELDS[type_])
+        if type_.name.endswith('_ARRAY'):  # the message's sequences (array('q'), ...) as lists
+            value = bytes(value) if type_ == ParameterType.BYTE_ARRAY else list(value)
+        return cls(msg.name, type_, value)
+
+
+# rcl_interfaces/ParameterValue: the field that holds each type's value (bool_value, ...).
+_VALUE_FIELDS = {t: f'{t.name.lower()}_value' for t in ParameterType if t != ParameterType.NOT_SET}
+
 
 def _value_fits(type_: ParameterType, value) -> bool:
     try:
