@@ -51,7 +51,6 @@ from vla_nodes.perception.depth import metres_to_mm
 from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
 
 EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
-OBJECTS = ('cube', 'plate', 'block')  # sim/world.py's bodies: distances in the episode result
 LEADERS = ('', 'expert')
 STATUS_CHECK_HZ = 10.0
 FIRMWARE_LOW_SPEED_HZ = 20.0
@@ -273,6 +272,7 @@ class SimNode(ros.Node):
         The grasp-centre-to-object distances (ground truth) are a continuous measure of how
         close a policy came, which shows learning before success does.
         """
+        from vla_nodes.sim.world import OBJECTS
         with self._lock:
             tcp = self._world.tcp_pose()[:3, 3]
             distances = {}
