@@ -508,7 +508,7 @@ class Node:
         self.declare_parameter('use_sim_time', False)
         self._apply_sim_time(self.get_parameter('use_sim_time').value)
         if start_parameter_services:  # as rclpy's: `ros2 param set` and other nodes set ours
-            self._start_parameter_services()
+            P.start_parameter_services(self)
 
     # names
     def get_name(self) -> str:
@@ -690,25 +690,6 @@ class Node:
 
     def set_parameters(self, parameter_list) -> list:
         return [self._set_one(p) for p in parameter_list]
-
-    def _start_parameter_services(self) -> None:
-        from vla_nodes.ros.msgs import rcl_interfaces
-        try:
-            self.create_service(rcl_interfaces.SetParameters, '~/set_parameters',
-                                self._on_set_parameters)
-        except RuntimeError as err:  # a node of the same name holds it: ROS only warns too
-            self._logger.warning(f'{err}; node names should be unique')
-
-    def _on_set_parameters(self, request, response):
-        from vla_nodes.ros.msgs import rcl_interfaces
-        for msg in request.parameters:
-            try:
-                result = self._set_one(P.Parameter.from_parameter_msg(msg))
-            except (P.ParameterException, TypeError, ValueError) as err:
-                result = P.SetParametersResult(False, str(err))
-            response.results.append(rcl_interfaces.SetParametersResult(
-                successful=result.successful, reason=result.reason))
-        return response
 
     def _set_one(self, param) -> P.SetParametersResult:
         if param.name not in self._parameters and not self._allow_undeclared:

@@ -211,6 +211,28 @@ def check_range(name: str, value, descriptor: ParameterDescriptor) -> None:
                 f'{name} out of range. Min: {low}, Max: {high}, value: {value}')
 
 
+# --- parameter services --------------------------------------------------------------------------
+
+def start_parameter_services(node) -> None:
+    """Serve `~/set_parameters` (rcl_interfaces/SetParameters) on a local node, as rclpy does:
+    each parameter set on its own through `node.set_parameters`, a refusal answered, not raised."""
+    from vla_nodes.ros.msgs import rcl_interfaces
+
+    def on_set(request, response):
+        for msg in request.parameters:
+            try:
+                result = node.set_parameters([Parameter.from_parameter_msg(msg)])[0]
+            except (ParameterException, TypeError, ValueError) as err:
+                result = SetParametersResult(False, str(err))
+            response.results.append(rcl_interfaces.SetParametersResult(
+                successful=result.successful, reason=result.reason))
+        return response
+    try:
+        node.create_service(rcl_interfaces.SetParameters, '~/set_parameters', on_set)
+    except RuntimeError as err:  # a node of the same name holds it: ROS only warns too
+        node.get_logger().warning(f'{err}; node names should be unique')
+
+
 # --- parameter files -----------------------------------------------------------------------------
 
 def flatten(params: dict, prefix: str = '') -> dict:
