@@ -26,15 +26,15 @@ NODES = ['camera_node', 'depth_node', 'pose_node', 'policy_node', 'arm_driver_no
          'teleop_recorder_node', 'sim_node', 'robot_state_node', 'trajectory_relay_node']
 CLIS = {
     'vla-launch': 'vla_nodes.ros.launch:main',
-    'vla-demo': 'vla_nodes.demo:main',
+    'vla-demo': 'vla_nodes.orchestration.demo:main',
     'vla-bag-summary': 'vla_nodes.record.bag_read:main',
-    'vla-record': 'vla_nodes.record.cli:main',
+    'vla-record': 'vla_nodes.orchestration.record:main',
     'vla-calibrate': 'vla_nodes.perception.calibrate:main',
     'vla-export': 'vla_nodes.record.export:main',
     'vla-depth-tokenizer': 'vla_nodes.train.depth_tokenizer:main',
     'vla-train': 'vla_nodes.train.train:main',
-    'vla-eval': 'vla_nodes.evaluate:main',
-    'vla-main': 'vla_nodes.pipeline:main',
+    'vla-eval': 'vla_nodes.orchestration.evaluate:main',
+    'vla-main': 'vla_nodes.orchestration.pipeline:main',
 }
 
 

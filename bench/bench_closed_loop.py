@@ -17,7 +17,7 @@
 Usage: MUJOCO_GL=egl python bench/bench_closed_loop.py [--full] [--demos N] [--steps N]
        [--episodes N] [--presets a b ...] [--max-seconds S] [--out out/bench_closed_loop]
 
-Without --full it runs the quick setting (vla_nodes/pipeline.py QUICK); --full is the acceptance
+Without --full it runs the quick setting (orchestration/pipeline.py QUICK); --full the acceptance
 benchmark (50 demos, tiny_pi0_depth + tiny_depthvla + tiny_pi0_baseline, 50 held-out episodes
 each, plus the scripted expert and a random-weight model). Overrides shrink either. The table
 (success rate, mean episode time, final grasp-to-cube distance, chunk count, inference and
@@ -28,7 +28,7 @@ and the wall time, so a figure always comes with what produced it.
 import sys
 import time
 
-from vla_nodes import pipeline
+from vla_nodes.orchestration import pipeline
 
 
 def main(argv=None) -> int:

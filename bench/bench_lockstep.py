@@ -32,14 +32,14 @@ from pathlib import Path
 import sys
 import time
 
-from vla_nodes.evaluate import evaluate, PolicySpec
+from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
 
 OUT = Path('out/bench_lockstep')
 
 
 def quick_checkpoint(preset: str, demos: int, steps: int) -> str:
     """Record `demos` expert demos, export them and train `preset` for `steps` steps."""
-    from vla_nodes import pipeline
+    from vla_nodes.orchestration import pipeline
     setting = pipeline.Setting(demos=demos, presets=(preset,), steps=steps, batch_size=4)
     bags = pipeline.record(OUT, setting, progress=False, resume=True)
     dataset = pipeline.export_dataset(bags, OUT, progress=False, resume=True)

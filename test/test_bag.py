@@ -32,7 +32,8 @@ from ruamel.yaml import YAML
 
 from graph import joint_state
 from vla_nodes import contract
-from vla_nodes.record import bag, bag_meta, bag_read, cli, repair
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag, bag_meta, bag_read, repair
 from vla_nodes.record.bag import BagWriter
 from vla_nodes.record.bag_meta import BagError
 from vla_nodes.ros import image, msgs
@@ -395,7 +396,7 @@ def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
 # vla-record --repair with every file capped at 8 kB (RLIMIT_FSIZE: EFBIG), like a full disk.
 REPAIR_ON_A_FULL_DISK = """
 import resource, signal, sys
-from vla_nodes.record.cli import main
+from vla_nodes.orchestration.record import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (8000, resource.RLIM_INFINITY))
 sys.exit(main(['--repair', sys.argv[1]]))

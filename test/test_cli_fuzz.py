@@ -39,7 +39,8 @@ import yaml
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import bag_read, cli, export
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag_read, export
 from vla_nodes.record.bag import BagWriter, UNFINISHED_MARKER
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.launch import main as vla_launch

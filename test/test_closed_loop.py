@@ -14,7 +14,7 @@
 
 """The whole loop at its smallest size: expert demos -> dataset -> training -> closed loop.
 
-Uses vla-main's own steps (vla_nodes/pipeline.py): the scripted expert records demos through the
+Uses vla-main's steps (orchestration/pipeline.py): the scripted expert records demos through the
 leader arm on CAN, they are exported to LeRobot v3, tiny_pi0_depth trains for a few steps, and
 the checkpoint drives the simulated Piper through policy_node and the real driver. At this size
 success is not expected; learning shows on the imitation error on the demos' frames (2 training
@@ -36,9 +36,10 @@ pytestmark = [
 
 def test_demos_to_trained_policy_beating_random_weights_in_the_loop(tmp_path, one_thread):
     import torch
-    from vla_nodes import pipeline
-    from vla_nodes.evaluate import evaluate, format_table, imitation_error, PolicySpec
     from vla_nodes.models.vla import VLAModel
+    from vla_nodes.orchestration import pipeline
+    from vla_nodes.orchestration.evaluate import (evaluate, format_table, imitation_error,
+                                                  PolicySpec)
     from vla_nodes.policy.policy import VLAPolicy
 
     setting = pipeline.Setting(demos=3, presets=('tiny_pi0_depth',), steps=300, episodes=1,

@@ -308,8 +308,14 @@ def test_a_reset_during_motion_holds_the_arm_and_refuses_the_old_episodes_chunks
 
 
 @pytest.mark.slow
-def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(one_thread):
-    from vla_nodes.evaluate import evaluate, PolicySpec
+def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(
+        one_thread, monkeypatch):
+    from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
+    from vla_nodes.ros.launch import Graph
+
+    def out_of_reach(self, name):
+        raise AssertionError(f'evaluation reached into node {name}: use its topics')
+    monkeypatch.setattr(Graph, 'node', out_of_reach)  # the figures come over the wire
     runs = [evaluate(PolicySpec('random-weight'), episodes=2, max_seconds=2.0,
                      can_name=f'test_episodes_eval_{next(_channels)}', progress=False)
             for _ in range(2)]

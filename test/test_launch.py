@@ -23,6 +23,7 @@ from pathlib import Path
 import signal
 import textwrap
 import threading
+import time
 
 import pytest
 import yaml
@@ -436,6 +437,27 @@ def test_a_failing_node_stops_the_launch_and_destroys_the_others(tmp_path):
     assert [node.get_name() for node in instances] == ['speaker', 'camera']
     assert instances[0].destroyed
     assert not ros.ok()
+
+
+def test_the_graph_runner_spins_on_a_thread_with_a_control_node_and_stops_clean():
+    """vla-record, vla-eval and vla-main run their graphs through the same runner as run()."""
+    from vla_nodes.ros.launch import Graph
+    from vla_nodes.ros.msgs import std_msgs
+    ros, executables, instances = make_nodes()
+    specs = load_launch(DATA / 'talk.launch.yaml', {})
+    heard = []
+    with Graph(specs, executables, single_threaded=True, control='ctl') as graph:
+        assert [n.get_name() for n in graph.nodes] == ['speaker', 'ear'] and ros.ok()
+        graph.control.create_subscription(std_msgs.String, '/demo/remapped',
+                                          lambda msg: heard.append(msg.data), 10)
+        graph.spin_in_thread()
+        end = time.monotonic() + 10.0
+        while len(heard) < 3 and time.monotonic() < end:
+            time.sleep(0.01)
+    assert heard[:3] == ['launched'] * 3
+    assert all(node.destroyed for node in instances) and graph.nodes == []
+    assert graph.control is None and not ros.ok()
+    graph.stop()  # twice is harmless
 
 
 def test_ctrl_c_ends_the_launch_cleanly():

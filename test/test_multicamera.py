@@ -30,10 +30,10 @@ import pytest  # noqa: E402
 from graph import joint_state, spin  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
+from vla_nodes.orchestration.record import record_sim  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
 from vla_nodes.record import bag_meta, bag_read, export  # noqa: E402
-from vla_nodes.record.cli import record_sim  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import sensor_msgs, trajectory_msgs  # noqa: E402
 from vla_nodes.train.data import LeRobotDataset  # noqa: E402

@@ -39,7 +39,8 @@ from vla_nodes import contract, ros
 from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.nodes.teleop_recorder_node import TeleopRecorderNode
-from vla_nodes.record import bag_meta, bag_read, cli, repair
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag_meta, bag_read, repair
 from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
@@ -527,7 +528,7 @@ def test_sigterm_finishes_the_bag(tmp_path, how):
             '-c', 'from vla_nodes.nodes.teleop_recorder_node import main; main()',
             '--ros-args', '-p', f'output_dir:={out}', '-p', 'autostart:=true',
             '-p', 'topics:=[/diagnostics]', '-p', "cameras:=['']", '-p', 'flush_period_s:=0.2'],
-        'vla-record': ['-m', 'vla_nodes.record.cli', '--launch', launch_file]}[how]
+        'vla-record': ['-m', 'vla_nodes.orchestration.record', '--launch', launch_file]}[how]
     env = dict(os.environ, PYTHONPATH=str(REPO), VLA_ROS_BACKEND='local')
     proc = subprocess.Popen([sys.executable, *map(str, command)], cwd=REPO, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

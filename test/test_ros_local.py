@@ -181,6 +181,44 @@ def test_parameter_ranges_are_enforced_like_rclpy(ctx):
     assert node.get_parameter('ok').value == 200.0
 
 
+def test_parameters_are_set_over_the_nodes_set_parameters_service(ctx):
+    """As rclpy's (`ros2 param set`): each parameter on its own, refusals answered, not raised."""
+    from vla_nodes.ros.msgs import rcl_interfaces
+    node = local.Node('recorder', context=ctx, namespace='arm')
+    node.declare_parameter('episode_metadata', [''])
+    caller = local.Node('caller', context=ctx)
+    quiet = local.Node('quiet', context=ctx, start_parameter_services=False)
+    assert not caller.create_client(
+        rcl_interfaces.SetParameters, f'{quiet.get_fully_qualified_name()}/set_parameters'
+    ).wait_for_service(timeout_sec=0.05)
+    client = caller.create_client(rcl_interfaces.SetParameters, '/arm/recorder/set_parameters')
+    assert client.wait_for_service(timeout_sec=1.0)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    request = rcl_interfaces.SetParameters.Request(parameters=[
+        P.Parameter(name, value=value).to_parameter_msg() for name, value in (
+            ('episode_metadata', ['seed=3', 'task=x']), ('episode_metadata', 3),
+            ('undeclared', 1.5))])
+    response = client.call(request, timeout_sec=2.0)
+    ctx.shutdown()
+    thread.join(2.0)
+    executor.shutdown()
+    assert [r.successful for r in response.results] == [True, False, False]
+    assert 'expecting type STRING_ARRAY' in response.results[1].reason
+    assert 'not declared' in response.results[2].reason
+    assert node.get_parameter('episode_metadata').value == ['seed=3', 'task=x']
+
+
+@pytest.mark.parametrize('value', [True, 7, 2.5, 'text', b'\x01', [False], [1, 2], [0.5],
+                                   ['a'], None])
+def test_parameter_message_round_trip(value):
+    param = P.Parameter('p', value=value)
+    back = P.Parameter.from_parameter_msg(param.to_parameter_msg())
+    assert (back.name, back.type_, back.value) == ('p', param.type_, value)
+
+
 def test_names_namespaces_and_remaps(ctx):
     node = local.Node('driver', context=ctx, namespace='left', cli_args=[
         '--ros-args', '-r', '__node:=left_driver', '-r', 'cmd:=/vla/action_chunk'])

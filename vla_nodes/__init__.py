@@ -22,7 +22,9 @@ Map of the package (data flows left to right, DESIGN.md section 1):
 
 - contract.py   joint names, limits, topics, units: said once
 - ros/          the façade (rclpy or the built-in `local` runtime), messages, images, vla-launch
+                and its graph runner
 - nodes/        one thin ROS adapter per executable
+- orchestration/ jobs that run a graph in this process (vla-record, vla-eval, vla-main, vla-demo)
 - camera/       RealSense capture and playback
 - perception/   metric depth, end-effector pose
 - arm/          Piper kinematics, the piper_sdk wrapper, safety filter, trajectory following

@@ -100,6 +100,15 @@ CLOCK_TOPIC = '/clock'
 JOINT_COMMAND_TOPIC = '/vla/joint_command'
 # Simulation episodes: 'running', then 'success' or 'failure' (transient local).
 EPISODE_STATUS_TOPIC = '/sim/episode_status'
+# How a simulated episode ended (std_msgs/String, JSON, transient local), published by sim_node
+# once per episode as it ends: {"seed": int, "status": "success" | "failure", "reason": str,
+# "episode_s": simulated s since the reset, "grasp_to_object_m": {object: m from the grasp
+# centre}}. Evaluation reads its figures here, not off the simulator.
+EPISODE_RESULT_TOPIC = '/sim/episode_result'
+# One message per action chunk from policy_node (std_msgs/String, JSON): {"stamp_ns":
+# observation stamp, "infer_ms": model time, "delay_s": observation -> chunk on the node's clock,
+# "published": false in dry run}. What vla-eval's latency figures are made of.
+CHUNK_TIMING_TOPIC = '/vla/chunk_timing'
 # Episode boundaries (std_msgs/Header, transient local): its stamp is the first instant of the
 # new episode. Published by sim_node on ~/reset, or by anyone resetting a real robot; the driver
 # then holds the measured position and nothing observed before the stamp reaches the arm. A zero

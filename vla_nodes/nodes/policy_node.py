@@ -38,12 +38,15 @@ simulation: `inference_delay_s` >= 0 runs the model in the tick itself (the simu
 it) and publishes the chunk at observation time + that delay on the simulated clock, so latency
 still shapes the episode and the episode replays exactly; -1 (the default, for robots and the
 real-time graph) runs it on the worker and publishes when done. Diagnostics: inference time,
-observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness.
+observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness; and each
+chunk's model time and observation-to-chunk delay on `/vla/chunk_timing` (JSON, what vla-eval's
+latency figures are made of).
 """
 
 import bisect
 import collections
 import concurrent.futures
+import json
 import threading
 import time
 
@@ -218,6 +221,8 @@ class PolicyNode(ros.Node):
         self.last_chunk = None  # (stamp ns, actions (H, 7)) of the last chunk (or dry-run one)
         self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
                                           contract.ACTION_CHUNK_TOPIC, 10)
+        self._timing_pub = self.create_publisher(std_msgs.String, contract.CHUNK_TIMING_TOPIC,
+                                                 100)
         self.create_subscription(sensor_msgs.Image, self._primary.color_topic,
                                  self._obs.add_color, 2)
         for cam in self._extra_cameras:
@@ -410,6 +415,9 @@ class PolicyNode(ros.Node):
         self.infer_ms.append(infer_ms)
         self.delays_s.append(delay_s)
         self.last_chunk = (stamp_ns, actions)
+        self._timing_pub.publish(std_msgs.String(data=json.dumps({
+            'stamp_ns': int(stamp_ns), 'infer_ms': float(infer_ms), 'delay_s': float(delay_s),
+            'published': not self._dry_run})))
         self._diag.set(OK, 'dry run: logging chunks' if self._dry_run else 'publishing chunks',
                        infer_ms=float(infer_ms), delay_s=float(delay_s),
                        chunk_age_s=float(delay_s), busy=int(self._busy.is_set()),

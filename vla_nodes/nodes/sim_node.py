@@ -29,7 +29,9 @@ clock the others follow; `/clock` keeps counting across episode resets.
 Episodes (`sim.episode.Episode`): parameter `task` names a task of `sim.tasks.TASKS`; the first
 episode uses parameter `seed`, each `~/reset` (std_srvs/Trigger, answers 'seed N') the next seed.
 `/sim/episode_status` (std_msgs/String, latched) says 'running' after a reset, then 'success' or
-'failure' (the task's check, or its time budget in simulated seconds, or the expert giving up).
+'failure' (the task's check, or its time budget in simulated seconds, or the expert giving up);
+just before the end, `/sim/episode_result` (JSON, latched) carries the episode's figures:
+simulated duration and the grasp centre's distance to each object.
 With `leader: expert` the scripted expert plays the leader arm: it sends, on a bus of its own on
 the same CAN channel, the frames a Piper leader arm sends (`sim.leader.LeaderArm`), which the
 simulated follower executes and `arm_driver_node` publishes on `/leader/joint_states`.
@@ -49,6 +51,7 @@ their simulated rates. Between episodes (before the first `~/reset`, and once th
 same graph: the same episode, bit for bit.
 """
 
+import json
 import threading
 import time
 
@@ -142,6 +145,8 @@ class SimNode(ros.Node):
                          for c in sorted(cameras, key=lambda c: c is contract.SCENE_CAMERA)]
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
+                                                 ros.qos_profile_latched)
+        self._result_pub = self.create_publisher(std_msgs.String, contract.EPISODE_RESULT_TOPIC,
                                                  ros.qos_profile_latched)
         self._episode_start_pub = self.create_publisher(
             std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
@@ -264,29 +269,39 @@ class SimNode(ros.Node):
         self._publish_status()
 
     def _publish_status(self, fresh: bool = False) -> None:
-        """Publish the status when it changed, or always after a reset (`fresh`)."""
+        """Publish the status when it changed, or always after a reset (`fresh`).
+
+        An ended episode's result goes out first, so whoever sees the end can have its figures.
+        """
         status = self._episode.status
         if status == self._published_status and not fresh:
             return
+        if status not in ('', 'running'):
+            self._result_pub.publish(std_msgs.String(data=json.dumps(self._result())))
         self._status_pub.publish(std_msgs.String(data=status))
         self._published_status = status
         reason = f' ({self._episode.reason})' if self._episode.reason else ''
         self.get_logger().info(f'episode seed {self._episode.seed}: {status}{reason}')
 
-    def grasp_to_object_m(self, name: str = 'cube') -> float:
-        """Distance from the grasp centre (tcp) to object `name`'s centre now (m).
+    def _result(self) -> dict:
+        """The ended episode, measured now (/sim/episode_result, contract.py).
 
-        Ground truth for in-process evaluation (vla-eval): a continuous measure of how close a
-        policy came, which shows learning before success does.
+        The grasp-centre-to-object distances (ground truth) are a continuous measure of how
+        close a policy came, which shows learning before success does.
         """
+        from vla_nodes.sim.world import OBJECTS
         with self._lock:
-            return float(np.linalg.norm(self._world.tcp_pose()[:3, 3]
-                                        - self._world.object_pose(name)[:3, 3]))
-
-    def episode_seconds(self) -> float:
-        """Simulated seconds since the episode started (in-process evaluation)."""
-        with self._lock:
-            return float(self._world.time)
+            tcp = self._world.tcp_pose()[:3, 3]
+            distances = {}
+            for name in OBJECTS:
+                try:
+                    distances[name] = float(np.linalg.norm(
+                        tcp - self._world.object_pose(name)[:3, 3]))
+                except KeyError:  # a user's scene without it
+                    continue
+            return {'seed': int(self._episode.seed), 'status': self._episode.status,
+                    'reason': self._episode.reason, 'episode_s': float(self._world.time),
+                    'grasp_to_object_m': distances}
 
     def _lead(self) -> None:
         with self._lock:

@@ -18,6 +18,8 @@
 (`launch_file.py`: syntax, substitutions, the supported subset) and starts every node in this
 process on the façade's backend (`local` without ROS), on one multi-threaded executor, until Ctrl-C
 or a duration. Every node is destroyed on the way out, also when one fails to start.
+`Graph` is that runner, the only one: vla-record, vla-eval, vla-main and vla-demo start their
+nodes through it too (`vla_nodes/orchestration/`).
 With `--processes` each node runs in its own process on the zenoh backend instead, supervised
 (`launch_procs.py`).
 """
@@ -28,6 +30,7 @@ import os
 from pathlib import Path
 import sys
 import tempfile
+import threading
 import time
 
 import yaml
@@ -92,6 +95,112 @@ def node_class(spec: NodeSpec, executables: dict | None = None):
     return installed_nodes.node_class(installed_nodes.target(spec, executables))
 
 
+class Graph:
+    """A launch file's nodes on one executor in this process: start, spin, stop.
+
+    The one in-process graph runner: `vla-launch` (`run`) and the orchestration (vla-record,
+    vla-eval, vla-main, vla-demo) all start their nodes through it.
+
+    Example:
+        with Graph(load_launch(path, args), control='vla_eval').spin_in_thread() as graph:
+            client = graph.control.create_client(...)
+
+    Args:
+        specs: the nodes, from `load_launch`.
+        executables: executable name -> class or 'module:Class'; default nodes.EXECUTABLES.
+        single_threaded: one thread runs every callback, in an order that depends only on the
+            work (lock-step simulation: an exact replay); otherwise a MultiThreadedExecutor.
+        control: name of an extra node of the caller's (services, subscriptions) on the same
+            executor, as `graph.control`; None for none.
+    """
+
+    def __init__(self, specs: list, executables: dict | None = None,
+                 single_threaded: bool = False, control: str | None = None) -> None:
+        # Resolved first: an unknown executable fails before anything starts.
+        self._classes = [node_class(spec, executables) for spec in specs]
+        self.specs, self.single_threaded, self._control_name = specs, single_threaded, control
+        self.nodes, self.control = [], None
+        self._executor, self._thread, self._owns_context = None, None, False
+        self._halt = threading.Event()
+
+    def start(self) -> 'Graph':
+        """Initialize the façade if needed and start every node (all destroyed if one fails).
+
+        Raises:
+            LaunchError: a node constructor raised (named in the message).
+        """
+        from vla_nodes import ros
+        self._ros = ros
+        self._owns_context = not ros.ok()
+        if self._owns_context:
+            ros.init()
+        self._executor = (ros.SingleThreadedExecutor() if self.single_threaded
+                          else ros.MultiThreadedExecutor())
+        try:
+            with tempfile.TemporaryDirectory(prefix='vla_launch_') as params_dir:
+                for spec, cls in zip(self.specs, self._classes):
+                    self.nodes.append(_start_node(spec, cls, Path(params_dir)))
+                    self._executor.add_node(self.nodes[-1])
+                    _LOG.info('started %s [%s %s]', spec.label, spec.package, spec.executable)
+            if self._control_name is not None:
+                self.control = ros.Node(self._control_name)
+                self._executor.add_node(self.control)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spin(self, duration: float | None = None) -> None:
+        """Spin in this thread until Ctrl-C (raised to the caller) or `duration` seconds."""
+        if duration is None:
+            self._executor.spin()
+            return
+        deadline = time.monotonic() + duration
+        while self._ros.ok() and time.monotonic() < deadline:
+            self._executor.spin_once(timeout_sec=min(0.1, deadline - time.monotonic()))
+
+    def spin_in_thread(self) -> 'Graph':
+        """Spin on a daemon thread until `stop`; returns self (started if it was not)."""
+        if self._executor is None:
+            self.start()
+
+        def spin():
+            while not self._halt.is_set() and self._ros.ok():
+                self._executor.spin_once(timeout_sec=0.1)
+        self._thread = threading.Thread(target=spin, name='vla_graph_spin', daemon=True)
+        self._thread.start()
+        return self
+
+    def node(self, name: str):
+        """The started node called `name`: for tests; orchestration talks to nodes on the wire."""
+        return next(n for n in self.nodes if n.get_name() == name)
+
+    def stop(self) -> None:
+        """Stop the executor (waiting for running callbacks), destroy every node, shut down."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        for node in reversed(self.nodes + ([self.control] if self.control else [])):
+            try:
+                node.destroy_node()
+            except Exception:  # one failing node must not keep the others alive
+                _LOG.exception('destroying %s failed', node.get_name())
+        self.nodes, self.control = [], None
+        if self._owns_context and self._ros.ok():
+            self._ros.shutdown()
+        self._owns_context = False
+
+    def __enter__(self) -> 'Graph':
+        return self if self._executor is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def run(specs: list, duration: float | None = None, executables: dict | None = None) -> list:
     """Start every node on one MultiThreadedExecutor and spin until Ctrl-C or `duration`.
 
@@ -110,23 +219,16 @@ def run(specs: list, duration: float | None = None, executables: dict | None = N
         LaunchError: an executable is unknown or a node constructor raised (named in the message).
     """
     from vla_nodes import ros
-    classes = [node_class(spec, executables) for spec in specs]
-    owns_context = not ros.ok()
-    if owns_context:
-        ros.init()
-    executor = ros.MultiThreadedExecutor()
-    nodes = []
+    graph = Graph(specs, executables)
+    nodes = graph.nodes
     try:
-        with tempfile.TemporaryDirectory(prefix='vla_launch_') as params_dir:
-            for spec, cls in zip(specs, classes):
-                nodes.append(_start_node(spec, cls, Path(params_dir)))
-                executor.add_node(nodes[-1])
-                _LOG.info('started %s [%s %s]', spec.label, spec.package, spec.executable)
-            _spin(ros, executor, duration)
+        graph.start()
+        nodes = list(graph.nodes)
+        graph.spin(duration)
     except (KeyboardInterrupt, ros.ExternalShutdownException):
         _LOG.info('interrupted, shutting down')
     finally:
-        _stop(ros, executor, nodes, owns_context)
+        graph.stop()
     return nodes
 
 
@@ -136,27 +238,6 @@ def _start_node(spec: NodeSpec, cls, params_dir: Path):
     except Exception as err:
         raise LaunchError(f'{spec.source}: node {spec.label} ({spec.package} {spec.executable}) '
                           f'failed to start: {type(err).__name__}: {err}') from err
-
-
-def _spin(ros, executor, duration: float | None) -> None:
-    if duration is None:
-        executor.spin()
-        return
-    deadline = time.monotonic() + duration
-    while ros.ok() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=min(0.1, deadline - time.monotonic()))
-
-
-def _stop(ros, executor, nodes: list, owns_context: bool) -> None:
-    """Stop the executor (waiting for running callbacks), destroy every node, shut down."""
-    executor.shutdown()
-    for node in reversed(nodes):
-        try:
-            node.destroy_node()
-        except Exception:  # one failing node must not keep the others alive
-            _LOG.exception('destroying %s failed', node.get_name())
-    if owns_context and ros.ok():
-        ros.shutdown()
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -496,7 +496,8 @@ class Node:
     def __init__(self, node_name, *, context=None, cli_args=None, namespace=None,
                  use_global_arguments=True, parameter_overrides=None,
                  allow_undeclared_parameters=False,
-                 automatically_declare_parameters_from_overrides=False, **_ignored):
+                 automatically_declare_parameters_from_overrides=False,
+                 start_parameter_services=True, **_ignored):
         self.context = context or get_default_context()
         if not self.context.ok():
             raise RuntimeError('call ros.init() before creating a node')
@@ -523,6 +524,8 @@ class Node:
                 self.declare_parameter(name, value)
         self.declare_parameter('use_sim_time', False)
         self._apply_sim_time(self.get_parameter('use_sim_time').value)
+        if start_parameter_services:  # as rclpy's: `ros2 param set` and other nodes set ours
+            P.start_parameter_services(self)
 
     # names
     def get_name(self) -> str:

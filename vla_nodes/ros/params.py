@@ -163,6 +163,29 @@ class Parameter:
     def __repr__(self):
         return f'Parameter({self._name!r}, {self._type.name}, {self._value!r})'
 
+    def to_parameter_msg(self):
+        """rcl_interfaces/Parameter, as rclpy's: what `~/set_parameters` carries."""
+        from vla_nodes.ros.msgs import rcl_interfaces
+        value = rcl_interfaces.ParameterValue(type=int(self._type))
+        if self._type != ParameterType.NOT_SET:
+            setattr(value, _VALUE_FIELDS[self._type], self._value)
+        return rcl_interfaces.Parameter(name=self._name, value=value)
+
+    @classmethod
+    def from_parameter_msg(cls, msg) -> 'Parameter':
+        """The Parameter an rcl_interfaces/Parameter carries (rclpy's)."""
+        type_ = ParameterType(msg.value.type)
+        if type_ == ParameterType.NOT_SET:
+            return cls(msg.name, type_)
+        value = getattr(msg.value, _VALUE_FIELDS[type_])
+        if type_.name.endswith('_ARRAY'):  # the message's sequences (array('q'), ...) as lists
+            value = bytes(value) if type_ == ParameterType.BYTE_ARRAY else list(value)
+        return cls(msg.name, type_, value)
+
+
+# rcl_interfaces/ParameterValue: the field that holds each type's value (bool_value, ...).
+_VALUE_FIELDS = {t: f'{t.name.lower()}_value' for t in ParameterType if t != ParameterType.NOT_SET}
+
 
 def _value_fits(type_: ParameterType, value) -> bool:
     try:
@@ -200,6 +223,31 @@ def check_range(name: str, value, descriptor: ParameterDescriptor) -> None:
             raise InvalidParameterValueException(
                 f"Invalid parameter value ({value}) for parameter '{name}'. Reason: Parameter "
                 f'{name} out of range. Min: {low}, Max: {high}, value: {value}')
+
+
+# --- parameter services --------------------------------------------------------------------------
+
+def start_parameter_services(node) -> None:
+    """Serve `~/set_parameters` (rcl_interfaces/SetParameters) on a local node, as rclpy does.
+
+    Each parameter is set on its own through `node.set_parameters`; a refusal is answered, not
+    raised.
+    """
+    from vla_nodes.ros.msgs import rcl_interfaces
+
+    def on_set(request, response):
+        for msg in request.parameters:
+            try:
+                result = node.set_parameters([Parameter.from_parameter_msg(msg)])[0]
+            except (ParameterException, TypeError, ValueError) as err:
+                result = SetParametersResult(False, str(err))
+            response.results.append(rcl_interfaces.SetParametersResult(
+                successful=result.successful, reason=result.reason))
+        return response
+    try:
+        node.create_service(rcl_interfaces.SetParameters, '~/set_parameters', on_set)
+    except RuntimeError as err:  # a node of the same name holds it: ROS only warns too
+        node.get_logger().warning(f'{err}; node names should be unique')
 
 
 # --- parameter files -----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from vla_nodes.sim.robot_model import (  # noqa: E402
     WRIST_CAMERA_NAME)
 
 _MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera (X right, Y up, -Z view) -> optical
+OBJECTS = ('cube', 'plate', 'block')  # the scene's movable bodies, by name (object_pose)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def first_frame_error(model, samples, stats, batch_size: int = 8):
 def closed_loop_check(checkpoint, episodes: int, action_rate_hz: float,
                       task: str = 'pick_red_cube', max_seconds: float = 10.0) -> dict:
     """Lock-step closed loop of `checkpoint` on `episodes` held-out seeds: success k/n."""
-    from vla_nodes.evaluate import evaluate, PolicySpec
+    from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
     spec = PolicySpec('checkpoint', checkpoint=str(checkpoint), action_rate_hz=action_rate_hz)
     result = evaluate(spec, episodes, task=task, max_seconds=max_seconds, progress=False,
                       can_name='vla_train_check')

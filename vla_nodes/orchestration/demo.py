@@ -52,6 +52,7 @@ def main(argv=None) -> int:
 
 def report(bag: Path) -> int:
     """Print the episode summary and save the image strip; 0 when the loop was closed."""
+    from vla_nodes.orchestration.evaluate import save_strip
     from vla_nodes.record.bag_read import read_bag, summarize
     summary = summarize(bag)
     print(f'\n== episode {bag}')
@@ -70,23 +71,12 @@ def report(bag: Path) -> int:
     print('\njoint travel (max - min): ' + ', '.join(
         f'{n} {v:.3f}' for n, v in zip(contract.JOINT_NAMES, travel)))
     print(f'action chunks from the model: {chunks}')
-    strip = save_strip(frames, bag / 'episode_strip.png')
+    strip = save_strip(frames, bag / 'episode_strip.png', count=5)
     if strip:
         print(f'image strip: {strip}')
     closed = chunks > 0 and float(np.max(travel[:6])) > 0.01
     print('closed loop: ' + ('yes, the model moved the arm' if closed else 'NO'))
     return 0 if closed else 1
-
-
-def save_strip(frames, path: Path, count: int = 5):
-    """Save `count` colour frames spread over the episode side by side; None without frames."""
-    if not frames:
-        return None
-    from PIL import Image as PILImage
-    from vla_nodes.ros import image
-    picks = [frames[i] for i in np.linspace(0, len(frames) - 1, count).astype(int)]
-    PILImage.fromarray(np.hstack([image.from_msg(f, 'rgb8') for f in picks])).save(path)
-    return path
 
 
 if __name__ == '__main__':

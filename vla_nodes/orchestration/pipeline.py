@@ -92,7 +92,7 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     With `resume`, bags that an earlier run recorded for the same number of demos are reused
     (out/bags/demos.json is written last, so its presence means the recording finished).
     """
-    from vla_nodes.record.cli import record_sim
+    from vla_nodes.orchestration.record import record_sim
     bags = out / 'bags'
     done = bags / DEMOS_DONE
     if resume and done.is_file() and json.loads(done.read_text())['demos'] == setting.demos:
@@ -143,8 +143,8 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     training runs continue from their latest checkpoint; evaluation always runs.
     """
     import torch
-    from vla_nodes.evaluate import (evaluate, format_table, PolicySpec, save_plots,
-                                    save_results)
+    from vla_nodes.orchestration.evaluate import (evaluate, format_table, PolicySpec,
+                                                  save_plots, save_results)
     torch.set_num_threads(1)  # the graph's nodes need the other core
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
