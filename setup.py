@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla_nodes: an ament_python package that also installs with pip for ROS-free use."""
 
 from glob import glob
@@ -12,15 +26,15 @@ NODES = ['camera_node', 'depth_node', 'pose_node', 'policy_node', 'arm_driver_no
          'teleop_recorder_node', 'sim_node', 'robot_state_node', 'trajectory_relay_node']
 CLIS = {
     'vla-launch': 'vla_nodes.ros.launch:main',
-    'vla-demo': 'vla_nodes.demo:main',
-    'vla-bag-summary': 'vla_nodes.record.bag:main',
-    'vla-record': 'vla_nodes.record.cli:main',
+    'vla-demo': 'vla_nodes.orchestration.demo:main',
+    'vla-bag-summary': 'vla_nodes.record.bag_read:main',
+    'vla-record': 'vla_nodes.orchestration.record:main',
     'vla-calibrate': 'vla_nodes.perception.calibrate:main',
     'vla-export': 'vla_nodes.record.export:main',
     'vla-depth-tokenizer': 'vla_nodes.train.depth_tokenizer:main',
     'vla-train': 'vla_nodes.train.train:main',
-    'vla-eval': 'vla_nodes.evaluate:main',
-    'vla-main': 'vla_nodes.pipeline:main',
+    'vla-eval': 'vla_nodes.orchestration.evaluate:main',
+    'vla-main': 'vla_nodes.orchestration.pipeline:main',
 }
 
 

@@ -1,11 +1,26 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Print the closed-loop success table: vla-main's benchmark, full or reduced, with 95% intervals.
 
 Usage: MUJOCO_GL=egl python bench/bench_closed_loop.py [--full] [--demos N] [--steps N]
        [--episodes N] [--presets a b ...] [--max-seconds S] [--out out/bench_closed_loop]
 
-Without --full it runs the quick setting (vla_nodes/pipeline.py QUICK); --full is the acceptance
-benchmark (vla_nodes/pipeline.py FULL: 50 demos, held-out seeds 1001-1050, the scripted expert,
-the policy with the object poses as input, the image-only policies and a random-weight model).
+Without --full it runs the quick setting (orchestration/pipeline.py QUICK); --full is the
+acceptance benchmark (orchestration/pipeline.py FULL: 50 demos, held-out seeds 1001-1050, the
+scripted expert, the policy with the object poses as input, the image-only policies and a
+random-weight model).
 Overrides shrink either. The table (success rate, mean episode time, final grasp-to-cube
 distance, chunk count, inference and observation-to-chunk latency p50/p95) is printed by
 vla-main; this script adds each policy's 95% Wilson interval, the settings used and the wall
@@ -18,7 +33,7 @@ from pathlib import Path
 import sys
 import time
 
-from vla_nodes import pipeline
+from vla_nodes.orchestration import pipeline
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple:

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Print arm_driver_node's control-loop period and jitter, and the CAN frame rates it sees.
 
 Usage: python bench/bench_driver.py [--seconds 10] [--rate 200] [--executor single|multi]
@@ -23,12 +37,14 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
+from vla_nodes.arm.piper_protocol import (
+    GRIPPER_CTRL, JOINT_CTRL, MOTION_CTRL_1, MOTION_CTRL_2, MOTOR_ENABLE)
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.ros import local
 from vla_nodes.ros.msgs import diagnostic_msgs, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
-COMMAND_IDS = {0x150, 0x151, 0x155, 0x156, 0x157, 0x159, 0x471}
+COMMAND_IDS = {MOTION_CTRL_1, MOTION_CTRL_2, *JOINT_CTRL, GRIPPER_CTRL, MOTOR_ENABLE}
 
 
 class FrameCounter:

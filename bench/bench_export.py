@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Print vla-export throughput: rows (frames) per second from bags to a LeRobot v3 dataset.
 
 Run: `python bench/bench_export.py` (2 episodes of 20 s: 640x480 colour and aligned depth at
@@ -19,7 +33,7 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import bag, export
+from vla_nodes.record import bag_read, export
 from vla_nodes.record.bag import BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
@@ -99,7 +113,7 @@ def main() -> None:
         print(f'wrote {args.episodes} bags of {args.seconds:.0f} s ({size_mb(bags):.0f} MB) '
               f'in {time.perf_counter() - start:.1f} s')
         start = time.perf_counter()
-        count = sum(1 for path in sorted(bags.iterdir()) for _ in bag.read_bag(path))
+        count = sum(1 for path in sorted(bags.iterdir()) for _ in bag_read.read_bag(path))
         read_s = time.perf_counter() - start
         print(f'read only: {count} messages in {read_s:.1f} s')
         for codec in export.DEPTH_CODECS:  # LeRobot's 12-bit HEVC depth, lossless 16-bit FFV1

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Print the per-step latency budget, observation -> chunk published -> first CAN frame.
 
 Usage: MUJOCO_GL=egl python bench/bench_latency.py [--seconds 20] [--checkpoint DIR]
@@ -8,7 +22,7 @@ through piper_sdk to the simulated firmware on a python-can virtual bus (first-o
 split:
     transport  camera publish -> a subscriber callback on the same executor (what policy_node's
                colour callback sees; measured on a probe subscription next to it)
-    model      VLAPolicy.infer (policy_node's own timing)
+    model      VLAPolicy.infer (policy_node's own timing, on /vla/chunk_timing)
     obs->chunk observation stamp -> chunk published (policy_node: waiting for the joint state,
                queueing on the tick, conversion, inference, publishing)
     driver     chunk received (probe) -> next joint-command CAN frame (0x155) on the bus
@@ -16,6 +30,7 @@ split:
 
 import argparse
 import itertools
+import json
 import sys
 import threading
 import time
@@ -25,13 +40,14 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
+from vla_nodes.arm.piper_protocol import JOINT_CTRL
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.nodes.policy_node import PolicyNode
 from vla_nodes.ros import image, local
-from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, trajectory_msgs
+from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
-JOINT_CTRL_12 = 0x155
+JOINT_CTRL_12 = JOINT_CTRL[0]
 _ids = itertools.count()
 
 
@@ -96,6 +112,9 @@ def main(argv=None) -> int:
     node.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC, on_color, 2)
     node.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
                              lambda msg: received.append(time.perf_counter()), 10)
+    timings = []  # policy_node's own per-chunk figures, from /vla/chunk_timing
+    node.create_subscription(std_msgs.String, contract.CHUNK_TIMING_TOPIC,
+                             lambda msg: timings.append(json.loads(msg.data)), 100)
     executor = local.MultiThreadedExecutor(context=ctx)
     for n in (driver, policy, node):
         executor.add_node(n)
@@ -119,8 +138,8 @@ def main(argv=None) -> int:
           f"({'checkpoint ' + opts.checkpoint if opts.checkpoint else 'random-weight tiny'}"
           ', 320x240 frames, 1 torch thread)')
     print(percentiles('transport', transport))
-    print(percentiles('model', list(policy.infer_ms)))
-    print(percentiles('obs->chunk', [d * 1e3 for d in policy.delays_s]))
+    print(percentiles('model', [t['infer_ms'] for t in timings]))
+    print(percentiles('obs->chunk', [t['delay_s'] * 1e3 for t in timings]))
     print(percentiles('driver', driver_ms))
     return 0
 

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Lock-step evaluation speed: 50 held-out episodes of one tiny preset, against real time.
 
 Usage: MUJOCO_GL=egl python bench/bench_lockstep.py [--checkpoint DIR | --random]
@@ -18,14 +32,14 @@ from pathlib import Path
 import sys
 import time
 
-from vla_nodes.evaluate import evaluate, PolicySpec
+from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
 
 OUT = Path('out/bench_lockstep')
 
 
 def quick_checkpoint(preset: str, demos: int, steps: int) -> str:
     """Record `demos` expert demos, export them and train `preset` for `steps` steps."""
-    from vla_nodes import pipeline
+    from vla_nodes.orchestration import pipeline
     setting = pipeline.Setting(demos=demos, presets=(preset,), steps=steps, batch_size=4)
     bags = pipeline.record(OUT, setting, progress=False, resume=True)
     dataset = pipeline.export_dataset(bags, OUT, progress=False, resume=True)

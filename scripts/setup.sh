@@ -12,6 +12,9 @@ APT_PACKAGES+=(colcon python3-colcon-ros python3-colcon-python-setup-py
                python3-colcon-recursive-crawl python3-colcon-package-selection
                python3-colcon-parallel-executor python3-colcon-output python3-colcon-bash
                python3-ament-package python3-setuptools)
+# The ament linters a ROS 2 package's tests run (test/test_pep257.py, test_copyright.py,
+# test_xmllint.py; flake8 comes with pip): Debian's, run by their commands with the system python.
+APT_PACKAGES+=(python3-ament-pep257 python3-ament-copyright python3-ament-xmllint libxml2-utils)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

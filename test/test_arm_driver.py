@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """arm_driver_node on the local backend, checked down to the CAN frames the arm receives.
 
 The driver talks through the real piper_sdk to the simulated firmware (`sim/piper_can.py`) on a
@@ -12,13 +26,12 @@ import can
 import numpy as np
 import pytest
 
-from graph import spin  # test/graph.py
+from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
-from vla_nodes.arm.piper import MILLIDEG_PER_RAD
+from vla_nodes.arm.piper_protocol import GRIPPER_CTRL, JOINT_CTRL, MILLIDEG_PER_RAD, MOTOR_ENABLE
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, OK, WARN
-from vla_nodes.ros import local
 from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, sensor_msgs, std_srvs,
                                 trajectory_msgs)
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
@@ -29,19 +42,11 @@ pytestmark = [
 ]
 _channels = itertools.count()
 READY = np.array(contract.READY_POSITIONS)          # joint1 0.0 ... gripper 0.05 m
-JOINT_CTRL_12, GRIPPER_CTRL, MOTOR_ENABLE = 0x155, 0x159, 0x471
+JOINT_CTRL_12 = JOINT_CTRL[0]
 
 
 def fk(q6):
     return kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6))
-
-
-class Probe:
-    """Collects what a topic carries."""
-
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 1000)
 
 
 class Rig:
@@ -86,11 +91,6 @@ def rigs(ctx):
     yield make
     for rig in made:
         rig.close()
-
-
-@pytest.fixture
-def tester(ctx):
-    return local.Node('tester', context=ctx)
 
 
 def chunk_msg(driver, positions, dt=0.1, names=contract.JOINT_NAMES):

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Issue 12, arm safety: what reaches the CAN bus when limits, feedback, stamps, parameters fail.
 
 The driver (real piper_sdk) runs against the simulated firmware on a python-can virtual bus, a
@@ -23,17 +37,20 @@ import numpy as np
 from piper_sdk.piper_param.piper_param_manager import C_PiperParamManager
 import pytest
 
-from graph import spin  # test/graph.py
+from graph import Probe, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.can_bus import open_bus
-from vla_nodes.arm.piper import MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig, wait_for
+from vla_nodes.arm.piper import PiperArm, PiperConfig, wait_for
+from vla_nodes.arm.piper_protocol import (
+    ARM_SENT_IDS, GRIPPER_CTRL, GRIPPER_FEEDBACK, JOINT_CTRL, JOINT_FEEDBACK, MICROMETRE_PER_M,
+    MILLIDEG_PER_RAD)
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, WARN
-from vla_nodes.ros import launch, local
+from vla_nodes.ros import launch
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import ARM_SENT_IDS, KinematicPlant, PiperFirmware
+from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 from vla_nodes.sim.piper_mjcf import robot_mjcf
 
 pytestmark = [
@@ -42,10 +59,8 @@ pytestmark = [
 ]
 _channels = itertools.count()
 READY = np.array(contract.READY_POSITIONS)          # joint1 0.0, joint2 1.2, ... gripper 0.05 m
-JOINT_CTRL = (0x155, 0x156, 0x157)                  # joints 1-2, 3-4, 5-6 (0.001 deg)
-GRIPPER_CTRL = 0x159
-JOINT_FEEDBACK_12, JOINT_FEEDBACK_34 = 0x2A5, 0x2A6
-ZEROED_FEEDBACK = (0x2A5, 0x2A6, 0x2A7, 0x2A8)
+JOINT_FEEDBACK_12, JOINT_FEEDBACK_34 = JOINT_FEEDBACK[:2]
+ZEROED_FEEDBACK = (*JOINT_FEEDBACK, GRIPPER_FEEDBACK)
 
 
 def fk(q6):
@@ -88,8 +103,11 @@ class Listener:
 
 
 class ZeroFeedbackFirmware(PiperFirmware):
-    """The real firmware, but its joint and gripper frames (0x2A5-0x2A8) carry zeros until
-    `zeros_until` (time.monotonic()): the start-up fault of issue 12. End pose stays right."""
+    """The real firmware, but its joint and gripper frames (0x2A5-0x2A8) carry zeros for a while.
+
+    Zeros until `zeros_until` (time.monotonic()): the start-up fault of issue 12. End pose stays
+    right.
+    """
 
     zeros_until = 0.0
 
@@ -143,17 +161,6 @@ def rigs(ctx):
     yield make
     for rig in made:
         rig.close()
-
-
-@pytest.fixture
-def tester(ctx):
-    return local.Node('tester', context=ctx)
-
-
-class Probe:
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 1000)
 
 
 def statuses(probe):

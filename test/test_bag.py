@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """rosbag2 recording: written with BagWriter, read back by rosbags and by the independent mcap."""
 
 import os
@@ -16,9 +30,12 @@ import pytest
 from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
+from graph import joint_state
 from vla_nodes import contract
-from vla_nodes.record import bag, cli, repair
-from vla_nodes.record.bag import BagError, BagWriter
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag, bag_meta, bag_read, repair
+from vla_nodes.record.bag import BagWriter
+from vla_nodes.record.bag_meta import BagError
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import (
     diagnostic_msgs, geometry_msgs, sensor_msgs, std_msgs, trajectory_msgs, vision_msgs)
@@ -27,12 +44,6 @@ REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000_000_000_000  # ns
 RGB = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 CALIBRATION = {'camera_to_base': np.eye(4)[:3], 'fx': 600.5}
-
-
-def joint_state(i):
-    return sensor_msgs.JointState(header=std_msgs.Header(stamp=msgs.ns_to_stamp(T0 + i)),
-                                  name=list(contract.JOINT_NAMES),
-                                  position=[0.01 * i] * 7)
 
 
 def detections():
@@ -50,7 +61,8 @@ def recording():
         stamp = T0 + round(i * 1e9 / 30)
         items.append((contract.COLOR_TOPIC, image.to_msg(RGB, 'rgb8', stamp, 'cam'), stamp))
     for i in range(200):
-        items.append((contract.JOINT_STATES_TOPIC, joint_state(i), T0 + i * 5_000_000))
+        items.append((contract.JOINT_STATES_TOPIC, joint_state([0.01 * i] * 7, T0 + i),
+                      T0 + i * 5_000_000))
     point = trajectory_msgs.JointTrajectoryPoint(positions=[0.1] * 7)
     point.time_from_start.nanosec = 100_000_000
     items.append((contract.ACTION_CHUNK_TOPIC,
@@ -79,12 +91,12 @@ def written(tmp_path_factory):
 
 def test_read_bag_gives_back_what_was_written(written):
     path, items = written
-    got = list(bag.read_bag(path))
+    got = list(bag_read.read_bag(path))
     assert [(t, s) for t, _, s, _ in got] == [(t, s) for t, _, s in items]
     for (_, type_name, _, msg), (_, original, _) in zip(got, items):
         assert type_name == msgs.type_name(original)
         assert msg == original
-    images = list(bag.read_bag(path, topics=[contract.COLOR_TOPIC]))
+    images = list(bag_read.read_bag(path, topics=[contract.COLOR_TOPIC]))
     assert len(images) == 30
     np.testing.assert_array_equal(image.from_msg(images[-1][3]), RGB)
 
@@ -141,12 +153,12 @@ def test_metadata_version_8_and_custom_data(written):
     assert info['version'] == 8
     assert info['storage_identifier'] == 'mcap'
     assert info['custom_data']['task'] == 'pick up the red cube'  # plain text, as given
-    assert info['custom_data'][bag.JSON_KEYS] == '["calibration"]'
+    assert info['custom_data'][bag_meta.JSON_KEYS] == '["calibration"]'
     qos = {t['topic_metadata']['name']: YAML(typ='safe').load(
         t['topic_metadata']['offered_qos_profiles'])[0] for t in info['topics_with_message_count']}
     assert qos[contract.INSTRUCTION_TOPIC]['durability'] == 1  # transient local (latched)
     assert qos[contract.COLOR_TOPIC]['durability'] == 2        # volatile
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert metadata == {'task': 'pick up the red cube', 'robot': 'piper_single',
                         'calibration': {'camera_to_base': np.eye(4)[:3].tolist(), 'fx': 600.5}}
 
@@ -160,7 +172,7 @@ def test_mcap_embeds_the_rosbag2_metadata(written):
 
 def test_summarize_counts_and_rates(written):
     path, _ = written
-    stats = bag.summarize(path)
+    stats = bag_read.summarize(path)
     joints = stats[contract.JOINT_STATES_TOPIC]
     assert joints['type'] == 'sensor_msgs/msg/JointState'
     assert joints['count'] == 200
@@ -174,12 +186,12 @@ def test_summarize_counts_and_rates(written):
 
 def test_cli_prints_a_table(written, capsys):
     path, _ = written
-    assert bag.main([str(path)]) == 0
+    assert bag_read.main([str(path)]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith(contract.JOINT_STATES_TOPIC + ' '))
     assert line.split()[1:4] == ['sensor_msgs/msg/JointState', '200', '200.00']
     assert 'task: pick up the red cube' in out
-    assert bag.main([str(path.parent / 'missing')]) == 1
+    assert bag_read.main([str(path.parent / 'missing')]) == 1
     assert 'metadata.yaml is missing' in capsys.readouterr().err
 
 
@@ -188,7 +200,7 @@ def test_sqlite3_storage(tmp_path):
         writer.write('/chatter', std_msgs.String(data='a'), 1)
         writer.write('/chatter', std_msgs.String(data='b'), 2)
     assert list(tmp_path.joinpath('b').glob('*.db3'))
-    assert [m.data for _, _, _, m in bag.read_bag(tmp_path / 'b')] == ['a', 'b']
+    assert [m.data for _, _, _, m in bag_read.read_bag(tmp_path / 'b')] == ['a', 'b']
 
 
 def test_full_queue_drops_instead_of_blocking(tmp_path):
@@ -197,7 +209,7 @@ def test_full_queue_drops_instead_of_blocking(tmp_path):
         results = [writer.write(contract.COLOR_TOPIC, msg, T0 + i) for i in range(200)]
     assert writer.dropped > 0 and results.count(False) == writer.dropped
     assert writer.written + writer.dropped == 200
-    assert bag.summarize(tmp_path / 'b')[contract.COLOR_TOPIC]['count'] == writer.written
+    assert bag_read.summarize(tmp_path / 'b')[contract.COLOR_TOPIC]['count'] == writer.written
 
 
 def test_one_type_per_topic(tmp_path):
@@ -222,7 +234,7 @@ def test_bag_is_finished_when_the_block_raises(tmp_path):
         with BagWriter(tmp_path / 'b') as writer:
             writer.write('/t', std_msgs.String(data='kept'), 1)
             raise KeyError('boom')
-    assert [m.data for _, _, _, m in bag.read_bag(tmp_path / 'b')] == ['kept']
+    assert [m.data for _, _, _, m in bag_read.read_bag(tmp_path / 'b')] == ['kept']
 
 
 def test_missing_parent_directory(tmp_path):
@@ -233,8 +245,11 @@ def test_missing_parent_directory(tmp_path):
 
 @pytest.fixture
 def unwritable_dir(tmp_path):
-    """A folder in which mkdir fails: chmod 0o500, or /sys when root ignores permissions, or
-    (in a container where even /sys is writable) a path through a regular file."""
+    """A folder in which mkdir fails.
+
+    Made with chmod 0o500, or /sys when root ignores permissions, or (in a container where even
+    /sys is writable) a path through a regular file.
+    """
     folder = tmp_path / 'ro'
     folder.mkdir()
     folder.chmod(0o500)
@@ -261,7 +276,8 @@ def test_unwritable_parent_directory(unwritable_dir):
 DISK_FULL = textwrap.dedent("""
     import resource, signal, sys, time
     import numpy as np
-    from vla_nodes.record.bag import BagError, BagWriter
+    from vla_nodes.record.bag import BagWriter
+    from vla_nodes.record.bag_meta import BagError
     from vla_nodes.ros import image
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, resource.RLIM_INFINITY))
@@ -319,7 +335,7 @@ def snapshot_while_open(tmp_path, count=20, metadata=None):
     """A copy of an open bag once `count` messages are flushed: what SIGKILL would leave."""
     writer = BagWriter(tmp_path / 'open', flush_period_s=0.05, metadata=metadata)
     for i in range(count):
-        writer.write(contract.JOINT_STATES_TOPIC, joint_state(i), T0 + i)
+        writer.write(contract.JOINT_STATES_TOPIC, joint_state([0.01 * i] * 7, T0 + i), T0 + i)
     wait_until(lambda: writer.flushed == count)
     copy = tmp_path / 'killed'
     shutil.copytree(writer.path, copy)
@@ -333,7 +349,7 @@ def test_a_flushed_bag_survives_its_process_and_is_repaired(tmp_path):
     killed = snapshot_while_open(tmp_path, metadata={'task': 'pick', 'calibration': CALIBRATION})
     assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', bag.UNFINISHED_MARKER]
     with pytest.raises(BagError, match=r'metadata.yaml is missing.*vla-record --repair'):
-        bag.read_metadata(killed)
+        bag_meta.read_metadata(killed)
     assert repair.needs_repair(killed)
 
     report = repair.repair_bag(killed)
@@ -342,10 +358,10 @@ def test_a_flushed_bag_survives_its_process_and_is_repaired(tmp_path):
     assert not repair.needs_repair(killed)
     assert sorted(p.name for p in killed.iterdir()) == [
         'killed.mcap', 'killed.mcap.damaged', 'metadata.yaml']
-    got = list(bag.read_bag(killed))
-    assert [m for _, _, _, m in got] == [joint_state(i) for i in range(20)]
+    got = list(bag_read.read_bag(killed))
+    assert [m for _, _, _, m in got] == [joint_state([0.01 * i] * 7, T0 + i) for i in range(20)]
     assert [s for _, _, s, _ in got] == [T0 + i for i in range(20)]
-    metadata = bag.read_metadata(killed)
+    metadata = bag_meta.read_metadata(killed)
     assert metadata['task'] == 'pick' and metadata['repair']['messages'] == 20
     assert metadata['calibration']['fx'] == 600.5
     with (killed / 'killed.mcap').open('rb') as stream:  # the independent reader agrees
@@ -360,7 +376,7 @@ def test_repair_drops_only_the_torn_record_at_the_end(tmp_path):
     assert report['messages'] == 10 and report['discarded_bytes'] == 109
     assert report['stopped_at'].startswith('incomplete or damaged record at byte')
     assert sorted(p.name for p in killed.iterdir()) == ['killed.mcap', 'metadata.yaml']
-    assert len(list(bag.read_bag(killed))) == 10
+    assert len(list(bag_read.read_bag(killed))) == 10
 
 
 def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
@@ -371,16 +387,16 @@ def test_a_truncated_finished_bag_says_to_repair_it(tmp_path, written):
     with (broken / 'broken.mcap').open('r+b') as stream:
         stream.truncate(stream.seek(0, 2) - 100)  # the footer is gone
     with pytest.raises(BagError, match='vla-record --repair'):
-        bag.summarize(broken)
+        bag_read.summarize(broken)
     assert repair.needs_repair(broken) and not repair.needs_repair(path)
     assert repair.repair_bag(broken)['messages'] == len(items)
-    assert bag.read_metadata(broken)['task'] == 'pick up the red cube'
+    assert bag_meta.read_metadata(broken)['task'] == 'pick up the red cube'
 
 
 # vla-record --repair with every file capped at 8 kB (RLIMIT_FSIZE: EFBIG), like a full disk.
 REPAIR_ON_A_FULL_DISK = """
 import resource, signal, sys
-from vla_nodes.record.cli import main
+from vla_nodes.orchestration.record import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (8000, resource.RLIM_INFINITY))
 sys.exit(main(['--repair', sys.argv[1]]))
@@ -402,7 +418,7 @@ def test_repair_on_a_full_disk_says_so_and_leaves_the_bag_untouched(tmp_path):
     assert {p.name: p.read_bytes() for p in killed.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ['killed', 'open']  # no leftovers
     assert cli.main(['--repair', str(killed)]) == 0  # with space, the same command repairs it
-    assert len(list(bag.read_bag(killed))) == 200
+    assert len(list(bag_read.read_bag(killed))) == 200
 
 
 def test_repair_refuses_what_it_cannot_repair(tmp_path):
@@ -442,7 +458,7 @@ def test_queue_bounded_in_bytes_counts_drops_per_topic(tmp_path):
     writer.write('/t', std_msgs.String(data='first'), T0)
     busy.wait()  # the writer thread is stuck in the disk with the first message
     results = [writer.write(contract.COLOR_TOPIC, big, T0 + i) for i in range(4)]
-    results.append(writer.write(contract.JOINT_STATES_TOPIC, joint_state(0), T0))
+    results.append(writer.write(contract.JOINT_STATES_TOPIC, joint_state([0.0] * 7, T0), T0))
     # the joint state fits in the reserve of small messages: images are dropped first
     assert results == [True, True, False, False, True]
     assert writer.pending == (3, 2 * (921_600 + bag.MESSAGE_OVERHEAD_BYTES)
@@ -457,7 +473,7 @@ def test_close_adds_metadata_and_checks_it(tmp_path):
     writer = BagWriter(tmp_path / 'c', metadata={'task': 'pick', 'outcome': 'running'})
     writer.close(metadata={'outcome': 'success', 'audit': {'level': 'ok'}})
     expected = {'task': 'pick', 'outcome': 'success', 'audit': {'level': 'ok'}}
-    assert bag.read_metadata(tmp_path / 'c') == expected
+    assert bag_meta.read_metadata(tmp_path / 'c') == expected
     writer = BagWriter(tmp_path / 'd')
     with pytest.raises(TypeError, match='cannot store object'):
         writer.close(metadata={'bad': object()})

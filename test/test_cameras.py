@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Several named cameras: the contract's names, the sim's wrist camera, sim_node publishing them.
 
 Real parts: MuJoCo rendering, the generated description (URDF FK), the local-backend graph.
@@ -21,7 +35,6 @@ from vla_nodes.nodes.sim_node import SimNode  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns  # noqa: E402
 from vla_nodes.sim.robot_model import WRIST_CAMERA_NAME  # noqa: E402
-from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 _channels = itertools.count()
 DESCRIPTION = Path(__file__).resolve().parents[1] / 'description'
@@ -48,21 +61,16 @@ def test_scene_camera_keeps_the_single_camera_names_and_others_follow_realsense_
         contract.camera('../x')
 
 
-@pytest.fixture(scope='module')
-def world():
-    w = SimWorld(SimConfig())
-    yield w
-    w.close()
-
-
 def _set_arm(world, q6):
     world.data.qpos[world.arm.arm_qpos] = q6
     mujoco.mj_forward(world.model, world.data)
 
 
 def test_wrist_camera_rides_on_the_flange_as_the_description_says(world):
-    """Its pose is the description's wrist_camera frame (FK through the URDF) at any joints, so
-    the /tf that robot_state_node computes from /joint_states places it where the sim renders."""
+    """Its pose is the description's wrist_camera frame (FK through the URDF) at any joints.
+
+    So the /tf that robot_state_node computes from /joint_states places it where the sim renders.
+    """
     tree = UrdfTree(generate.read_rsp_params(DESCRIPTION / 'piper_wrist_camera.yaml'))
     rng = np.random.default_rng(0)
     for q in ([0.0, 1.2, -1.0, 0.0, 0.6, 0.0], rng.uniform(-0.5, 0.5, 6) + [0, 1.2, -1, 0, 0, 0]):

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Every CLI reading a bag or a launch file answers damaged input with one line, no traceback.
 
 A real small bag (BagWriter, the topics vla-export needs) and the real bimanual launch and
@@ -25,7 +39,8 @@ import yaml
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import bag_read, cli, export
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag_read, export
 from vla_nodes.record.bag import BagWriter, UNFINISHED_MARKER
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.launch import main as vla_launch

@@ -1,7 +1,21 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The whole loop at its smallest size: expert demos -> dataset -> training -> closed loop.
 
-Uses vla-main's own steps (vla_nodes/pipeline.py): the scripted expert records demos through the
-leader arm on CAN, they are exported to LeRobot v3 with the cube's pose from pose_node, a tiny
+Uses vla-main's own steps (orchestration/pipeline.py): the scripted expert records demos through
+the leader arm on CAN, they are exported to LeRobot v3 with the cube's pose from pose_node, a tiny
 π0 with the object poses as input (`tiny_pi0_baseline+env`) trains, and the checkpoint drives the
 simulated Piper through policy_node and the real driver in lock-step on held-out seeds. Learning
 shows twice: on the imitation error on the demos' frames, which the trained policy must bring
@@ -26,9 +40,10 @@ SUCCESSES_NEEDED = 3  # measured: see the function's docstring
 def test_demos_to_trained_policy_picking_the_cube_in_the_loop(tmp_path, one_thread):
     """Measured on this 2-core machine (3 runs): MEASURED."""
     import torch
-    from vla_nodes import pipeline
-    from vla_nodes.evaluate import evaluate, format_table, imitation_error, PolicySpec
     from vla_nodes.models.vla import VLAModel
+    from vla_nodes.orchestration import pipeline
+    from vla_nodes.orchestration.evaluate import (evaluate, format_table, imitation_error,
+                                                  PolicySpec)
     from vla_nodes.policy.policy import VLAPolicy
 
     spec = 'tiny_pi0_baseline+env'

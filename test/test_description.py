@@ -1,5 +1,22 @@
-"""The robot description (description/) against its sources: piper_sdk's FK, the driver's limits,
-check_urdf, MuJoCo's URDF importer; robot_state_node's /tf; the chunk relay; gazebo.launch.yaml."""
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The robot description (description/) against its sources.
+
+Sources: piper_sdk's FK, the driver's limits, check_urdf, MuJoCo's URDF importer; also
+robot_state_node's /tf, the chunk relay and gazebo.launch.yaml.
+"""
 
 import math
 from pathlib import Path
@@ -232,10 +249,6 @@ def test_split_points_gives_each_controller_its_columns_and_skips_partial_ones()
 
 # --- nodes on the local backend ----------------------------------------------------------------
 
-def spin(ctx, nodes, until, seconds=10.0):
-    return graph.spin(ctx, nodes, seconds, until)
-
-
 def _pose(translation, rotation) -> np.ndarray:
     return kinematics.xyz_quat_to_pose([translation.x, translation.y, translation.z,
                                         rotation.x, rotation.y, rotation.z, rotation.w])
@@ -261,9 +274,9 @@ def test_robot_state_node_publishes_tf_per_joint_state_and_the_tcp_equals_ee_pos
                                          position=[float(v) for v in q] + [0.03])
             msg.header.stamp = builtin_interfaces.Time(sec=100 + k)
             pub.publish(msg)
-            assert spin(ctx, nodes, lambda: len(tf) > k and len(ee) > k and static), (
+            assert graph.spin(ctx, nodes, 10.0, lambda: len(tf) > k and len(ee) > k and static), (
                 len(tf), len(ee), len(static))
-        spin(ctx, nodes, lambda: False, seconds=0.2)
+        graph.spin(ctx, nodes, 0.2, lambda: False)
     finally:
         for node in nodes:
             node.destroy_node()
@@ -304,7 +317,7 @@ def test_trajectory_relay_sends_each_controller_its_joints_with_the_chunks_timin
     test.create_publisher(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
                           10).publish(chunk)
     try:
-        assert spin(ctx, [relay, test], lambda: all(got.values()))
+        assert graph.spin(ctx, [relay, test], 10.0, lambda: all(got.values()))
     finally:
         relay.destroy_node()
         test.destroy_node()

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Object poses as an observation: pose_node's detections -> export -> training -> policy_node.
 
 Real parts: MuJoCo renders the scene, pose_node detects the cube (perception/objects.py), the
@@ -18,12 +32,12 @@ from graph import spin  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
 from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
+from vla_nodes.orchestration.record import record_sim  # noqa: E402
 from vla_nodes.perception import env_state  # noqa: E402
 from vla_nodes.perception.objects import DetectedObject  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
-from vla_nodes.record import bag, export  # noqa: E402
-from vla_nodes.record.cli import record_sim  # noqa: E402
+from vla_nodes.record import bag_read, export  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, tf2_msgs  # noqa: E402
 from vla_nodes.ros.msgs import trajectory_msgs  # noqa: E402
@@ -85,7 +99,7 @@ def checkpoint(dataset, tmp_path_factory):
 
 
 def test_export_writes_the_cubes_pose_in_base_link(recorded, dataset):
-    assert bag.summarize(recorded[0]['path'])[contract.OBJECTS_TOPIC]['count'] > 5
+    assert bag_read.summarize(recorded[0]['path'])[contract.OBJECTS_TOPIC]['count'] > 5
     data = LeRobotDataset(dataset, horizon=4, image_size=56, env_state=True)
     assert data.env_names == NAMES
     world = SimWorld(SimConfig())

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Episode boundaries and lock-step simulation.
 
 Real parts: MuJoCo, the simulated Piper firmware, arm_driver_node through piper_sdk on a
@@ -19,19 +33,18 @@ import pytest  # noqa: E402
 
 import graph  # noqa: E402  (test/graph.py)
 from vla_nodes import contract, ros  # noqa: E402
+from vla_nodes.arm.piper_protocol import JOINT_CTRL, JOINT_FEEDBACK, MILLIDEG_PER_RAD  # noqa: E402
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower  # noqa: E402
 from vla_nodes.nodes.policy_node import ObservationBuffer  # noqa: E402
 from vla_nodes.ros import local, qos_profile_latched  # noqa: E402
 from vla_nodes.ros.msgs import (ns_to_stamp, sensor_msgs, stamp_to_ns, std_msgs,  # noqa: E402
                                 std_srvs, trajectory_msgs)
-from vla_nodes.sim.piper_can import JOINT_CTRL, JOINT_FEEDBACK  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(ros.BACKEND != 'local', reason='lock-step runs on the local backend'),
     pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning'),
 ]
 _channels = itertools.count()
-MILLIDEG_PER_RAD = 180_000.0 / np.pi
 
 
 # --- pure logic ----------------------------------------------------------------------------------
@@ -84,10 +97,6 @@ def test_a_synchronous_worker_is_done_when_submit_returns():
     worker.close()
 
 
-def _spin(ctx, nodes, until, seconds=10.0) -> bool:
-    return graph.spin(ctx, nodes, seconds, until, local.SingleThreadedExecutor)
-
-
 def _chunk(sec: int):
     msg = trajectory_msgs.JointTrajectory(joint_names=list(contract.JOINT_NAMES))
     msg.header.stamp = ns_to_stamp(sec * 1_000_000_000)
@@ -111,10 +120,11 @@ def test_the_trajectory_relay_drops_chunks_observed_before_the_episode_start(ctx
     chunks = probe.create_publisher(trajectory_msgs.JointTrajectory,
                                     contract.ACTION_CHUNK_TOPIC, 10)
     try:
-        assert _spin(ctx, [relay, probe], lambda: relay._episode_start_ns > 0)
+        assert graph.spin(ctx, [relay, probe], 10.0, lambda: relay._episode_start_ns > 0,
+                          local.SingleThreadedExecutor)
         chunks.publish(_chunk(7))   # observed in the previous episode
         chunks.publish(_chunk(11))
-        assert _spin(ctx, [relay, probe], lambda: relayed)
+        assert graph.spin(ctx, [relay, probe], 10.0, lambda: relayed, local.SingleThreadedExecutor)
     finally:
         relay.destroy_node()
         probe.destroy_node()
@@ -132,7 +142,8 @@ def test_the_recorder_announces_each_episode_it_starts(ctx, tmp_path):
     try:
         before = recorder.get_clock().now().nanoseconds
         path = recorder.start_episode()
-        assert _spin(ctx, [recorder, probe], lambda: starts)
+        assert graph.spin(ctx, [recorder, probe], 10.0, lambda: starts,
+                          local.SingleThreadedExecutor)
         recorder.discard_episode()
     finally:
         recorder.destroy_node()
@@ -228,13 +239,7 @@ class Graph:
         self.executor = local.SingleThreadedExecutor(context=ctx)
         for node in (self.sim, self.driver, self.probe):
             self.executor.add_node(node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self._spinning = graph.Spinning(self.executor)
 
     def now_ns(self) -> int:
         return self.probe.get_clock().now().nanoseconds
@@ -260,9 +265,7 @@ class Graph:
         self.chunks.publish(msg)
 
     def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.executor.shutdown()
+        self._spinning.close()
         for node in (self.probe, self.driver, self.sim):
             node.destroy_node()
 
@@ -305,8 +308,14 @@ def test_a_reset_during_motion_holds_the_arm_and_refuses_the_old_episodes_chunks
 
 
 @pytest.mark.slow
-def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(one_thread):
-    from vla_nodes.evaluate import evaluate, PolicySpec
+def test_two_lockstep_evaluations_of_the_same_policy_and_seeds_are_identical(
+        one_thread, monkeypatch):
+    from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
+    from vla_nodes.ros.launch import Graph
+
+    def out_of_reach(self, name):
+        raise AssertionError(f'evaluation reached into node {name}: use its topics')
+    monkeypatch.setattr(Graph, 'node', out_of_reach)  # the figures come over the wire
     runs = [evaluate(PolicySpec('random-weight'), episodes=2, max_seconds=2.0,
                      can_name=f'test_episodes_eval_{next(_channels)}', progress=False)
             for _ in range(2)]

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-export end to end: synthetic bags written with BagWriter -> a LeRobot v3 dataset.
 
 The bags hold 64x48 colour and depth at 30 Hz with stamp jitter, follower and leader joint states
@@ -130,8 +144,10 @@ def exported(tmp_path_factory):
 
 
 def lerobot_depth_mm(codes, info):
-    """LeRobot 0.6.1's dequantize_depth (lerobot/datasets/depth_utils.py) restated: 12-bit codes
-    -> millimetres with the quantiser in the feature's info (metres)."""
+    """LeRobot 0.6.1's dequantize_depth (lerobot/datasets/depth_utils.py), restated.
+
+    12-bit codes -> millimetres with the quantiser in the feature's info (metres).
+    """
     lo, hi, shift = (info[f'video.{k}'] for k in ('depth_min', 'depth_max', 'shift'))
     assert info['video.use_log'] is True
     log_lo, log_hi = math.log(lo + shift), math.log(hi + shift)
@@ -271,8 +287,11 @@ def test_rows_and_frames_are_the_as_of_picks(exported):
 
 
 def test_depth_is_lerobots_encoding_within_the_quantisation_error(exported):
-    """The stored depth video, decoded independently (PyAV, LeRobot's formula restated), is the
-    recorded depth within half a 12-bit code step; invalid pixels (0) stay exactly 0."""
+    """The stored depth video, decoded independently, is the recorded depth within half a step.
+
+    Decoded with PyAV and LeRobot's formula restated; the step is a 12-bit code; invalid pixels
+    (0) stay exactly 0.
+    """
     out, truth, report = exported
     info = read_json(out / 'meta/info.json')['features'][DEPTH_KEY]['info']
     codes = np.stack(decode(out / f'videos/{DEPTH_KEY}/chunk-000/file-000.mp4', 'gray12le'))
@@ -365,8 +384,10 @@ def test_stats_match_the_data(exported):
 
 
 def test_the_rate_defaults_to_the_cameras(tmp_path):
-    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row (a 30 Hz default repeated
-    every frame three times); --fps still overrides it."""
+    """A 10 Hz camera gives a 10 Hz dataset, one new frame per row; --fps still overrides it.
+
+    A 30 Hz default repeated every frame three times.
+    """
     write_episode(tmp_path / 'ep', 2.0, 8, camera_hz=10)
     report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(progress=False))
     assert report['fps'] == read_json(tmp_path / 'ds/meta/info.json')['fps'] == 10
@@ -423,8 +444,10 @@ def test_cli_bad_input_and_overwrite(tmp_path, capsys):
 
 
 def test_a_bag_opening_with_the_previous_episodes_command_starts_with_its_own(tmp_path):
-    """The driver republishes the leader's last command until the leader's first new frame: in
-    the main job an episode's first action was the previous episode's final command."""
+    """The driver republishes the leader's last command until the leader's first new frame.
+
+    In the main job an episode's first action was the previous episode's final command.
+    """
     (tmp_path / 'bags').mkdir()
     written = write_episode(tmp_path / 'bags' / 'ep', 1.0, 1, stale_leader=20)  # 0.2 s held
     assert export.stale_leader_prefix(np.stack(written['action'][1])) == 20
@@ -439,3 +462,33 @@ def test_a_bag_opening_with_the_previous_episodes_command_starts_with_its_own(tm
     # A leader at rest that then moves on smoothly keeps its first messages.
     held = np.repeat(STALE_COMMAND[None], 5, axis=0)
     assert export.stale_leader_prefix(np.vstack([held, held[-1] + 0.001])) == 0
+
+
+def test_depth_video_decodes_from_every_frame_a_reader_seeks_to(tmp_path):
+    # Readers (LeRobot's and train/data.py) seek to an episode's first frame. With x265's
+    # default open GOPs the frames leading a CRA picture were lost there: an episode of the
+    # wrist camera's depth came back one frame short. Busy depth, as a scene with motion has.
+    from vla_nodes.record.lerobot_v3 import _Video
+    rng = np.random.default_rng(0)
+    base = rng.integers(200, 3000, (48, 64)).astype(np.uint16)
+    frames = []
+    for k in range(40):
+        frame = base.copy() if rng.random() < 0.7 else rng.integers(200, 3000, (48, 64))
+        frame = frame.astype(np.uint16)
+        frame[:, (3 * k) % 64] = 3500
+        frames.append(frame)
+    video = _Video(tmp_path / 'videos' / 'depth' / 'f.mp4', 10, frames[0], crf=23)
+    for frame in frames:
+        video.add(frame)
+    video.close()
+    wrong = []
+    for first in range(len(frames)):
+        with av.open(str(tmp_path / 'videos' / 'depth' / 'f.mp4')) as container:
+            stream = container.streams.video[0]
+            container.seek(int(first / 10 / stream.time_base), stream=stream, backward=True)
+            got = next(round(float(f.pts * stream.time_base) * 10)
+                       for f in container.decode(stream)
+                       if float(f.pts * stream.time_base) > first / 10 - 0.05)
+        if got != first:
+            wrong.append((first, got))
+    assert wrong == [], f'seeking to these frames decoded later ones: {wrong}'

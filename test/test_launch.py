@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-launch: the YAML launch subset evaluated like ros2 launch, and nodes run in one process.
 
 Fixture launch and parameter files live in test/data/launch/; small invalid files are written to
@@ -9,14 +23,16 @@ from pathlib import Path
 import signal
 import textwrap
 import threading
+import time
 
 import pytest
 import yaml
 
 from vla_nodes import paths
-from vla_nodes.ros.launch import (
-    declared_args, format_args, format_nodes, LaunchError, load_launch, main, node_arguments,
-    node_class, NodeSpec, resolve_launch_file, run)
+from vla_nodes.ros.launch import main, node_arguments, node_class, run
+from vla_nodes.ros.launch_file import (
+    declared_args, format_args, format_nodes, load_launch, NodeSpec, resolve_launch_file)
+from vla_nodes.ros.launch_schema import LaunchError
 
 DATA = Path(__file__).parent / 'data' / 'launch'
 
@@ -421,6 +437,27 @@ def test_a_failing_node_stops_the_launch_and_destroys_the_others(tmp_path):
     assert [node.get_name() for node in instances] == ['speaker', 'camera']
     assert instances[0].destroyed
     assert not ros.ok()
+
+
+def test_the_graph_runner_spins_on_a_thread_with_a_control_node_and_stops_clean():
+    """vla-record, vla-eval and vla-main run their graphs through the same runner as run()."""
+    from vla_nodes.ros.launch import Graph
+    from vla_nodes.ros.msgs import std_msgs
+    ros, executables, instances = make_nodes()
+    specs = load_launch(DATA / 'talk.launch.yaml', {})
+    heard = []
+    with Graph(specs, executables, single_threaded=True, control='ctl') as graph:
+        assert [n.get_name() for n in graph.nodes] == ['speaker', 'ear'] and ros.ok()
+        graph.control.create_subscription(std_msgs.String, '/demo/remapped',
+                                          lambda msg: heard.append(msg.data), 10)
+        graph.spin_in_thread()
+        end = time.monotonic() + 10.0
+        while len(heard) < 3 and time.monotonic() < end:
+            time.sleep(0.01)
+    assert heard[:3] == ['launched'] * 3
+    assert all(node.destroyed for node in instances) and graph.nodes == []
+    assert graph.control is None and not ros.ok()
+    graph.stop()  # twice is harmless
 
 
 def test_ctrl_c_ends_the_launch_cleanly():

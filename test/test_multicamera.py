@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Scene + wrist cameras end to end: sim recording -> export -> training -> policy_node.
 
 Real parts: MuJoCo renders both cameras, the recorder writes real MCAP bags (read back with
@@ -13,13 +27,13 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when fi
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from graph import spin  # noqa: E402  test/graph.py
+from graph import joint_state, spin  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
+from vla_nodes.orchestration.record import record_sim  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
-from vla_nodes.record import bag, export  # noqa: E402
-from vla_nodes.record.cli import record_sim  # noqa: E402
+from vla_nodes.record import bag_meta, bag_read, export  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import sensor_msgs, trajectory_msgs  # noqa: E402
 from vla_nodes.train.data import LeRobotDataset  # noqa: E402
@@ -58,14 +72,14 @@ def checkpoint(dataset, tmp_path_factory):
 
 def test_the_recorder_keeps_every_cameras_topics(recorded):
     for path in recorded:
-        stats = bag.summarize(path)
+        stats = bag_read.summarize(path)
         for cam in (SCENE, WRIST):
             for topic in (cam.color_topic, cam.color_info_topic, cam.depth_topic,
                           cam.depth_info_topic):
                 assert stats[topic]['count'] > 5, (path, topic)
-        frames = {m.header.frame_id for _, _, _, m in bag.read_bag(path, [WRIST.color_topic])}
+        frames = {m.header.frame_id for _, _, _, m in bag_read.read_bag(path, [WRIST.color_topic])}
         assert frames == {WRIST.frame}
-        assert bag.read_metadata(path)['audit']['level'] in ('ok', 'warn')
+        assert bag_meta.read_metadata(path)['audit']['level'] in ('ok', 'warn')
 
 
 def test_export_writes_a_colour_and_a_depth_video_per_camera(dataset):
@@ -127,10 +141,7 @@ def test_policy_node_waits_for_every_camera_then_publishes_chunks(ctx, checkpoin
         pubs[SCENE.color_topic].publish(image.to_msg(rgb, 'rgb8', stamp, SCENE.frame))
         pubs[contract.METRIC_DEPTH_TOPIC].publish(image.to_msg(metres, '32FC1', stamp,
                                                                SCENE.frame))
-        msg = sensor_msgs.JointState(name=list(contract.JOINT_NAMES),
-                                     position=list(contract.READY_POSITIONS))
-        msg.header.stamp = tester.get_clock().now().to_msg()
-        joints.publish(msg)
+        joints.publish(joint_state(contract.READY_POSITIONS, tester.get_clock().now().nanoseconds))
 
     tester.create_timer(0.1, publish)
     chunks = []

@@ -1,35 +1,31 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Nodes on the local backend with real parts: bad input is rejected and the graph keeps running.
 
 The arm driver's tests are in test_arm_driver.py, the camera's in test_camera.py.
 """
 
-import time
 
 import numpy as np
 
+from graph import Probe, spin
 from vla_nodes import contract
 from vla_nodes.nodes.depth_node import DepthNode
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.ros import image, local
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs
-
-
-def spin(ctx, nodes, seconds):
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-    executor.shutdown()
-
-
-class Probe:
-    """Collects what a topic carries."""
-
-    def __init__(self, node, msg_type, topic):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, 100)
 
 
 # --- depth_node ----------------------------------------------------------------------------------

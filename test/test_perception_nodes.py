@@ -1,12 +1,27 @@
-"""depth_node and pose_node on the local backend with real parts: MuJoCo frames, a tiny random
-Depth Anything model saved with save_pretrained and loaded from a folder, sim ground truth.
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The depth_node and pose_node on the local backend with real parts.
+
+Real parts: MuJoCo frames, a tiny random Depth Anything model saved with save_pretrained and
+loaded from a folder, sim ground truth.
 
 Waits are "until the message arrives or a generous timeout", never a tight wall-clock figure.
 """
 
 import math
 import os
-import time
 
 os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when first imported
 
@@ -14,6 +29,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from graph import joint_state, Probe, spin  # noqa: E402
 from vla_nodes import contract, paths, ros  # noqa: E402
 from vla_nodes.arm import kinematics  # noqa: E402
 from vla_nodes.nodes.camera_topics import camera_info  # noqa: E402
@@ -27,42 +43,15 @@ from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, sensor_msgs,  # noqa: E402
                                 stamp_to_ns, tf2_msgs, vision_msgs)
 from vla_nodes.sim.tasks import TASKS  # noqa: E402
-from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 CALIBRATION = str(paths.package_share() / 'config' / 'calibration.yaml')
 DEPTH_INFO_TOPIC = contract.METRIC_DEPTH_TOPIC.rsplit('/', 1)[0] + '/camera_info'
 
 
 @pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())  # 320 x 240
-    yield sim
-    sim.close()
-
-
-@pytest.fixture(scope='module')
 def tiny_depth_model(tmp_path_factory):
     """A random-weight DepthAnythingForDepthEstimation (0.14 M parameters) in a folder."""
     return save_random_model(tmp_path_factory.mktemp('depth_anything_tiny'), 'tiny')
-
-
-def spin_until(ctx, nodes, done, timeout=10.0) -> bool:
-    executor = local.MultiThreadedExecutor(context=ctx)
-    for node in nodes:
-        executor.add_node(node)
-    end = time.monotonic() + timeout
-    while not done() and time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-    executor.shutdown()
-    return bool(done())
-
-
-class Probe:
-    """Collects what a topic carries."""
-
-    def __init__(self, node, msg_type, topic, qos=100):
-        self.msgs = []
-        node.create_subscription(msg_type, topic, self.msgs.append, qos)
 
 
 def statuses(probe, name):
@@ -93,11 +82,11 @@ def test_depth_node_filters_on_request_and_passes_camera_info_through(ctx):
     k = np.array([[100.0, 0, 1.5], [0, 100.0, 1.0], [0, 0, 1]])
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(
         camera_info(k, [0.0] * 5, 4, 3, 'plumb_bob', 1, 'cam'))
-    assert spin_until(ctx, [depth, test], lambda: depth._info is not None)
+    assert spin(ctx, [depth, test], 10.0, lambda: depth._info is not None)
     mm = np.array([[1000, 0, 1200, 3000]] * 3, np.uint16)  # a hole and one beyond 2 m
     test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10).publish(
         image.to_msg(mm, '16UC1', stamp_ns=7, frame_id='cam'))
-    assert spin_until(ctx, [depth, test], lambda: out.msgs and infos.msgs)
+    assert spin(ctx, [depth, test], 10.0, lambda: out.msgs and infos.msgs)
     np.testing.assert_array_equal(image.from_msg(out.msgs[0]),
                                   np.float32([[1.0, 1.2, 1.2, 1.2]] * 3))
     assert out.msgs[0].header == infos.msgs[0].header
@@ -113,10 +102,10 @@ def test_depth_node_publishes_nothing_for_frames_without_valid_depth(ctx):
     diags = Probe(test, diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC)
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(
         sensor_msgs.CameraInfo(width=4, height=3))
-    assert spin_until(ctx, [depth, test], lambda: depth._info is not None)
+    assert spin(ctx, [depth, test], 10.0, lambda: depth._info is not None)
     test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10).publish(
         image.to_msg(np.zeros((3, 4), np.uint16), '16UC1'))
-    assert spin_until(ctx, [depth, test], has_status(diags, '/depth_node', WARN, 'valid'))
+    assert spin(ctx, [depth, test], 10.0, has_status(diags, '/depth_node', WARN, 'valid'))
     assert out.msgs == []
     depth.destroy_node()
 
@@ -143,17 +132,17 @@ def test_mono_depth_runs_end_to_end_from_a_local_model_folder(ctx, world, tiny_d
     TASKS['pick_red_cube'].reset(world, 0)
     rgb, mm, info, stamp_ns = sim_frame(world)
     color.publish(image.to_msg(rgb, 'rgb8', stamp_ns, contract.CAMERA_FRAME))  # before info
-    assert spin_until(ctx, [depth, test], has_status(diags, '/depth_node', WARN, 'camera_info'))
+    assert spin(ctx, [depth, test], 10.0, has_status(diags, '/depth_node', WARN, 'camera_info'))
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(info)
     if alignment == 'sensor':  # sparse metric depth: one pixel in 64 (a LiDAR, a bad sensor)
         sparse = np.zeros_like(mm)
         sparse[::8, ::8] = mm[::8, ::8]
         test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10).publish(
             image.to_msg(sparse, '16UC1', stamp_ns, contract.CAMERA_FRAME))
-    assert spin_until(ctx, [depth, test], lambda: depth._info is not None and (
+    assert spin(ctx, [depth, test], 10.0, lambda: depth._info is not None and (
         alignment == 'table' or depth._sensor is not None))
     color.publish(image.to_msg(rgb, 'rgb8', stamp_ns, contract.CAMERA_FRAME))
-    assert spin_until(ctx, [depth, test], lambda: out.msgs and infos.msgs, timeout=30.0)
+    assert spin(ctx, [depth, test], 30.0, lambda: out.msgs and infos.msgs)
     msg = out.msgs[0]
     assert msg.encoding == '32FC1' and (msg.width, msg.height) == (320, 240)
     assert msg.header.frame_id == contract.CAMERA_FRAME and msg.header == infos.msgs[0].header
@@ -161,7 +150,7 @@ def test_mono_depth_runs_end_to_end_from_a_local_model_folder(ctx, world, tiny_d
     metres = image.from_msg(msg)
     finite = metres[np.isfinite(metres)]
     assert finite.size > 0.5 * metres.size and finite.min() >= 0.05 and finite.max() <= 100.0
-    assert spin_until(ctx, [depth, test], lambda: any(
+    assert spin(ctx, [depth, test], 10.0, lambda: any(
         v.key == 'scale' for s in statuses(diags, '/depth_node') for v in s.values))
     depth.destroy_node()
 
@@ -173,14 +162,14 @@ def test_mono_depth_without_references_publishes_nothing(ctx, world, tiny_depth_
     diags = Probe(test, diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC)
     rgb, _, info, stamp_ns = sim_frame(world)
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(info)
-    assert spin_until(ctx, [depth, test], lambda: depth._info is not None)
+    assert spin(ctx, [depth, test], 10.0, lambda: depth._info is not None)
     color = test.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
     color.publish(image.to_msg(rgb[:-2], 'rgb8', stamp_ns))  # wrong size
-    assert spin_until(ctx, [depth, test], has_status(diags, '/depth_node', ERROR,
+    assert spin(ctx, [depth, test], 10.0, has_status(diags, '/depth_node', ERROR,
                                                      'does not match camera_info'))
     color.publish(image.to_msg(rgb, 'rgb8', stamp_ns))  # no sparse sensor depth to align to
-    assert spin_until(ctx, [depth, test], has_status(diags, '/depth_node', WARN,
-                                                     'not aligned'), timeout=30.0)
+    assert spin(ctx, [depth, test], 30.0, has_status(diags, '/depth_node', WARN,
+                                                     'not aligned'))
     assert out.msgs == []
     depth.destroy_node()
 
@@ -197,13 +186,6 @@ def test_mono_mode_refuses_bad_configurations(ctx, tmp_path, tiny_depth_model):
 
 
 # --- pose_node: end effector ---------------------------------------------------------------------
-def joint_state(q6, stamp_ns):
-    msg = sensor_msgs.JointState(name=list(contract.JOINT_NAMES),
-                                 position=[float(v) for v in q6] + [0.05])
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
-    return msg
-
-
 def pose_matrix(pose) -> np.ndarray:
     p, o = pose.position, pose.orientation
     return kinematics.xyz_quat_to_pose([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
@@ -226,9 +208,9 @@ def test_ee_pose_matches_the_simulated_arm_within_1mm(ctx, world, tcp_offset_m):
         mujoco.mj_kinematics(world.model, world.data)
         q_sim = world.joint_positions()[:6]  # what the driver would report
         truths.append(world.tcp_pose() if tcp_offset_m else world.ee_pose())
-        pub.publish(joint_state(q_sim, 1000 + i))
+        pub.publish(joint_state(list(q_sim) + [0.05], 1000 + i))
         if i % 10 == 9:  # the node keeps the last 10 joint states, as at 200 Hz
-            assert spin_until(ctx, [node, test], lambda: len(poses.msgs) == i + 1)
+            assert spin(ctx, [node, test], 10.0, lambda: len(poses.msgs) == i + 1)
     for i, (msg, truth) in enumerate(zip(poses.msgs, truths)):
         assert msg.header.frame_id == 'base_link' and msg.header.stamp.nanosec == 1000 + i
         found = pose_matrix(msg.pose)
@@ -265,16 +247,16 @@ def test_object_poses_through_depth_node_and_pose_node_match_ground_truth(ctx, w
         TASKS[task].reset(world, seed)
         rgb, mm, info, stamp_ns = sim_frame(world)
         info_pub.publish(info)
-        assert spin_until(ctx, [depth, node, test], lambda: depth._info is not None
-                          and node._info is not None and node._camera_to_base is not None)
+        assert spin(ctx, [depth, node, test], 10.0, lambda: depth._info is not None
+                    and node._info is not None and node._camera_to_base is not None)
         color.publish(image.to_msg(rgb, 'rgb8', stamp_ns, contract.CAMERA_FRAME))
         depth_pub.publish(image.to_msg(mm, '16UC1', stamp_ns, contract.CAMERA_FRAME))
         for i in range(10):  # joint states keep flowing while objects are detected
-            joints.publish(joint_state(contract.READY_POSITIONS[:6], stamp_ns + i))
+            joints.publish(joint_state(list(contract.READY_POSITIONS[:6]) + [0.05], stamp_ns + i))
         truths.append({n: np.linalg.inv(world.camera_pose()) @ world.object_pose(n)
                        for n in DEFAULT_CLASSES})
-        assert spin_until(ctx, [depth, node, test], lambda: len(found.msgs) == seed + 1
-                          and len(ee.msgs) == 10 * (seed + 1), timeout=20.0)
+        assert spin(ctx, [depth, node, test], 20.0, lambda: len(found.msgs) == seed + 1
+                    and len(ee.msgs) == 10 * (seed + 1))
     for msg, truth in zip(found.msgs, truths):
         assert msg.header.frame_id == contract.CAMERA_FRAME
         assert 2 <= len(msg.detections) <= 3
@@ -311,15 +293,15 @@ def test_pose_node_publishes_no_objects_from_bad_frames(ctx, world):
         metric.publish(image.to_msg(depth_image, encoding, stamp, contract.CAMERA_FRAME))
 
     pair(stamp_ns, rgb, nan_depth)  # no camera_info yet
-    assert spin_until(ctx, [node, test], has_status(diags, '/pose_node', WARN, 'camera_info'))
+    assert spin(ctx, [node, test], 10.0, has_status(diags, '/pose_node', WARN, 'camera_info'))
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(info)
-    assert spin_until(ctx, [node, test], lambda: node._info is not None)
+    assert spin(ctx, [node, test], 10.0, lambda: node._info is not None)
     pair(stamp_ns + 1, rgb, nan_depth)  # NaN-only depth
-    assert spin_until(ctx, [node, test], has_status(diags, '/pose_node', WARN, 'valid pixel'))
+    assert spin(ctx, [node, test], 10.0, has_status(diags, '/pose_node', WARN, 'valid pixel'))
     pair(stamp_ns + 2, rgb[:-1], nan_depth[:-1])  # not the camera_info size
-    assert spin_until(ctx, [node, test], has_status(diags, '/pose_node', ERROR, 'sizes differ'))
+    assert spin(ctx, [node, test], 10.0, has_status(diags, '/pose_node', ERROR, 'sizes differ'))
     pair(stamp_ns + 3, rgb, np.zeros(rgb.shape[:2], np.uint16), '16UC1')  # camera depth
-    assert spin_until(ctx, [node, test], has_status(diags, '/pose_node', ERROR, '32FC1'))
+    assert spin(ctx, [node, test], 10.0, has_status(diags, '/pose_node', ERROR, '32FC1'))
     assert found.msgs == []
     node.destroy_node()
 
@@ -338,12 +320,12 @@ def test_depth_tokenizer_reconstruction_is_published_for_inspection(ctx, tmp_pat
     k = np.array([[50.0, 0, 15.5], [0, 50.0, 11.5], [0, 0, 1]])
     test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(
         camera_info(k, [0.0] * 5, 32, 24, 'plumb_bob', 1, 'cam'))
-    assert spin_until(ctx, [depth, test], lambda: depth._info is not None)
+    assert spin(ctx, [depth, test], 10.0, lambda: depth._info is not None)
     mm = np.tile(np.linspace(800, 1600, 32, dtype=np.uint16), (24, 1))
     mm[:, :4] = 0  # invalid band
     test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10).publish(
         image.to_msg(mm, '16UC1', stamp_ns=9, frame_id='cam'))
-    assert spin_until(ctx, [depth, test], lambda: tokens.msgs)
+    assert spin(ctx, [depth, test], 10.0, lambda: tokens.msgs)
     depth.destroy_node()
     shown = image.from_msg(tokens.msgs[0])
     assert tokens.msgs[0].header == out.msgs[0].header and shown.shape == (24, 32)

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Perception against simulation ground truth: object poses and table-plane depth alignment.
 
 SimWorld renders colour and metric depth from a calibrated camera; ground truth comes from
@@ -17,16 +31,8 @@ from vla_nodes.perception import align  # noqa: E402
 from vla_nodes.perception.depth import metres_to_mm, mm_to_metres  # noqa: E402
 from vla_nodes.perception.objects import DEFAULT_CLASSES, ObjectDetector, reduce_yaw  # noqa: E402
 from vla_nodes.sim.tasks import TASKS  # noqa: E402
-from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 SEEDS = (0, 1, 2, 3)
-
-
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())  # 320 x 240, as sim_node publishes by default
-    yield sim
-    sim.close()
 
 
 def camera_frame(world):

@@ -1,10 +1,24 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-main's settings, flags and --resume (the stages themselves run in test_closed_loop.py)."""
 
 import json
 
 import pytest
 
-from vla_nodes import pipeline
+from vla_nodes.orchestration import pipeline
 
 
 def _never(*args, **kwargs):
@@ -12,14 +26,14 @@ def _never(*args, **kwargs):
 
 
 def test_resume_reuses_finished_demos_and_dataset(tmp_path, monkeypatch):
-    import vla_nodes.record.cli
+    import vla_nodes.orchestration.record
     import vla_nodes.record.export
     setting = pipeline.Setting(demos=3, presets=('tiny_pi0_depth',), steps=1)
     (tmp_path / 'bags').mkdir()
     (tmp_path / 'bags' / pipeline.DEMOS_DONE).write_text(json.dumps({'demos': 3}))
     (tmp_path / 'dataset' / 'meta').mkdir(parents=True)
     (tmp_path / 'dataset' / 'meta' / 'info.json').write_text('{}')
-    monkeypatch.setattr(vla_nodes.record.cli, 'record_sim', _never)
+    monkeypatch.setattr(vla_nodes.orchestration.record, 'record_sim', _never)
     monkeypatch.setattr(vla_nodes.record.export, 'export', _never)
     bags = pipeline.record(tmp_path, setting, progress=False, resume=True)
     assert bags == tmp_path / 'bags'
@@ -27,7 +41,7 @@ def test_resume_reuses_finished_demos_and_dataset(tmp_path, monkeypatch):
 
 
 def test_resume_records_again_when_the_demos_differ_or_are_unfinished(tmp_path, monkeypatch):
-    import vla_nodes.record.cli
+    import vla_nodes.orchestration.record
     calls = []
 
     def record_sim(task, episodes, output_dir, **kwargs):
@@ -35,7 +49,7 @@ def test_resume_records_again_when_the_demos_differ_or_are_unfinished(tmp_path, 
         return [{'path': None, 'seed': k + 1, 'outcome': 'success', 'kept': True}
                 for k in range(episodes)]
 
-    monkeypatch.setattr(vla_nodes.record.cli, 'record_sim', record_sim)
+    monkeypatch.setattr(vla_nodes.orchestration.record, 'record_sim', record_sim)
     (tmp_path / 'bags').mkdir()
     pipeline.record(tmp_path, pipeline.Setting(demos=2, presets=(), steps=1), False, resume=True)
     done = json.loads((tmp_path / 'bags' / pipeline.DEMOS_DONE).read_text())

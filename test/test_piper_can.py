@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """PiperArm through the real piper_sdk against the simulated firmware on python-can buses.
 
 No mocks: every command is a CAN frame encoded by piper_sdk, sent over a python-can `virtual`
@@ -19,8 +33,8 @@ import numpy as np
 import pytest
 
 from vla_nodes import contract
-from vla_nodes.arm.piper import (MICROMETRE_PER_M, MILLIDEG_PER_RAD, PiperArm, PiperConfig,
-                                 PiperConnectionError, wait_for)
+from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError, wait_for
+from vla_nodes.arm.piper_protocol import MICROMETRE_PER_M, MILLIDEG_PER_RAD
 from vla_nodes.sim.leader import LeaderArm
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 

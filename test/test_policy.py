@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Transforms with literal values, checkpoints and their robot contract, VLAPolicy.infer."""
 
 import json
@@ -119,8 +133,11 @@ def test_stats_compute_and_json_round_trip():
 
 
 def test_stats_of_a_joint_that_barely_moves_have_a_range_floor():
-    """Piper's joint 4 spans ~0.001 rad in the demos: a 0.01 rad deviation at run time must stay
-    a small normalised number (was ~20 units), while wide ranges keep their quantiles."""
+    """Piper's joint 4 spans ~0.001 rad in the demos.
+
+    A 0.01 rad deviation at run time must stay a small normalised number (was ~20 units), while
+    wide ranges keep their quantiles.
+    """
     rng = np.random.default_rng(0)
     rows = np.stack([rng.uniform(-1.0, 1.0, 500), rng.uniform(0.0, 0.001, 500)], axis=1)
     stats = compute_stats(rows)

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """policy_node deployed like on a robot: chunk timing, contract check, dry run, stale camera.
 
 The arm is the real driver (piper_sdk) on a python-can virtual bus against the simulated firmware
@@ -6,6 +20,7 @@ is exact. The model is the tiny random-weight one, or a checkpoint saved from it
 """
 
 import itertools
+import json
 
 import can
 import numpy as np
@@ -20,7 +35,7 @@ from vla_nodes.policy.checkpoint import ContractMismatchError, make_contract, sa
 from vla_nodes.policy.policy import demo_stats, VLAPolicy
 from vla_nodes.policy.runner import ChunkScheduler
 from vla_nodes.ros import image, local
-from vla_nodes.ros.msgs import sensor_msgs, trajectory_msgs
+from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
 
 pytestmark = [
@@ -136,6 +151,9 @@ def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_t
     chunks = []
     tester.create_subscription(trajectory_msgs.JointTrajectory, contract.ACTION_CHUNK_TOPIC,
                                chunks.append, 10)
+    timings = []  # what vla-eval counts: one message per chunk
+    tester.create_subscription(std_msgs.String, contract.CHUNK_TIMING_TOPIC,
+                               lambda m: timings.append(json.loads(m.data)), 50)
     nodes = [driver, policy, tester]
     try:
         start = plant.read_state()
@@ -156,6 +174,9 @@ def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_t
         np.testing.assert_allclose(plant.read_state(), held, atol=1e-4)
         assert policy.stats['chunks'] == count
         assert policy.delays_s and policy.infer_ms and min(policy.delays_s) >= 0
+        assert [t['stamp_ns'] for t in timings] == [stamp_to_ns(c.header) for c in chunks]
+        assert all(t['published'] and t['infer_ms'] > 0 and t['delay_s'] >= 0 for t in timings)
+        assert [t['delay_s'] for t in timings] == list(policy.delays_s)
     finally:
         for node in (policy, driver, tester):
             node.destroy_node()

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The recorder: episodes, audit, services, crash safety (SIGKILL, full disk) and `vla-record`.
 
 Everything runs for real: the node on the local backend fed by a synthetic robot (timers that
@@ -20,12 +34,15 @@ import numpy as np
 import pytest
 import yaml
 
+from graph import joint_state, Spinning
 from vla_nodes import contract, ros
 from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.nodes.teleop_recorder_node import TeleopRecorderNode
-from vla_nodes.record import bag, cli, repair
-from vla_nodes.record.bag import BagError, UNFINISHED_MARKER
+from vla_nodes.orchestration import record as cli
+from vla_nodes.record import bag_meta, bag_read, repair
+from vla_nodes.record.bag import UNFINISHED_MARKER
+from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
     audit_episode, EpisodeRecorder, format_audit, next_episode_index, RecorderConfig, TopicStats)
 from vla_nodes.ros import image, local, msgs
@@ -35,12 +52,6 @@ from vla_nodes.ros.msgs import (
 REPO = Path(__file__).resolve().parents[1]
 S = 1_000_000_000  # ns per second
 T0 = 1_700_000_000 * S
-
-
-def joint_state(i, stamp_ns=0):
-    msg = sensor_msgs.JointState(name=list(contract.JOINT_NAMES), position=[0.001 * i] * 7)
-    msg.header.stamp = msgs.ns_to_stamp(stamp_ns)
-    return msg
 
 
 # --- the core: EpisodeRecorder and its audit -----------------------------------------------------
@@ -61,7 +72,8 @@ def test_audit_flags_a_stopped_camera_a_gap_and_a_missing_stream(tmp_path):
     path = recorder.start(T0, {'task': 'pick'})
     rgb = image.to_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8')
     # joint states: 2 s at 200 Hz with 60 messages (0.3 s) missing in the middle
-    stream(recorder, contract.JOINT_STATES_TOPIC, joint_state, 200.0, 0.0, 2.0,
+    stream(recorder, contract.JOINT_STATES_TOPIC, lambda i: joint_state([0.001 * i] * 7), 200.0,
+           0.0, 2.0,
            skip=range(200, 260))
     stream(recorder, contract.COLOR_TOPIC, lambda i: rgb, 30.0, 0.0, 0.5)  # camera dies at 0.5 s
     episode = recorder.stop(T0 + 2 * S, {'outcome': 'success'})
@@ -83,13 +95,13 @@ def test_audit_flags_a_stopped_camera_a_gap_and_a_missing_stream(tmp_path):
     assert (instruction['count'], instruction['first_s'], instruction['level']) == (1, 0.0, 'ok')
     assert f'{contract.COLOR_TOPIC}: stopped 1.53 s' in format_audit(audit)
 
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert metadata['audit'] == json.loads(json.dumps(audit))
     assert (metadata['task'], metadata['robot'], metadata['outcome']) == ('pick', 'piper',
                                                                           'success')
     assert metadata['episode_index'] == 0 and metadata['expected_rates_hz'][
         contract.COLOR_TOPIC] == 30.0
-    counts = {t: s['count'] for t, s in bag.summarize(path).items()}
+    counts = {t: s['count'] for t, s in bag_read.summarize(path).items()}
     assert counts == {contract.JOINT_STATES_TOPIC: 340, contract.COLOR_TOPIC: 15,
                       contract.INSTRUCTION_TOPIC: 1}
     assert not (path / UNFINISHED_MARKER).exists()
@@ -113,7 +125,7 @@ def test_episodes_numbered_discarded_and_never_two_at_once(tmp_path):
     first = recorder.start(T0)
     with pytest.raises(RuntimeError, match='already recording'):
         recorder.start(T0)
-    recorder.on_message('/joint_states', joint_state(0), T0 + 1)
+    recorder.on_message('/joint_states', joint_state([0.0] * 7), T0 + 1)
     assert recorder.stop(T0 + S).path == first
     second = recorder.start(T0 + 2 * S)
     assert recorder.discard() == second and not second.exists()
@@ -174,8 +186,8 @@ class Robot:
 
     def _joints(self):
         self.i += 1
-        self.joints.publish(joint_state(self.i))
-        self.leader.publish(joint_state(self.i + 1000))
+        self.joints.publish(joint_state([0.001 * self.i] * 7))
+        self.leader.publish(joint_state([0.001 * (self.i + 1000)] * 7))
         self.pose.publish(geometry_msgs.PoseStamped())
 
     def _camera(self):
@@ -199,13 +211,7 @@ class Graph:
         self.diagnostics = []
         self.test.create_subscription(diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC,
                                       self.diagnostics.append, 100)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self._spinning = Spinning(self.executor)
 
     def call(self, service, timeout=20.0):
         client = self.test.create_client(std_srvs.Trigger, service)
@@ -224,9 +230,7 @@ class Graph:
         return False
 
     def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.executor.shutdown()
+        self._spinning.close()
 
 
 @pytest.fixture
@@ -274,7 +278,7 @@ def test_node_records_episodes_through_its_services(ctx, tmp_path, calibration):
 
     path = Path(stopped.message)
     assert [p.name for p in (tmp_path / 'out').iterdir()] == [path.name]
-    stats = bag.summarize(path)
+    stats = bag_read.summarize(path)
     camera = [t for t in stats if t.startswith('/camera/camera/')]
     assert sorted(camera) == sorted([contract.COLOR_TOPIC, contract.COLOR_INFO_TOPIC,
                                      contract.DEPTH_TOPIC, contract.DEPTH_INFO_TOPIC])
@@ -283,11 +287,12 @@ def test_node_records_episodes_through_its_services(ctx, tmp_path, calibration):
         assert stats[topic]['count'] > 3, topic
     assert stats[contract.INSTRUCTION_TOPIC]['count'] == 1
     assert stats[contract.TF_STATIC_TOPIC]['count'] == 1
-    leader = [m.position[0] for _, _, _, m in bag.read_bag(
+    leader = [m.position[0] for _, _, _, m in bag_read.read_bag(
         path, [contract.LEADER_JOINT_STATES_TOPIC])]
-    follower = [m.position[0] for _, _, _, m in bag.read_bag(path, [contract.JOINT_STATES_TOPIC])]
+    follower = [m.position[0] for _, _, _, m in bag_read.read_bag(
+        path, [contract.JOINT_STATES_TOPIC])]
     assert min(leader) > 1.0 > max(follower)  # the action and the state, kept apart
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert (metadata['task'], metadata['task_name'], metadata['robot']) == (
         'pick it', 'pick_red_cube', 'piper_test')
     assert metadata['calibration'] == cal
@@ -313,7 +318,7 @@ def test_node_records_a_best_effort_camera(ctx, tmp_path):
     finally:
         graph.close()
         recorder.destroy_node()
-    stats = bag.summarize(Path(started.message))
+    stats = bag_read.summarize(Path(started.message))
     for topic in (contract.COLOR_TOPIC, contract.DEPTH_TOPIC, contract.COLOR_INFO_TOPIC,
                   contract.DEPTH_INFO_TOPIC, contract.JOINT_STATES_TOPIC):
         assert stats[topic]['count'] > 10, topic
@@ -335,7 +340,7 @@ def test_node_reports_a_camera_that_stops(ctx, tmp_path):
     finally:
         graph.close()
         recorder.destroy_node()
-    audit = bag.read_metadata(Path(stopped.message))['audit']
+    audit = bag_meta.read_metadata(Path(stopped.message))['audit']
     assert audit['level'] == 'error'
     for topic in (contract.COLOR_TOPIC, contract.DEPTH_TOPIC, contract.DEPTH_INFO_TOPIC):
         assert audit['topics'][topic]['problems'][0].startswith('stopped '), topic
@@ -413,19 +418,19 @@ def test_sigkill_mid_episode_keeps_every_message_up_to_the_last_flush(tmp_path):
     assert proc.returncode == -signal.SIGKILL and seen == 3
     assert not (path / 'metadata.yaml').exists() and (path / UNFINISHED_MARKER).exists()
     with pytest.raises(BagError, match='vla-record --repair'):
-        bag.summarize(path)
+        bag_read.summarize(path)
 
     assert repair.needs_repair(path)
     assert cli.main(['--repair', str(path)]) == 0
     assert not repair.needs_repair(path)
-    messages = list(bag.read_bag(path))
+    messages = list(bag_read.read_bag(path))
     print(f'flushed {flushed}, recovered {len(messages)}')
     assert len(messages) >= flushed
     joints = [m.position[0] for t, _, _, m in messages if t == contract.JOINT_STATES_TOPIC]
     assert len(joints) > 10 and np.all(np.diff(joints) > 0)  # in order, as published
     images = [m for t, _, _, m in messages if t == contract.COLOR_TOPIC]
     assert images and image.from_msg(images[-1]).shape == (480, 640, 3)
-    metadata = bag.read_metadata(path)
+    metadata = bag_meta.read_metadata(path)
     assert metadata['task_name'] == 'crash_test' and metadata['repair']['messages'] == len(
         messages)
     with next(path.glob('*.mcap')).open('rb') as file:
@@ -472,13 +477,13 @@ def test_full_disk_stops_the_episode_clearly_and_keeps_the_earlier_ones(tmp_path
     assert lines['stop'].startswith('False no episode is recording; the last one failed: ')
     assert 'File too large' in err or 'EFBIG' in err or 'OSError(27' in err  # logged
     # the first episode is intact and finished
-    assert bag.summarize(first)[contract.JOINT_STATES_TOPIC]['count'] > 5
-    assert 'audit' in bag.read_metadata(first)
+    assert bag_read.summarize(first)[contract.JOINT_STATES_TOPIC]['count'] > 5
+    assert 'audit' in bag_meta.read_metadata(first)
     # the second is unfinished: repair recovers what was flushed before the disk filled
     assert repair.needs_repair(second) and not repair.needs_repair(first)
     report = repair.repair_bag(second, keep_damaged=False)
     assert report['messages'] > 0 and report['discarded_bytes'] > 0  # a torn record at the end
-    assert bag.summarize(second)[contract.JOINT_STATES_TOPIC]['count'] > 0
+    assert bag_read.summarize(second)[contract.JOINT_STATES_TOPIC]['count'] > 0
     assert sorted(p.name for p in second.iterdir()) == [f'{second.name}.mcap', 'metadata.yaml']
 
 
@@ -523,7 +528,7 @@ def test_sigterm_finishes_the_bag(tmp_path, how):
             '-c', 'from vla_nodes.nodes.teleop_recorder_node import main; main()',
             '--ros-args', '-p', f'output_dir:={out}', '-p', 'autostart:=true',
             '-p', 'topics:=[/diagnostics]', '-p', "cameras:=['']", '-p', 'flush_period_s:=0.2'],
-        'vla-record': ['-m', 'vla_nodes.record.cli', '--launch', launch_file]}[how]
+        'vla-record': ['-m', 'vla_nodes.orchestration.record', '--launch', launch_file]}[how]
     env = dict(os.environ, PYTHONPATH=str(REPO), VLA_ROS_BACKEND='local')
     proc = subprocess.Popen([sys.executable, *map(str, command)], cwd=REPO, env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -603,7 +608,7 @@ def test_vla_record_without_a_recorder_says_what_to_do(capsys):
 def test_vla_record_repair_leaves_finished_bags_alone(tmp_path, capsys):
     recorder = EpisodeRecorder(RecorderConfig(tmp_path))
     path = recorder.start(T0)
-    recorder.on_message(contract.JOINT_STATES_TOPIC, joint_state(1), T0 + 1)
+    recorder.on_message(contract.JOINT_STATES_TOPIC, joint_state([0.001] * 7), T0 + 1)
     recorder.stop(T0 + 2)
     before = sorted(p.name for p in path.iterdir())
     assert cli.main(['--repair', str(path)]) == 0
@@ -620,7 +625,7 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
     assert len(bags) == 5
     seeds = []
     for path in bags:
-        stats = bag.summarize(path)
+        stats = bag_read.summarize(path)
         for topic in (contract.COLOR_TOPIC, contract.COLOR_INFO_TOPIC, contract.DEPTH_TOPIC,
                       contract.DEPTH_INFO_TOPIC, contract.METRIC_DEPTH_TOPIC,
                       contract.EE_POSE_TOPIC, contract.JOINT_STATES_TOPIC,
@@ -628,7 +633,7 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
             assert stats[topic]['count'] > 5, (path, topic)
         assert stats[contract.INSTRUCTION_TOPIC]['count'] == 1
         assert stats[contract.TF_STATIC_TOPIC]['count'] == 1
-        metadata = bag.read_metadata(path)
+        metadata = bag_meta.read_metadata(path)
         assert (metadata['task'], metadata['task_name']) == ('pick up the red cube',
                                                              'pick_red_cube')
         assert metadata['outcome'] in ('success', 'failure')
@@ -637,9 +642,9 @@ def test_vla_record_sim_records_five_expert_episodes(tmp_path, monkeypatch):
             contract.COLOR_TOPIC]['count']
         seeds.append(int(metadata['seed']))
         # the expert moved the leader arm and the follower followed
-        leader = np.array([m.position for _, _, _, m in bag.read_bag(
+        leader = np.array([m.position for _, _, _, m in bag_read.read_bag(
             path, [contract.LEADER_JOINT_STATES_TOPIC])])
-        follower = np.array([m.position for _, _, _, m in bag.read_bag(
+        follower = np.array([m.position for _, _, _, m in bag_read.read_bag(
             path, [contract.JOINT_STATES_TOPIC])])
         assert np.ptp(leader[:, :6], axis=0).max() > 0.1
         assert np.ptp(follower[:, :6], axis=0).max() > 0.1

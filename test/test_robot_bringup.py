@@ -1,5 +1,20 @@
-"""The real-robot launch files and parameter files: they resolve, and every value is one a node
-declares with that type. (They cannot run here: no arm, no camera.)
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The real-robot launch and parameter files resolve, and every value is one a node declares.
+
+With that type, too. (They cannot run here: no arm, no camera.)
 
 Each parameter file section is loaded into the real node class, the hardware swapped for what a
 test has: the arm driver talks to the simulated Piper on a virtual CAN bus, the camera replays a

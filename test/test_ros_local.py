@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Façade semantics of the local backend: QoS, latching, timers, executors, parameters."""
 
 import threading
@@ -5,21 +19,16 @@ import time
 
 import pytest
 
+from graph import spin_executor
 from vla_nodes.ros import local, params as P
 from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
 from vla_nodes.ros.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 
-def spin_for(executor, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=end - time.monotonic())
-
-
 def drain(node):
     executor = local.SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
-    spin_for(executor, 0.05)
+    spin_executor(executor, 0.05)
 
 
 def test_keep_last_drops_the_oldest(ctx):
@@ -86,7 +95,7 @@ def test_timer_fires_at_its_period(ctx, executor_cls):
     node.create_timer(0.02, lambda: stamps.append(time.monotonic()))
     executor = executor_cls(context=ctx)
     executor.add_node(node)
-    spin_for(executor, 0.5)
+    spin_executor(executor, 0.5)
     executor.shutdown()
     assert 20 <= len(stamps) <= 26
     periods = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -114,7 +123,7 @@ def test_callback_groups_under_the_multi_threaded_executor(ctx, group_cls, expec
     executor.add_node(node)
     for topic in ('a', 'b'):
         node.create_publisher(std_msgs.String, topic, 10).publish(std_msgs.String())
-    spin_for(executor, 0.3)
+    spin_executor(executor, 0.3)
     executor.shutdown()
     assert peak[0] == expected
 
@@ -170,6 +179,44 @@ def test_parameter_ranges_are_enforced_like_rclpy(ctx):
     result = node.set_parameters([P.Parameter('ok', value=2000.0)])[0]
     assert not result.successful and 'out of range' in result.reason
     assert node.get_parameter('ok').value == 200.0
+
+
+def test_parameters_are_set_over_the_nodes_set_parameters_service(ctx):
+    """As rclpy's (`ros2 param set`): each parameter on its own, refusals answered, not raised."""
+    from vla_nodes.ros.msgs import rcl_interfaces
+    node = local.Node('recorder', context=ctx, namespace='arm')
+    node.declare_parameter('episode_metadata', [''])
+    caller = local.Node('caller', context=ctx)
+    quiet = local.Node('quiet', context=ctx, start_parameter_services=False)
+    assert not caller.create_client(
+        rcl_interfaces.SetParameters, f'{quiet.get_fully_qualified_name()}/set_parameters'
+    ).wait_for_service(timeout_sec=0.05)
+    client = caller.create_client(rcl_interfaces.SetParameters, '/arm/recorder/set_parameters')
+    assert client.wait_for_service(timeout_sec=1.0)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    request = rcl_interfaces.SetParameters.Request(parameters=[
+        P.Parameter(name, value=value).to_parameter_msg() for name, value in (
+            ('episode_metadata', ['seed=3', 'task=x']), ('episode_metadata', 3),
+            ('undeclared', 1.5))])
+    response = client.call(request, timeout_sec=2.0)
+    ctx.shutdown()
+    thread.join(2.0)
+    executor.shutdown()
+    assert [r.successful for r in response.results] == [True, False, False]
+    assert 'expecting type STRING_ARRAY' in response.results[1].reason
+    assert 'not declared' in response.results[2].reason
+    assert node.get_parameter('episode_metadata').value == ['seed=3', 'task=x']
+
+
+@pytest.mark.parametrize('value', [True, 7, 2.5, 'text', b'\x01', [False], [1, 2], [0.5],
+                                   ['a'], None])
+def test_parameter_message_round_trip(value):
+    param = P.Parameter('p', value=value)
+    back = P.Parameter.from_parameter_msg(param.to_parameter_msg())
+    assert (back.name, back.type_, back.value) == ('p', param.type_, value)
 
 
 def test_names_namespaces_and_remaps(ctx):

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """End to end: sim.launch.yaml runs the whole graph; the episode bag proves the loop closed.
 
 The bag must hold every contract topic of the graph at roughly its rate, the arm's joints must
@@ -13,7 +27,8 @@ import pytest
 from vla_nodes import contract
 from vla_nodes.nodes.policy_node import observation_seed
 from vla_nodes.paths import package_share
-from vla_nodes.record.bag import read_bag, read_metadata, summarize
+from vla_nodes.record.bag_meta import read_metadata
+from vla_nodes.record.bag_read import read_bag, summarize
 from vla_nodes.ros import image, launch
 from vla_nodes.ros.msgs import stamp_to_ns
 

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """sim_node on the local backend: tasks by name, episodes and resets, the expert as leader arm.
 
 Real parts only: MuJoCo, the simulated firmware on a python-can virtual bus, and the real
@@ -6,13 +20,13 @@ piper_sdk (through PiperArm) listening on that bus like arm_driver_node does.
 
 import itertools
 import os
-import time
 
 os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when first imported
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from graph import spin_executor  # noqa: E402
 from vla_nodes import contract  # noqa: E402
 from vla_nodes.arm.piper import PiperArm, PiperConfig  # noqa: E402
 from vla_nodes.nodes.sim_node import EPISODE_STATUS_TOPIC, SimNode  # noqa: E402
@@ -32,18 +46,6 @@ def _args(**params) -> list:
     for name, value in params.items():
         args += ['-p', f'{name}:={value}']
     return args
-
-
-def _spin_until(executor, predicate, timeout: float, every=None) -> bool:
-    """Spin until predicate() is true or `timeout` wall seconds pass; call every() each turn."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.02)
-        if every is not None:
-            every()
-        if predicate():
-            return True
-    return False
 
 
 def test_expert_leads_the_follower_over_can_until_success_then_reset(ctx):
@@ -77,12 +79,13 @@ def test_expert_leads_the_follower_over_can_until_success_then_reset(ctx):
         budget = tasks.TASKS['pick_red_cube'].max_seconds
         # Wall time may run slower than simulated time on a loaded machine; the budget is
         # checked in simulated time below.
-        assert _spin_until(executor, lambda: 'success' in statuses or 'failure' in statuses,
-                           timeout=4 * budget, every=sample), (statuses, clock[-1:])
+        assert spin_executor(executor, 4 * budget,
+                             lambda: 'success' in statuses or 'failure' in statuses,
+                             every=sample), (statuses, clock[-1:])
         assert statuses[:3] == ['instruction: pick up the red cube', 'running', 'success'] or \
             statuses[:3] == ['running', 'instruction: pick up the red cube', 'success']
         assert clock[-1] < budget
-        _spin_until(executor, lambda: False, timeout=1.0, every=sample)  # the expert holds
+        spin_executor(executor, 1.0, every=sample)  # the expert holds
         leader, follower = np.array(leader), np.array(follower)
         assert len(leader) > 50
         # The follower moved, close behind the leader arm all along, and ends where it is told.
@@ -94,13 +97,13 @@ def test_expert_leads_the_follower_over_can_until_success_then_reset(ctx):
 
         client = probe.create_client(std_srvs.Trigger, '/sim_node/reset')
         future = client.call_async(std_srvs.Trigger.Request())
-        assert _spin_until(executor, future.done, timeout=5.0)
+        assert spin_executor(executor, 5.0, future.done)
         assert future.result().success and future.result().message == 'seed 4'
-        assert _spin_until(executor, lambda: statuses[-1] == 'running', timeout=2.0)
+        assert spin_executor(executor, 2.0, lambda: statuses[-1] == 'running')
         # The new episode starts at the ready pose with seed 4's layout, and the clock went on.
         after, before = [], clock[-1]
-        _spin_until(executor, lambda: clock[-1] > before + 0.3, timeout=5.0,
-                    every=lambda: after.append(arm.read().positions))
+        spin_executor(executor, 5.0, lambda: clock[-1] > before + 0.3,
+                      every=lambda: after.append(arm.read().positions))
         assert min(np.abs(q[:6] - READY[:6]).max() for q in after) < 0.05
         assert np.all(np.diff(clock) >= 0)
         expected = SimWorld()

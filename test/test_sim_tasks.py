@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Tabletop tasks (vla_nodes/sim/tasks.py) and the scripted expert (vla_nodes/sim/expert.py).
 
 Every task has an instruction, starts unsolved and reproducible from its seed, its success check
@@ -18,13 +32,6 @@ from vla_nodes.sim.episode import Episode, FAILURE, RUNNING, SUCCESS  # noqa: E4
 from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 OBJECTS = ('cube', 'plate', 'block')
-
-
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())
-    yield sim
-    sim.close()
 
 
 def _poses(sim: SimWorld) -> dict:
@@ -241,8 +248,10 @@ def test_tasks_are_looked_up_by_name_with_a_helpful_error():
 
 
 def test_pick_grasp_yaw_varies_continuously_with_the_cube():
-    """Across the cube yaw where the old rule (nearest the tangential) flipped by 90 deg, the
-    expert's grasp turns with the cube; over seeds it stays clear of its wrap."""
+    """The expert's grasp turns with the cube and, over seeds, stays clear of its wrap.
+
+    Measured across the cube yaw where the old rule (nearest the tangential) flipped by 90 deg.
+    """
     world = SimWorld(SimConfig())
     world.reset(seed=0)
     xy = (0.3, -0.1)  # azimuth -18 deg: relative to the tangential the yaw crosses 45 deg

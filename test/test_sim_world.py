@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """SimWorld (vla_nodes/sim/world.py) against numpy FK, ray casting and its own contract.
 
 Kinematics agree with the DH chain, servos track, the RGB-D camera is metric and calibrated,
@@ -20,13 +34,6 @@ from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP, ModelError  # noqa: E40
 from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 
 READY = np.array(contract.READY_POSITIONS)
-
-
-@pytest.fixture(scope='module')
-def world():
-    sim = SimWorld(SimConfig())
-    yield sim
-    sim.close()
 
 
 def _set_arm_qpos(sim: SimWorld, q6) -> None:
@@ -139,9 +146,12 @@ def test_gripper_opening_reaches_target(world, opening):
 
 
 def test_a_crash_does_not_push_the_fingers_past_the_grippers_stop(world):
-    """The fingers' range is a hard stop, as on the arm: with MuJoCo's soft joint limits an arm
-    crashing with its gripper open read up to 0.10 m, and the driver's feedback guard faulted
-    ("gripper reads 0.0750, outside [-0.005, 0.075]") in an evaluation."""
+    """The fingers' range is a hard stop, as on the arm.
+
+    With MuJoCo's soft joint limits an arm crashing with its gripper open read up to 0.10 m,
+    and the driver's feedback guard faulted ("gripper reads 0.0750, outside [-0.005, 0.075]")
+    in an evaluation.
+    """
     from vla_nodes.arm.feedback_guard import plausible_bounds
     limits = np.array([[contract.PIPER_LIMITS[n].lower, contract.PIPER_LIMITS[n].upper]
                        for n in contract.JOINT_NAMES])
@@ -291,8 +301,10 @@ MY_JOINT_MAP = tuple(f'{n}:my_{n}' for n in contract.ARM_JOINTS) + (
 
 @pytest.fixture(scope='module')
 def my_robot_file(tmp_path_factory):
-    """The built-in Piper saved as a user's robot-only MJCF with other joint names, and the
-    gripper driven like menagerie's: a position actuator on one finger, the other coupled."""
+    """The built-in Piper saved as a user's robot-only MJCF with other joint names.
+
+    The gripper is driven like menagerie's: a position actuator on one finger, the other coupled.
+    """
     robot = mujoco.MjSpec.from_string(piper_mjcf.robot_mjcf())
     spec = mujoco.MjSpec()
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -356,8 +368,11 @@ def test_bad_joint_map_names_the_problem(my_robot_file, joint_map, message):
 
 
 def test_fingers_with_negative_strokes_on_a_tendon_open_by_the_opening(tmp_path):
-    """A gripper like older menagerie files: the second finger's range is negative and one
-    actuator drives a tendon over both (coefficients +1, -1)."""
+    """A gripper like older menagerie files.
+
+    The second finger's range is negative and one actuator drives a tendon over both
+    (coefficients +1, -1).
+    """
     links = ''.join(f'<body name="l{i}" pos="0 0 0.05"><joint name="a{i}" axis="0 0 1" '
                     f'range="-3 3"/><geom type="capsule" size="0.01" fromto="0 0 0 0 0 0.05"/>'
                     for i in range(1, 7))

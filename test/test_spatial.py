@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The spatial modules of the model library: QDepth-VLA, DepthVLA, Spatial Forcing, Pose-VLA.
 
 Tiny random configs, real transformers models (DINOv2, Depth Anything, Gemma) saved and loaded
@@ -663,8 +677,10 @@ def replace_spatial_path(config, path):
 
 
 def test_depth_pretraining_trains_the_vlas_own_depth_stream():
-    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone, and alone it
-    computes what it computes inside the VLA (block-wise mask: depth sees only depth)."""
+    """Issue 12.7: DepthVLA's pre-training runs the VLA's depth expert alone.
+
+    Alone it computes what it computes inside the VLA (block-wise mask: depth sees only depth).
+    """
     from vla_nodes.contract import OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
     from vla_nodes.models import presets
     from vla_nodes.models.vla import VLAModel

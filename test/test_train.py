@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-train on a small LeRobot v3 dataset: reading, stats, checkpoints, resume, DDP, bf16."""
 
 from dataclasses import replace
@@ -30,7 +44,7 @@ TASKS = ('pick up the cube', 'push the cube')
 
 
 def joints(episode):
-    """Follower state of an episode, rad / m. # (FRAMES, 7)"""
+    """Follower state of an episode, rad / m: (FRAMES, 7)."""
     t = np.arange(FRAMES)[:, None] / FPS
     return (np.asarray(READY_POSITIONS) + 0.1 * np.sin(t + np.arange(7) + episode)).astype(
         np.float32)

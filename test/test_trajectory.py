@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """TrajectoryFollower: chunk seams blended so the arm neither jerks nor pauses (pure numpy).
 
 The seam tests replay what the policy does: a chunk every 0.5 s, stamped with its observation
@@ -9,7 +23,9 @@ trajectory is sampled at the 200 Hz control rate and differentiated twice.
 import numpy as np
 import pytest
 
-from vla_nodes.arm.trajectory import Chunk, select_joints, smoothstep, TrajectoryFollower
+from vla_nodes.arm.trajectory import Chunk, smoothstep, TrajectoryFollower
+from vla_nodes.ros.convert import joint_positions, select_joints
+from vla_nodes.ros.msgs import sensor_msgs
 
 DT = 0.005                    # control period (s), 200 Hz
 PERIOD, HORIZON, STEP = 0.5, 10, 0.1
@@ -184,3 +200,14 @@ def test_select_joints_reorders_by_name_and_says_what_is_missing():
         select_joints(['b', 'x', 'a'], [[2.0, 9.0, 1.0]], ['a', 'c'])
     with pytest.raises(ValueError, match='2 values for 3 joint names'):
         select_joints(['b', 'x', 'a'], [[2.0, 9.0]], ['a'])
+
+
+def test_a_joint_state_becomes_a_vector_by_name_or_a_clear_error():
+    """One conversion, one failure behaviour: ValueError naming the problem (nodes warn, drop)."""
+    msg = sensor_msgs.JointState(name=['gripper', 'joint2', 'joint1'], position=[0.03, 0.2, 0.1])
+    np.testing.assert_array_equal(joint_positions(msg, ['joint1', 'joint2']), [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"joints \['joint3'\] missing"):
+        joint_positions(msg, ['joint1', 'joint3'])
+    msg.position = [0.03, 0.2]
+    with pytest.raises(ValueError, match='2 values for 3 joint names'):
+        joint_positions(msg, ['joint1'])

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The zenoh backend: rmw_zenoh's formats, and real sessions in separate processes on loopback.
 
 The expected strings are written from reading ros2/rmw_zenoh (rmw_zenoh_cpp/src/detail, the
@@ -17,6 +31,7 @@ import numpy as np
 import pytest
 from zenoh_peer import frames, INSTRUCTION
 
+from graph import spin
 from vla_nodes.ros import local, msgs
 from vla_nodes.ros import zenoh_keys as K
 from vla_nodes.ros.qos import qos_profile_latched, qos_profile_sensor_data
@@ -125,15 +140,6 @@ def peer():
         context.try_shutdown()
 
 
-def _spin(context, node, seconds, until):
-    executor = local.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and not until():
-        executor.spin_once(timeout_sec=0.02)
-    return until()
-
-
 def test_image_and_joint_state_cross_processes_byte_exact(peer):
     node = local.Node('listener', context=peer)
     img, joints = frames()
@@ -148,7 +154,8 @@ def test_image_and_joint_state_cross_processes_byte_exact(peer):
     img_key = K.topic_keyexpr(0, '/camera/camera/color/image_raw', 'sensor_msgs/msg/Image',
                               K.type_hash('sensor_msgs/msg/Image'))
     img_sub = peer.bus.session.declare_subscriber(img_key, raw_img.append)
-    assert _spin(peer, node, 10, lambda: got['img'] and got['js'] and raw and raw_img)
+    assert spin(peer, [node], 10, lambda: got['img'] and got['js'] and raw and raw_img,
+                local.SingleThreadedExecutor)
     # Same machine: the frame came through shared memory, the small JointState did not.
     assert raw_img[0].payload.as_shm() is not None and raw[0].payload.as_shm() is None
     assert raw_img[0].payload.to_bytes() == msgs.serialize(img)
@@ -184,7 +191,7 @@ def test_transient_local_late_joiner_gets_the_last_message(peer):
     latched, volatile = [], []
     node.create_subscription(String, '/vla/instruction', volatile.append, 10)
     node.create_subscription(String, '/vla/instruction', latched.append, qos_profile_latched)
-    assert _spin(peer, node, 5, lambda: latched)
+    assert spin(peer, [node], 5, lambda: latched, local.SingleThreadedExecutor)
     assert latched == [String(data=INSTRUCTION)]
     assert volatile == []  # published once, before we joined: only the cache delivers it
     node.destroy_node()
@@ -228,7 +235,7 @@ def test_launch_processes_supervises(tmp_path):
             clock.publish(Clock(clock=msgs.ns_to_stamp(2 * 10**9)))
             js.publish(joints)
             return bool(poses)
-        assert _spin(context, node, 20, alive)
+        assert spin(context, [node], 20, alive, local.SingleThreadedExecutor)
         assert names() >= {'pose_node'} and launcher.poll() is None
         node.destroy_node()
         # The killed node started again alone, joining the running graph as from another machine.
@@ -295,7 +302,7 @@ def test_interop_with_zenoh_ros2_sdk():
             pub.publish(joints)
             sdk_pub.publish(**their_msg)
             return theirs and ours
-        assert _spin(context, node, 10, exchange)
+        assert spin(context, [node], 10, exchange, local.SingleThreadedExecutor)
         assert sdk_session.store.serialize_cdr(theirs[0], 'sensor_msgs/msg/JointState') \
             == msgs.serialize(joints)
         assert ours[0].name == ['joint1'] and list(ours[0].position) == [0.5]

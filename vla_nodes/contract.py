@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The suite's vocabulary, said once: joint names, units, limits, topics, rates and keys.
 
 Every node, the simulator, the recorder and the model code read their defaults from here, so a
@@ -86,6 +100,15 @@ CLOCK_TOPIC = '/clock'
 JOINT_COMMAND_TOPIC = '/vla/joint_command'
 # Simulation episodes: 'running', then 'success' or 'failure' (transient local).
 EPISODE_STATUS_TOPIC = '/sim/episode_status'
+# How a simulated episode ended (std_msgs/String, JSON, transient local), published by sim_node
+# once per episode as it ends: {"seed": int, "status": "success" | "failure", "reason": str,
+# "episode_s": simulated s since the reset, "grasp_to_object_m": {object: m from the grasp
+# centre}}. Evaluation reads its figures here, not off the simulator.
+EPISODE_RESULT_TOPIC = '/sim/episode_result'
+# One message per action chunk from policy_node (std_msgs/String, JSON): {"stamp_ns":
+# observation stamp, "infer_ms": model time, "delay_s": observation -> chunk on the node's clock,
+# "published": false in dry run}. What vla-eval's latency figures are made of.
+CHUNK_TIMING_TOPIC = '/vla/chunk_timing'
 # Episode boundaries (std_msgs/Header, transient local): its stamp is the first instant of the
 # new episode. Published by sim_node on ~/reset, or by anyone resetting a real robot; the driver
 # then holds the measured position and nothing observed before the stamp reaches the arm. A zero
@@ -102,6 +125,11 @@ NOMINAL_RATES = {
     JOINT_STATES_TOPIC: 200.0,
     DIAGNOSTICS_TOPIC: 1.0,
 }
+# Chunk steps per second when nothing else says: the simulated camera's rate (config/sim.yaml
+# camera_rate_hz), so the dataset exported from sim demos (its fps), the checkpoint trained on it
+# and policy_node's `action_rate_hz` agree. A checkpoint carries its own rate (its dataset fps)
+# and policy_node refuses one that differs from its parameter, so a mismatch is never silent.
+ACTION_RATE_HZ = 10.0
 
 # --- frames -------------------------------------------------------------------------------------
 BASE_FRAME = 'base_link'
@@ -210,7 +238,7 @@ class Camera:
 
     @property
     def frame(self) -> str:
-        """Its colour optical frame (X right, Y down, Z forward), as realsense-ros names it."""
+        """Its colour optical frame's name, as realsense-ros names it (X right, Y down, Z fwd)."""
         return f'{self.camera_name}_color_optical_frame'
 
 
@@ -223,8 +251,10 @@ DEFAULT_CAMERAS = (SCENE_CAMERA.name,)  # single-camera setups stay the default
 
 
 def camera(name: str) -> Camera:
-    """The camera called `name`: a known one, or a further one named by the same rule
-    (topics /camera/<name>_camera/..., keys observation.images.<name>)."""
+    """The camera called `name`: a known one, or a further one named by the same rule.
+
+    Topics /camera/<name>_camera/..., keys observation.images.<name>.
+    """
     name = str(name).strip()
     if not name or not name.replace('_', '').isalnum():
         raise ValueError(f'camera name {name!r}: use letters, digits and _ (known: '

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """python-can buses for the Piper: unusable frames dropped, udp_multicast kept on one interface.
 
 Where it fits: `PiperArm` wraps the bus piper_sdk reads in `FrameFilter`, and `PiperArm` and
@@ -20,8 +34,8 @@ import struct
 
 import can
 
-# Feedback ids an arm sends (0x2A1 status ... 0x2A8 gripper): always 8 data bytes.
-FEEDBACK_IDS = range(0x2A1, 0x2A9)
+from vla_nodes.arm.piper_protocol import FEEDBACK_IDS
+
 LOOPBACK = '127.0.0.1'
 ANY_INTERFACE = ('', '0.0.0.0')
 # SO_TIMESTAMPNS (python-can asks for kernel receive stamps when the platform has them).

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Piper fault detection: CAN silence, an unhealthy SDK reader and arm error codes, latched.
 
 Where it fits: `arm_driver_node` feeds `FaultMonitor.update()` every control tick with what
@@ -19,7 +33,6 @@ ARM_STATUS_NAMES = {
     0x0C: 'teach replay', 0x0D: 'teach paused', 0x0E: 'main controller over temperature',
     0x0F: 'discharge resistor over temperature',
 }
-ARM_STATUS_ESTOP = 0x01
 # Statuses after which the arm must not be driven until someone looked at it.
 FAULT_STATUSES = frozenset({0x01, 0x05, 0x06, 0x07, 0x09, 0x0A, 0x0E, 0x0F})
 # 0x2A1 bytes 6-7, err_code: bits 0-5 joint 1-6 communication error, bits 8-13 angle limit.

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Trust in joint feedback: the driver commands only from feedback it has reason to believe.
 
 Where it fits: `arm_driver_node` passes each tick's joint sample (`PiperArm.read()`) and the
@@ -181,8 +195,10 @@ class FeedbackGuard:
         return ''
 
     def _jump(self, q: np.ndarray, stamp: float, since: Optional[tuple] = None) -> str:
-        """Why `q` cannot follow `since` ((positions, stamp); default the last accepted
-        sample) at the arm's top speed, or ''."""
+        """Why `q` cannot follow `since` at the arm's top speed, or ''.
+
+        `since` is (positions, stamp); by default the last accepted sample.
+        """
         since = since or self._last
         if since is None:
             return ''

@@ -1,11 +1,25 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """PiperArm: the only code that talks to an AgileX Piper through piper_sdk's C_PiperInterface_V2.
 
 Where it fits: `arm_driver_node` calls `send()` at 200 Hz and `read()` for /joint_states;
 `teleop_recorder_node` calls `read_leader()` for the leader arm's commands. Everything here is in
 SI units (joints in rad, gripper opening in m); the SDK's fixed-point units (0.001 deg, 0.001 mm)
-are converted in this module and nowhere else. The CAN bus is configuration: `socketcan` on a
-robot, python-can `virtual` (one process) or `udp_multicast` (several processes) against the
-simulated firmware in `vla_nodes/sim/piper_can.py`.
+are converted here, with the table in `piper_protocol.py` that the simulated firmware shares.
+The CAN bus is configuration: `socketcan` on a robot, python-can `virtual` (one process) or
+`udp_multicast` (several processes) against the simulated firmware in `vla_nodes/sim/piper_can.py`.
 
 piper_sdk 0.6.2 facts this wrapper works around:
 - the SDK object is a singleton per `can_name` (later constructor arguments are ignored);
@@ -27,20 +41,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from vla_nodes.arm.can_bus import bind_udp_multicast, FrameFilter, LOOPBACK
-
-# SDK fixed-point units (piper_sdk JointCtrl / GripperCtrl / GetArm*Msgs docstrings).
-MILLIDEG_PER_RAD = 180_000.0 / math.pi   # joints: 0.001 deg per unit
-MICROMETRE_PER_M = 1_000_000.0           # gripper stroke: 0.001 mm per unit
-
-# Protocol values (piper_sdk MotionCtrl_2, GripperCtrl, EmergencyStop).
-CTRL_MODE_CAN = 0x01
-MOVE_J = 0x01
-POSITION_VELOCITY_MODE = 0x00
-GRIPPER_DISABLE = 0x00
-GRIPPER_ENABLE = 0x01
-EMERGENCY_STOP = 0x01
-EMERGENCY_RESUME = 0x02
-ARM_STATUS_ESTOP = 0x01
+from vla_nodes.arm.piper_protocol import (
+    ARM_ESTOP, CTRL_CAN, ESTOP, GRIPPER_DISABLE, GRIPPER_ENABLE, gripper_to_sdk, joints_to_sdk,
+    MICROMETRE_PER_M, MILLIDEG_PER_RAD, MOVE_J, POSITION_VELOCITY_MODE, RESUME, sdk_to_positions)
 
 # The SDK's own CAN helpers poll at 10 ms in its demos; 5 ms keeps waits short in tests.
 POLL_PERIOD_S = 0.005
@@ -129,22 +132,6 @@ class EndPose:
     quaternion: np.ndarray
     stamp: float
     valid: bool
-
-
-def joints_to_sdk(q6) -> list:
-    """Joint angles (rad) -> SDK joint units (int, 0.001 deg), rounded to nearest."""
-    return [int(round(float(v) * MILLIDEG_PER_RAD)) for v in q6]
-
-
-def gripper_to_sdk(opening_m: float) -> int:
-    """Gripper opening (m) -> SDK gripper units (int, 0.001 mm), rounded to nearest."""
-    return int(round(float(opening_m) * MICROMETRE_PER_M))
-
-
-def sdk_to_positions(joints_mdeg, gripper_um: int) -> np.ndarray:
-    """SDK units (0.001 deg x6, 0.001 mm) -> (7,) rad x6 and m."""
-    joints = np.asarray(joints_mdeg, dtype=np.float64) / MILLIDEG_PER_RAD
-    return np.append(joints, gripper_um / MICROMETRE_PER_M)
 
 
 def rpy_to_quaternion(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -274,7 +261,7 @@ class PiperArm:
                 f'motors not enabled within {timeout:.1f} s (driver enable flags '
                 f'{sdk.GetArmEnableStatus()}); is the arm e-stopped or unpowered?'))
         cfg = self.config
-        sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
+        sdk.MotionCtrl_2(CTRL_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
         if gripper_opening is not None:
             sdk.GripperCtrl(gripper_to_sdk(gripper_opening), cfg.gripper_effort,
                             GRIPPER_ENABLE, 0)
@@ -311,7 +298,7 @@ class PiperArm:
         joints, gripper = joints_to_sdk(q[:6]), gripper_to_sdk(q[6])
         cfg = self.config
         code = GRIPPER_ENABLE if self._enabled else GRIPPER_DISABLE
-        sdk.MotionCtrl_2(CTRL_MODE_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
+        sdk.MotionCtrl_2(CTRL_CAN, MOVE_J, cfg.speed_rate, POSITION_VELOCITY_MODE)
         sdk.JointCtrl(*joints)
         sdk.GripperCtrl(gripper, cfg.gripper_effort, code, 0)
         return sdk_to_positions(joints, gripper)
@@ -399,7 +386,7 @@ class PiperArm:
 
     def emergency_stop(self) -> None:
         """Fast stop (0x150, 0x01): the firmware halts and ignores motion commands."""
-        self._require_sdk().EmergencyStop(EMERGENCY_STOP)
+        self._require_sdk().EmergencyStop(ESTOP)
 
     def resume(self, timeout: float = 2.0, gripper_opening: Optional[float] = None) -> None:
         """Leave the e-stop (0x150, 0x02), then `enable()` again.
@@ -415,10 +402,10 @@ class PiperArm:
             PiperConnectionError: the arm still reports e-stop, or did not re-enable in time.
         """
         sdk = self._require_sdk()
-        sdk.EmergencyStop(EMERGENCY_RESUME)
+        sdk.EmergencyStop(RESUME)
         self._enabled = False
         if not wait_for(lambda: int(sdk.GetArmStatus().arm_status.arm_status)
-                        != ARM_STATUS_ESTOP, timeout):
+                        != ARM_ESTOP, timeout):
             raise PiperConnectionError(self._hint(f'e-stop not cleared within {timeout:.1f} s'))
         self.enable(timeout, gripper_opening)
 

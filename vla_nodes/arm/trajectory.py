@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Time-indexed following of action chunks at the driver's control rate, with blended seams.
 
 Where it fits: `arm_driver_node` hands every `/vla/action_chunk` (a JointTrajectory stamped with
@@ -88,29 +102,6 @@ class Chunk:
         anchor = np.asarray(anchor, dtype=np.float64).reshape(1, -1)
         return Chunk(self.start_ns, np.concatenate([[0.0], self.times]),
                      np.vstack([anchor, self.positions]))
-
-
-def select_joints(names, rows, joints) -> np.ndarray:
-    """Rows of values ordered like `names`, reordered to `joints`: (N, len(joints)) float.
-
-    Args:
-        names: the joint names of the message (e.g. JointTrajectory.joint_names); may hold
-            more joints than `joints` (a bimanual chunk) in any order.
-        rows: N sequences of len(names) values.
-        joints: the joints this arm needs, in its order.
-
-    Raises:
-        ValueError: a joint of `joints` is missing, or a row has the wrong length.
-    """
-    index = {n: i for i, n in enumerate(names)}
-    missing = [j for j in joints if j not in index]
-    if missing:
-        raise ValueError(f'joints {missing} missing from {list(names)}')
-    wrong = [len(r) for r in rows if len(r) != len(names)]
-    if wrong:
-        raise ValueError(f'{wrong[0]} values for {len(names)} joint names')
-    order = [index[j] for j in joints]
-    return np.array([[row[i] for i in order] for row in rows], dtype=np.float64)
 
 
 def smoothstep(s) -> np.ndarray:
@@ -209,8 +200,11 @@ class TrajectoryFollower:
         self._fade_from = None
 
     def start_episode(self, start_ns: int) -> None:
-        """A new episode starts at `start_ns`: forget the trajectory, its blend and the order
-        of earlier chunks, and refuse every chunk observed before `start_ns` from now on."""
+        """Start a new episode at `start_ns`.
+
+        Forget the trajectory, its blend and the order of earlier chunks, and refuse every chunk
+        observed before `start_ns` from now on.
+        """
         self.clear()
         self._newest_start_ns = None
         self._episode_start_ns = int(start_ns)
@@ -220,7 +214,7 @@ class TrajectoryFollower:
         self._chunk = self._fade_from = None
 
     def positions(self, times_ns) -> np.ndarray:
-        """Commanded positions (M, J) at absolute times (M,) ns; the trajectory must be active."""
+        """The commanded trajectory (M, J) at absolute times (M,) ns; it must be active."""
         times_ns = np.asarray(times_ns, dtype=np.float64)
         q = self._chunk.sample(times_ns)
         if self._fade_from is None:

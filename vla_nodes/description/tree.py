@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """A URDF's kinematic tree and its transforms from joint positions (robot_state_publisher's logic).
 
 Pure Python + numpy, no ROS: `robot_state_node` publishes what this computes. As in
@@ -51,8 +65,10 @@ class Joint:
             float(v) for v in self.origin[:3, :3] @ self.axis)
 
     def xyz_quat(self, position: float = 0.0) -> tuple:
-        """`transform(position)` as (x, y, z, qx, qy, qz, qw), without matrices: this runs for
-        every moving joint of every joint state."""
+        """Return `transform(position)` as (x, y, z, qx, qy, qz, qw), without matrices.
+
+        This runs for every moving joint of every joint state.
+        """
         (x, y, z), (qx, qy, qz, qw), (ax, ay, az) = self._origin_xyz_quat
         if self.kind == 'prismatic':
             return (x + ax * position, y + ay * position, z + az * position, qx, qy, qz, qw)
@@ -84,8 +100,10 @@ def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
 
 
 def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
-    """Roll, pitch, yaw (rad) of a rotation, the inverse of `rpy_matrix`; exact also at
-    pitch = +-90 deg, where yaw is set to 0."""
+    """Roll, pitch, yaw (rad) of a rotation, the inverse of `rpy_matrix`.
+
+    Exact also at pitch = +-90 deg, where yaw is set to 0.
+    """
     r = np.asarray(rot, dtype=np.float64)
     cos_pitch = math.hypot(r[0, 0], r[1, 0])
     if cos_pitch < 1e-12:
@@ -189,8 +207,10 @@ class UrdfTree:
         return out
 
     def moving_transforms(self, positions: dict) -> list:
-        """(parent, child, (x, y, z, qx, qy, qz, qw)) of each moving joint whose position
-        `positions` gives."""
+        """Return (parent, child, (x, y, z, qx, qy, qz, qw)) of each moving joint.
+
+        Only the joints whose position `positions` gives.
+        """
         known = self.positions_of(positions)
         return [(j.parent, j.child, j.xyz_quat(known[j.name]))
                 for j in self.moving_joints if j.name in known]

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """VLM backbones from transformers behind one adapter, plus the sensor-depth patch encoder.
 
 A backbone turns (camera image, instruction) into the prefix tokens of the language model and
@@ -202,7 +216,7 @@ class PaliGemmaBackbone(VLMBackbone):
     config_name = 'PaliGemmaConfig'
 
     def vision_features(self, images):
-        """SigLIP patch tokens before the projector (QDepth-VLA's depth input). # (B, Ni, Dv)"""
+        """SigLIP patch tokens before the projector (QDepth-VLA's depth input): (B, Ni, Dv)."""
         size = self.model.config.vision_config.image_size
         pixels = self._resized(images, size, (0.5,) * 3, (0.5,) * 3)
         return self.model.vision_tower(pixel_values=pixels).last_hidden_state
@@ -255,7 +269,7 @@ class SmolVLMBackbone(VLMBackbone):
         return self.model.text_model
 
     def vision_features(self, images):
-        """SigLIP patch tokens before the pixel-shuffle connector. # (B, (S/p)^2, Dv)"""
+        """SigLIP patch tokens before the pixel-shuffle connector: (B, (S/p)^2, Dv)."""
         v = self.model.config.vision_config
         pixels = self._resized(images, v.image_size, (0.5,) * 3, (0.5,) * 3)
         side = v.image_size // v.patch_size

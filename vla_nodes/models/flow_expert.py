@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Flow-matching action head: a π0 action expert in shared attention with the VLM.
 
 The π0 recipe (Black et al., 2024, "π0: A Vision-Language-Action Flow Model for General Robot
@@ -61,7 +75,7 @@ def time_embedding(t, dim, min_period, max_period):
 
 
 def sample_time(batch, alpha=1.5, generator=None, device=None):
-    """Flow times t = 0.999 · Beta(alpha, 1) + 0.001. # (B,)
+    """Flow times t = 0.999 · Beta(alpha, 1) + 0.001, shape (B,).
 
     Beta(alpha, 1) by inverse CDF (its CDF is t^alpha), so that a torch.Generator drives it.
     """

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """A vision encoder fit for tens of demos on a CPU: a small CNN + spatial softmax keypoints.
 
 Where it fits: `VLAConfig.vision = 'keypoints'` (presets `tiny_pi0_keypoints`) encodes each camera
@@ -41,8 +55,11 @@ class KeypointEncoder(nn.Module):
     """RGB 0..255 # (B, S, S, 3) -> K keypoint tokens # (B, K, D)."""
 
     def __init__(self, width: int, keypoints: int = 32, channels: tuple = (32, 32, 64)):
-        """Args: width D of the tokens; keypoints K; channels of the three 3x3 conv layers (the
-        first strided by 2)."""
+        """A keypoint encoder.
+
+        Args: width D of the tokens; keypoints K; channels of the three 3x3 conv layers (the
+        first strided by 2).
+        """
         super().__init__()
         layers, previous = [], 3
         for i, c in enumerate(channels):
@@ -57,7 +74,7 @@ class KeypointEncoder(nn.Module):
         nn.init.normal_(self.identity, std=0.02)
 
     def points(self, images):
-        """Keypoints (x, y) in [-1, 1] # (B, K, 2) of RGB 0..255 # (B, S, S, 3)."""
+        """Keypoint coordinates x, y in [-1, 1] # (B, K, 2) of RGB 0..255 images # (B, S, S, 3)."""
         x = images.permute(0, 3, 1, 2).to(self.identity.dtype) / 255.0 - 0.5
         return self.softmax(self.trunk(x))
 

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Mixture of transformers: named token groups, one weight set per expert, attention shared.
 
 π0 (Black et al., 2024) runs its action expert next to the PaliGemma language model as a
@@ -389,8 +403,11 @@ def _residual(layer, x, attended):
 
 
 def _attention(q, k, v, additive, caps):
-    """Softmax attention of pre-scaled queries; rows with a cap > 0 get Gemma-2's tanh logit
-    soft-cap (cap · tanh(s / cap)). q # (B, heads, T, hd), caps # (T,) -> (B, heads, T, hd)."""
+    """Softmax attention of pre-scaled queries; rows with a cap > 0 get Gemma-2's soft-cap.
+
+    The tanh logit soft-cap is cap · tanh(s / cap).
+    q # (B, heads, T, hd), caps # (T,) -> (B, heads, T, hd).
+    """
     if not bool((caps > 0).any()):
         return functional.scaled_dot_product_attention(
             q, k, v, attn_mask=additive, scale=1.0, enable_gqa=q.shape[1] != k.shape[1])

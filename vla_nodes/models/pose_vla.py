@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Pose-VLA's pre-training parts: pose tokens, camera-frame targets, geometric priors, NTP loss.
 
 Lin, Yu, Huang, Zhang, Ling, Tan, Xue, Fu, "Universal Pose Pretraining for Generalizable
@@ -139,7 +153,7 @@ class PoseTokenizer:
         return self
 
     def token(self, family, idx):
-        """e.g. token('transZ', 7) == '<transZ0007>' for 1024 bins."""
+        """The token string of a bin: ('transZ', 7) -> '<transZ0007>' for 1024 bins."""
         return f'<{family}{int(idx):0{self._width[family]}d}>'
 
     def token_strings(self):
@@ -277,6 +291,9 @@ def sparsify(prior, n_min, n_max, generator=None):
 
     Args:
         prior: [D, M] maps. # (B, 2, H, W)
+        n_min: fewest pixels kept per image.
+        n_max: most pixels kept per image.
+        generator: torch.Generator drawing n and the pixels (None: torch's global one).
     """
     out = torch.zeros_like(prior)
     for b in range(prior.shape[0]):

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """QDepth-VLA's spatial parts: a VQ-VAE depth tokenizer and a depth expert that predicts its codes.
 
 Li, Chen, Zhou, Li, "QDepth-VLA: Quantized Depth Prediction as Auxiliary Supervision for
@@ -333,7 +347,7 @@ class QDepthStream(nn.Module):
         return self.head(grid).flatten(2).transpose(1, 2)  # (B, N, d)
 
     def logits(self, hidden):
-        """Code logits (eq. 3) # (B, N, K)."""
+        """The codebook logits of eq. 3 # (B, N, K)."""
         return codebook_logits(self.latents(hidden), self.codebook, self.config.tau)
 
     def loss(self, hidden, target_idx):

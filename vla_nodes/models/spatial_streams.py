@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The spatial papers' modules wired into the π0 mixture: extra groups, experts and losses.
 
 vla.py composes a VLM and the π0 action expert; a spatial adapter adds what one paper adds,
@@ -240,7 +254,7 @@ class PoseVLAAdapter(nn.Module):
         return None
 
     def encode_answers(self, texts):
-        """Answer text -> ids # (B, T) and a mask, True on the supervised tokens # (B, T).
+        r"""Answer text -> ids # (B, T) and a mask, True on the supervised tokens # (B, T).
 
         Row: [separator '\n', answer tokens, eos, pad...]; `<locNNNN>`, `<rotNNNN>`, ...
         become single ids (self.offsets), the rest goes through the backbone's tokenizer.

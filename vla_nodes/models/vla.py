@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """A VLA: a transformers VLM backbone + an action head, composed as a mixture of transformers.
 
 The model library's top (DESIGN.md section 6). Layout of one sample:
@@ -206,8 +220,11 @@ class VLAModel(nn.Module):
         return self.backbone.embed_images(images)
 
     def state(self, batch):
-        """The flow head's state input: OBS_STATE, then OBS_ENV_STATE when the model takes it,
-        then the primary camera's keypoints (vision 'keypoints')."""
+        """The flow head's state input.
+
+        OBS_STATE, then OBS_ENV_STATE when the model takes it, then the primary camera's
+        keypoints (vision 'keypoints').
+        """
         device = self.head_device()
         state = batch[OBS_STATE].to(device)
         if self.config.env_state_dim:
@@ -222,7 +239,8 @@ class VLAModel(nn.Module):
         Args:
             batch: the module docstring's keys.
             generator: torch.Generator for the flow noise and times.
-            noise, time: the flow noise # (B, H, A) and times # (B,), if drawn by the caller.
+            noise: the flow noise # (B, H, A), if drawn by the caller.
+            time: the flow times # (B,), if drawn by the caller.
             step: the optimizer step (QDepth-VLA's depth-loss weight decays with it).
         """
         prefix = self.prefix(batch)

@@ -1,24 +1,28 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """One thin ROS adapter per executable; the logic lives in the core packages.
 
-`EXECUTABLES` maps each console script to its node class, so `vla-launch` can build every node of
-a launch file in one process (an explicit dict: grep finds the class).
+Each module here is one console script of setup.py
+(`camera_node = vla_nodes.nodes.camera_node:main`) defining one `ros.Node` subclass. `vla-launch`
+finds the class from the installed console scripts (`ros/executables.py`), so the façade below
+never imports this package.
 """
 
 import sys
 
 from vla_nodes import ros
-
-EXECUTABLES = {
-    'camera_node': 'vla_nodes.nodes.camera_node:CameraNode',
-    'depth_node': 'vla_nodes.nodes.depth_node:DepthNode',
-    'pose_node': 'vla_nodes.nodes.pose_node:PoseNode',
-    'policy_node': 'vla_nodes.nodes.policy_node:PolicyNode',
-    'arm_driver_node': 'vla_nodes.nodes.arm_driver_node:ArmDriverNode',
-    'teleop_recorder_node': 'vla_nodes.nodes.teleop_recorder_node:TeleopRecorderNode',
-    'sim_node': 'vla_nodes.nodes.sim_node:SimNode',
-    'robot_state_node': 'vla_nodes.nodes.robot_state_node:RobotStateNode',
-    'trajectory_relay_node': 'vla_nodes.nodes.trajectory_relay_node:TrajectoryRelayNode',
-}
 
 
 class StartupError(Exception):

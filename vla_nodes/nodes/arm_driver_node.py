@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """arm_driver_node: executes `/vla/action_chunk` on a Piper through piper_sdk, safely.
 
 Every control tick (200 Hz) it reads the arm (follower feedback on `/joint_states`, the
@@ -28,15 +42,17 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.arm.driver_params import RANGES, refusal
-from vla_nodes.arm.faults import (ARM_STATUS_ESTOP, ArrivalClock, driver_state, FaultMonitor,
-                                  status_name, warnings_of)
+from vla_nodes.arm.faults import (ArrivalClock, driver_state, FaultMonitor, status_name,
+                                  warnings_of)
 from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
+from vla_nodes.arm.piper_protocol import ARM_ESTOP
 from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
-from vla_nodes.arm.trajectory import Chunk, select_joints, TrajectoryFollower
+from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.ros.convert import joint_positions, select_joints
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
 
@@ -205,7 +221,7 @@ class ArmDriverNode(ros.Node):
 
     def _on_target(self, msg) -> None:
         try:
-            q = select_joints(msg.name, [msg.position], self._joints)[0]
+            q = joint_positions(msg, self._joints)
             self._follower.set_target(q, self.get_clock().now().nanoseconds)
         except ValueError as err:
             self._reject(f'joint command rejected, arm holds: {err}')
@@ -261,7 +277,7 @@ class ArmDriverNode(ros.Node):
                 pass  # dry_run sends nothing, not even the enable frame
             elif not enable:
                 self._arm.disable()
-            elif self._estopped or self._arm.status()['arm_status'] == ARM_STATUS_ESTOP:
+            elif self._estopped or self._arm.status()['arm_status'] == ARM_ESTOP:
                 # resume() clears the firmware's e-stop and enables; enable() is enough otherwise.
                 self._arm.resume(self._enable_timeout, self._believed_gripper())
             else:

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
 
 Observations are assembled around one colour frame: the depth frame with the same stamp, the
@@ -30,12 +44,15 @@ simulation: `inference_delay_s` >= 0 runs the model in the tick itself (the simu
 it) and publishes the chunk at observation time + that delay on the simulated clock, so latency
 still shapes the episode and the episode replays exactly; -1 (the default, for robots and the
 real-time graph) runs it on the worker and publishes when done. Diagnostics: inference time,
-observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness.
+observation-to-chunk delay, chunk age, busy worker (queue depth), drops for staleness; and each
+chunk's model time and observation-to-chunk delay on `/vla/chunk_timing` (JSON, what vla-eval's
+latency figures are made of).
 """
 
 import bisect
 import collections
 import concurrent.futures
+import json
 import threading
 import time
 
@@ -89,8 +106,11 @@ class ObservationBuffer:
                 self._extra[camera].append(msg)
 
     def extra_as_of(self, cameras, stamp_ns: int, max_skew_ns: int):
-        """({camera: its latest frame stamped in [stamp - max_skew, stamp]}, [cameras without
-        one]): the other views of the primary frame's instant, never a later frame."""
+        """The other views of the primary frame's instant, never a later frame.
+
+        Returns ({camera: its latest frame stamped in [stamp - max_skew, stamp]}, [cameras
+        without one]).
+        """
         found, missing = {}, []
         with self._lock:
             for camera in cameras:
@@ -109,8 +129,11 @@ class ObservationBuffer:
                 self._objects.append(msg)
 
     def objects_as_of(self, categories, stamp_ns: int):
-        """({category: (frame_id, (4, 4) pose in that frame)} from the latest detection of each
-        stamped at or before `stamp_ns`, [categories never detected so far])."""
+        """The objects' poses as of `stamp_ns`.
+
+        Returns ({category: (frame_id, (4, 4) pose in that frame)} from the latest detection of
+        each stamped at or before `stamp_ns`, [categories never detected so far]).
+        """
         from vla_nodes.perception.env_state import detection_poses
         found = {}
         with self._lock:
@@ -240,6 +263,8 @@ class PolicyNode(ros.Node):
         self.last_env_state = None  # the object poses # (E,) of the last observation
         self._pub = self.create_publisher(trajectory_msgs.JointTrajectory,
                                           contract.ACTION_CHUNK_TOPIC, 10)
+        self._timing_pub = self.create_publisher(std_msgs.String, contract.CHUNK_TIMING_TOPIC,
+                                                 100)
         self.create_subscription(sensor_msgs.Image, self._primary.color_topic,
                                  self._obs.add_color, 2)
         for cam in self._extra_cameras:
@@ -425,7 +450,8 @@ class PolicyNode(ros.Node):
         """(actions (H, 7), model ms), or None when inference failed or was not finite.
 
         `extras`: {camera name: colour msg} of the further cameras the checkpoint needs; `env`:
-        the object poses # (E,) when it reads them."""
+        the object poses # (E,) when it reads them.
+        """
         try:
             obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
                    contract.OBS_DEPTH: image.from_msg(depth),
@@ -474,6 +500,9 @@ class PolicyNode(ros.Node):
         self.infer_ms.append(infer_ms)
         self.delays_s.append(delay_s)
         self.last_chunk = (stamp_ns, actions)
+        self._timing_pub.publish(std_msgs.String(data=json.dumps({
+            'stamp_ns': int(stamp_ns), 'infer_ms': float(infer_ms), 'delay_s': float(delay_s),
+            'published': not self._dry_run})))
         self._diag.set(OK, 'dry run: logging chunks' if self._dry_run else 'publishing chunks',
                        infer_ms=float(infer_ms), delay_s=float(delay_s),
                        chunk_age_s=float(delay_s), busy=int(self._busy.is_set()),

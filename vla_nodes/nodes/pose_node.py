@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """pose_node: end-effector pose from /joint_states and object poses from colour + metric depth.
 
 - `/vla/ee_pose` (PoseStamped, base_link, metres + quaternion): forward kinematics of the Piper
@@ -24,6 +38,7 @@ from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.ros import image
+from vla_nodes.ros.convert import joint_positions
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
 
 # Parameters and their defaults; config/<robot>.yaml overrides them.
@@ -57,21 +72,22 @@ class PoseNode(ros.Node):
             self._start_objects(p)
 
     def _wanted(self, topic: str) -> bool:
-        """Whether anyone subscribes to `topic` (a lazy publisher, as image_transport does):
-        in a graph without consumers (vla-eval of a policy that reads neither) the forward
-        kinematics at 100 Hz and the detector at the camera rate were a fifth of the CPU."""
+        """Whether anyone subscribes to `topic` (a lazy publisher, as image_transport does).
+
+        In a graph without consumers (vla-eval of a policy that reads neither) the forward
+        kinematics at 100 Hz and the detector at the camera rate were a fifth of the CPU.
+        """
         return self.count_subscribers(topic) > 0
 
     # --- end effector --------------------------------------------------------------------------
     def _on_joints(self, msg) -> None:
         if not self._wanted(contract.EE_POSE_TOPIC):
             return
-        index = {name: i for i, name in enumerate(msg.name)}
-        if not all(j in index for j in self._joints) or len(msg.position) != len(msg.name):
-            self.get_logger().warning(f'joint_states lacks {self._joints} or positions',
-                                      throttle_duration_sec=5.0)
+        try:
+            q = joint_positions(msg, self._joints)
+        except ValueError as err:
+            self.get_logger().warning(f'joint_states dropped: {err}', throttle_duration_sec=5.0)
             return
-        q = np.array([msg.position[index[j]] for j in self._joints])
         if not np.all(np.isfinite(q)):
             return
         pose = geometry_msgs.PoseStamped()

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """sim_node: the simulated Piper, its camera and its task, for users without hardware and for CI.
 
 Hosts a MuJoCo world (`sim.world.SimWorld`) and the arm's firmware (`sim.piper_can.PiperFirmware`)
@@ -15,7 +29,9 @@ clock the others follow; `/clock` keeps counting across episode resets.
 Episodes (`sim.episode.Episode`): parameter `task` names a task of `sim.tasks.TASKS`; the first
 episode uses parameter `seed`, each `~/reset` (std_srvs/Trigger, answers 'seed N') the next seed.
 `/sim/episode_status` (std_msgs/String, latched) says 'running' after a reset, then 'success' or
-'failure' (the task's check, or its time budget in simulated seconds, or the expert giving up).
+'failure' (the task's check, or its time budget in simulated seconds, or the expert giving up);
+just before the end, `/sim/episode_result` (JSON, latched) carries the episode's figures:
+simulated duration and the grasp centre's distance to each object.
 With `leader: expert` the scripted expert plays the leader arm: it sends, on a bus of its own on
 the same CAN channel, the frames a Piper leader arm sends (`sim.leader.LeaderArm`), which the
 simulated follower executes and `arm_driver_node` publishes on `/leader/joint_states`.
@@ -35,6 +51,7 @@ their simulated rates. Between episodes (before the first `~/reset`, and once th
 same graph: the same episode, bit for bit.
 """
 
+import json
 import threading
 import time
 
@@ -112,7 +129,6 @@ class SimNode(ros.Node):
         self._dt = 1.0 / p['physics_rate_hz']
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
-        self._firmware, self._bus = self._start_firmware(p)
         sim_cameras = {contract.SCENE_CAMERA.name: CAMERA_NAME,
                        contract.WRIST_CAMERA.name: WRIST_CAMERA_NAME}
         cameras = contract.cameras(self.get_parameter('cameras').value)
@@ -121,12 +137,16 @@ class SimNode(ros.Node):
             raise ValueError(f'cameras {unknown}: the simulator has {list(sim_cameras)}')
         for c in cameras:
             self._world.camera_pose(sim_cameras[c.name])  # a user MJCF without it fails now
+        # Only now the firmware thread: a refused configuration must not leave it running.
+        self._firmware, self._bus = self._start_firmware(p)
         # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
         # wrist frame of the same instant is already there.
         self._cameras = [(sim_cameras[c.name], CameraPublishers(self, c))
                          for c in sorted(cameras, key=lambda c: c is contract.SCENE_CAMERA)]
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
+                                                 ros.qos_profile_latched)
+        self._result_pub = self.create_publisher(std_msgs.String, contract.EPISODE_RESULT_TOPIC,
                                                  ros.qos_profile_latched)
         self._episode_start_pub = self.create_publisher(
             std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
@@ -249,29 +269,39 @@ class SimNode(ros.Node):
         self._publish_status()
 
     def _publish_status(self, fresh: bool = False) -> None:
-        """Publish the status when it changed, or always after a reset (`fresh`)."""
+        """Publish the status when it changed, or always after a reset (`fresh`).
+
+        An ended episode's result goes out first, so whoever sees the end can have its figures.
+        """
         status = self._episode.status
         if status == self._published_status and not fresh:
             return
+        if status not in ('', 'running'):
+            self._result_pub.publish(std_msgs.String(data=json.dumps(self._result())))
         self._status_pub.publish(std_msgs.String(data=status))
         self._published_status = status
         reason = f' ({self._episode.reason})' if self._episode.reason else ''
         self.get_logger().info(f'episode seed {self._episode.seed}: {status}{reason}')
 
-    def grasp_to_object_m(self, name: str = 'cube') -> float:
-        """Distance from the grasp centre (tcp) to object `name`'s centre now (m).
+    def _result(self) -> dict:
+        """The ended episode, measured now (/sim/episode_result, contract.py).
 
-        Ground truth for in-process evaluation (vla-eval): a continuous measure of how close a
-        policy came, which shows learning before success does.
+        The grasp-centre-to-object distances (ground truth) are a continuous measure of how
+        close a policy came, which shows learning before success does.
         """
+        from vla_nodes.sim.world import OBJECTS
         with self._lock:
-            return float(np.linalg.norm(self._world.tcp_pose()[:3, 3]
-                                        - self._world.object_pose(name)[:3, 3]))
-
-    def episode_seconds(self) -> float:
-        """Simulated seconds since the episode started (in-process evaluation)."""
-        with self._lock:
-            return float(self._world.time)
+            tcp = self._world.tcp_pose()[:3, 3]
+            distances = {}
+            for name in OBJECTS:
+                try:
+                    distances[name] = float(np.linalg.norm(
+                        tcp - self._world.object_pose(name)[:3, 3]))
+                except KeyError:  # a user's scene without it
+                    continue
+            return {'seed': int(self._episode.seed), 'status': self._episode.status,
+                    'reason': self._episode.reason, 'episode_s': float(self._world.time),
+                    'grasp_to_object_m': distances}
 
     def _lead(self) -> None:
         with self._lock:
@@ -306,9 +336,11 @@ class SimNode(ros.Node):
                 self._world.close()  # the GL context must be freed by the thread that made it
 
     def _heartbeat(self) -> None:
-        """Re-send the last feedback while time stands still or a step takes long: the same
-        frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after 0.1 s of
-        silence, and the driver latches a CAN fault after 0.25 s)."""
+        """Re-send the last feedback while time stands still or a step takes long.
+
+        The same frames, so the driver sees a live, unchanged arm (piper_sdk reports 0 Hz after
+        0.1 s of silence, and the driver latches a CAN fault after 0.25 s).
+        """
         while not self._stop.wait(HEARTBEAT_S / 2):
             silence = RUNNING_HEARTBEAT_S if self._running else HEARTBEAT_S
             if time.monotonic() - self._firmware.feedback_sent_at >= silence:
@@ -357,8 +389,11 @@ class SimNode(ros.Node):
                 scan = not self.context.idle_cond.wait(0.005)
 
     def _busy_can_queues(self) -> list:
-        """Queues of other readers of the virtual CAN channel that still hold frames or whose
-        reader is not waiting in a blocking recv() (piper_sdk reads on its own thread)."""
+        """Queues of other readers of the virtual CAN channel that are not drained yet.
+
+        Those that still hold frames or whose reader is not waiting in a blocking recv()
+        (piper_sdk reads on its own thread).
+        """
         if self._can[0] != 'virtual':
             return []
         from can.interfaces import virtual

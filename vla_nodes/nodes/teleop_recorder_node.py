@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """teleop_recorder_node: records episodes of the contract topics into rosbag2 (MCAP) bags.
 
 One bag per episode, written by a background thread (`record.episode.EpisodeRecorder` over
@@ -261,8 +275,11 @@ class TeleopRecorderNode(ros.Node):
 
 
 def camera_prefix(camera: str) -> str:
-    """A camera's topic namespace: '/camera/wrist_camera' for 'wrist' (contract.camera), or the
-    namespace itself when given as one ('/camera/camera')."""
+    """A camera's topic namespace.
+
+    '/camera/wrist_camera' for 'wrist' (contract.camera), or the namespace itself when given as
+    one ('/camera/camera').
+    """
     return camera if camera.startswith('/') else contract.camera(camera).prefix
 
 
@@ -284,8 +301,10 @@ def record_topics(topics: list, cameras: list) -> dict:
 
 def expected_rates(topics: dict, cameras: list, overrides: list,
                    camera_hz: float = 0.0) -> dict:
-    """topic -> Hz for the audit: nominal rates (every camera stream at `camera_hz` if > 0),
-    then 'topic=Hz' overrides."""
+    """Topic -> Hz for the audit.
+
+    Nominal rates (every camera stream at `camera_hz` if > 0), then 'topic=Hz' overrides.
+    """
     rates = {t: NOMINAL_RATES[t] for t in topics if t in NOMINAL_RATES}
     for camera in cameras:
         for stream, contract_topic in CAMERA_STREAMS.items():

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Object poses as a policy input: LeRobot's `observation.environment_state` from `/vla/objects`.
 
 Where it fits: pose_node publishes detections (vision_msgs/Detection3DArray, camera optical
@@ -49,8 +63,10 @@ def pose_features(pose: np.ndarray, category: str) -> list:
 
 
 def detection_poses(msg) -> dict:
-    """{category: (4, 4) pose in the message's frame} of a Detection3DArray; the highest score
-    wins when a category is detected twice."""
+    """The poses of a Detection3DArray: {category: (4, 4) pose in the message's frame}.
+
+    The highest score wins when a category is detected twice.
+    """
     from vla_nodes.arm.kinematics import xyz_quat_to_pose
 
     best = {}
@@ -87,9 +103,11 @@ def from_detections(msg, camera_to_base: np.ndarray, objects=DEFAULT_OBJECTS) ->
 
 
 def hold_last(values: np.ndarray) -> np.ndarray:
-    """Each object's fields carried forward over the rows where it was not detected (an object
-    stays where it was last seen; occluded by the gripper while grasped, for example). Rows
-    before its first detection stay NaN. # (N, E) -> (N, E)"""
+    """Each object's fields carried forward over the rows where it was not detected.
+
+    An object stays where it was last seen (occluded by the gripper while grasped, for example).
+    Rows before its first detection stay NaN. # (N, E) -> (N, E)
+    """
     out = np.array(values, dtype=np.float32, copy=True)
     for column in out.T:
         seen = np.flatnonzero(np.isfinite(column))

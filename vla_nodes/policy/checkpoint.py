@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Policy checkpoints: model weights + normalization statistics + the robot contract.
 
 A checkpoint is a local directory (DESIGN.md section 6; weights are never downloaded):
@@ -20,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nodes.contract import (ACTION, camera, DEFAULT_CAMERAS, GRIPPER_JOINT, JOINT_NAMES,
-                                OBJECTS_TOPIC, OBS_ENV_STATE, OBS_STATE)
+from vla_nodes.contract import (ACTION, ACTION_RATE_HZ, camera, DEFAULT_CAMERAS, GRIPPER_JOINT,
+                                JOINT_NAMES, OBJECTS_TOPIC, OBS_ENV_STATE, OBS_STATE)
 from vla_nodes.policy.transforms import check_crop, stats_from_dict, stats_to_dict
 
 POLICY_FILE = 'policy.json'
 FORMAT_VERSION = 1
-DEFAULT_ACTION_RATE_HZ = 15.0  # DepthVLA's real-robot rate: a 16-step chunk spans about 1 s
 
 
 class ContractMismatchError(ValueError):
@@ -38,7 +51,7 @@ def joint_units(joint_names):
     return ['m' if n.endswith(GRIPPER_JOINT) else 'rad' for n in joint_names]
 
 
-def make_contract(chunk_length, image_size, action_rate_hz=DEFAULT_ACTION_RATE_HZ,
+def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
                   joint_names=JOINT_NAMES, image_crop=None, dataset_features=None,
                   cameras=None, environment_state=None):
     """The robot contract as a JSON-ready dict.

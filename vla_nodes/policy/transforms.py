@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Small frozen transforms on observation dicts, shared by training (train/data.py) and the node.
 
 Shaped after openpi `transforms.py` (Physical Intelligence, 2025): each transform is a frozen
@@ -157,7 +171,7 @@ class Compose:
 
 
 def compose(transforms):
-    """Chain transforms: compose([ResizeWithPad(64, 64), Normalize(stats)])."""
+    """Chain transforms, applied in order: [ResizeWithPad(64, 64), Normalize(stats)]."""
     return Compose(tuple(transforms))
 
 

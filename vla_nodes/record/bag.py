@@ -1,14 +1,29 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """rosbag2 recording and reading with `rosbags`: one bag per episode, never blocking the caller.
 
 Where it fits: `teleop_recorder_node` (through `record/episode.py`) writes with `BagWriter`;
-`record/export.py` reads with `read_bag`; `vla-bag-summary PATH` prints what a bag holds.
+`record/export.py` reads with `bag_read.read_bag`; `vla-bag-summary PATH` (`bag_read.main`)
+prints what a bag holds.
 Bags are rosbag2 folders (`metadata.yaml` + one `.mcap` or `.db3`) in metadata version 8, which
 ROS 2 Humble reads (`ros2 bag info/play`; Humble needs `ros-humble-rosbag2-storage-mcap` for MCAP)
 as do Jazzy and later (DESIGN.md section 5, research/feasibility.md Q2c).
 
 Custom metadata (task text, robot, calibration) goes to `custom_data` in `metadata.yaml` (and the
-copy inside the MCAP), encoded as `bag_meta.py` says; `read_metadata(path)` gives it back.
-Reading is `bag_read.py` (`read_bag`, `summarize`); both are re-exported here.
+copy inside the MCAP), encoded as `bag_meta.py` says; `bag_meta.read_metadata(path)` gives it
+back. Reading is `bag_read.py` (`read_bag`, `summarize`).
 
 Crash safety: rosbags writes `metadata.yaml` and the MCAP summary only on close and keeps up to
 1 MiB of messages in memory. The writer thread therefore flushes every `flush_period_s` (a new
@@ -35,11 +50,7 @@ from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 
 from vla_nodes import contract
-from vla_nodes.record.bag_meta import (  # noqa: F401  (re-exported: one module for bag users)
-    BagError, decode_custom_data, encode_custom_data, JSON_KEYS, load_metadata_yaml,
-    read_metadata)
-from vla_nodes.record.bag_read import (  # noqa: F401
-    format_summary, main, read_bag, summarize)
+from vla_nodes.record.bag_meta import BagError, encode_custom_data
 from vla_nodes.ros import msgs
 
 logger = logging.getLogger(__name__)

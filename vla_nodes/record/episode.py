@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Episodes of a recording: the state machine behind teleop_recorder_node, and its audit.
 
 Where it fits: `nodes/teleop_recorder_node.py` maps services, parameters, timers and diagnostics
@@ -25,8 +39,8 @@ import threading
 from typing import Any, Mapping
 
 from vla_nodes.record.bag import (
-    BagError, BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE,
-    LATCHED_TOPICS)
+    BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, LATCHED_TOPICS)
+from vla_nodes.record.bag_meta import BagError
 
 OK, WARN, ERROR = 'ok', 'warn', 'error'
 _RANK = {OK: 0, WARN: 1, ERROR: 2}

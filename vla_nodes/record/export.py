@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-export: rosbag2 episodes -> a LeRobot v3 dataset, with depth and camera intrinsics kept.
 
 Where it fits: teleop_recorder_node writes one bag per episode (`record/bag.py`); this module
@@ -48,7 +62,7 @@ from tqdm import tqdm
 from vla_nodes import contract
 from vla_nodes.cli_errors import run_cli
 from vla_nodes.perception import env_state
-from vla_nodes.record import bag, sync
+from vla_nodes.record import bag_meta, bag_read, sync
 from vla_nodes.record.bag_read import bag_topics
 from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12,
                                          FFV1_NOTE, LeRobotV3Writer)
@@ -169,15 +183,18 @@ def _check_topics(path: Path, topics: dict, streams: list[_Stream], config: Expo
 
 def _bag_info(path: Path) -> tuple[dict[str, tuple[str, int]], dict]:
     """({topic: (type, message count)}, custom metadata) from metadata.yaml alone."""
-    metadata = bag.read_metadata(path)  # a clear BagError for a missing or unfinished bag
+    metadata = bag_meta.read_metadata(path)  # a clear BagError for a missing or unfinished bag
     return bag_topics(path), metadata
 
 
 def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
-    """The rate (Hz, rounded) of a camera topic: the median header-stamp period of its first
-    `frames` images. Raises ExportError when the bag has fewer than two."""
+    """The rate (Hz, rounded) of a camera topic.
+
+    The median header-stamp period of its first `frames` images. Raises ExportError when the bag
+    has fewer than two.
+    """
     stamps = []
-    for _, _, log_ns, msg in bag.read_bag(path, topics=[topic]):
+    for _, _, log_ns, msg in bag_read.read_bag(path, topics=[topic]):
         stamps.append(msgs.stamp_to_ns(msg.header.stamp) or log_ns)
         if len(stamps) == frames:
             break
@@ -191,8 +208,11 @@ def camera_rate(path: Path, topic: str, frames: int = 50) -> int:
 
 def _env_state(path: Path, detections: list, camera_to_base, metadata: dict,
                config: ExportConfig) -> np.ndarray:
-    """(N, E) environment state of an episode's detections ({category: pose in the camera}),
-    in base_link; an object missing from a message keeps its last pose (env_state.hold_last)."""
+    """(N, E) environment state in base_link of an episode's detections.
+
+    The detections are {category: pose in the camera}; an object missing from a message keeps its
+    last pose (env_state.hold_last).
+    """
     if camera_to_base is None:
         calib = (metadata.get('calibration') or {}).get('camera_to_base')
         if isinstance(calib, dict) and 'translation' in calib:
@@ -244,7 +264,7 @@ def _scan(path: Path, streams: list[_Stream], config: ExportConfig, metadata: di
     values = {s.key: [] for s in streams if s.kind in VECTOR_KINDS}
     sizes, infos, instructions, camera_to_base = {}, {}, [], None
     topics = set(by_topic) | info_topics | {contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC}
-    for topic, _, log_ns, msg in bag.read_bag(path, topics=topics):
+    for topic, _, log_ns, msg in bag_read.read_bag(path, topics=topics):
         if topic == contract.INSTRUCTION_TOPIC:
             instructions.append((log_ns, msg.data))
         elif topic == contract.TF_STATIC_TOPIC:
@@ -374,7 +394,7 @@ def _write_frames(path: Path, cams: list[_Stream], picks: dict[str, np.ndarray],
     needed = {key: set(index.tolist()) for key, index in picks.items()}
     done, held = dict.fromkeys(picks, 0), {key: {} for key in picks}
     seen = dict.fromkeys(key_of, 0)
-    for topic, _, _, msg in bag.read_bag(path, topics=list(key_of)):
+    for topic, _, _, msg in bag_read.read_bag(path, topics=list(key_of)):
         key, k = key_of[topic], seen[topic]
         seen[topic] += 1
         if k not in needed[key]:

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """A LeRobot v3.0 dataset folder written episode by episode, with depth and intrinsics.
 
 Where it fits: `record/export.py` (vla-export) feeds it the rows and frames it sampled from bags;
@@ -233,8 +247,11 @@ class _Video:
         elif self.quantizer:
             # x265's fastest preset: lossless either way, the preset only trades size for time
             codec, encoder, pix_fmt, fmt = 'hevc', 'libx265', 'gray12le', 'gray12le'
-            settings = {'g': 2, 'crf': None, 'preset': 'ultrafast',
-                        'extra_options': {'x265-params': 'lossless=1:log-level=error'}}
+            # open-gop=0: x265's default open GOPs start with CRA pictures whose leading
+            # frames are dropped when a reader seeks there (LeRobot's and ours seek to each
+            # episode's first frame): an episode came back a frame short.
+            settings = {'g': 2, 'crf': None, 'preset': 'ultrafast', 'extra_options': {
+                'x265-params': 'lossless=1:open-gop=0:log-level=error'}}
         else:
             codec, encoder, pix_fmt, fmt = 'ffv1', 'ffv1', 'gray16le', 'gray16le'
             settings = {'g': None, 'crf': None, 'preset': None, 'extra_options': {}}  # intra

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Finish a bag whose recorder died before closing it (SIGKILL, power cut, full disk).
 
 Where it fits: `record/bag.py`'s BagWriter flushes every second (a complete MCAP chunk handed to
@@ -27,9 +41,10 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from vla_nodes.cli_errors import one_line
-from vla_nodes.record.bag import (
-    BagError, decode_custom_data, encode_custom_data, LATCHED_TOPICS, offered_qos, read_bag,
-    read_metadata, UNFINISHED_MARKER)
+from vla_nodes.record.bag import LATCHED_TOPICS, offered_qos, UNFINISHED_MARKER
+from vla_nodes.record.bag_meta import (
+    BagError, decode_custom_data, encode_custom_data, read_metadata)
+from vla_nodes.record.bag_read import read_bag
 from vla_nodes.record.mcap_check import McapDamage
 from vla_nodes.ros import msgs
 
@@ -38,10 +53,11 @@ DAMAGED_SUFFIX = '.damaged'
 
 
 def needs_repair(path: str | Path) -> bool:
-    """Whether the bag folder `path` needs `repair_bag`: unfinished (no metadata.yaml, or
-    BagWriter's marker still there) or not readable whole by `read_bag` (damaged metadata,
-    structure or messages). The last check reads every message: repair is rare, a wrong
-    "nothing to repair" would leave the user stuck.
+    """Whether the bag folder `path` needs `repair_bag`.
+
+    It does when unfinished (no metadata.yaml, or BagWriter's marker still there) or not readable
+    whole by `read_bag` (damaged metadata, structure or messages). The last check reads every
+    message: repair is rare, a wrong "nothing to repair" would leave the user stuck.
 
     Raises:
         BagError: `path` is not a folder.
@@ -189,8 +205,7 @@ def _copy_records(source: Path, writer: Writer) -> dict:
 
 
 class _Copy:
-    """Schemas and channels are remembered; messages that read back are written, others counted.
-    """
+    """Remembers schemas and channels; writes the messages that read back, counts the rest."""
 
     def __init__(self, writer: Writer):
         self.writer, self.schemas, self.connections = writer, {}, {}
@@ -253,8 +268,11 @@ def _add_connection(writer: Writer, channel: Channel, schemas: dict):
 
 
 def _definition(schema: Schema) -> tuple[str, str]:
-    """(definition, RIHS01 hash): the suite's own for types it knows (the copy in a damaged file
-    may be damaged too), else the file's, which must parse."""
+    """Return (definition, RIHS01 hash) of a message type.
+
+    The suite's own for types it knows (the copy in a damaged file may be damaged too), else the
+    file's, which must parse.
+    """
     if schema.name in msgs.typestore().fielddefs:
         return msgs.msgdef(schema.name)[0], msgs.type_hash(schema.name)
     text = schema.data.decode('utf-8')

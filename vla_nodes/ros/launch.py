@@ -1,28 +1,45 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-launch: run the suite's ROS 2 YAML launch files without ROS, all nodes in one process.
 
 `ros2 launch` runs `launch/*.launch.yaml` on a robot; `vla-launch` reads the same files
 (`launch_file.py`: syntax, substitutions, the supported subset) and starts every node in this
 process on the façade's backend (`local` without ROS), on one multi-threaded executor, until Ctrl-C
 or a duration. Every node is destroyed on the way out, also when one fails to start.
+`Graph` is that runner, the only one: vla-record, vla-eval, vla-main and vla-demo start their
+nodes through it too (`vla_nodes/orchestration/`).
 With `--processes` each node runs in its own process on the zenoh backend instead, supervised
 (`launch_procs.py`).
 """
 
 import argparse
-import importlib
 import logging
 import os
 from pathlib import Path
 import sys
 import tempfile
+import threading
 import time
 
 import yaml
 
 from vla_nodes.cli_errors import run_cli
-from vla_nodes.ros.launch_file import (  # noqa: F401  (re-exported: the launch API in one place)
-    ArgSpec, declared_args, format_args, format_nodes, LaunchError, load_launch, NodeSpec,
-    PACKAGE, resolve_launch_file)
+from vla_nodes.ros import executables as installed_nodes
+from vla_nodes.ros.launch_file import (
+    declared_args, format_args, format_nodes, load_launch, NodeSpec)
+from vla_nodes.ros.launch_schema import LaunchError
 from vla_nodes.ros.params import read_params_file
 
 _LOG = logging.getLogger('vla_launch')
@@ -54,8 +71,11 @@ def node_arguments(spec: NodeSpec, params_dir: Path) -> list:
 
 
 def check_params_files(specs: list) -> None:
-    """Read every parameter file the nodes name, as rcl does when each node starts: a broken
-    file is refused up front (also by --print), naming it, instead of by the node loading it."""
+    """Read every parameter file the nodes name, as rcl does when each node starts.
+
+    A broken file is refused up front (also by --print), naming it, instead of by the node
+    loading it.
+    """
     checked = set()
     for spec in specs:
         for path in spec.params_files:
@@ -68,24 +88,117 @@ def check_params_files(specs: list) -> None:
 
 
 def node_class(spec: NodeSpec, executables: dict | None = None):
-    """Return the class of `spec.executable` from `executables` (default: nodes.EXECUTABLES).
+    """Return the class of `spec.executable` from `executables` (default: the installed ones).
 
-    Values are classes or 'module.path:ClassName' strings.
+    Values are classes, 'module.path:ClassName' or a node module's 'module.path:main' strings.
     """
-    if spec.package != PACKAGE:
-        raise LaunchError(f"{spec.source}: node {spec.label}: package '{spec.package}' cannot "
-                          f'run without ROS; vla-launch starts {PACKAGE} executables only')
-    if executables is None:
-        from vla_nodes.nodes import EXECUTABLES as executables
-    target = executables.get(spec.executable)
-    if target is None:
-        known = ', '.join(sorted(executables))
-        raise LaunchError(f'{spec.source}: node {spec.label}: unknown executable '
-                          f"'{spec.executable}' (known: {known})")
-    if not isinstance(target, str):
-        return target
-    module, _, name = target.partition(':')
-    return getattr(importlib.import_module(module), name)
+    return installed_nodes.node_class(installed_nodes.target(spec, executables))
+
+
+class Graph:
+    """A launch file's nodes on one executor in this process: start, spin, stop.
+
+    The one in-process graph runner: `vla-launch` (`run`) and the orchestration (vla-record,
+    vla-eval, vla-main, vla-demo) all start their nodes through it.
+
+    Example:
+        with Graph(load_launch(path, args), control='vla_eval').spin_in_thread() as graph:
+            client = graph.control.create_client(...)
+
+    Args:
+        specs: the nodes, from `load_launch`.
+        executables: executable name -> class or 'module:Class'; default nodes.EXECUTABLES.
+        single_threaded: one thread runs every callback, in an order that depends only on the
+            work (lock-step simulation: an exact replay); otherwise a MultiThreadedExecutor.
+        control: name of an extra node of the caller's (services, subscriptions) on the same
+            executor, as `graph.control`; None for none.
+    """
+
+    def __init__(self, specs: list, executables: dict | None = None,
+                 single_threaded: bool = False, control: str | None = None) -> None:
+        # Resolved first: an unknown executable fails before anything starts.
+        self._classes = [node_class(spec, executables) for spec in specs]
+        self.specs, self.single_threaded, self._control_name = specs, single_threaded, control
+        self.nodes, self.control = [], None
+        self._executor, self._thread, self._owns_context = None, None, False
+        self._halt = threading.Event()
+
+    def start(self) -> 'Graph':
+        """Initialize the façade if needed and start every node (all destroyed if one fails).
+
+        Raises:
+            LaunchError: a node constructor raised (named in the message).
+        """
+        from vla_nodes import ros
+        self._ros = ros
+        self._owns_context = not ros.ok()
+        if self._owns_context:
+            ros.init()
+        self._executor = (ros.SingleThreadedExecutor() if self.single_threaded
+                          else ros.MultiThreadedExecutor())
+        try:
+            with tempfile.TemporaryDirectory(prefix='vla_launch_') as params_dir:
+                for spec, cls in zip(self.specs, self._classes):
+                    self.nodes.append(_start_node(spec, cls, Path(params_dir)))
+                    self._executor.add_node(self.nodes[-1])
+                    _LOG.info('started %s [%s %s]', spec.label, spec.package, spec.executable)
+            if self._control_name is not None:
+                self.control = ros.Node(self._control_name)
+                self._executor.add_node(self.control)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spin(self, duration: float | None = None) -> None:
+        """Spin in this thread until Ctrl-C (raised to the caller) or `duration` seconds."""
+        if duration is None:
+            self._executor.spin()
+            return
+        deadline = time.monotonic() + duration
+        while self._ros.ok() and time.monotonic() < deadline:
+            self._executor.spin_once(timeout_sec=min(0.1, deadline - time.monotonic()))
+
+    def spin_in_thread(self) -> 'Graph':
+        """Spin on a daemon thread until `stop`; returns self (started if it was not)."""
+        if self._executor is None:
+            self.start()
+
+        def spin():
+            while not self._halt.is_set() and self._ros.ok():
+                self._executor.spin_once(timeout_sec=0.1)
+        self._thread = threading.Thread(target=spin, name='vla_graph_spin', daemon=True)
+        self._thread.start()
+        return self
+
+    def node(self, name: str):
+        """The started node called `name`: for tests; orchestration talks to nodes on the wire."""
+        return next(n for n in self.nodes if n.get_name() == name)
+
+    def stop(self) -> None:
+        """Stop the executor (waiting for running callbacks), destroy every node, shut down."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        for node in reversed(self.nodes + ([self.control] if self.control else [])):
+            try:
+                node.destroy_node()
+            except Exception:  # one failing node must not keep the others alive
+                _LOG.exception('destroying %s failed', node.get_name())
+        self.nodes, self.control = [], None
+        if self._owns_context and self._ros.ok():
+            self._ros.shutdown()
+        self._owns_context = False
+
+    def __enter__(self) -> 'Graph':
+        return self if self._executor is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def run(specs: list, duration: float | None = None, executables: dict | None = None) -> list:
@@ -97,7 +210,7 @@ def run(specs: list, duration: float | None = None, executables: dict | None = N
     Args:
         specs: the nodes, from `load_launch`.
         duration: seconds to spin; None spins until Ctrl-C.
-        executables: executable name -> class or 'module:Class'; default nodes.EXECUTABLES.
+        executables: executable name -> class or 'module:Class'; default: the installed ones.
 
     Returns:
         The node objects (destroyed by then), in launch order.
@@ -106,23 +219,16 @@ def run(specs: list, duration: float | None = None, executables: dict | None = N
         LaunchError: an executable is unknown or a node constructor raised (named in the message).
     """
     from vla_nodes import ros
-    classes = [node_class(spec, executables) for spec in specs]
-    owns_context = not ros.ok()
-    if owns_context:
-        ros.init()
-    executor = ros.MultiThreadedExecutor()
-    nodes = []
+    graph = Graph(specs, executables)
+    nodes = graph.nodes
     try:
-        with tempfile.TemporaryDirectory(prefix='vla_launch_') as params_dir:
-            for spec, cls in zip(specs, classes):
-                nodes.append(_start_node(spec, cls, Path(params_dir)))
-                executor.add_node(nodes[-1])
-                _LOG.info('started %s [%s %s]', spec.label, spec.package, spec.executable)
-            _spin(ros, executor, duration)
+        graph.start()
+        nodes = list(graph.nodes)
+        graph.spin(duration)
     except (KeyboardInterrupt, ros.ExternalShutdownException):
         _LOG.info('interrupted, shutting down')
     finally:
-        _stop(ros, executor, nodes, owns_context)
+        graph.stop()
     return nodes
 
 
@@ -132,27 +238,6 @@ def _start_node(spec: NodeSpec, cls, params_dir: Path):
     except Exception as err:
         raise LaunchError(f'{spec.source}: node {spec.label} ({spec.package} {spec.executable}) '
                           f'failed to start: {type(err).__name__}: {err}') from err
-
-
-def _spin(ros, executor, duration: float | None) -> None:
-    if duration is None:
-        executor.spin()
-        return
-    deadline = time.monotonic() + duration
-    while ros.ok() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=min(0.1, deadline - time.monotonic()))
-
-
-def _stop(ros, executor, nodes: list, owns_context: bool) -> None:
-    """Stop the executor (waiting for running callbacks), destroy every node, shut down."""
-    executor.shutdown()
-    for node in reversed(nodes):
-        try:
-            node.destroy_node()
-        except Exception:  # one failing node must not keep the others alive
-            _LOG.exception('destroying %s failed', node.get_name())
-    if owns_context and ros.ok():
-        ros.shutdown()
 
 
 # --- command line -------------------------------------------------------------------------------

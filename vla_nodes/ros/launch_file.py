@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Reading ROS 2 YAML launch files without ROS: the subset the suite uses, as NodeSpecs.
 
 `vla_nodes.ros.launch` (vla-launch) runs what this module resolves. Reading and checking a file
@@ -55,10 +69,10 @@ import shlex
 
 import yaml
 
-from vla_nodes.ros.launch_schema import (  # noqa: F401  (LaunchError is part of this API)
+from vla_nodes.ros.launch_schema import (
     children, CONDITIONS, LaunchError, Problem, read_actions)
-from vla_nodes.ros.launch_subst import (  # noqa: F401  (PACKAGE is part of this API)
-    Context, evaluate, PACKAGE, package_share, parse_template, resolve, resolve_optional)
+from vla_nodes.ros.launch_subst import (
+    Context, evaluate, package_share, parse_template, resolve, resolve_optional)
 
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
@@ -69,7 +83,7 @@ class NodeSpec:
 
     Attributes:
         package: ROS package of the executable (only `vla_nodes` runs without ROS).
-        executable: executable name, a key of `vla_nodes.nodes.EXECUTABLES`.
+        executable: executable name, a console script of this package (`ros/executables.py`).
         name: node name override, or None for the node's own default.
         namespace: absolute namespace, or None when neither the node nor a group set one.
         params_files: ROS 2 parameter files, applied in order.

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """`vla-launch --processes`: every node of a launch file in its own process, on the zenoh backend.
 
 The launcher plays rmw_zenoh's router (`rmw_zenohd`): it opens a Zenoh session in router mode on
@@ -19,7 +33,9 @@ import sys
 import tempfile
 import time
 
-from vla_nodes.ros.launch_file import LaunchError, NodeSpec, PACKAGE
+from vla_nodes.ros import executables as installed_nodes
+from vla_nodes.ros.launch_file import NodeSpec
+from vla_nodes.ros.launch_schema import LaunchError
 from vla_nodes.ros.zenoh_bus import DEFAULT_ROUTER
 
 _LOG = logging.getLogger('vla_launch')
@@ -37,16 +53,11 @@ GRACE_S = 10.0  # how long a node may take to shut down after SIGINT (torch, bus
 
 
 def node_target(spec: NodeSpec, executables: dict | None = None) -> str:
-    """'module:Class' of the spec's executable, checked without importing it."""
-    if spec.package != PACKAGE:
-        raise LaunchError(f"{spec.source}: node {spec.label}: package '{spec.package}' cannot "
-                          f'run without ROS; vla-launch starts {PACKAGE} executables only')
-    if executables is None:
-        from vla_nodes.nodes import EXECUTABLES as executables
-    target = executables.get(spec.executable)
+    """'module:attribute' of the spec's executable, checked without importing it."""
+    target = installed_nodes.target(spec, executables)
     if not isinstance(target, str):
-        raise LaunchError(f'{spec.source}: node {spec.label}: unknown executable '
-                          f"'{spec.executable}' (known: {', '.join(sorted(executables))})")
+        raise LaunchError(f"{spec.source}: node {spec.label}: executable '{spec.executable}' "
+                          "is a class; a node process needs 'module:attribute'")
     return target
 
 
@@ -156,14 +167,12 @@ def run_processes(specs: list, duration: float | None = None, listen: list | Non
 
 
 def run_node(target: str, args: list, stop) -> int:
-    """Run the node class `target` ('module:Class') with ROS `args` until `stop` is set.
+    """Run the node class `target` names ('module:Class' or 'module:main') until `stop` is set.
 
     What `nodes.run` does for a console script, with the stop flag of `CHILD` instead of
     KeyboardInterrupt.
     """
-    import importlib
-    module, _, name = target.partition(':')
-    node_class = getattr(importlib.import_module(module), name)
+    node_class = installed_nodes.node_class(target)
     from vla_nodes import ros
     ros.init(args=args)
     node = None

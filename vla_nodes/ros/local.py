@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The `local` backend: rclpy's node API in pure Python, over a `Bus` (in-process by default).
 
 Same names and semantics as rclpy for what the suite uses: `init/shutdown/ok/spin/spin_once`,
@@ -339,9 +353,12 @@ class Subscription:
 
 
 class ClockSubscription(Subscription):
-    """A node's /clock subscription (use_sim_time): the time is set as the message is
-    delivered, not by an executor later. Every node sees the new time at once, and a lock-step
-    simulator's 100 Hz clock costs no callback per node and step."""
+    """A node's /clock subscription (use_sim_time).
+
+    The time is set as the message is delivered, not by an executor later. Every node sees the
+    new time at once, and a lock-step simulator's 100 Hz clock costs no callback per node and
+    step.
+    """
 
     def deliver(self, msg) -> None:
         self.callback(msg)
@@ -479,7 +496,8 @@ class Node:
     def __init__(self, node_name, *, context=None, cli_args=None, namespace=None,
                  use_global_arguments=True, parameter_overrides=None,
                  allow_undeclared_parameters=False,
-                 automatically_declare_parameters_from_overrides=False, **_ignored):
+                 automatically_declare_parameters_from_overrides=False,
+                 start_parameter_services=True, **_ignored):
         self.context = context or get_default_context()
         if not self.context.ok():
             raise RuntimeError('call ros.init() before creating a node')
@@ -506,6 +524,8 @@ class Node:
                 self.declare_parameter(name, value)
         self.declare_parameter('use_sim_time', False)
         self._apply_sim_time(self.get_parameter('use_sim_time').value)
+        if start_parameter_services:  # as rclpy's: `ros2 param set` and other nodes set ours
+            P.start_parameter_services(self)
 
     # names
     def get_name(self) -> str:
@@ -775,7 +795,8 @@ class Executor:
     def _take_ready(self, generation: int = -1):
         """One (callable, group) whose group can run now, rotating over entities for fairness.
 
-        Finding nothing at the context's `generation` is recorded (see Context.idle)."""
+        Finding nothing at the context's `generation` is recorded (see Context.idle).
+        """
         entities = [e for n in self.get_nodes() for e in n.ready_work()]
         if not entities:
             self._found_nothing(generation)

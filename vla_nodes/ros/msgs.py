@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Message classes for the façade: rclpy's own with ROS 2, generated ones without it.
 
 Where it fits: node code writes `from vla_nodes.ros.msgs import sensor_msgs` and then
@@ -202,7 +216,7 @@ def _as_array(value: Any, typ: str) -> np.ndarray:
 
 
 def _byte_to_int(value: Any) -> int:
-    """rclpy's byte (b'\\x02') or an int -> the signed int rosbags packs."""
+    r"""rclpy's byte (b'\x02') or an int -> the signed int rosbags packs."""
     if isinstance(value, (bytes, bytearray)):
         return int.from_bytes(value, 'little', signed=True)
     value = int(value) & 0xFF

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Parameters and `--ros-args` for the ROS-free backends, following rclpy's rules.
 
 Types are strict as in rclpy: a parameter declared as a float refuses an int override, so a
@@ -149,6 +163,29 @@ class Parameter:
     def __repr__(self):
         return f'Parameter({self._name!r}, {self._type.name}, {self._value!r})'
 
+    def to_parameter_msg(self):
+        """rcl_interfaces/Parameter, as rclpy's: what `~/set_parameters` carries."""
+        from vla_nodes.ros.msgs import rcl_interfaces
+        value = rcl_interfaces.ParameterValue(type=int(self._type))
+        if self._type != ParameterType.NOT_SET:
+            setattr(value, _VALUE_FIELDS[self._type], self._value)
+        return rcl_interfaces.Parameter(name=self._name, value=value)
+
+    @classmethod
+    def from_parameter_msg(cls, msg) -> 'Parameter':
+        """The Parameter an rcl_interfaces/Parameter carries (rclpy's)."""
+        type_ = ParameterType(msg.value.type)
+        if type_ == ParameterType.NOT_SET:
+            return cls(msg.name, type_)
+        value = getattr(msg.value, _VALUE_FIELDS[type_])
+        if type_.name.endswith('_ARRAY'):  # the message's sequences (array('q'), ...) as lists
+            value = bytes(value) if type_ == ParameterType.BYTE_ARRAY else list(value)
+        return cls(msg.name, type_, value)
+
+
+# rcl_interfaces/ParameterValue: the field that holds each type's value (bool_value, ...).
+_VALUE_FIELDS = {t: f'{t.name.lower()}_value' for t in ParameterType if t != ParameterType.NOT_SET}
+
 
 def _value_fits(type_: ParameterType, value) -> bool:
     try:
@@ -186,6 +223,31 @@ def check_range(name: str, value, descriptor: ParameterDescriptor) -> None:
             raise InvalidParameterValueException(
                 f"Invalid parameter value ({value}) for parameter '{name}'. Reason: Parameter "
                 f'{name} out of range. Min: {low}, Max: {high}, value: {value}')
+
+
+# --- parameter services --------------------------------------------------------------------------
+
+def start_parameter_services(node) -> None:
+    """Serve `~/set_parameters` (rcl_interfaces/SetParameters) on a local node, as rclpy does.
+
+    Each parameter is set on its own through `node.set_parameters`; a refusal is answered, not
+    raised.
+    """
+    from vla_nodes.ros.msgs import rcl_interfaces
+
+    def on_set(request, response):
+        for msg in request.parameters:
+            try:
+                result = node.set_parameters([Parameter.from_parameter_msg(msg)])[0]
+            except (ParameterException, TypeError, ValueError) as err:
+                result = SetParametersResult(False, str(err))
+            response.results.append(rcl_interfaces.SetParametersResult(
+                successful=result.successful, reason=result.reason))
+        return response
+    try:
+        node.create_service(rcl_interfaces.SetParameters, '~/set_parameters', on_set)
+    except RuntimeError as err:  # a node of the same name holds it: ROS only warns too
+        node.get_logger().warning(f'{err}; node names should be unique')
 
 
 # --- parameter files -----------------------------------------------------------------------------
@@ -246,8 +308,11 @@ def read_params_file(path) -> list:
 
 
 class _RclYamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases: rcl_yaml_param_parser refuses them ("Will not
-    support aliasing"), and a recursive one would never end."""
+    """PyYAML's safe loader without aliases.
+
+    rcl_yaml_param_parser refuses them ("Will not support aliasing"), and a recursive one would
+    never end.
+    """
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -300,10 +365,10 @@ def node_key_problem(key: str) -> str | None:
 
 
 def node_key_matches(key: str, node_fqn: str) -> bool:
-    """Whether a parameter-file key selects the node with this fully qualified name.
+    r"""Whether a parameter-file key selects the node with this fully qualified name.
 
     Exactly rclpy's rule (`_populate_node_parameters_from_rcl_params`, node.cpp): a key not
-    starting with '/' gets one, '/*' becomes the regex '(/\\w+)' and the whole fully qualified
+    starting with '/' gets one, '/*' becomes the regex '(/\w+)' and the whole fully qualified
     name must match. Hence '/**' matches any number of namespace tokens, '/*' exactly one, and a
     bare 'driver' is '/driver': the node in the root namespace only, never '/left/driver'.
     """

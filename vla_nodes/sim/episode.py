@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Episode: one seeded task episode on a SimWorld, as sim_node runs it, without ROS.
 
 Where it fits: sim_node holds its world lock and calls `reset()` at start-up and from its
@@ -57,7 +71,7 @@ class Episode:
         self._with_expert = expert
 
     def reset(self) -> int:
-        """Lay out the next episode (`task.reset(world, seed)`) and restart the expert.
+        """Lay out the next episode with the task's `reset` and restart the expert.
 
         Returns:
             The seed of the new episode.

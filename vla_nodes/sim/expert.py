@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Scripted expert: joint targets that solve each task in `vla_nodes/sim/tasks.py`, by IK.
 
 Each task has a script, a generator of `Phase`s read top to bottom (pre-grasp above, descend,
@@ -140,9 +154,12 @@ def closing_yaw(yaw: float, xy, period: float) -> float:
 
 
 def grasp_yaw_centre(config: SimConfig) -> float:
-    """Centre of the cube grasps' closing directions (rad): the middle of the cube's yaw range
-    turned by 90 deg, i.e. the tangential in front of the base for a range centred on 0. The
-    wrap of `fold_yaw` then lies in the range's gap (SimConfig.cube_yaw_range)."""
+    """Centre of the cube grasps' closing directions (rad).
+
+    The middle of the cube's yaw range turned by 90 deg, i.e. the tangential in front of the
+    base for a range centred on 0. The wrap of `fold_yaw` then lies in the range's gap
+    (SimConfig.cube_yaw_range).
+    """
     low, high = config.cube_yaw_range
     return (low + high) / 2 + math.pi / 2
 
@@ -239,7 +256,7 @@ class ScriptedExpert:
 
     @property
     def phase(self) -> str:
-        """Name of the current phase ('' before the first action, 'done' at the end)."""
+        """Name of the current phase: '' before the first action, 'done' at the end."""
         return 'done' if self.done else (self._phase.name if self._phase else '')
 
     def action(self, world: SimWorld) -> np.ndarray:

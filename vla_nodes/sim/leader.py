@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """LeaderArm: puts on a CAN bus the frames a Piper leader (teach-input) arm sends its follower.
 
 Where it fits: in leader/follower teleoperation the leader arm streams, at its control rate,
@@ -17,7 +31,7 @@ queues without limit: `send()` drains it each time, so call it at a steady rate.
 import can
 import numpy as np
 
-from vla_nodes.arm.piper import gripper_to_sdk, joints_to_sdk, sdk_to_positions
+from vla_nodes.arm.piper_protocol import gripper_to_sdk, joints_to_sdk, sdk_to_positions
 
 CTRL_MODE_CAN, MOVE_J, POSITION_VELOCITY = 0x01, 0x01, 0x00
 ALL_MOTORS, MOTOR_ENABLE = 7, 0x02

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Simulated Piper firmware: answers the Piper CAN protocol on a python-can bus.
 
 Where it fits: `sim_node` hosts one `PiperFirmware` per simulated arm, so `PiperArm`
@@ -38,39 +52,15 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.arm import kinematics
-from vla_nodes.arm.piper import MICROMETRE_PER_M, MILLIDEG_PER_RAD
+from vla_nodes.arm.piper_protocol import (
+    ACC_LIMIT_REPLY, ALL_MOTORS, ANGLE_LIMIT_REPLY, ARM_ESTOP, ARM_NORMAL, ARM_SENT_IDS,
+    ARM_TARGET_OVER_LIMIT, CTRL_CAN, CTRL_STANDBY, DECIDEG_PER_RAD, DRIVER_ENABLED_BIT, END_POSE,
+    ESTOP, FIRMWARE_QUERY, GRIPPER_CTRL, GRIPPER_ENABLE_CODES, GRIPPER_FEEDBACK, GRIPPER_HOMED_BIT,
+    gripper_to_sdk, JOINT_CTRL, JOINT_FEEDBACK, JOINT_MOVE_MODES, joints_to_sdk, LIMIT_QUERY,
+    LOW_SPEED, MICROMETRE_PER_M, MILLIDEG_PER_RAD, MILLIRAD_PER_RAD, MOTION_CTRL_1, MOTION_CTRL_2,
+    MOTION_MOVING, MOTION_REACHED, MOTOR_DISABLE, MOTOR_ENABLE, MOTOR_ENABLE_FLAG, RESUME, STATUS)
 
-# --- CAN ids (piper_sdk piper_msgs/msg_v2/can_id.py) --------------------------------------------
-MOTION_CTRL_1 = 0x150       # e-stop / resume (= reset)
-MOTION_CTRL_2 = 0x151       # ctrl mode, move mode, speed rate
-JOINT_CTRL = (0x155, 0x156, 0x157)  # joints 1-2, 3-4, 5-6
-GRIPPER_CTRL = 0x159
-MOTOR_ENABLE = 0x471
-LIMIT_QUERY = 0x472         # asked by the SDK's ConnectPort (PiperInit)
-FIRMWARE_QUERY = 0x4AF      # asked by ConnectPort; the answer uses the same id
-STATUS = 0x2A1
-END_POSE = (0x2A2, 0x2A3, 0x2A4)
-JOINT_FEEDBACK = (0x2A5, 0x2A6, 0x2A7)
-GRIPPER_FEEDBACK = 0x2A8
-LOW_SPEED = (0x261, 0x262, 0x263, 0x264, 0x265, 0x266)
-ANGLE_LIMIT_REPLY = 0x473
-ACC_LIMIT_REPLY = 0x47C
-# Every id an arm sends (piper_sdk can_id.py): feedback, driver info and replies.
-ARM_SENT_IDS = frozenset(
-    [STATUS, *END_POSE, *JOINT_FEEDBACK, GRIPPER_FEEDBACK, *LOW_SPEED, ANGLE_LIMIT_REPLY,
-     ACC_LIMIT_REPLY, 0x476, 0x478, 0x47B, 0x47E, *range(0x251, 0x257), *range(0x481, 0x487)])
-
-# --- protocol values --------------------------------------------------------------------------
-CTRL_STANDBY, CTRL_CAN = 0x00, 0x01
-JOINT_MOVE_MODES = (0x01, 0x05)     # MOVE J and MOVE CPV take 0x155-0x157 joint targets
-ESTOP, RESUME = 0x01, 0x02
-MOTOR_DISABLE, MOTOR_ENABLE_FLAG = 0x01, 0x02
-ALL_MOTORS = (0x07, 0xFF)
-ARM_NORMAL, ARM_ESTOP, ARM_TARGET_OVER_LIMIT = 0x00, 0x01, 0x04
-MOTION_REACHED, MOTION_MOVING = 0x00, 0x01
-DRIVER_ENABLED_BIT = 1 << 6         # low-speed and gripper status byte
-GRIPPER_HOMED_BIT = 1 << 7
-GRIPPER_ENABLE_CODES = (0x01, 0x03)  # 0x02 / 0x03 also clear errors
+# --- firmware -----------------------------------------------------------------------------------
 FIRMWARE_VERSION = b'S-V1.8-1'      # GetPiperFirmwareVersion() looks for 'S-V' + 8 bytes
 
 # --- physical defaults --------------------------------------------------------------------------
@@ -79,7 +69,6 @@ MAX_JOINT_VELOCITY = 3.0
 MAX_GRIPPER_VELOCITY = 0.1          # m/s, not scaled by the speed rate
 ARRIVED_TOLERANCE = 1e-3            # rad / m: motion_status says "reached" below this
 DRIVER_VOLTAGE_DV, DRIVER_TEMP_C, DRIVER_CURRENT_MA = 240, 30, 100
-DEG_PER_RAD = 180.0 / math.pi
 
 _log = logging.getLogger(__name__)
 
@@ -281,9 +270,11 @@ class PiperFirmware:
             self.feedback_sent_at = time.monotonic()
 
     def resend(self) -> None:
-        """Send the last feedback frames again: a paused simulation stays alive on the bus
-        (the SDK reports 0 Hz, the driver a CAN fault, after 0.1 / 0.5 s of silence) without
-        anything changing."""
+        """Send the last feedback frames again: a paused simulation stays alive on the bus.
+
+        Without anything changing (the SDK reports 0 Hz, the driver a CAN fault, after 0.1 /
+        0.5 s of silence).
+        """
         with self._lock:
             for can_id, data in self._last_feedback:
                 self._send(can_id, data)
@@ -343,9 +334,9 @@ class PiperFirmware:
         if not 1 <= motor <= 6:
             return
         if content == 0x01:
-            hi = int(round(self._upper[motor - 1] * DEG_PER_RAD * 10))  # 0.1 deg
-            lo = int(round(self._lower[motor - 1] * DEG_PER_RAD * 10))
-            spd = int(round(self._max_velocity[motor - 1] * 1000))     # 0.001 rad/s
+            hi = int(round(self._upper[motor - 1] * DECIDEG_PER_RAD))
+            lo = int(round(self._lower[motor - 1] * DECIDEG_PER_RAD))
+            spd = int(round(self._max_velocity[motor - 1] * MILLIRAD_PER_RAD))
             self._send(ANGLE_LIMIT_REPLY, struct.pack('>BhhHx', motor, hi, lo, spd))
         elif content == 0x02:
             self._send(ACC_LIMIT_REPLY, struct.pack('>BH5x', motor, 500))  # 0.01 rad/s^2
@@ -405,12 +396,12 @@ class PiperFirmware:
                                        self._move_mode, 0, motion, 0, 0))]
         frames += self._end_pose_frames(q[:6])
         if self.joint_feedback:
-            mdeg = [int(round(v * MILLIDEG_PER_RAD)) for v in q[:6]]
+            mdeg = joints_to_sdk(q[:6])
             frames += [(JOINT_FEEDBACK[k], struct.pack('>ii', *mdeg[2 * k:2 * k + 2]))
                        for k in range(3)]
             # Effort feedback is 0: the planner does not know the grasp force.
             grip_status = GRIPPER_HOMED_BIT | (DRIVER_ENABLED_BIT * self._gripper_enabled)
-            stroke = int(round(q[6] * MICROMETRE_PER_M))
+            stroke = gripper_to_sdk(q[6])
             frames.append((GRIPPER_FEEDBACK, struct.pack('>ihBx', stroke, 0, grip_status)))
         if low_speed:
             frames += [(LOW_SPEED[i], struct.pack(
@@ -421,7 +412,7 @@ class PiperFirmware:
     def _end_pose_frames(self, q6: np.ndarray) -> list:
         """0x2A2-0x2A4: x, y, z in 0.001 mm and roll, pitch, yaw in 0.001 deg."""
         pose = np.asarray(self._fk(q6), dtype=np.float64)
-        units = np.concatenate([pose[:3] * 1e6, pose[3:] * DEG_PER_RAD * 1000.0])
+        units = np.concatenate([pose[:3] * MICROMETRE_PER_M, pose[3:] * MILLIDEG_PER_RAD])
         ints = [int(round(v)) for v in units]
         return [(END_POSE[k], struct.pack('>ii', *ints[2 * k:2 * k + 2])) for k in range(3)]
 

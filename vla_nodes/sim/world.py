@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """SimWorld: the MuJoCo Piper on a table with a red cube, a green plate and an RGB-D camera.
 
 A blue block is also in the scene, stowed under the table until a task puts it on the table with
@@ -31,6 +45,7 @@ from vla_nodes.sim.robot_model import (  # noqa: E402
     WRIST_CAMERA_NAME)
 
 _MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera (X right, Y up, -Z view) -> optical
+OBJECTS = ('cube', 'plate', 'block')  # the scene's movable bodies, by name (object_pose)
 
 
 @dataclass(frozen=True)

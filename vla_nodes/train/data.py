@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """LeRobot v3 dataset folders -> training samples and batches, through policy/transforms.py.
 
 Reads what `vla-export` writes and what LeRobot's own writer writes (record/lerobot_v3.py;
@@ -257,7 +271,7 @@ class LeRobotDataset:
         return len(self.samples)
 
     def rows(self):
-        """Row numbers of the chosen episodes. # (N,) int"""
+        """Row numbers of the chosen episodes: (N,) int."""
         return np.concatenate([np.arange(*self.episodes[e]['rows']) for e in self.chosen])
 
     def stats(self):
@@ -316,8 +330,10 @@ class LeRobotDataset:
         return sum(a.nbytes for frames in self._cache.values() for a in frames.values())
 
     def _decode(self, episode, key, count):
-        """The episode's `count` frames of video `key`: rgb (H, W, 3) uint8 or depth metres
-        (float32, NaN invalid)."""
+        """The episode's `count` frames of video `key`.
+
+        RGB (H, W, 3) uint8 or depth metres (float32, NaN invalid).
+        """
         av = _require('av')
         meta = self.episodes[episode]['meta']
         path = self.root / self.info['video_path'].format(
@@ -369,10 +385,13 @@ def _camera_to_base(feature):
 
 
 def merged_stats(datasets):
-    """{OBS_STATE, ACTION (and OBS_ENV_STATE): NormStats} over the chosen rows of datasets.
+    """The normalisation statistics over the chosen rows of datasets.
+
+    Returns {OBS_STATE, ACTION (and OBS_ENV_STATE): NormStats}.
 
     The environment state's statistics skip rows flagged `sync_ok = False` (before an object's
-    first detection vla-export stores zeros there)."""
+    first detection vla-export stores zeros there).
+    """
     stats = {OBS_STATE: compute_stats(np.concatenate([d.state[d.rows()] for d in datasets])),
              ACTION: compute_stats(np.concatenate([d.action[d.rows()] for d in datasets]))}
     if all(d.env_names is not None for d in datasets):

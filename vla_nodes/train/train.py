@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-train: train a preset on LeRobot v3 datasets; CPU or GPU; several GPUs through torchrun.
 
 Read it top to bottom, as nanoGPT's train.py: settings, distributed set-up, data, model,
@@ -170,8 +184,11 @@ def flow_noise(step, seed, batch, horizon, action_dim):
 
 
 def random_shift(batch, shift_px, step, seed):
-    """The batch with each sample's images (every camera, and its depth) shifted by one random
-    (dy, dx) in [-shift_px, shift_px], edges replicated; a pure function of (seed, step)."""
+    """The batch with each sample's images (every camera, and its depth) randomly shifted.
+
+    One random (dy, dx) in [-shift_px, shift_px] per sample, edges replicated; a pure function
+    of (seed, step).
+    """
     import torch
     from torch.nn import functional
 
@@ -372,8 +389,10 @@ def needs_pose_answers(model_config):
 
 
 def fit_pose_tokenizer(datasets, pose_config):
-    """Pose-VLA's tokenizer, its metric bins fitted on the camera-frame end-effector positions
-    of the training rows (equal-frequency edges [paper App. A])."""
+    """Pose-VLA's tokenizer, its metric bins fitted on the training rows.
+
+    Fitted on the camera-frame end-effector positions (equal-frequency edges [paper App. A]).
+    """
     from vla_nodes.arm.kinematics import xyz_quat_to_pose
     from vla_nodes.models.pose_vla import pose_in_camera, PoseTokenizer
 
@@ -430,8 +449,10 @@ class Samples:
 
 
 def add_targets(batch, teacher, model, pose_tokenizer=None):
-    """The batch with the targets its spatial module trains on: Spatial Forcing's teacher
-    features, Pose-VLA's pose answers (each when given)."""
+    """The batch with the targets its spatial module trains on.
+
+    Spatial Forcing's teacher features, Pose-VLA's pose answers (each when given).
+    """
     batch = add_teacher_targets(batch, teacher, model)
     if pose_tokenizer is not None:
         batch = add_pose_answers(batch, pose_tokenizer, model.config.pose.waypoint_stride)

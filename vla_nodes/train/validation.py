@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """Validation signals that track closed-loop success, besides the flow loss.
 
 - `first_frame_error`: the held-out chunk error at the first frame of each validation episode,
@@ -27,8 +41,10 @@ def first_frame_indices(samples) -> list:
 
 
 def first_frame_error(model, samples, stats, batch_size: int = 8):
-    """Mean |predicted - demonstrated| (rad) over joints 1-6 and the chunk's real steps, at
-    the first frame of every held-out episode; None without held-out episodes."""
+    """Mean |predicted - demonstrated| (rad) over joints 1-6 and the chunk's real steps.
+
+    At the first frame of every held-out episode; None without held-out episodes.
+    """
     import torch
     from vla_nodes.policy.transforms import Unnormalize
     from vla_nodes.train.data import collate
@@ -56,7 +72,7 @@ def first_frame_error(model, samples, stats, batch_size: int = 8):
 def closed_loop_check(checkpoint, episodes: int, action_rate_hz: float,
                       task: str = 'pick_red_cube', max_seconds: float = 10.0) -> dict:
     """Lock-step closed loop of `checkpoint` on `episodes` held-out seeds: success k/n."""
-    from vla_nodes.evaluate import evaluate, PolicySpec
+    from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
     spec = PolicySpec('checkpoint', checkpoint=str(checkpoint), action_rate_hz=action_rate_hz)
     result = evaluate(spec, episodes, task=task, max_seconds=max_seconds, progress=False,
                       can_name='vla_train_check')

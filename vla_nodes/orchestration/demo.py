@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-demo: the simulated robot end to end, in one command, without ROS.
 
 Runs `launch/sim.launch.yaml` on the built-in runtime for a few seconds (MuJoCo Piper and camera,
@@ -38,7 +52,8 @@ def main(argv=None) -> int:
 
 def report(bag: Path) -> int:
     """Print the episode summary and save the image strip; 0 when the loop was closed."""
-    from vla_nodes.record.bag import read_bag, summarize
+    from vla_nodes.orchestration.evaluate import save_strip
+    from vla_nodes.record.bag_read import read_bag, summarize
     summary = summarize(bag)
     print(f'\n== episode {bag}')
     print(f"{'topic':48s} {'type':36s} {'count':>6s} {'rate Hz':>8s}")
@@ -56,23 +71,12 @@ def report(bag: Path) -> int:
     print('\njoint travel (max - min): ' + ', '.join(
         f'{n} {v:.3f}' for n, v in zip(contract.JOINT_NAMES, travel)))
     print(f'action chunks from the model: {chunks}')
-    strip = save_strip(frames, bag / 'episode_strip.png')
+    strip = save_strip(frames, bag / 'episode_strip.png', count=5)
     if strip:
         print(f'image strip: {strip}')
     closed = chunks > 0 and float(np.max(travel[:6])) > 0.01
     print('closed loop: ' + ('yes, the model moved the arm' if closed else 'NO'))
     return 0 if closed else 1
-
-
-def save_strip(frames, path: Path, count: int = 5):
-    """Save `count` colour frames spread over the episode side by side; None without frames."""
-    if not frames:
-        return None
-    from PIL import Image as PILImage
-    from vla_nodes.ros import image
-    picks = [frames[i] for i in np.linspace(0, len(frames) - 1, count).astype(int)]
-    PILImage.fromarray(np.hstack([image.from_msg(f, 'rgb8') for f in picks])).save(path)
-    return path
 
 
 if __name__ == '__main__':

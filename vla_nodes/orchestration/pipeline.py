@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-main: the main job, from recorded demos to a simulated Piper doing the task, measured.
 
 Where it fits: it chains the suite's own steps, each the same code as its CLI:
@@ -104,7 +118,7 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     With `resume`, bags that an earlier run recorded for the same number of demos are reused
     (out/bags/demos.json is written last, so its presence means the recording finished).
     """
-    from vla_nodes.record.cli import record_sim
+    from vla_nodes.orchestration.record import record_sim
     bags = out / 'bags'
     done = bags / DEMOS_DONE
     if resume and done.is_file() and json.loads(done.read_text())['demos'] == setting.demos:
@@ -157,8 +171,8 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     training runs continue from their latest checkpoint; evaluation always runs.
     """
     import torch
-    from vla_nodes.evaluate import (evaluate, format_table, PolicySpec, save_plots,
-                                    save_results)
+    from vla_nodes.orchestration.evaluate import (evaluate, format_table, PolicySpec,
+                                                  save_plots, save_results)
     torch.set_num_threads(1)  # the graph's nodes need the other core
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

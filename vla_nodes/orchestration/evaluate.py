@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-eval: closed-loop evaluation of policies on held-out seeded sim episodes, without ROS.
 
 Where it fits: after `vla-record --sim`, `vla-export` and `vla-train`, this runs
@@ -35,10 +49,10 @@ import time
 import numpy as np
 
 from vla_nodes import contract
+from vla_nodes.orchestration.episodes import open_graph, SimEpisodes
 
 EVAL_LAUNCH = 'sim_eval.launch.yaml'
-RESET_SERVICE = '/sim_node/reset'
-TERMINAL = ('success', 'failure')
+TARGET = 'cube'  # the object whose distance to the grasp centre is reported
 HELD_OUT_SEED = 1000  # demos are recorded from seed 0 up: evaluation seeds never overlap them
 STRIP_FRAMES = 6
 # Observation -> published chunk in the real-time sim graph, median (bench/bench_latency.py).
@@ -60,6 +74,15 @@ class PolicySpec:
     checkpoint: str = ''
     expert: bool = False
     action_rate_hz: float = 10.0
+
+
+def _policy_args(spec: PolicySpec) -> dict:
+    """sim_eval.launch.yaml's arguments for what drives the arm."""
+    return {'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
+            'policy': 'false' if spec.expert else 'true',
+            'leader': 'expert' if spec.expert else '',
+            'driver_dry_run': 'true' if spec.expert else 'false',
+            'cameras': str(_cameras_of(spec))}
 
 
 def _cameras_of(spec: PolicySpec) -> list:
@@ -85,6 +108,14 @@ class EvalResult:
     strip: str = ''
     wall_s: list = field(default_factory=list)  # wall time of each episode, reset to outcome
 
+    def add_episode(self, ended: dict, wall_s: float) -> None:
+        """One episode from sim_node's /sim/episode_result (SimEpisodes.wait_result)."""
+        self.wall_s.append(wall_s)
+        self.seeds.append(int(ended['seed']))
+        self.outcomes.append(ended['status'])
+        self.episode_s.append(float(ended['episode_s']))
+        self.final_distance_m.append(float(ended['grasp_to_object_m'].get(TARGET, float('nan'))))
+
     def summary(self) -> dict:
         """Success rate, means and latency percentiles of this run."""
         def pct(values, q):
@@ -98,56 +129,6 @@ class EvalResult:
                 'chunks': self.chunks,
                 'infer_p50_ms': pct(self.infer_ms, 50), 'infer_p95_ms': pct(self.infer_ms, 95),
                 'delay_p50_ms': pct(self.delay_ms, 50), 'delay_p95_ms': pct(self.delay_ms, 95)}
-
-
-class _Episodes:
-    """Reset service, episode status and sim clock, seen from the graph's control node."""
-
-    def __init__(self, node, frames: list, keep_frames: threading.Event) -> None:
-        from vla_nodes import ros
-        from vla_nodes.ros.msgs import rosgraph_msgs, sensor_msgs, std_msgs, std_srvs
-        group = ros.ReentrantCallbackGroup()
-        self._reset = node.create_client(std_srvs.Trigger, RESET_SERVICE)
-        self.status, self.sim_s = '', 0.0
-        self._frames, self._keep = frames, keep_frames
-        node.create_subscription(std_msgs.String, contract.EPISODE_STATUS_TOPIC,
-                                 self._on_status, ros.qos_profile_latched, callback_group=group)
-        node.create_subscription(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, self._on_clock, 10,
-                                 callback_group=group)
-        node.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC, self._on_color, 2,
-                                 callback_group=group)
-
-    def _on_status(self, msg) -> None:
-        self.status = msg.data
-
-    def _on_clock(self, msg) -> None:
-        self.sim_s = msg.clock.sec + msg.clock.nanosec * 1e-9
-
-    def _on_color(self, msg) -> None:
-        if self._keep.is_set():
-            self._frames.append(msg)
-
-    def reset(self, timeout_s: float = 30.0) -> int:
-        """Start the next episode; returns its seed (the launch's `seed` + 1, + 2, ...)."""
-        from vla_nodes.record.cli import call_trigger
-        if not self._reset.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError(f'{RESET_SERVICE} is not available: did sim_node start?')
-        self.status = ''
-        response = call_trigger(self._reset, RESET_SERVICE, timeout_s)
-        if not response.success:
-            raise RuntimeError(f'{RESET_SERVICE} failed: {response.message}')
-        return int(response.message.split()[-1])
-
-    def run(self, max_sim_s: float, wall_timeout_s: float) -> str:
-        """Wait for the end of the episode (sim_node's own budget); the outcome."""
-        start_wall, start_sim = time.monotonic(), self.sim_s
-        while time.monotonic() - start_wall < wall_timeout_s:
-            if self.status in TERMINAL:
-                return self.status
-            if self.sim_s - start_sim >= max_sim_s + 1.0:  # sim_node should have said so
-                return 'failure'
-            time.sleep(0.02)
-        return 'timeout'
 
 
 def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
@@ -179,50 +160,74 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
     """
     from tqdm import tqdm
     from vla_nodes.paths import package_share
-    from vla_nodes.record.cli import InProcessGraph
     from vla_nodes.sim.tasks import get_task
     budget = float(max_seconds or get_task(task).max_seconds)
-    args = {'task': task, 'seed': str(seed), 'can_name': can_name,
-            'checkpoint': spec.checkpoint, 'action_rate_hz': str(float(spec.action_rate_hz)),
-            'policy': 'false' if spec.expert else 'true',
-            'leader': 'expert' if spec.expert else '',
-            'driver_dry_run': 'true' if spec.expert else 'false',
-            'max_episode_s': str(budget),
+    args = {'task': task, 'seed': str(seed), 'can_name': can_name, 'max_episode_s': str(budget),
             'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0),
-            'cameras': str(_cameras_of(spec))}
+            **_policy_args(spec)}
     result, frames, keep = EvalResult(spec.name), [], threading.Event()
-    with InProcessGraph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep) as graph:
-        sim = graph.node('sim_node')
-        policy = None if spec.expert else graph.node('policy_node')
-        control = _Episodes(graph.control, frames, keep)
+    with open_graph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep,
+                    control='vla_eval') as graph:
+        chunks = ChunkTimings(graph.control)
+
+        def keep_frame(msg) -> None:  # the first episode's frames, for the image strip
+            if keep.is_set():
+                frames.append(msg)
+        sim = SimEpisodes(graph.control, on_color=keep_frame)
         bar = tqdm(total=episodes, unit='episode', desc=f'eval {spec.name}',
                    disable=not progress)
         for k in range(episodes):
             started = time.monotonic()
-            episode_seed = control.reset()
+            episode_seed = sim.reset(wait_running=False)
             if k == 0:
                 keep.set()
-            outcome = control.run(budget, wall_timeout_s=budget * 4 + 30.0)
+            ended = sim.wait_result(episode_seed, budget, wall_timeout_s=budget * 4 + 30.0)
             keep.clear()
-            result.wall_s.append(time.monotonic() - started)
-            result.seeds.append(episode_seed)
-            result.outcomes.append(outcome)
-            result.episode_s.append(sim.episode_seconds())
-            result.final_distance_m.append(sim.grasp_to_object_m('cube'))
+            result.add_episode(ended, time.monotonic() - started)
             bar.update(1)
             bar.set_postfix(success=result.outcomes.count('success'))
         bar.close()
-        if policy is not None:
-            result.chunks = int(policy.stats['chunks'])
-            result.infer_ms = [float(v) for v in policy.infer_ms]
-            result.delay_ms = [float(v) * 1e3 for v in policy.delays_s]
+        chunks.fill(result)
     if out_dir is not None and frames:
         result.strip = str(save_strip(frames, Path(out_dir) / f'{_slug(spec.name)}_strip.png'))
     return result
 
 
-def save_strip(frames: list, path: Path, count: int = STRIP_FRAMES) -> Path:
-    """Save `count` colour frames spread over an episode side by side as one PNG."""
+class ChunkTimings:
+    """policy_node's per-chunk timing (/vla/chunk_timing), counted on the control node.
+
+    Each message is one chunk: model time (ms), observation -> chunk delay (s), and whether it
+    was published (not a dry run).
+    """
+
+    def __init__(self, node) -> None:
+        from vla_nodes.ros.msgs import std_msgs
+        self.chunks, self.infer_ms, self.delay_ms = 0, [], []
+        # Deep enough for a real-time graph's burst; lock-step delivers every message anyway.
+        # The node's default (mutually exclusive) group: one count at a time.
+        node.create_subscription(std_msgs.String, contract.CHUNK_TIMING_TOPIC, self._on_timing,
+                                 1000)
+
+    def _on_timing(self, msg) -> None:
+        timing = json.loads(msg.data)
+        self.chunks += bool(timing['published'])
+        self.infer_ms.append(float(timing['infer_ms']))
+        self.delay_ms.append(float(timing['delay_s']) * 1e3)
+
+    def fill(self, result: 'EvalResult') -> None:
+        """Copy the counts and latencies into `result`."""
+        result.chunks = self.chunks
+        result.infer_ms, result.delay_ms = list(self.infer_ms), list(self.delay_ms)
+
+
+def save_strip(frames: list, path: Path, count: int = STRIP_FRAMES) -> Path | None:
+    """Save `count` colour frames spread over an episode side by side as one PNG.
+
+    Returns:
+        The PNG's path, or None without frames.
+    """
+    if not frames:
+        return None
     from PIL import Image as PILImage
     from vla_nodes.ros import image
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,17 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """vla-record: episode control for teleop_recorder_node, demos in simulation, bag repair.
 
 Where it fits: the recorder node (`nodes/teleop_recorder_node.py`) records; this is the terminal
@@ -22,23 +36,19 @@ that drives it through its services and shows what its `/diagnostics` report.
 """
 
 import argparse
-from contextlib import suppress
 from pathlib import Path
 import queue
 import sys
-import tempfile
 import threading
 import time
 from typing import Callable, Iterable
 
-from vla_nodes import contract
 from vla_nodes.cli_errors import run_cli
+from vla_nodes.orchestration.episodes import (call_service, open_graph, RESET_SERVICE,
+                                              SimEpisodes, TERMINAL)
 
 RECORDER = '/teleop_recorder_node'
 SIM_LAUNCH = 'sim_record.launch.yaml'
-RESET_SERVICE = '/sim_node/reset'
-EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
-TERMINAL = ('success', 'failure')
 _ALIASES = {'s': 'start', 't': 'stop', 'd': 'discard', 'n': 'next', 'q': 'quit'}
 COMMANDS = {**_ALIASES, **{c: c for c in _ALIASES.values()}, '': '', 'status': ''}
 HELP = 'commands: [s]tart  s[t]op  [d]iscard  [n]ext  [q]uit  (then Enter; Enter alone: refresh)'
@@ -54,10 +64,12 @@ class RecorderControl:
 
     def __init__(self, node, recorder: str = RECORDER) -> None:
         from vla_nodes import contract, ros
-        from vla_nodes.ros.msgs import diagnostic_msgs, std_srvs
+        from vla_nodes.ros.msgs import diagnostic_msgs, rcl_interfaces, std_srvs
         self._recorder = recorder
         self._clients = {a: node.create_client(std_srvs.Trigger, f'{recorder}/{a}_episode')
                          for a in ('start', 'stop', 'discard')}
+        self._params = node.create_client(rcl_interfaces.SetParameters,
+                                          f'{recorder}/set_parameters')
         self._status = None
         node.create_subscription(diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC,
                                  self._on_diagnostics, 50,
@@ -71,10 +83,26 @@ class RecorderControl:
         """Call `<recorder>/<action>_episode`; (success, message: the bag path or the error)."""
         service = f'{self._recorder}/{action}_episode'
         try:
-            response = call_trigger(self._clients[action], service, timeout_s)
+            response = call_service(self._clients[action], service, timeout_s)
         except RuntimeError as err:
             return False, str(err)
         return bool(response.success), response.message
+
+    def set_episode_metadata(self, entries: list[str], timeout_s: float = 30.0) -> None:
+        """Set the recorder's `episode_metadata` ('key=value' into the next bags).
+
+        Through its `~/set_parameters` service, as `ros2 param set` does; RuntimeError if refused.
+        """
+        from vla_nodes.ros import Parameter
+        from vla_nodes.ros.msgs import rcl_interfaces
+        service = f'{self._recorder}/set_parameters'
+        if not self._params.wait_for_service(timeout_sec=timeout_s):
+            raise RuntimeError(f'{service} is not available')
+        request = rcl_interfaces.SetParameters.Request(
+            parameters=[Parameter('episode_metadata', value=list(entries)).to_parameter_msg()])
+        result = call_service(self._params, service, timeout_s, request).results[0]
+        if not result.successful:
+            raise RuntimeError(f'{service} refused episode_metadata: {result.reason}')
 
     def status(self) -> dict:
         """The recorder's last diagnostics: level, message, state, episodes, rates {topic: Hz}."""
@@ -92,18 +120,6 @@ class RecorderControl:
         for status in msg.status:
             if status.name == self._recorder:
                 self._status = status
-
-
-def call_trigger(client, service: str, timeout_s: float):
-    """Call a std_srvs/Trigger client spun by another thread; the response, or RuntimeError."""
-    from vla_nodes.ros.msgs import std_srvs
-    future = client.call_async(std_srvs.Trigger.Request())
-    end = time.monotonic() + timeout_s
-    while not future.done():
-        if time.monotonic() > end:
-            raise RuntimeError(f'{service} did not answer in {timeout_s} s')
-        time.sleep(0.01)
-    return future.result()
 
 
 def format_status(status: dict) -> str:
@@ -165,121 +181,7 @@ def _report(action: str, result: tuple[bool, str]) -> str:
     return f"{'ok' if ok else 'FAILED'}: {action}: {message}"
 
 
-class InProcessGraph:
-    """A launch file's nodes plus a control node, spinning on one executor in a thread.
-
-    Example:
-        with InProcessGraph('sim_record.launch.yaml', {'task': 'pick_red_cube'}) as graph:
-            control = RecorderControl(graph.control)
-
-    With `lockstep` the launch file gets `lockstep:=true` (sim_node's lock-step mode) and the
-    callbacks run on one thread, in an order that depends only on the work: an exact replay.
-    """
-
-    def __init__(self, launch_file, launch_args: dict | None = None,
-                 lockstep: bool = False) -> None:
-        from vla_nodes.ros import launch
-        self._launch = launch
-        self.lockstep = lockstep
-        launch_args = dict(launch_args or {}, **({'lockstep': 'true'} if lockstep else {}))
-        self.specs = launch.load_launch(launch_file, launch_args)
-        self.nodes: list = []
-        self.control = None
-        self._stop = threading.Event()
-
-    def __enter__(self) -> 'InProcessGraph':
-        from vla_nodes import ros
-        self._ros = ros
-        self._owns_context = not ros.ok()
-        if self._owns_context:
-            ros.init()
-        self._executor = (ros.SingleThreadedExecutor() if self.lockstep
-                          else ros.MultiThreadedExecutor())
-        try:
-            with tempfile.TemporaryDirectory(prefix='vla_record_') as params_dir:
-                for spec in self.specs:
-                    self.nodes.append(self._start(spec, params_dir))
-                    self._executor.add_node(self.nodes[-1])
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        self.control = ros.Node('vla_record')
-        self._executor.add_node(self.control)
-        self._thread = threading.Thread(target=self._spin, name='vla_record_spin', daemon=True)
-        self._thread.start()
-        return self
-
-    def node(self, name: str):
-        """The started node called `name` (e.g. 'teleop_recorder_node')."""
-        return next(n for n in self.nodes if n.get_name() == name)
-
-    def _start(self, spec, params_dir: str):
-        cls = self._launch.node_class(spec)
-        try:
-            return cls(cli_args=self._launch.node_arguments(spec, Path(params_dir)))
-        except Exception as err:
-            raise self._launch.LaunchError(f'node {spec.label} failed to start: '
-                                           f'{type(err).__name__}: {err}') from err
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._ros.ok():
-            self._executor.spin_once(timeout_sec=0.1)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if getattr(self, '_thread', None) is not None:
-            self._thread.join()
-        self._executor.shutdown()
-        for node in reversed(self.nodes + ([self.control] if self.control else [])):
-            with suppress(Exception):
-                node.destroy_node()
-        if self._owns_context and self._ros.ok():
-            self._ros.shutdown()
-
-
 # --- --sim: demos from the scripted expert ---------------------------------------------------
-
-class _SimEpisodes:
-    """Resets the simulation and follows /sim/episode_status, on the graph's control node."""
-
-    def __init__(self, graph: InProcessGraph) -> None:
-        from vla_nodes import ros
-        from vla_nodes.ros.msgs import std_msgs, std_srvs
-        self._reset = graph.control.create_client(std_srvs.Trigger, RESET_SERVICE)
-        self.status = ''
-        self._changed = threading.Event()
-        graph.control.create_subscription(std_msgs.String, EPISODE_STATUS_TOPIC,
-                                          self._on_status, ros.qos_profile_latched)
-
-    def _on_status(self, msg) -> None:
-        self.status = msg.data
-        self._changed.set()
-
-    def reset(self, timeout_s: float) -> int:
-        """Reset the simulation, wait for 'running'; returns the episode's seed.
-
-        Resets take the seeds one after the other, from the launch's `seed` + 1.
-        """
-        if not self._reset.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError(f'{RESET_SERVICE} is not available: is sim_node running?')
-        response = call_trigger(self._reset, RESET_SERVICE, timeout_s)
-        if not response.success:
-            raise RuntimeError(f'{RESET_SERVICE} failed: {response.message}')
-        self.wait_for(lambda s: s == 'running', timeout_s)
-        return int(response.message.split()[-1])
-
-    def wait_for(self, accept: Callable[[str], bool], timeout_s: float) -> bool:
-        end = time.monotonic() + timeout_s
-        while not accept(self.status):
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return False
-            self._changed.clear()
-            if accept(self.status):
-                break
-            self._changed.wait(min(remaining, 0.2))
-        return True
-
 
 def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
                discard_failures: bool = False, timeout_s: float = 180.0,
@@ -299,23 +201,21 @@ def record_sim(task: str, episodes: int, output_dir: str, seed: int = 0,
     """
     from tqdm import tqdm
     from vla_nodes.paths import package_share
-    from vla_nodes.record.bag import read_metadata
-    from vla_nodes.ros import Parameter
+    from vla_nodes.record.bag_meta import read_metadata
     args = {'task': task, 'seed': str(seed), 'output_dir': output_dir, **(launch_args or {})}
     results = []
-    with InProcessGraph(package_share() / 'launch' / SIM_LAUNCH, args, lockstep) as graph:
+    with open_graph(package_share() / 'launch' / SIM_LAUNCH, args, lockstep,
+                    control='vla_record') as graph:
         control = RecorderControl(graph.control)
-        sim = _SimEpisodes(graph)
+        sim = SimEpisodes(graph.control)
         if not control.wait(30.0):
             raise RuntimeError(f'{RECORDER} services did not appear')
-        recorder = graph.node('teleop_recorder_node')
         bar = tqdm(total=episodes, unit='episode', desc=task, disable=not progress)
         for k in range(episodes):
             episode_seed = seed + k + 1
             if not lockstep:
                 episode_seed = sim.reset(30.0)
-            recorder.set_parameters([Parameter('episode_metadata', value=[
-                f'seed={episode_seed}', f'sim_task={task}'])])
+            control.set_episode_metadata([f'seed={episode_seed}', f'sim_task={task}'])
             ok, path = control.call('start')
             if not ok:
                 raise RuntimeError(f'start_episode failed: {path}')
@@ -421,22 +321,11 @@ def _interactive(opts, launch_args: dict) -> int:
     if opts.launch is None and ros.BACKEND != 'rclpy':
         raise RuntimeError('without ROS the recorder must run in this process: pass --launch '
                            'FILE (e.g. --launch sim.launch.yaml), or use --sim')
+    launch_file = None  # rclpy: only a control node, talking to a recorder running elsewhere
     if opts.launch is not None:
         launch_file = opts.launch if Path(opts.launch).is_file() else ('vla_nodes', opts.launch)
-        with InProcessGraph(launch_file, launch_args) as graph:
-            return _control(RecorderControl(graph.control, opts.recorder), opts)
-    ros.init()
-    node = ros.Node('vla_record')
-    executor = ros.MultiThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        return _control(RecorderControl(node, opts.recorder), opts)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        ros.try_shutdown()
+    with open_graph(launch_file, launch_args, control='vla_record') as graph:
+        return _control(RecorderControl(graph.control, opts.recorder), opts)
 
 
 def _control(control: RecorderControl, opts) -> int:

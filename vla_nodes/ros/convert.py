@@ -1,0 +1,58 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Joint messages -> arrays ordered by joint name: the one conversion every node uses.
+
+Where it fits: `arm_driver_node` (targets and chunks), `pose_node` (forward kinematics) and any
+other node reading `/joint_states` or `/vla/action_chunk` pick their joints by name, never by
+position in the message (a bimanual chunk holds both arms, a merged JointState any order).
+One failure behaviour: a message that lacks a needed joint, or whose values do not match its
+names, raises `ValueError` naming what is wrong; the node turns that into a one-line (throttled)
+warning and drops the message (the arm driver rejects it and holds). Pure numpy, duck-typed
+messages: works on rclpy's and the local backend's classes alike.
+"""
+
+import numpy as np
+
+
+def select_joints(names, rows, joints) -> np.ndarray:
+    """Rows of values ordered like `names`, reordered to `joints`: (N, len(joints)) float.
+
+    Args:
+        names: the joint names of the message (e.g. JointTrajectory.joint_names); may hold
+            more joints than `joints` (a bimanual chunk) in any order.
+        rows: N sequences of len(names) values.
+        joints: the joints this arm needs, in its order.
+
+    Raises:
+        ValueError: a joint of `joints` is missing, or a row has the wrong length.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    missing = [j for j in joints if j not in index]
+    if missing:
+        raise ValueError(f'joints {missing} missing from {list(names)}')
+    wrong = [len(r) for r in rows if len(r) != len(names)]
+    if wrong:
+        raise ValueError(f'{wrong[0]} values for {len(names)} joint names')
+    order = [index[j] for j in joints]
+    return np.array([[row[i] for i in order] for row in rows], dtype=np.float64)
+
+
+def joint_positions(msg, joints) -> np.ndarray:
+    """A JointState's positions of `joints`, in that order: (len(joints),) float64.
+
+    Raises:
+        ValueError: as `select_joints`.
+    """
+    return select_joints(msg.name, [msg.position], joints)[0]
