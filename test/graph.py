@@ -80,3 +80,16 @@ class Spinning:
         self._stop.set()
         self._thread.join()
         self.executor.shutdown()
+
+
+def tiny_checkpoint(dataset, out, *flags):
+    """Train two steps of the default tiny preset on `dataset` with vla-train `flags`.
+
+    Returns the checkpoint's directory: enough for round trips (contract, loading, policy_node),
+    not for behaviour.
+    """
+    from vla_nodes.train.train import main as vla_train
+    assert vla_train(['--data', str(dataset), '--out', str(out), '--steps', '2',
+                      '--batch-size', '2', '--val-every', '2', '--save-every', '2',
+                      '--val-batches', '1', '--warmup', '1', '--no-progress', *flags]) == 0
+    return out / 'checkpoints' / 'step_000002'

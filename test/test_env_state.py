@@ -28,7 +28,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when fi
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from graph import spin  # noqa: E402  test/graph.py
+from graph import spin, tiny_checkpoint  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
 from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
@@ -44,7 +44,6 @@ from vla_nodes.ros.msgs import trajectory_msgs  # noqa: E402
 from vla_nodes.sim import tasks  # noqa: E402
 from vla_nodes.sim.world import SimConfig, SimWorld  # noqa: E402
 from vla_nodes.train.data import LeRobotDataset  # noqa: E402
-from vla_nodes.train.train import main as vla_train  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning')
 NAMES = env_state.feature_names(('cube',))
@@ -91,11 +90,7 @@ def dataset(recorded, tmp_path_factory):
 @pytest.fixture(scope='module')
 def checkpoint(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp('run') / 'run'
-    assert vla_train(['--data', str(dataset), '--out', str(out), '--steps', '2',
-                      '--batch-size', '2', '--val-every', '2', '--save-every', '2',
-                      '--val-batches', '1', '--warmup', '1', '--no-progress',
-                      '--env-state']) == 0
-    return out / 'checkpoints' / 'step_000002'
+    return tiny_checkpoint(dataset, out, '--env-state')
 
 
 def test_export_writes_the_cubes_pose_in_base_link(recorded, dataset):

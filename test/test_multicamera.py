@@ -27,7 +27,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when fi
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from graph import joint_state, spin  # noqa: E402  test/graph.py
+from graph import joint_state, spin, tiny_checkpoint  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
 from vla_nodes.orchestration.record import record_sim  # noqa: E402
@@ -37,7 +37,6 @@ from vla_nodes.record import bag_meta, bag_read, export  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import sensor_msgs, trajectory_msgs  # noqa: E402
 from vla_nodes.train.data import LeRobotDataset  # noqa: E402
-from vla_nodes.train.train import main as vla_train  # noqa: E402
 
 SCENE, WRIST = contract.SCENE_CAMERA, contract.WRIST_CAMERA
 pytestmark = pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning')
@@ -63,11 +62,7 @@ def dataset(recorded, tmp_path_factory):
 @pytest.fixture(scope='module')
 def checkpoint(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp('run') / 'run'
-    assert vla_train(['--data', str(dataset), '--out', str(out), '--steps', '2',
-                      '--batch-size', '2', '--val-every', '2', '--save-every', '2',
-                      '--val-batches', '1', '--warmup', '1', '--no-progress',
-                      '--cameras', 'scene,wrist']) == 0
-    return out / 'checkpoints' / 'step_000002'
+    return tiny_checkpoint(dataset, out, '--cameras', 'scene,wrist')
 
 
 def test_the_recorder_keeps_every_cameras_topics(recorded):

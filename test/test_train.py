@@ -505,7 +505,10 @@ def test_fsdp_on_two_cpu_processes_trains_saves_and_resumes_like_ddp(dataset, tm
     ddp = load_file(str(tmp_path / 'ddp' / ckpt))
     assert sharded.keys() == ddp.keys() and len(ddp) > 50
     for name, value in ddp.items():
-        torch.testing.assert_close(sharded[name], value, rtol=1e-5, atol=1e-6, msg=name)
+        # Key biases get no gradient in exact arithmetic (softmax ignores a shift shared by all
+        # keys): they hold rounding noise that Adam scales up, bounded by lr * steps.
+        atol = 3e-3 if name.endswith('k_proj.bias') else 1e-6
+        torch.testing.assert_close(sharded[name], value, rtol=1e-5, atol=atol, msg=name)
     metrics = [json.loads(line) for line in
                (tmp_path / 'fsdp' / 'metrics.jsonl').read_text().splitlines()]
     assert [m['step'] for m in metrics] == [1, 2, 3] and 'val_loss' in metrics[1]
