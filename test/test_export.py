@@ -203,7 +203,7 @@ def test_v3_layout_and_info(exported):
     assert features[contract.OBS_STATE] == {'dtype': 'float32', 'shape': [7],
                                             'names': list(contract.JOINT_NAMES)}
     assert features[contract.ACTION]['names'] == list(contract.JOINT_NAMES)
-    assert features[export.OBS_EE_POSE]['names'] == list(export.EE_POSE_NAMES)
+    assert features[contract.OBS_EE_POSE]['names'] == list(export.EE_POSE_NAMES)
     for key in ('timestamp', 'frame_index', 'episode_index', 'index', 'task_index'):
         assert features[key]['shape'] == [1]
     assert set(data.column_names) == {k for k, f in features.items() if f['dtype'] != 'video'}
@@ -277,7 +277,7 @@ def test_rows_and_frames_are_the_as_of_picks(exported):
                                        rtol=0, atol=1e-6)
             np.testing.assert_allclose(data[contract.ACTION][row], written['action'][1][i],
                                        rtol=0, atol=1e-6)
-            np.testing.assert_allclose(data[export.OBS_EE_POSE][row], written['pose'][1][i],
+            np.testing.assert_allclose(data[contract.OBS_EE_POSE][row], written['pose'][1][i],
                                        rtol=0, atol=1e-6)
             frame = written['color'][1][as_of_brute(written['color'][0], t)]
             assert np.abs(depths[row] - depth(frame)).max() < 2.0  # 12-bit codes
@@ -355,7 +355,7 @@ def test_stats_match_the_data(exported):
     out, truth, report = exported
     stats = read_json(out / 'meta/stats.json')
     data = pq.read_table(out / 'data/chunk-000/file-000.parquet').to_pydict()
-    for key in (contract.OBS_STATE, contract.ACTION, export.OBS_EE_POSE):
+    for key in (contract.OBS_STATE, contract.ACTION, contract.OBS_EE_POSE):
         x = np.array(data[key], np.float64)
         np.testing.assert_allclose(stats[key]['mean'], x.mean(0), atol=1e-6)
         np.testing.assert_allclose(stats[key]['std'], x.std(0), atol=1e-6)

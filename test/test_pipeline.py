@@ -76,6 +76,24 @@ def test_flags_override_the_setting(monkeypatch):
     assert seen['setting'] == pipeline.QUICK and not seen['resume']
     with pytest.raises(SystemExit):
         pipeline.main(['--episodes', '0'])
+    # Another task: its own time budget unless one is given, and its own objects in the export.
+    pipeline.main(['--task', 'place_cube_on_plate'])
+    assert seen['setting'].task == 'place_cube_on_plate' and seen['setting'].max_seconds is None
+    pipeline.main(['--task', 'push_block_left', '--max-seconds', '12'])
+    assert seen['setting'].max_seconds == 12.0
+    with pytest.raises(SystemExit):
+        pipeline.main(['--task', 'pick_blue_cube'])
+
+
+def test_each_task_exports_the_poses_of_its_own_objects(tmp_path, monkeypatch):
+    seen = {}
+    from vla_nodes.record import export
+    monkeypatch.setattr(export, 'export', lambda bags, dataset, config, overwrite: seen.update(
+        objects=config.env_objects))
+    pipeline.export_dataset(tmp_path, tmp_path, progress=False, task='place_cube_on_plate')
+    assert seen['objects'] == ('cube', 'plate')
+    pipeline.export_dataset(tmp_path, tmp_path, progress=False)
+    assert seen['objects'] == ('cube',)
 
 
 def test_the_benchmark_reports_95_percent_wilson_intervals():

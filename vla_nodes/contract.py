@@ -151,6 +151,9 @@ OBS_INSTRUCTION = 'task'
 # Object poses in base_link from /vla/objects (LeRobot's name for privileged / perceived scene
 # state): per object x y z (m) and cos/sin of its symmetric yaw (perception/env_state.py).
 OBS_ENV_STATE = 'observation.environment_state'
+# Per dataset row: false where an observation stream had no sample near the row's time (or an
+# object was not seen yet); the exporter writes it, training skips those rows' statistics.
+SYNC_OK = 'sync_ok'
 # Pinhole K of the colour image, px # (3, 3): from camera_info in a node, from the export's
 # features[OBS_IMAGE].info.intrinsics in a dataset; the transforms carry it to the model image.
 OBS_INTRINSICS = 'observation.intrinsics'

@@ -63,6 +63,7 @@ class Setting:
         image_size: the models' input side S, px (0: each preset's own).
         crop: (top, left, bottom, right) fractions of the camera frame the models see
             (() = the whole frame); saved in each checkpoint, applied by policy_node.
+        task: the sim task (sim/tasks.py); its objects are the object-pose input of +env.
     """
 
     demos: int
@@ -76,6 +77,7 @@ class Setting:
     expert: bool = True
     image_size: int = 0
     crop: tuple = ()
+    task: str = TASK
 
     def run_name(self, spec: str) -> str:
         """A training run's folder name: the spec, and the input when it is not the preset's."""
@@ -124,7 +126,7 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     if resume and done.is_file() and json.loads(done.read_text())['demos'] == setting.demos:
         print(f'demos: reusing {bags}')
         return bags
-    results = record_sim(TASK, setting.demos, str(bags), seed=0, discard_failures=True,
+    results = record_sim(setting.task, setting.demos, str(bags), seed=0, discard_failures=True,
                          launch_args={'can_name': 'vla_main_record'}, progress=progress)
     kept = sum(r['kept'] for r in results)
     if kept == 0:
@@ -134,14 +136,20 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     return bags
 
 
-def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = False) -> Path:
-    """Export the bags to out/dataset at ACTION_RATE_HZ (with `resume`, reuse a finished one)."""
+def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = False,
+                   task: str = TASK) -> Path:
+    """Export the bags to out/dataset at ACTION_RATE_HZ (with `resume`, reuse a finished one).
+
+    The object poses exported are those of `task`'s objects.
+    """
     from vla_nodes.record.export import export, ExportConfig
+    from vla_nodes.sim.tasks import get_task
     dataset = out / 'dataset'
     if resume and (dataset / 'meta' / 'info.json').is_file():
         print(f'dataset: reusing {dataset}')
         return dataset
-    export([bags], dataset, ExportConfig(fps=ACTION_RATE_HZ, progress=progress), overwrite=True)
+    export([bags], dataset, ExportConfig(fps=ACTION_RATE_HZ, progress=progress,
+                                         env_objects=get_task(task).objects), overwrite=True)
     return dataset
 
 
@@ -179,7 +187,7 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     timings, start = {}, time.monotonic()
     bags = record(out, setting, progress, resume)
     timings['record'] = time.monotonic() - start
-    dataset = export_dataset(bags, out, progress, resume)
+    dataset = export_dataset(bags, out, progress, resume, setting.task)
     timings['export'] = time.monotonic() - start - sum(timings.values())
     specs = [PolicySpec('expert', expert=True)] if setting.expert else []
     for preset in setting.presets:
@@ -189,11 +197,11 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     timings['train'] = time.monotonic() - start - sum(timings.values())
     if setting.random_baseline:
         specs.append(PolicySpec('random-weight', action_rate_hz=ACTION_RATE_HZ))
-    results = [evaluate(s, setting.episodes, TASK, max_seconds=setting.max_seconds,
+    results = [evaluate(s, setting.episodes, setting.task, max_seconds=setting.max_seconds,
                         out_dir=out, can_name=f'vla_main_eval_{i}', progress=progress)
                for i, s in enumerate(specs)]
     timings['evaluate'] = time.monotonic() - start - sum(timings.values())
-    print(f'\n== {TASK}: {setting.episodes} held-out episodes per policy, '
+    print(f'\n== {setting.task}: {setting.episodes} held-out episodes per policy, '
           f'{setting.demos} demos, {setting.steps} training steps per preset')
     print(format_table(results))
     print('time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in timings.items()))
@@ -210,6 +218,9 @@ def main(argv=None) -> int:
     size.add_argument('--quick', action='store_true', help='about 6 minutes (default)')
     size.add_argument('--full', action='store_true', help='the benchmark (hours on a CPU)')
     parser.add_argument('--out', default='out/main', help='output folder')
+    parser.add_argument('--task', default=TASK,
+                        help='sim task (sim/tasks.py); other than the default, episodes get '
+                             "the task's time budget unless --max-seconds says otherwise")
     parser.add_argument('--demos', type=int, help='override the number of demos')
     parser.add_argument('--steps', type=int, help='override the training steps per preset')
     parser.add_argument('--episodes', type=int, help='override the evaluation episodes')
@@ -237,11 +248,15 @@ def main(argv=None) -> int:
                                    ('random_baseline', None if opts.random else False),
                                    ('expert', None if opts.expert else False))
                  if v is not None}
-    setting = replace(setting, **overrides)
+    if opts.task != TASK and opts.max_seconds is None:
+        overrides['max_seconds'] = None  # 10 s is 2.5x the expert's pick, not every task's
+    setting = replace(setting, task=opts.task, **overrides)
     if setting.demos < 1 or setting.steps < 1 or setting.episodes < 1:
         parser.error('--demos, --steps and --episodes must be >= 1')
     from vla_nodes.models import presets
+    from vla_nodes.sim.tasks import get_task
     try:
+        get_task(setting.task)
         for spec in setting.presets:
             presets.get(parse_spec(spec)[0])
     except (KeyError, ValueError) as error:

@@ -68,9 +68,7 @@ from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_
                                          FFV1_NOTE, LeRobotV3Writer)
 from vla_nodes.ros import image, msgs
 
-OBS_EE_POSE = contract.OBS_EE_POSE
 EE_POSE_NAMES = ('x', 'y', 'z', 'qx', 'qy', 'qz', 'qw')
-SYNC_OK = 'sync_ok'
 # A leader arm is moved by hand: between two of its messages no joint moves this far (rad; the
 # gripper m). A held command followed by such a jump is the previous episode's last command.
 LEADER_JUMP = (0.1,) * 6 + (0.01,)
@@ -151,7 +149,8 @@ def _streams(config: ExportConfig, first_topics: dict) -> list[_Stream]:
                _Stream(contract.ACTION, contract.LEADER_JOINT_STATES_TOPIC, 'joints',
                        'leader arm command = action')]
     if present(contract.EE_POSE_TOPIC):
-        streams.append(_Stream(OBS_EE_POSE, contract.EE_POSE_TOPIC, 'pose', 'end-effector pose'))
+        streams.append(_Stream(contract.OBS_EE_POSE, contract.EE_POSE_TOPIC, 'pose',
+                               'end-effector pose'))
     if config.env_objects and present(contract.OBJECTS_TOPIC):
         streams.append(_Stream(contract.OBS_ENV_STATE, contract.OBJECTS_TOPIC, 'objects',
                                'object poses (pose_node) = observation.environment_state'))
@@ -517,7 +516,7 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
                 env = columns[contract.OBS_ENV_STATE]
                 sync_ok = sync_ok & np.isfinite(env).all(axis=1)
                 columns[contract.OBS_ENV_STATE] = np.nan_to_num(env)  # flagged, never trained on
-            entry['episode_index'] = writer.add_episode({**columns, SYNC_OK: sync_ok},
+            entry['episode_index'] = writer.add_episode({**columns, contract.SYNC_OK: sync_ok},
                                                         plan['tasks'], {'source_bag': str(path)})
             for key, run in plan['picks'].items():
                 runs.setdefault(key, []).append(run)

@@ -162,8 +162,8 @@ def depth_decoder(feature: dict) -> tuple[str, Callable[[np.ndarray], np.ndarray
     return 'gray12le', lambda codes: np.where(codes > 0, quantizer.decode_m(codes), np.nan)
 
 
-class DatasetError(RuntimeError):
-    """A dataset that cannot be written as asked; the message says what to do."""
+class DatasetError(ValueError):
+    """A dataset that cannot be written as asked, or read; the message says what to do."""
 
 
 def require(module: str) -> Any:
@@ -171,7 +171,7 @@ def require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DatasetError(f'writing LeRobot datasets needs {module}: pip install '
+        raise DatasetError(f'LeRobot datasets need {module}: pip install '
                            f'"vla_nodes[data]" (pyarrow and av)') from None
 
 

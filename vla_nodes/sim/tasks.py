@@ -124,6 +124,8 @@ class Task:
         check: (world) -> bool, the success test; pure reads of world state.
         setup: (world, rng) -> None, lays out objects after `SimWorld.reset`.
         max_seconds: episode budget (s of simulated time) for benchmarks and recording.
+        objects: the object categories the task is about (perception/objects.py), in the
+            order of a policy's object-pose input (observation.environment_state).
     """
 
     name: str
@@ -131,6 +133,7 @@ class Task:
     check: Callable
     setup: Callable
     max_seconds: float = 20.0
+    objects: tuple = ('cube',)
 
     def reset(self, world: SimWorld, seed: int) -> None:
         """Reset `world` with `seed` and lay out this task's objects, reproducibly.
@@ -151,9 +154,9 @@ class Task:
 TASKS = {
     'pick_red_cube': Task('pick_red_cube', 'pick up the red cube', cube_picked, _block_aside),
     'place_cube_on_plate': Task('place_cube_on_plate', 'put the red cube on the green plate',
-                                cube_on_plate, _block_aside),
+                                cube_on_plate, _block_aside, objects=('cube', 'plate')),
     'push_block_left': Task('push_block_left', 'push the blue block to the left',
-                            block_pushed_left, _lane_setup),
+                            block_pushed_left, _lane_setup, objects=('block',)),
 }
 
 

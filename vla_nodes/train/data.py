@@ -49,29 +49,15 @@ import numpy as np
 
 from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_EE_POSE, OBS_ENV_STATE, OBS_IMAGE,
                                 OBS_IMAGE_CONTENT, OBS_IMAGES_PREFIX, OBS_INSTRUCTION,
-                                OBS_INTRINSICS, OBS_STATE)
+                                OBS_INTRINSICS, OBS_STATE, SYNC_OK)
 from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
                                          resize_intrinsics, resize_with_pad)
-from vla_nodes.record.lerobot_v3 import depth_decoder, is_depth_map
+from vla_nodes.record.lerobot_v3 import DatasetError, depth_decoder, is_depth_map, require
 
-SYNC_OK = 'sync_ok'
 # role -> the sample key the model reads; also the dataset key vla-export writes (the default map)
 ROLES = {'image': OBS_IMAGE, 'depth': OBS_DEPTH, 'state': OBS_STATE, 'action': ACTION}
-
-
-class DatasetError(ValueError):
-    """A folder that is not a readable LeRobot v3 dataset; the message says what is wrong."""
-
-
-def _require(module):
-    import importlib
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise DatasetError(f'reading LeRobot datasets needs {module}: '
-                           f'pip install "vla_nodes[data]"') from None
 
 
 def parse_feature_map(spec=None):
@@ -109,8 +95,8 @@ def parse_feature_map(spec=None):
 
 
 def _read_parquets(paths):
-    pq = _require('pyarrow.parquet')
-    pa = _require('pyarrow')
+    pq = require('pyarrow.parquet')
+    pa = require('pyarrow')
     return pa.concat_tables([pq.read_table(p) for p in paths])
 
 
@@ -334,7 +320,7 @@ class LeRobotDataset:
 
         RGB (H, W, 3) uint8 or depth metres (float32, NaN invalid).
         """
-        av = _require('av')
+        av = require('av')
         meta = self.episodes[episode]['meta']
         path = self.root / self.info['video_path'].format(
             video_key=key, chunk_index=int(meta.get(f'videos/{key}/chunk_index', 0)),
