@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: set up (idempotent), then vla-main: demos of a sim task recorded by the
-# scripted expert -> LeRobot export -> two small presets trained -> closed-loop evaluation on
+# scripted expert -> LeRobot export -> a small policy trained -> closed-loop evaluation on
 # held-out seeds -> a table, plots and rollout strips under out/main/. `--full` is the benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."

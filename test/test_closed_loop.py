@@ -33,12 +33,19 @@ pytestmark = [
     pytest.mark.filterwarnings('ignore:.*bustype.*:DeprecationWarning'),
 ]
 
-DEMOS, STEPS, EPISODES = 10, 1000, 6
-SUCCESSES_NEEDED = 3  # measured: see the function's docstring
+# 40 demos is the smallest size that learned the task here: 10 demos x 1000 steps picked 0, 0
+# and 2 of 6 over three training seeds, 30 x 3000 picked 0 of 10.
+DEMOS, STEPS, EPISODES = 40, 3000, 8
+SUCCESSES_NEEDED = 4  # measured 7, 7 and 8 of 8: see the function's docstring
 
 
 def test_demos_to_trained_policy_picking_the_cube_in_the_loop(tmp_path, one_thread):
-    """Measured on this 2-core machine (3 runs): MEASURED."""
+    """Learning shows as successes in the loop, with a margin measured over training seeds.
+
+    Measured on this 2-core machine with the same lock-step demos and training seeds 0, 1, 2:
+    7/8, 7/8 and 8/8 held-out episodes picked (failures ended 0.09-0.10 m from the cube),
+    about 4.5 min per run (`python bench/bench_smallest_loop.py`).
+    """
     import torch
     from vla_nodes.models.vla import VLAModel
     from vla_nodes.orchestration import pipeline

@@ -15,6 +15,9 @@
 """vla-main's settings, flags and --resume (the stages themselves run in test_closed_loop.py)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +112,26 @@ def test_the_benchmark_reports_95_percent_wilson_intervals():
         assert bench.wilson(k, n) == pytest.approx(expected, abs=1e-3)
     table = bench.interval_table([{'name': 'p', 'outcomes': ['success'] * 41 + ['failure'] * 9}])
     assert '41/50' in table and '69% -  90%' in table
+
+
+def test_long_jobs_send_node_logs_to_a_file_and_only_errors_to_the_console(tmp_path):
+    """vla-main printed every node's resets, audits and feedback checks over its progress bars."""
+    script = ('import sys\n'
+              'from vla_nodes.orchestration.logs import node_logs_to\n'
+              'log = node_logs_to(sys.argv[1])\n'
+              'from vla_nodes import ros\n'
+              'ros.init()\n'
+              'node = ros.Node("sim_node")\n'
+              'node.get_logger().info("episode seed 3: running")\n'
+              'node.get_logger().warning("joint feedback jumped")\n'
+              'node.get_logger().error("CAN bus down")\n'
+              'print("the table")\n'
+              'assert node_logs_to(sys.argv[1]) is None  # set up once: kept as it is\n')
+    done = subprocess.run([sys.executable, '-c', script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, 'VLA_ROS_BACKEND': 'local'})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == 'the table\n'
+    assert 'CAN bus down' in done.stderr
+    assert 'episode seed 3' not in done.stderr and 'jumped' not in done.stderr
+    log = (tmp_path / 'graph.log').read_text()
+    assert '[sim_node]: episode seed 3: running' in log and 'CAN bus down' in log

@@ -26,7 +26,7 @@ import can
 import numpy as np
 import pytest
 
-from graph import spin  # test/graph.py
+from graph import joint_state, spin  # test/graph.py
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
@@ -114,8 +114,9 @@ def test_a_matching_checkpoint_loads_and_a_mismatched_contract_is_refused(ctx, c
 class Camera:
     """Publishes small colour + metric depth frames with the same stamp, on the node's clock."""
 
-    def __init__(self, node):
+    def __init__(self, node, with_depth=True):
         self.node = node
+        self.with_depth = with_depth
         self.color = node.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 2)
         self.depth = node.create_publisher(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC, 2)
         rng = np.random.default_rng(0)
@@ -129,7 +130,8 @@ class Camera:
             return
         stamp = self.node.get_clock().now().nanoseconds
         self.color.publish(image.to_msg(self.rgb, 'rgb8', stamp, contract.CAMERA_FRAME))
-        self.depth.publish(image.to_msg(self.metres, '32FC1', stamp, contract.CAMERA_FRAME))
+        if self.with_depth:
+            self.depth.publish(image.to_msg(self.metres, '32FC1', stamp, contract.CAMERA_FRAME))
 
 
 def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_thread):
@@ -209,3 +211,29 @@ def test_dry_run_publishes_no_chunk_but_computes_and_logs_them(ctx, one_thread):
     finally:
         policy.destroy_node()
         tester.destroy_node()
+
+
+def test_a_policy_reading_no_depth_runs_on_a_robot_without_a_depth_camera(ctx, one_thread,
+                                                                          tmp_path):
+    """policy_node waited for depth frames even for a checkpoint that never reads them."""
+    from vla_nodes.models import presets
+    config = presets.get('tiny_pi0_baseline')
+    assert not config.needs_depth
+    baseline = VLAPolicy.random_init(config, seed=0)
+    save_checkpoint(tmp_path, baseline.model, demo_stats(),
+                    make_contract(config.horizon, (config.image_size,) * 2))
+    needing = policy_node(ctx, dry_run=True)  # the demo preset reads depth
+    policy = policy_node(ctx, dry_run=True, checkpoint=str(tmp_path))
+    assert needing._needs_depth and not policy._needs_depth
+    tester = local.Node('no_depth_tester', context=ctx)
+    Camera(tester, with_depth=False)
+    joints = tester.create_publisher(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC, 10)
+    tester.create_timer(0.02, lambda: joints.publish(joint_state(
+        contract.READY_POSITIONS, tester.get_clock().now().nanoseconds)))
+    try:
+        assert spin(ctx, [needing, policy, tester], 20.0,
+                    until=lambda: policy.stats['dry_run_chunks'] >= 2)
+        assert needing.stats['dry_run_chunks'] == 0  # no depth: it still waits, and says so
+    finally:
+        for node in (needing, policy, tester):
+            node.destroy_node()

@@ -14,7 +14,7 @@
 
 """policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
 
-Observations are assembled around one colour frame: the depth frame with the same stamp, the
+Observations are assembled around one colour frame: the depth frame with the same stamp (when the checkpoint reads depth), the
 joint state as of that stamp (never a newer one) and, for a checkpoint trained on several cameras
 (its contract's `cameras`, the primary first), each further camera's latest frame stamped at most
 `max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
@@ -67,9 +67,15 @@ from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_ms
 
 
 class ObservationBuffer:
-    """Latest colour frame plus the depth and joint states needed to match it in time."""
+    """Latest colour frame plus the depth and joint states needed to match it in time.
 
-    def __init__(self, state_history: int = 400, depth_history: int = 10):
+    With `needs_depth` False (a checkpoint that reads no depth) a frame is complete without one:
+    a robot without a depth camera runs such a policy.
+    """
+
+    def __init__(self, state_history: int = 400, depth_history: int = 10,
+                 needs_depth: bool = True):
+        self.needs_depth = needs_depth
         self._lock = threading.Lock()
         self.color = None
         self._depth = collections.OrderedDict()
@@ -164,7 +170,7 @@ class ObservationBuffer:
             self._states.append(q)
 
     def assemble(self):
-        """(color msg, depth msg, state (7,), state stamp) for the latest colour frame or None."""
+        """(color msg, depth msg or None, state (7,), state stamp) of the latest frame, or None."""
         with self._lock:
             color = self.color
             if color is None:
@@ -173,7 +179,7 @@ class ObservationBuffer:
             depth = self._depth.get(stamp)
             stamps = list(self._state_stamps)
             # The as-of state is final only once a state at or after the frame has arrived.
-            if depth is None or not stamps or stamps[-1] < stamp:
+            if (depth is None and self.needs_depth) or not stamps or stamps[-1] < stamp:
                 return None
             i = bisect.bisect_right(stamps, stamp) - 1
             if i < 0:
@@ -250,7 +256,8 @@ class PolicyNode(ros.Node):
             min_period_s=1.0 / tick_hz, max_period_s=1.0 / rate if rate > 0 else 0.0)
         self.scheduler = self._new_scheduler()
         self._delay_s = self.get_parameter('inference_delay_s').value
-        self._obs = ObservationBuffer()
+        self._needs_depth = bool(self._policy.model.config.needs_depth)
+        self._obs = ObservationBuffer(needs_depth=self._needs_depth)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='policy')
         self._busy = threading.Event()
         self._last_stamp = None
@@ -271,8 +278,9 @@ class PolicyNode(ros.Node):
             self.create_subscription(sensor_msgs.Image, cam.color_topic,
                                      lambda msg, name=cam.name: self._obs.add_extra(name, msg),
                                      10)
-        self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
-                                 self._obs.add_depth, 10)
+        if self._needs_depth:
+            self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
+                                     self._obs.add_depth, 10)
         self.create_subscription(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
                                  self._on_joints, 50)
         self.create_subscription(std_msgs.String, contract.INSTRUCTION_TOPIC,
@@ -376,7 +384,8 @@ class PolicyNode(ros.Node):
             return
         assembled = self._obs.assemble()
         if assembled is None:
-            self._diag.set(WARN, 'waiting for colour, depth and joint states')
+            self._diag.set(WARN, 'waiting for colour, depth and joint states' if self._needs_depth
+                           else 'waiting for colour and joint states')
             return
         color, depth, state, state_ns = assembled
         stamp_ns = stamp_to_ns(color.header.stamp)
@@ -454,10 +463,11 @@ class PolicyNode(ros.Node):
         """
         try:
             obs = {contract.OBS_IMAGE: image.from_msg(color, 'rgb8'),
-                   contract.OBS_DEPTH: image.from_msg(depth),
                    contract.OBS_STATE: state,
                    contract.OBS_INSTRUCTION: self._obs.instruction,
                    'seed': observation_seed(stamp_ns)}
+            if depth is not None:
+                obs[contract.OBS_DEPTH] = image.from_msg(depth)
             for cam in self._extra_cameras:
                 obs[cam.image_key] = image.from_msg((extras or {})[cam.name], 'rgb8')
             if env is not None:

@@ -352,12 +352,16 @@ def main(argv=None) -> int:
     specs += [PolicySpec('random-weight', action_rate_hz=opts.action_rate)] if opts.random else []
     if not specs:
         parser.error('nothing to evaluate: pass --checkpoint DIR, --expert or --random')
+    from vla_nodes.orchestration.logs import node_logs_to
+    log = node_logs_to(opts.out)
     results = [evaluate(s, opts.episodes, opts.task, opts.seed, opts.max_seconds, opts.out,
                         can_name=f'vla_eval_{i}', progress=opts.progress,
                         lockstep=opts.lockstep, inference_delay_s=opts.inference_delay)
                for i, s in enumerate(specs)]
     print(format_table(results))
     print(f'plots: {save_plots(results, opts.out)}  results: {save_results(results, opts.out)}')
+    if log:
+        print(f"nodes' log: {log}")
     return 0
 
 

@@ -261,7 +261,11 @@ def main(argv=None) -> int:
             presets.get(parse_spec(spec)[0])
     except (KeyError, ValueError) as error:
         parser.error(str(error).strip('"'))
+    from vla_nodes.orchestration.logs import node_logs_to
+    log = node_logs_to(opts.out)
     main_job(opts.out, setting, opts.progress, opts.resume)
+    if log:
+        print(f"nodes' log: {log}")
     return 0
 
 
