@@ -14,10 +14,10 @@
 
 """policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
 
-Observations are assembled around one colour frame: the depth frame with the same stamp (when the checkpoint reads depth), the
-joint state as of that stamp (never a newer one) and, for a checkpoint trained on several cameras
-(its contract's `cameras`, the primary first), each further camera's latest frame stamped at most
-`max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
+Observations are assembled around one colour frame: the depth frame with the same stamp (when
+the checkpoint reads depth), the joint state as of that stamp (never a newer one) and, for a
+checkpoint trained on several cameras (its contract's `cameras`, the primary first), each
+further camera's latest frame stamped at most `max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
 `cameras`, is refused at start-up), and for a checkpoint reading object poses (its contract's
 `environment_state`, vla-train --env-state) each object's latest pose from `objects_topic`
 (pose_node's /vla/objects) stamped at or before the frame, put in base_link with /tf_static
