@@ -14,20 +14,20 @@
 
 """policy_node: runs a VLA policy on camera, depth, joint state and instruction; publishes chunks.
 
-Observations are assembled around one colour frame: the depth frame with the same stamp (when
-the checkpoint reads depth), the joint state as of that stamp (never a newer one) and, for a
-checkpoint trained on several cameras (its contract's `cameras`, the primary first), each
-further camera's latest frame stamped at most `max_camera_skew_s` before it (a checkpoint needing a camera this robot lacks, parameter
-`cameras`, is refused at start-up), and for a checkpoint reading object poses (its contract's
-`environment_state`, vla-train --env-state) each object's latest pose from `objects_topic`
-(pose_node's /vla/objects) stamped at or before the frame, put in base_link with /tf_static
-(perception/env_state.py, as vla-export does; `objects_topic` '' says this robot has no object
-poses, and such a checkpoint is refused at start-up); so an observation is exactly what the
-robot saw at one instant and can be replayed from a bag. Inference runs on a worker thread,
-never in a callback; the chunk is published on `/vla/action_chunk` stamped with the observation
-time, its points `1/action_rate_hz` apart, step k at `contract.chunk_step_time_s(k)` (step 0 is
-the command for the observation's instant, as in training). A stale camera or state produces no
-chunk: the driver then holds.
+Observations are assembled around one colour frame: the depth frame with the same stamp (when the
+checkpoint reads depth), the joint state as of that stamp (never a newer one) and, for a checkpoint
+trained on several cameras (its contract's `cameras`, the primary first), each further camera's
+latest frame stamped at most `max_camera_skew_s` before it (a checkpoint needing a camera this
+robot lacks, parameter `cameras`, is refused at start-up), and for a checkpoint reading object
+poses (its contract's `environment_state`, vla-train --env-state) each object's latest pose from
+`objects_topic` (pose_node's /vla/objects) stamped at or before the frame, put in base_link with
+/tf_static (perception/env_state.py, as vla-export does; `objects_topic` '' says this robot has no
+object poses, and such a checkpoint is refused at start-up); so an observation is exactly what the
+robot saw at one instant and can be replayed from a bag. Inference runs on a worker thread, never
+in a callback; the chunk is published on `/vla/action_chunk` stamped with the observation time, its
+points `1/action_rate_hz` apart, step k at `contract.chunk_step_time_s(k)` (step 0 is the command
+for the observation's instant, as in training). A stale camera or state produces no chunk: the
+driver then holds.
 
 Timing (`policy/runner.py`): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request a
 chunk; it does when the rest of the last chunk is shorter than the measured observation-to-chunk
