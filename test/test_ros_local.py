@@ -31,6 +31,19 @@ def drain(node):
     spin_executor(executor, 0.05)
 
 
+def call_then_shut_down(ctx, server, client, request, executor_type):
+    """Spin `server` on a thread, call `client` (blocking), then shut the context down."""
+    executor = executor_type(context=ctx)
+    executor.add_node(server)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    response = client.call(request, timeout_sec=2.0)
+    ctx.shutdown()
+    thread.join(2.0)
+    executor.shutdown()
+    return response
+
+
 def test_keep_last_drops_the_oldest(ctx):
     node = local.Node('n', context=ctx)
     got = []
@@ -193,18 +206,11 @@ def test_parameters_are_set_over_the_nodes_set_parameters_service(ctx):
     ).wait_for_service(timeout_sec=0.05)
     client = caller.create_client(rcl_interfaces.SetParameters, '/arm/recorder/set_parameters')
     assert client.wait_for_service(timeout_sec=1.0)
-    executor = local.SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
     request = rcl_interfaces.SetParameters.Request(parameters=[
         P.Parameter(name, value=value).to_parameter_msg() for name, value in (
             ('episode_metadata', ['seed=3', 'task=x']), ('episode_metadata', 3),
             ('undeclared', 1.5))])
-    response = client.call(request, timeout_sec=2.0)
-    ctx.shutdown()
-    thread.join(2.0)
-    executor.shutdown()
+    response = call_then_shut_down(ctx, node, client, request, local.SingleThreadedExecutor)
     assert [r.successful for r in response.results] == [True, False, False]
     assert 'expecting type STRING_ARRAY' in response.results[1].reason
     assert 'not declared' in response.results[2].reason
@@ -242,14 +248,8 @@ def test_service_round_trip(ctx):
     client_node = local.Node('client', context=ctx)
     client = client_node.create_client(std_srvs.SetBool, '/server/enable')
     assert client.wait_for_service(timeout_sec=1.0)
-    executor = local.MultiThreadedExecutor(context=ctx)
-    executor.add_node(server)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    response = client.call(std_srvs.SetBool.Request(data=True), timeout_sec=2.0)
-    ctx.shutdown()
-    thread.join(2.0)
-    executor.shutdown()
+    response = call_then_shut_down(ctx, server, client, std_srvs.SetBool.Request(data=True),
+                                   local.MultiThreadedExecutor)
     assert calls == [True]
     assert response.success and response.message == 'enabled=True'
     missing = client_node.create_client(std_srvs.Trigger, '/nobody')
