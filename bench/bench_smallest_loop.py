@@ -13,34 +13,37 @@
 # limitations under the License.
 """Print the closed-loop test's successes over several training seeds: its margin, measured.
 
-Usage: MUJOCO_GL=egl python bench/bench_smallest_loop.py [--demos 40] [--steps 3000]
-       [--episodes 8] [--seeds 0,1,2] [--out out/bench_smallest_loop]
+Usage: MUJOCO_GL=egl python bench/bench_smallest_loop.py [--demos N] [--steps N]
+       [--episodes N] [--seeds 0,1,2] [--out out/bench_smallest_loop]
 
-The setting of test/test_closed_loop.py: lock-step expert demos, exported with the cube's pose,
-`tiny_pi0_baseline+env` trained once per seed on one CPU thread, each checkpoint evaluated on
-the same held-out seeds. Demos and dataset are recorded once and reused (--out).
+The setting of test/test_closed_loop.py (orchestration/pipeline.py SMALLEST; the flags override
+it): lock-step expert demos, exported with the cube's pose, its policy trained once per seed on
+one CPU thread, each checkpoint evaluated on the same held-out seeds. Demos and dataset are
+recorded once and reused (--out).
 """
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 import time
+
+from vla_nodes.orchestration import pipeline
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--demos', type=int, default=40)
-    parser.add_argument('--steps', type=int, default=3000)
-    parser.add_argument('--episodes', type=int, default=8)
+    parser.add_argument('--demos', type=int, default=pipeline.SMALLEST.demos)
+    parser.add_argument('--steps', type=int, default=pipeline.SMALLEST.steps)
+    parser.add_argument('--episodes', type=int, default=pipeline.SMALLEST.episodes)
     parser.add_argument('--seeds', default='0,1,2', help='training seeds, comma-separated')
     parser.add_argument('--out', default='out/bench_smallest_loop')
     opts = parser.parse_args(argv)
     import torch
-    from vla_nodes.orchestration import pipeline
     from vla_nodes.orchestration.evaluate import evaluate, PolicySpec
     torch.set_num_threads(1)
-    spec = 'tiny_pi0_baseline+env'
-    setting = pipeline.Setting(demos=opts.demos, presets=(spec,), steps=opts.steps,
-                               episodes=opts.episodes, max_seconds=10.0, random_baseline=False)
+    setting = replace(pipeline.SMALLEST, demos=opts.demos, steps=opts.steps,
+                      episodes=opts.episodes)
+    spec = setting.presets[0]
     out = Path(opts.out).resolve()
     start = time.monotonic()
     bags = pipeline.record(out, setting, progress=False, resume=True)
