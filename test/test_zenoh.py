@@ -318,3 +318,29 @@ def test_interop_with_zenoh_ros2_sdk():
         sdk_session.close()
         ZenohSession._instance = None
         context.try_shutdown()
+
+
+# --- a policy process that dies, and one that comes back -----------------------------------------
+
+def test_a_killed_policy_leaves_the_arm_holding_and_a_restarted_one_resumes():
+    """The sim graph across processes: policy_node is SIGKILLed mid-motion, then started alone.
+
+    The driver follows the last chunk to its end plus `command_timeout_s`, then holds (sends no
+    more commands); the restarted policy process joins the running graph and motion resumes.
+    """
+    import importlib.util
+    import yaml
+    spec = importlib.util.spec_from_file_location(
+        'bench_policy_restart', ROOT / 'bench' / 'bench_policy_restart.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    config = yaml.safe_load((ROOT / 'config' / 'sim.yaml').read_text())
+    timeout_s = config['arm_driver_node']['ros__parameters']['command_timeout_s']
+    t = bench.run(kill_at=25.0, down=3.0, after=60.0, stop_when_resumed=True)
+    assert t.enabled is not None, f'the driver never enabled: {t.log_dir}'
+    assert any(t.killed - 1.0 < c < t.killed for c in t.commands), 'the arm was not moving'
+    arrival, horizon = t.last_chunk_before_kill()
+    last = t.last_command_before_restart()
+    # The chunk's end is at most its arrival + horizon; 1 s for transport and a loaded CPU.
+    assert last <= arrival + horizon + timeout_s + 1.0, (last - t.killed, horizon)
+    assert t.first_after_restart(t.commands) is not None, f'no motion after restart: {t.log_dir}'
