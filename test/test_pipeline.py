@@ -135,3 +135,19 @@ def test_long_jobs_send_node_logs_to_a_file_and_only_errors_to_the_console(tmp_p
     assert 'episode seed 3' not in done.stderr and 'jumped' not in done.stderr
     log = (tmp_path / 'graph.log').read_text()
     assert '[sim_node]: episode seed 3: running' in log and 'CAN bus down' in log
+
+
+def test_qdepth_presets_get_their_depth_tokenizer_trained_once(tmp_path, monkeypatch):
+    """vla-main --presets tiny_qdepth_vla stopped: "QDepth-VLA needs its depth tokenizer"."""
+    from test_spatial import write_depth_dataset
+    from vla_nodes.train import depth_tokenizer
+    dataset = write_depth_dataset(tmp_path / 'ds')
+    monkeypatch.setattr(pipeline, 'TOKENIZER_STEPS', 20)
+    setting = pipeline.Setting(demos=3, presets=('tiny_qdepth_vla',), steps=1, image_size=32)
+    path = pipeline._spatial_path(dataset, 'tiny_qdepth_vla', tmp_path, setting, False)
+    assert path == str(tmp_path / 'runs' / 'depth_tokenizer_32px')
+    assert json.loads((tmp_path / 'runs' / 'depth_tokenizer_32px' / 'train_log.json')
+                      .read_text())['args']['image_size'] == 32
+    monkeypatch.setattr(depth_tokenizer, 'main', _never)  # the second preset reuses it
+    assert pipeline._spatial_path(dataset, 'tiny_qdepth_vla', tmp_path, setting, False) == path
+    assert pipeline._spatial_path(dataset, 'tiny_depthvla', tmp_path, setting, False) == ''

@@ -168,7 +168,8 @@ def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool 
     preset, env_state, _ = parse_spec(spec)
     run_dir = out / 'runs' / setting.run_name(spec)
     config = TrainConfig(data=(str(dataset),), out=str(run_dir), preset=preset,
-                         env_state=env_state,
+                         env_state=env_state, spatial_path=_spatial_path(dataset, preset, out,
+                                                                         setting, progress),
                          steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
                          min_lr=setting.lr / 10, warmup=min(100, setting.steps // 10),
                          decay_steps=setting.steps, val_every=max(1, setting.steps // 4),
@@ -177,6 +178,35 @@ def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool 
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
+
+
+# QDepth-VLA's VQ-VAE depth tokenizer, trained once per dataset and image size before its
+# policies: the steps and learning rate that reach a used codebook on the sim's depth (tiny
+# preset; the paper's 1e-5 is for 2000 steps on the full-size one).
+TOKENIZER_STEPS, TOKENIZER_LR = 1000, 3e-3
+
+
+def _spatial_path(dataset: Path, preset: str, out: Path, setting: Setting,
+                  progress: bool) -> str:
+    """The trained module a preset needs as --spatial-path ('' for none); trains it if missing.
+
+    Only qdepth needs one that the suite trains itself (DepthVLA's and Spatial Forcing's are
+    pretrained downloads, optional for their tiny twins).
+    """
+    from vla_nodes.models.presets import PRESETS
+    from vla_nodes.train import depth_tokenizer
+    model = PRESETS[preset]
+    if model.spatial != 'qdepth':
+        return ''
+    size = setting.image_size or model.image_size
+    path = out / 'runs' / f'depth_tokenizer_{size}px'
+    if not (path / 'model.safetensors').is_file():
+        args = [str(dataset), '--output', str(path), '--image-size', str(size),
+                '--preset', 'tiny' if preset.startswith('tiny_') else 'paper',
+                '--steps', str(TOKENIZER_STEPS), '--lr', str(TOKENIZER_LR), '--overwrite']
+        if depth_tokenizer.main(args + ([] if progress else ['--no-progress'])) != 0:
+            raise RuntimeError(f'training the depth tokenizer for {preset} failed')
+    return str(path)
 
 
 def main_job(out: str | Path, setting: Setting, progress: bool = True,
