@@ -178,6 +178,14 @@ def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(
         assert spin(ctx, nodes, 20.0, until=lambda: len(chunks) >= 2), 'no chunks'
         np.testing.assert_allclose(node.last_env_state,
                                    env_state.pose_features(cube_in_base, 'cube'), atol=1e-5)
+        # pose_node stops: once its last pose is older than max_object_age_s (0.5 s) before
+        # the frame, no chunk is computed from it (it was used forever before).
+        send_objects.clear()
+        spin(ctx, nodes, 1.0)
+        count = len(chunks)
+        spin(ctx, nodes, 1.5)
+        assert len(chunks) == count, 'chunks from a stale object pose'
+        assert 'at most 0.5 s old' in node._diag.message
     finally:
         node.destroy_node()
         tester.destroy_node()

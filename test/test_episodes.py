@@ -35,7 +35,7 @@ import graph  # noqa: E402  (test/graph.py)
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.arm.piper_protocol import JOINT_CTRL, JOINT_FEEDBACK, MILLIDEG_PER_RAD  # noqa: E402
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower  # noqa: E402
-from vla_nodes.nodes.policy_node import ObservationBuffer  # noqa: E402
+from vla_nodes.nodes.policy_inputs import ObservationBuffer  # noqa: E402
 from vla_nodes.ros import local, qos_profile_latched  # noqa: E402
 from vla_nodes.ros.msgs import (ns_to_stamp, sensor_msgs, stamp_to_ns, std_msgs,  # noqa: E402
                                 std_srvs, trajectory_msgs)

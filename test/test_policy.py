@@ -342,7 +342,7 @@ def test_intrinsics_follow_the_crop_and_the_resize_with_pad():
 
 def test_a_ray_map_policy_reads_the_camera_intrinsics():
     """Issue 12.7: K from the observation (policy_node: camera_info) reaches the ray prior."""
-    from vla_nodes.nodes.policy_node import frame_intrinsics
+    from vla_nodes.nodes.policy_inputs import frame_intrinsics
     from vla_nodes.ros.msgs import sensor_msgs
     policy = VLAPolicy.random_init(presets.get('tiny_pose_vla'), seed=0)
     obs = make_piper_example(seed=1)

@@ -103,6 +103,13 @@ def test_a_matching_checkpoint_loads_and_a_mismatched_contract_is_refused(ctx, c
     node.destroy_node()
     with pytest.raises(ContractMismatchError, match='action_rate_hz: checkpoint has 30.0'):
         policy_node(ctx, checkpoint=checkpoint_dirs[30.0], action_rate_hz=10.0)
+    # By default the rate is the checkpoint's (its dataset fps): a 30 fps robot export ran into
+    # the old default of 10 Hz and was refused.
+    node = policy_node(ctx, checkpoint=checkpoint_dirs[30.0])
+    assert node._rate_hz == 30.0 and 'action_rate_hz' not in node.expected_contract()
+    node.destroy_node()
+    with pytest.raises(ValueError, match='action_rate_hz must be >= 0'):
+        policy_node(ctx, checkpoint=checkpoint_dirs[10.0], action_rate_hz=-1.0)
     with pytest.raises(ContractMismatchError, match='joint_names'):
         policy_node(ctx, checkpoint=checkpoint_dirs[10.0], joint_prefix='left_')
     with pytest.raises(ContractMismatchError, match='image_size'):
@@ -224,7 +231,7 @@ def test_a_policy_reading_no_depth_runs_on_a_robot_without_a_depth_camera(ctx, o
                     make_contract(config.horizon, (config.image_size,) * 2))
     needing = policy_node(ctx, dry_run=True)  # the demo preset reads depth
     policy = policy_node(ctx, dry_run=True, checkpoint=str(tmp_path))
-    assert needing._needs_depth and not policy._needs_depth
+    assert needing._policy.inputs.needs_depth and not policy._policy.inputs.needs_depth
     tester = local.Node('no_depth_tester', context=ctx)
     Camera(tester, with_depth=False)
     joints = tester.create_publisher(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC, 10)

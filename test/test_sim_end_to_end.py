@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from vla_nodes import contract
-from vla_nodes.nodes.policy_node import observation_seed
+from vla_nodes.nodes.policy_inputs import observation_seed
 from vla_nodes.paths import package_share
 from vla_nodes.record.bag_meta import read_metadata
 from vla_nodes.record.bag_read import read_bag, summarize

@@ -126,9 +126,9 @@ NOMINAL_RATES = {
     DIAGNOSTICS_TOPIC: 1.0,
 }
 # Chunk steps per second when nothing else says: the simulated camera's rate (config/sim.yaml
-# camera_rate_hz), so the dataset exported from sim demos (its fps), the checkpoint trained on it
-# and policy_node's `action_rate_hz` agree. A checkpoint carries its own rate (its dataset fps)
-# and policy_node refuses one that differs from its parameter, so a mismatch is never silent.
+# camera_rate_hz), at which vla-main exports the sim demos. A checkpoint carries its own rate (its
+# dataset fps); policy_node executes chunks at it (`action_rate_hz` 0) or refuses a checkpoint
+# whose rate differs from an explicitly set `action_rate_hz`, so a mismatch is never silent.
 ACTION_RATE_HZ = 10.0
 
 # --- frames -------------------------------------------------------------------------------------

@@ -67,13 +67,14 @@ class PolicySpec:
         name: the row's label.
         checkpoint: policy checkpoint directory ('' with expert False: random weights).
         expert: the scripted expert plays the leader arm; no policy_node.
-        action_rate_hz: chunk step rate; must equal the checkpoint's (its dataset fps).
+        action_rate_hz: chunk step rate; 0 = the checkpoint's (its dataset fps), else must
+            equal it.
     """
 
     name: str
     checkpoint: str = ''
     expert: bool = False
-    action_rate_hz: float = 10.0
+    action_rate_hz: float = 0.0
 
 
 def _policy_args(spec: PolicySpec) -> dict:
@@ -336,8 +337,8 @@ def main(argv=None) -> int:
                         help='held-out start seed (episodes use seed+1 ...)')
     parser.add_argument('--max-seconds', type=float, help='simulated s per episode '
                         "(default: the task's budget)")
-    parser.add_argument('--action-rate', type=float, default=10.0,
-                        help="chunk step rate, Hz: the checkpoint's dataset fps")
+    parser.add_argument('--action-rate', type=float, default=0.0,
+                        help="chunk step rate, Hz; 0 = the checkpoint's (its dataset fps)")
     parser.add_argument('--real-time', dest='lockstep', action='store_false',
                         help='simulate on wall time instead of in lock-step')
     parser.add_argument('--inference-delay', type=float, default=INFERENCE_DELAY_S,

@@ -35,8 +35,9 @@ from pathlib import Path
 import sys
 import time
 
+from vla_nodes import contract
+
 TASK = 'pick_red_cube'
-ACTION_RATE_HZ = 10  # the camera's rate in config/sim.yaml; the dataset fps and chunk step rate
 DEMOS_DONE = 'demos.json'
 # Where the sim's workspace (cube and plate regions, the gripper above them) lies in the scene
 # camera's 320x240 frame, as (top, left, bottom, right) fractions: measured by projecting the
@@ -146,7 +147,7 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
 
 def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = False,
                    task: str = TASK) -> Path:
-    """Export the bags to out/dataset at ACTION_RATE_HZ (with `resume`, reuse a finished one).
+    """Export the bags to out/dataset at contract.ACTION_RATE_HZ (`resume`: reuse a finished one).
 
     The object poses exported are those of `task`'s objects.
     """
@@ -156,7 +157,7 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
     if resume and (dataset / 'meta' / 'info.json').is_file():
         print(f'dataset: reusing {dataset}')
         return dataset
-    export([bags], dataset, ExportConfig(fps=ACTION_RATE_HZ, progress=progress,
+    export([bags], dataset, ExportConfig(fps=int(contract.ACTION_RATE_HZ), progress=progress,
                                          env_objects=get_task(task).objects), overwrite=True)
     return dataset
 
@@ -230,11 +231,10 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     specs = [PolicySpec('expert', expert=True)] if setting.expert else []
     for preset in setting.presets:
         ckpt = train(dataset, preset, out, setting, progress)
-        specs.append(PolicySpec(setting.run_name(preset), checkpoint=str(ckpt),
-                                action_rate_hz=ACTION_RATE_HZ))
+        specs.append(PolicySpec(setting.run_name(preset), checkpoint=str(ckpt)))
     timings['train'] = time.monotonic() - start - sum(timings.values())
     if setting.random_baseline:
-        specs.append(PolicySpec('random-weight', action_rate_hz=ACTION_RATE_HZ))
+        specs.append(PolicySpec('random-weight'))
     results = [evaluate(s, setting.episodes, setting.task, max_seconds=setting.max_seconds,
                         out_dir=out, can_name=f'vla_main_eval_{i}', progress=progress)
                for i, s in enumerate(specs)]

@@ -42,7 +42,10 @@ from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_ENV_STATE, OBS_IMAGE, OBS
                                 OBS_INTRINSICS, OBS_STATE, READY_POSITIONS)
 from vla_nodes.models import presets
 from vla_nodes.models.vla import VLAModel
-from vla_nodes.policy.checkpoint import load_checkpoint, make_contract
+from vla_nodes.perception.env_state import objects_of
+from vla_nodes.policy.base import PolicyInputs
+from vla_nodes.policy.checkpoint import (contract_cameras, contract_env_state, load_checkpoint,
+                                         make_contract)
 from vla_nodes.policy.transforms import (check_crop, compose, Normalize, NormStats, ResizeWithPad,
                                          Unnormalize)
 
@@ -63,7 +66,10 @@ def demo_stats():
 
 
 class VLAPolicy:
-    """A VLAModel wrapped with its input/output transforms and normalization statistics."""
+    """A VLAModel wrapped with its input/output transforms and normalization statistics.
+
+    Implements policy/base.py's `Policy`: `inputs` says what policy_node must feed it.
+    """
 
     def __init__(self, model, stats, contract=None, seed=0, use_cache=True):
         """Wrap a model.
@@ -88,6 +94,12 @@ class VLAPolicy:
         self._seed = seed
         self._generator = torch.Generator().manual_seed(seed)
         self._lock = threading.Lock()
+        self.inputs = PolicyInputs(
+            joint_names=tuple(self.contract['joint_names']),
+            action_rate_hz=float(self.contract['action_rate_hz']),
+            horizon=int(model.config.horizon), cameras=tuple(contract_cameras(self.contract)),
+            needs_depth=bool(model.config.needs_depth),
+            env_objects=tuple(objects_of(contract_env_state(self.contract))))
 
     @classmethod
     def from_checkpoint(cls, directory, device='cpu', expected_contract=None):
