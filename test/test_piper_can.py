@@ -37,6 +37,7 @@ from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError, wai
 from vla_nodes.arm.piper_protocol import MICROMETRE_PER_M, MILLIDEG_PER_RAD
 from vla_nodes.sim.leader import LeaderArm
 from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.virtual_can import FastVirtualBus
 
 _IDS = itertools.count()
 HOME = np.array(contract.READY_POSITIONS)           # (0, 1.2, -1, 0, 0.6, 0, 0.05)
@@ -466,3 +467,23 @@ def test_emergency_stop_freezes_the_mujoco_arm(mujoco_arm):
     now = stepper.read_state()
     np.testing.assert_allclose(now, held, rtol=0.0, atol=2e-3)
     assert now[0] < far[0] - 0.5
+
+
+def test_a_burst_reaches_every_other_reader_in_order_as_single_sends_would():
+    sender = FastVirtualBus(channel='burst_test', receive_own_messages=False)
+    readers = [can.Bus(interface='virtual', channel='burst_test'),
+               can.Bus(interface='virtual', channel='burst_test', rx_queue_size=8)]
+    try:
+        frames = [can.Message(arbitration_id=0x2A1 + i, data=bytes([i] * 8),
+                              is_extended_id=False) for i in range(3)]
+        sender.send_burst(frames)
+        sender.send(frames[0])
+        for reader in readers:
+            got = [reader.recv(timeout=1.0) for _ in range(4)]
+            assert [(m.arbitration_id, bytes(m.data), m.is_rx) for m in got] == [
+                (f.arbitration_id, bytes(f.data), True) for f in frames + frames[:1]]
+            assert reader.recv(timeout=0.0) is None
+        assert sender.recv(timeout=0.0) is None  # not its own frames
+    finally:
+        for bus in [sender] + readers:
+            bus.shutdown()

@@ -265,8 +265,7 @@ class PiperFirmware:
         with self._lock:  # held while sending: a resend() never overtakes newer frames
             frames = self._feedback_frames(measured, low_speed)
             self._last_feedback = frames
-            for can_id, data in frames:
-                self._send(can_id, data)
+            self._send_all(frames)
             self.feedback_sent_at = time.monotonic()
 
     def resend(self) -> None:
@@ -276,8 +275,7 @@ class PiperFirmware:
         0.5 s of silence).
         """
         with self._lock:
-            for can_id, data in self._last_feedback:
-                self._send(can_id, data)
+            self._send_all(self._last_feedback)
             self.feedback_sent_at = time.monotonic()
 
     def last_frame(self, can_id: int) -> Optional[bytes]:
@@ -419,6 +417,16 @@ class PiperFirmware:
     # --- bus I/O ------------------------------------------------------------------------------
     def _send(self, can_id: int, data: bytes) -> None:
         self._bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
+
+    def _send_all(self, frames: list) -> None:
+        """One tick's frames as one burst where the bus can (FastVirtualBus: one wake-up)."""
+        send_burst = getattr(self._bus, 'send_burst', None)
+        if send_burst is None:
+            for can_id, data in frames:
+                self._send(can_id, data)
+            return
+        send_burst([can.Message(arbitration_id=can_id, data=data, is_extended_id=False)
+                    for can_id, data in frames])
 
     def _handle(self, msg: can.Message) -> None:
         """Dispatch one received frame by id; unusable frames are logged, counted and dropped."""
