@@ -14,13 +14,14 @@
 
 """Print the closed-loop success table: vla-main's benchmark, full or reduced, with 95% intervals.
 
-Usage: MUJOCO_GL=egl python bench/bench_closed_loop.py [--full] [--demos N] [--steps N]
-       [--episodes N] [--presets a b ...] [--max-seconds S] [--out out/bench_closed_loop]
+Usage: MUJOCO_GL=egl python bench/bench_closed_loop.py [--full | --ablation] [--demos N]
+       [--steps N] [--episodes N] [--presets a b ...] [--max-seconds S] [--out DIR]
 
 Without --full it runs the quick setting (orchestration/pipeline.py QUICK); --full is the
 acceptance benchmark (orchestration/pipeline.py FULL: 50 demos, held-out seeds 1001-1050, the
 scripted expert, the policy with the object poses as input, the image-only policies and a
-random-weight model).
+random-weight model); --ablation is the seed papers' ablation (pipeline.py ABLATION: the same
+demos and budget, the image-only baseline against every depth-aware preset).
 Overrides shrink either. The table (success rate, mean episode time, final grasp-to-cube
 distance, chunk count, inference and observation-to-chunk latency p50/p95) is printed by
 vla-main; this script adds each policy's 95% Wilson interval, the settings used and the wall

@@ -77,6 +77,10 @@ def test_flags_override_the_setting(monkeypatch):
     assert pipeline.QUICK.run_name('tiny_depthvla') == 'tiny_depthvla'
     pipeline.main([])
     assert seen['setting'] == pipeline.QUICK and not seen['resume']
+    pipeline.main(['--ablation'])  # the depth-aware presets against the baseline, image only
+    assert seen['setting'].presets[0] == 'tiny_pi0_baseline' and {
+        'tiny_pi0_depth', 'tiny_depthvla', 'tiny_qdepth_vla', 'tiny_spatial_forcing',
+        'tiny_pose_vla'} <= set(seen['setting'].presets) and seen['setting'].episodes == 50
     with pytest.raises(SystemExit):
         pipeline.main(['--episodes', '0'])
     # Another task: its own time budget unless one is given, and its own objects in the export.

@@ -114,6 +114,12 @@ FULL = Setting(demos=50, presets=('tiny_pi0_baseline+env', 'tiny_pi0_keypoints+c
                                   'tiny_pi0_baseline'),
                steps=6000, episodes=50, max_seconds=10.0)
 
+# The seed papers' ablation: the image-only baseline against every depth-aware preset (sensor
+# depth tokens, DepthVLA, QDepth-VLA, Spatial Forcing, Pose-VLA), same demos and budget as FULL.
+ABLATION = replace(FULL, presets=('tiny_pi0_baseline', 'tiny_pi0_depth', 'tiny_depthvla',
+                                  'tiny_qdepth_vla', 'tiny_spatial_forcing', 'tiny_pose_vla'),
+                   expert=False, random_baseline=False)
+
 
 # The smallest run that learned the task here (test/test_closed_loop.py, measured by
 # bench/bench_smallest_loop.py): 10 demos x 1000 steps picked 0, 0 and 2 of 6 over three
@@ -255,6 +261,8 @@ def main(argv=None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument('--quick', action='store_true', help='about 6 minutes (default)')
     size.add_argument('--full', action='store_true', help='the benchmark (hours on a CPU)')
+    size.add_argument('--ablation', action='store_true',
+                      help='FULL with the baseline and every depth-aware preset (image only)')
     parser.add_argument('--out', default='out/main', help='output folder')
     parser.add_argument('--task', default=TASK,
                         help='sim task (sim/tasks.py); other than the default, episodes get '
@@ -277,7 +285,7 @@ def main(argv=None) -> int:
                         help='reuse the finished stages of an earlier run in --out')
     parser.add_argument('--no-progress', dest='progress', action='store_false')
     opts = parser.parse_args(argv)
-    setting = FULL if opts.full else QUICK
+    setting = FULL if opts.full else ABLATION if opts.ablation else QUICK
     overrides = {k: v for k, v in (('demos', opts.demos), ('steps', opts.steps),
                                    ('episodes', opts.episodes), ('max_seconds', opts.max_seconds),
                                    ('presets', tuple(opts.presets or ()) or None),
