@@ -151,7 +151,8 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
 
     The object poses exported are those of `task`'s objects.
     """
-    from vla_nodes.record.export import export, ExportConfig
+    from vla_nodes.record.export import export
+    from vla_nodes.record.export_config import ExportConfig
     from vla_nodes.sim.tasks import get_task
     dataset = out / 'dataset'
     if resume and (dataset / 'meta' / 'info.json').is_file():
