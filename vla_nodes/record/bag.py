@@ -51,7 +51,7 @@ from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 
 from vla_nodes import contract
 from vla_nodes.record.bag_meta import BagError, encode_custom_data
-from vla_nodes.ros import msgs
+from vla_nodes.ros import msgs, type_store
 
 logger = logging.getLogger(__name__)
 
@@ -422,9 +422,9 @@ class BagWriter:
 
     def _add_connection(self, topic: str, msg: Any) -> Any:
         type_name = msgs.type_name(msg)
-        text, _ = msgs.msgdef(type_name)
+        text, _ = type_store.msgdef(type_name)
         return self._writer.add_connection(
-            topic, type_name, msgdef=text, rihs01=msgs.type_hash(type_name),
+            topic, type_name, msgdef=text, rihs01=type_store.type_hash(type_name),
             offered_qos_profiles=[offered_qos(topic, self._latched)])
 
     def _finish(self) -> None:
