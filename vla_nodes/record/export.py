@@ -66,8 +66,8 @@ from vla_nodes.record.export_config import (EE_POSE_NAMES, ExportConfig, ExportE
                                             VECTOR_KINDS)
 from vla_nodes.record.export_episode import camera_info, naming, plan, write_frames
 from vla_nodes.record.export_scan import bag_info, camera_rate, check_topics, scan, streams
-from vla_nodes.record.lerobot_v3 import (DatasetError, DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12,
-                                         FFV1_NOTE, LeRobotV3Writer)
+from vla_nodes.record.lerobot_depth import DEPTH_CODECS, DEPTH_FFV1_MM16, DEPTH_HEVC12, FFV1_NOTE
+from vla_nodes.record.lerobot_v3 import DatasetError, LeRobotV3Writer
 from vla_nodes.ros import image
 
 

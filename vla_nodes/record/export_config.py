@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from vla_nodes import contract
 from vla_nodes.perception import env_state
-from vla_nodes.record.lerobot_v3 import DEPTH_HEVC12
+from vla_nodes.record.lerobot_depth import DEPTH_HEVC12
 
 
 EE_POSE_NAMES = ('x', 'y', 'z', 'qx', 'qy', 'qz', 'qw')
@@ -60,7 +60,7 @@ class ExportConfig:
         env_objects: object categories of observation.environment_state, in order (exported
             when the first bag has /vla/objects); () = none.
         depth_codec: 'hevc12-log' (LeRobot's depth video; LeRobot reads it) or 'ffv1-mm16'
-            (lossless 16-bit millimetres; LeRobot cannot read it); lerobot_v3.DEPTH_CODECS.
+            (lossless 16-bit millimetres; LeRobot cannot read it); lerobot_depth.DEPTH_CODECS.
         progress: show a progress bar over episodes.
     """
 

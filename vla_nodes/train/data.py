@@ -19,7 +19,7 @@ LeRobot's v3.0 layout): meta/info.json (fps, features, path templates), meta/tas
 meta/episodes/*.parquet (row ranges and video time ranges per episode), data/*.parquet (state,
 action, episode_index, frame_index, index, task_index, optional sync_ok) and the videos, decoded
 with PyAV: colour (H.264, AV1, ...) and depth in LeRobot's 12-bit log-quantised convention or
-as 16-bit millimetres (lerobot_v3.depth_decoder). Several episodes may share a video file.
+as 16-bit millimetres (lerobot_depth.depth_decoder). Several episodes may share a video file.
 
 Which dataset features feed the model is a feature map, {role: dataset key} with the roles
 image, depth, state and action (ROLES). The default is vla-export's names; a dataset with other
@@ -54,7 +54,8 @@ from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
                                          resize_intrinsics, resize_with_pad)
-from vla_nodes.record.lerobot_v3 import DatasetError, depth_decoder, is_depth_map, require
+from vla_nodes.record.lerobot_depth import depth_decoder, is_depth_map
+from vla_nodes.record.lerobot_v3 import DatasetError, EPISODES_GLOB, INFO_PATH, require, TASKS_PATH
 
 # role -> the sample key the model reads; also the dataset key vla-export writes (the default map)
 ROLES = {'image': OBS_IMAGE, 'depth': OBS_DEPTH, 'state': OBS_STATE, 'action': ACTION}
@@ -142,7 +143,7 @@ class LeRobotDataset:
                 (named).
         """
         self.root = Path(root)
-        info_path = self.root / 'meta' / 'info.json'
+        info_path = self.root / INFO_PATH
         if not info_path.is_file():
             raise DatasetError(f'{self.root} is not a LeRobot dataset: no meta/info.json '
                                '(make one with vla-export)')
@@ -243,10 +244,10 @@ class LeRobotDataset:
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
         names = table.column_names
         self.sync_ok = _column(table, SYNC_OK)[order].astype(bool) if SYNC_OK in names else None
-        tasks = _read_parquets([self.root / 'meta' / 'tasks.parquet'])
+        tasks = _read_parquets([self.root / TASKS_PATH])
         self.tasks = dict(zip(_column(tasks, 'task_index').tolist(),
                               tasks.column('task').to_pylist()))
-        episodes = _read_parquets(sorted(self.root.glob('meta/episodes/*/*.parquet')))
+        episodes = _read_parquets(sorted(self.root.glob(EPISODES_GLOB)))
         self.episodes = {}
         for row in episodes.to_pylist():
             e = int(row['episode_index'])
