@@ -150,7 +150,13 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
     except BaseException:
         writer.abort()
         raise
-    metadata = infos[paths[0]][1]
+    _finish(writer, config, infos[paths[0]][1], intrinsics, report)
+    return report
+
+
+def _finish(writer: LeRobotV3Writer, config: ExportConfig, metadata: dict, intrinsics: dict,
+            report: dict) -> None:
+    """Write meta/: each video's intrinsics, the first camera's calibration, the sync report."""
     video_info = {key: {'intrinsics': value} for key, value in intrinsics.items()}
     if metadata.get('calibration') is not None:  # the recorded camera's: the first one
         for key in (config.cameras[0].image_key, config.cameras[0].depth_key):
@@ -158,7 +164,6 @@ def export(bags: Sequence[str | Path], output: str | Path, config: ExportConfig 
                 video_info[key]['calibration'] = metadata['calibration']
     writer.finish(config.robot_type or metadata.get('robot'), video_info,
                   {'sync_report.json': report})
-    return report
 
 
 def _export_episode(path: Path, wanted: list, config: ExportConfig, metadata: dict,
