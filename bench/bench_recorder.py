@@ -44,7 +44,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from vla_nodes import contract
-from vla_nodes.record.bag import BagWriter, offered_qos
+from vla_nodes.record.bag import BagWriter
+from vla_nodes.record.bag_storage import offered_qos
 from vla_nodes.ros import msgs, type_store
 from vla_nodes.ros.msgs import sensor_msgs, std_msgs
 

@@ -41,10 +41,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from vla_nodes.cli_errors import one_line
-from vla_nodes.record.bag import LATCHED_TOPICS, offered_qos, UNFINISHED_MARKER
+from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import (
     BagError, decode_custom_data, encode_custom_data, read_metadata)
 from vla_nodes.record.bag_read import read_bag
+from vla_nodes.record.bag_storage import LATCHED_TOPICS, offered_qos
 from vla_nodes.record.mcap_check import McapDamage
 from vla_nodes.ros import msgs, type_store
 
