@@ -33,7 +33,7 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import bag_read, export
+from vla_nodes.record import bag_read, export, export_config, lerobot_depth
 from vla_nodes.record.bag import BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
@@ -116,10 +116,11 @@ def main() -> None:
         count = sum(1 for path in sorted(bags.iterdir()) for _ in bag_read.read_bag(path))
         read_s = time.perf_counter() - start
         print(f'read only: {count} messages in {read_s:.1f} s')
-        for codec in export.DEPTH_CODECS:  # LeRobot's 12-bit HEVC depth, lossless 16-bit FFV1
+        # LeRobot's 12-bit HEVC depth, lossless 16-bit FFV1
+        for codec in lerobot_depth.DEPTH_CODECS:
             dataset = work / f'dataset_{codec}'
             start, cpu = time.perf_counter(), time.process_time()
-            report = export.export([bags], dataset, export.ExportConfig(
+            report = export.export([bags], dataset, export_config.ExportConfig(
                 progress=False, depth_codec=codec), overwrite=True)
             export_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
             rows = sum(e['frames'] for e in report['episodes'] if 'episode_index' in e)

@@ -44,8 +44,9 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from vla_nodes import contract
-from vla_nodes.record.bag import BagWriter, offered_qos
-from vla_nodes.ros import msgs
+from vla_nodes.record.bag import BagWriter
+from vla_nodes.record.bag_storage import offered_qos
+from vla_nodes.ros import msgs, type_store
 from vla_nodes.ros.msgs import sensor_msgs, std_msgs
 
 CAMERAS = ('/camera/camera', '/wrist_left/camera', '/wrist_right/camera')
@@ -105,8 +106,8 @@ class Bare:
         if topic not in self.connections:
             type_name = msgs.type_name(msg)
             self.connections[topic] = self.writer.add_connection(
-                topic, type_name, msgdef=msgs.msgdef(type_name)[0],
-                rihs01=msgs.type_hash(type_name), offered_qos_profiles=[offered_qos(topic)])
+                topic, type_name, msgdef=type_store.msgdef(type_name)[0],
+                rihs01=type_store.type_hash(type_name), offered_qos_profiles=[offered_qos(topic)])
         self.writer.write(self.connections[topic], stamp, msgs.serialize(msg))
 
     def close(self):

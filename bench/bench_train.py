@@ -28,7 +28,7 @@ import torch
 from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
 from vla_nodes.models import presets
 from vla_nodes.models.vla import VLAModel
-from vla_nodes.train.train import flow_noise, train_step
+from vla_nodes.train.step import flow_noise, train_step
 
 PRESETS = ('tiny_pi0_depth', 'tiny_vlm4vla', 'small_pi0_baseline')
 

@@ -37,7 +37,7 @@ from vla_nodes.perception import env_state  # noqa: E402
 from vla_nodes.perception.objects import DetectedObject  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
-from vla_nodes.record import bag_read, export  # noqa: E402
+from vla_nodes.record import bag_read, export, export_config  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, tf2_msgs  # noqa: E402
 from vla_nodes.ros.msgs import trajectory_msgs  # noqa: E402
@@ -83,7 +83,7 @@ def recorded(tmp_path_factory):
 @pytest.fixture(scope='module')
 def dataset(recorded, tmp_path_factory):
     out = tmp_path_factory.mktemp('data') / 'ds'
-    export.export([r['path'] for r in recorded], out, export.ExportConfig(progress=False))
+    export.export([r['path'] for r in recorded], out, export_config.ExportConfig(progress=False))
     return out
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from vla_nodes import contract
 from vla_nodes.nodes.camera_topics import camera_info
-from vla_nodes.record import export
+from vla_nodes.record import export, export_config, export_scan
 from vla_nodes.record.bag import BagWriter
 from vla_nodes.ros import image, msgs
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs
@@ -138,7 +138,7 @@ def exported(tmp_path_factory):
         write_episode(bags / 'ep_002', 2.0, 3, camera_gap=(400 * MS, 1600 * MS)),
     ]
     out = base / 'dataset'
-    config = export.ExportConfig(max_age_s=0.1, progress=False)  # fps: the camera's, 30 Hz
+    config = export_config.ExportConfig(max_age_s=0.1, progress=False)  # fps: the camera's, 30 Hz
     report = export.export([bags], out, config)
     return out, truth, report
 
@@ -203,7 +203,7 @@ def test_v3_layout_and_info(exported):
     assert features[contract.OBS_STATE] == {'dtype': 'float32', 'shape': [7],
                                             'names': list(contract.JOINT_NAMES)}
     assert features[contract.ACTION]['names'] == list(contract.JOINT_NAMES)
-    assert features[contract.OBS_EE_POSE]['names'] == list(export.EE_POSE_NAMES)
+    assert features[contract.OBS_EE_POSE]['names'] == list(export_config.EE_POSE_NAMES)
     for key in ('timestamp', 'frame_index', 'episode_index', 'index', 'task_index'):
         assert features[key]['shape'] == [1]
     assert set(data.column_names) == {k for k, f in features.items() if f['dtype'] != 'video'}
@@ -389,13 +389,14 @@ def test_the_rate_defaults_to_the_cameras(tmp_path):
     A 30 Hz default repeated every frame three times.
     """
     write_episode(tmp_path / 'ep', 2.0, 8, camera_hz=10)
-    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(progress=False))
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds',
+                           export_config.ExportConfig(progress=False))
     assert report['fps'] == read_json(tmp_path / 'ds/meta/info.json')['fps'] == 10
     frames = decode(tmp_path / f'ds/videos/{COLOR_KEY}/chunk-000/file-000.mp4', 'rgb24')
     assert 15 <= len(frames) <= 20
     red = np.array([f[..., 0].mean() for f in frames])  # rgb(k): red rises by 3 per frame
     assert (np.diff(red) > 0).all() and abs(red[-1] - red[0] - 3 * (len(red) - 1)) < 4
-    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export.ExportConfig(
+    report = export.export([tmp_path / 'ep'], tmp_path / 'ds', export_config.ExportConfig(
         fps=20, progress=False), overwrite=True)
     assert report['fps'] == 20
 
@@ -404,8 +405,8 @@ def test_missing_topic_is_named(tmp_path):
     path = tmp_path / 'no_leader'
     keep = set(contract.TOPIC_TYPES) - {contract.LEADER_JOINT_STATES_TOPIC}
     write_episode(path, 0.5, 4, topics=keep)
-    with pytest.raises(export.ExportError, match='/leader/joint_states') as error:
-        export.export([path], tmp_path / 'out', export.ExportConfig(progress=False))
+    with pytest.raises(export_config.ExportError, match='/leader/joint_states') as error:
+        export.export([path], tmp_path / 'out', export_config.ExportConfig(progress=False))
     assert 'action' in str(error.value)
     assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.partial').exists()
 
@@ -414,8 +415,9 @@ def test_a_different_camera_is_refused(tmp_path):
     (tmp_path / 'bags').mkdir()
     write_episode(tmp_path / 'bags' / 'a', 0.5, 6)
     write_episode(tmp_path / 'bags' / 'b', 0.5, 7, k_matrix=K * [[1.1], [1.1], [1]])
-    with pytest.raises(export.ExportError, match='intrinsics differ') as error:
-        export.export([tmp_path / 'bags'], tmp_path / 'out', export.ExportConfig(progress=False))
+    with pytest.raises(export_config.ExportError, match='intrinsics differ') as error:
+        export.export([tmp_path / 'bags'], tmp_path / 'out',
+                      export_config.ExportConfig(progress=False))
     assert str(tmp_path / 'bags' / 'b') in str(error.value)
     assert not (tmp_path / 'out').exists() and not (tmp_path / 'out.partial').exists()
 
@@ -450,9 +452,9 @@ def test_a_bag_opening_with_the_previous_episodes_command_starts_with_its_own(tm
     """
     (tmp_path / 'bags').mkdir()
     written = write_episode(tmp_path / 'bags' / 'ep', 1.0, 1, stale_leader=20)  # 0.2 s held
-    assert export.stale_leader_prefix(np.stack(written['action'][1])) == 20
+    assert export_scan.stale_leader_prefix(np.stack(written['action'][1])) == 20
     report = export.export([tmp_path / 'bags'], tmp_path / 'dataset',
-                           export.ExportConfig(progress=False))
+                           export_config.ExportConfig(progress=False))
     assert report['episodes'][0]['stale_leader_dropped'] == 20
     table = pq.read_table(next((tmp_path / 'dataset' / 'data').glob('*/*.parquet')))
     actions = np.array(table.column(contract.ACTION).to_pylist())
@@ -461,7 +463,7 @@ def test_a_bag_opening_with_the_previous_episodes_command_starts_with_its_own(tm
     assert report['episodes'][0]['start_ns'] >= first_own
     # A leader at rest that then moves on smoothly keeps its first messages.
     held = np.repeat(STALE_COMMAND[None], 5, axis=0)
-    assert export.stale_leader_prefix(np.vstack([held, held[-1] + 0.001])) == 0
+    assert export_scan.stale_leader_prefix(np.vstack([held, held[-1] + 0.001])) == 0
 
 
 def test_depth_video_decodes_from_every_frame_a_reader_seeks_to(tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import get_typestore, Stores
 
-from vla_nodes.ros import msgs
+from vla_nodes.ros import msgs, type_store
 from vla_nodes.ros.msgs import (
     builtin_interfaces, diagnostic_msgs, geometry_msgs, sensor_msgs, std_msgs, std_srvs,
     trajectory_msgs, vision_msgs)
@@ -35,12 +35,12 @@ HUMBLE = get_typestore(Stores.ROS2_HUMBLE)  # an independent store for the std t
 
 def rb(type_name, **fields):
     """A rosbags dataclass, built by hand (not by our converter)."""
-    store = HUMBLE if type_name in HUMBLE.types else msgs.typestore()
+    store = HUMBLE if type_name in HUMBLE.types else type_store.typestore()
     return store.types[type_name](**fields)
 
 
 def rb_cdr(obj, type_name):
-    store = HUMBLE if type_name in HUMBLE.types else msgs.typestore()
+    store = HUMBLE if type_name in HUMBLE.types else type_store.typestore()
     return bytes(store.serialize_cdr(obj, type_name))
 
 
@@ -308,7 +308,7 @@ def test_type_hashes_equal_rosidl():
             'd31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47',
     }
     for type_name, digest in expected.items():
-        assert msgs.type_hash(type_name) == f'RIHS01_{digest}', type_name
+        assert type_store.type_hash(type_name) == f'RIHS01_{digest}', type_name
 
 
 def test_lookup_helpers():
@@ -323,7 +323,7 @@ def test_lookup_helpers():
         sensor_msgs.Nope
     with pytest.raises(ValueError):
         msgs.get_message('Image')
-    text, encoding = msgs.msgdef('vision_msgs/msg/Detection3DArray')
+    text, encoding = type_store.msgdef('vision_msgs/msg/Detection3DArray')
     assert encoding == 'ros2msg'
     assert text.startswith('std_msgs/Header header\nvision_msgs/Detection3D[] detections\n')
     assert 'MSG: vision_msgs/ObjectHypothesisWithPose\n' in text

@@ -33,7 +33,7 @@ from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
 from vla_nodes.orchestration.record import record_sim  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
-from vla_nodes.record import bag_meta, bag_read, export  # noqa: E402
+from vla_nodes.record import bag_meta, bag_read, export, export_config  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import sensor_msgs, trajectory_msgs  # noqa: E402
 from vla_nodes.train.data import LeRobotDataset  # noqa: E402
@@ -55,7 +55,8 @@ def recorded(tmp_path_factory):
 @pytest.fixture(scope='module')
 def dataset(recorded, tmp_path_factory):
     out = tmp_path_factory.mktemp('data') / 'ds'
-    export.export(recorded, out, export.ExportConfig(cameras=(SCENE, WRIST), progress=False))
+    export.export(recorded, out,
+                  export_config.ExportConfig(cameras=(SCENE, WRIST), progress=False))
     return out
 
 

@@ -45,7 +45,7 @@ from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
     audit_episode, EpisodeRecorder, format_audit, next_episode_index, RecorderConfig, TopicStats)
-from vla_nodes.ros import image, local, msgs
+from vla_nodes.ros import image, local, type_store
 from vla_nodes.ros.msgs import (
     diagnostic_msgs, geometry_msgs, sensor_msgs, std_msgs, std_srvs, tf2_msgs)
 
@@ -540,7 +540,7 @@ def test_sigterm_finishes_the_bag(tmp_path, how):
     assert not (path / UNFINISHED_MARKER).exists() and not repair.needs_repair(path)
     # read back by rosbags itself, no repair
     from rosbags.highlevel import AnyReader
-    with AnyReader([path], default_typestore=msgs.typestore()) as reader:
+    with AnyReader([path], default_typestore=type_store.typestore()) as reader:
         topics = [c.topic for c, _, _ in reader.messages()]
     assert topics and set(topics) == {contract.DIAGNOSTICS_TOPIC}
 

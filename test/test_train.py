@@ -34,7 +34,8 @@ from vla_nodes.policy.checkpoint import read_policy_json
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy
 from vla_nodes.policy.transforms import compute_stats
 from vla_nodes.train.data import batch_indices, collate, DatasetError, LeRobotDataset
-from vla_nodes.train.train import flow_noise, main, train_step
+from vla_nodes.train.step import flow_noise, train_step
+from vla_nodes.train.train import main
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -200,7 +201,7 @@ def test_a_run_leaves_checkpoints_metrics_and_a_plot(run, dataset):
 
 
 def test_the_first_frame_error_compares_each_held_out_episodes_first_chunk(dataset):
-    from vla_nodes.train.train import Samples
+    from vla_nodes.train.prepare import Samples
     from vla_nodes.train.validation import first_frame_error, first_frame_indices
     config = presets.get('tiny_pi0_depth')
     held = Samples([LeRobotDataset(dataset, horizon=config.horizon, image_size=config.image_size,
@@ -296,7 +297,7 @@ def test_pose_vla_trains_with_its_priors_and_pretrains_on_the_robots_trajectorie
 def test_pose_answers_are_the_chunks_waypoints_in_the_camera_frame(dataset):
     from vla_nodes.models import pose_vla
     from vla_nodes.models.spatial_streams import add_pose_answers, POSE_ANSWER
-    from vla_nodes.train.train import fit_pose_tokenizer
+    from vla_nodes.train.prepare import fit_pose_tokenizer
     config = presets.get('tiny_pose_vla_pretrain')
     data = LeRobotDataset(dataset, 16, 56, pose_targets=True)
     tokenizer = fit_pose_tokenizer([data], config.pose)
@@ -441,7 +442,8 @@ def test_ddp_with_two_cpu_processes_gives_the_one_process_gradients(tmp_path):
         'from test_train import tiny_batch\n'
         'from vla_nodes.models import presets\n'
         'from vla_nodes.models.vla import VLAModel\n'
-        'from vla_nodes.train.train import flow_noise, setup_distributed, train_step\n'
+        'from vla_nodes.train.distributed import setup_distributed\n'
+        'from vla_nodes.train.step import flow_noise, train_step\n'
         'torch.set_num_threads(1)\n'
         "rank, world, device = setup_distributed('cpu')\n"
         'torch.manual_seed(0)\n'
@@ -517,7 +519,7 @@ def test_fsdp_on_two_cpu_processes_trains_saves_and_resumes_like_ddp(dataset, tm
 
 
 def test_random_shift_moves_each_samples_images_and_depth_together_and_is_reproducible():
-    from vla_nodes.train.train import random_shift
+    from vla_nodes.train.step import random_shift
     image = torch.arange(8 * 8, dtype=torch.float32).reshape(1, 8, 8)
     batch = {OBS_IMAGE: image[..., None].expand(4, 8, 8, 3).to(torch.uint8),
              OBS_DEPTH: image.expand(4, 8, 8).clone(), ACTION: torch.zeros(4, 2, 7)}

@@ -32,7 +32,7 @@ import pytest
 from zenoh_peer import frames, INSTRUCTION
 
 from graph import spin
-from vla_nodes.ros import local, msgs
+from vla_nodes.ros import local, msgs, type_store
 from vla_nodes.ros import zenoh_keys as K
 from vla_nodes.ros.qos import qos_profile_latched, qos_profile_sensor_data
 from vla_nodes.ros.zenoh_bus import session_config, ZenohBus
@@ -276,7 +276,7 @@ def test_interop_with_zenoh_ros2_sdk():
     try:
         # Workarounds, in the test only: the SDK fetches message definitions from GitHub (give it
         # ours) and its hash of a type with nested types is not rosidl's (pass the right one).
-        store = msgs.typestore()
+        store = type_store.typestore()
         sdk_session.store.register({t: store.fielddefs[t] for t in (
             'builtin_interfaces/msg/Time', 'std_msgs/msg/Header')})
         common = dict(msg_type='sensor_msgs/msg/JointState', msg_definition=JOINT_STATE_MSG,

@@ -157,7 +157,8 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
 
     The object poses exported are those of `task`'s objects.
     """
-    from vla_nodes.record.export import export, ExportConfig
+    from vla_nodes.record.export import export
+    from vla_nodes.record.export_config import ExportConfig
     from vla_nodes.sim.tasks import get_task
     dataset = out / 'dataset'
     if resume and (dataset / 'meta' / 'info.json').is_file():
@@ -171,7 +172,8 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
 def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool = True,
           seed: int = 0) -> Path:
     """Train the policy `spec` (parse_spec) on the dataset; returns its latest checkpoint."""
-    from vla_nodes.train.train import LATEST, run, TrainConfig
+    from vla_nodes.train.config import LATEST, TrainConfig
+    from vla_nodes.train.train import run
     preset, env_state, _ = parse_spec(spec)
     run_dir = out / 'runs' / setting.run_name(spec)
     config = TrainConfig(data=(str(dataset),), out=str(run_dir), preset=preset,

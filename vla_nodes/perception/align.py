@@ -100,18 +100,7 @@ def fit_scale_shift(output: np.ndarray, reference_m: np.ndarray, space: str = 'i
         raise AlignmentError(f'alignment space {space!r}: use one of {SPACES}')
     output = np.asarray(output, dtype=np.float64)
     reference_m = np.asarray(reference_m, dtype=np.float64)
-    if output.shape != reference_m.shape:
-        raise AlignmentError(f'model output {output.shape} and references {reference_m.shape} '
-                             'differ in size: resample the references to the image size')
-    with np.errstate(invalid='ignore'):
-        usable = np.isfinite(output) & np.isfinite(reference_m) & (reference_m > 0)
-    x, ref = output[usable], reference_m[usable]
-    if x.size > max_references:
-        keep = np.linspace(0, x.size - 1, max_references).astype(int)
-        x, ref = x[keep], ref[keep]
-    if x.size < min_references:
-        raise AlignmentError(f'only {x.size} metric references (need {min_references}): give '
-                             'sparse sensor depth or the table plane (calibration + table height)')
+    x, ref = _references(output, reference_m, min_references, max_references)
     y = 1.0 / ref if space == 'inverse' else ref
     _lstsq(x, y, with_shift)  # raises if the output has no contrast
     scale, shift = _least_median(x, y, with_shift)
@@ -132,6 +121,24 @@ def fit_scale_shift(output: np.ndarray, reference_m: np.ndarray, space: str = 'i
     error = fit.apply(x[inliers]) - ref[inliers]
     rms = float(np.sqrt(np.nanmean(error ** 2))) if np.isfinite(error).any() else float('inf')
     return ScaleShift(fit.scale, fit.shift, space, rms, fit.inliers, fit.references)
+
+
+def _references(output: np.ndarray, reference_m: np.ndarray, min_references: int,
+                max_references: int) -> tuple:
+    """(x, ref): the output and metric depth where both are usable, thinned to max_references."""
+    if output.shape != reference_m.shape:
+        raise AlignmentError(f'model output {output.shape} and references {reference_m.shape} '
+                             'differ in size: resample the references to the image size')
+    with np.errstate(invalid='ignore'):
+        usable = np.isfinite(output) & np.isfinite(reference_m) & (reference_m > 0)
+    x, ref = output[usable], reference_m[usable]
+    if x.size > max_references:
+        keep = np.linspace(0, x.size - 1, max_references).astype(int)
+        x, ref = x[keep], ref[keep]
+    if x.size < min_references:
+        raise AlignmentError(f'only {x.size} metric references (need {min_references}): give '
+                             'sparse sensor depth or the table plane (calibration + table height)')
+    return x, ref
 
 
 def _least_median(x: np.ndarray, y: np.ndarray, with_shift: bool, trials: int = 200,

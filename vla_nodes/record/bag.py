@@ -43,15 +43,10 @@ import threading
 import time
 from typing import Any, Iterable
 
-from rosbags.interfaces import (
-    Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime)
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
-from rosbags.rosbag2.storage_mcap import McapWriter
-from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
-
-from vla_nodes import contract
 from vla_nodes.record.bag_meta import BagError, encode_custom_data
-from vla_nodes.ros import msgs
+from vla_nodes.record.bag_storage import (flush_storage, LATCHED_TOPICS, make_writer, offered_qos,
+                                          open_error)
+from vla_nodes.ros import msgs, type_store
 
 logger = logging.getLogger(__name__)
 
@@ -70,61 +65,7 @@ DEFAULT_FLUSH_PERIOD_S = 1.0
 # Lives in the bag folder from open until metadata.yaml is written; holds the custom metadata.
 UNFINISHED_MARKER = 'vla_unfinished.json'
 MESSAGE_OVERHEAD_BYTES = 256  # counted per queued message on top of its `data` field
-# Topics offered as transient local (latched), so `ros2 bag play` re-latches them.
-LATCHED_TOPICS = (contract.TF_STATIC_TOPIC, contract.INSTRUCTION_TOPIC)
 _STOP = object()
-
-
-# --- writing ------------------------------------------------------------------------------------
-def offered_qos(topic: str, latched_topics: Iterable[str] = LATCHED_TOPICS) -> Qos:
-    """The QoS recorded for `topic`: transient local when latched, else volatile."""
-    latched = topic in set(latched_topics)
-    return _qos(QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE)
-
-
-def _qos(durability: QosDurability) -> Qos:
-    """The QoS offered in metadata: reliable, keep last, as rclpy publishers usually are."""
-    depth = 1 if durability == QosDurability.TRANSIENT_LOCAL else 10
-    never = QosTime(0, 0)  # 0 = rmw default (infinite)
-    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, durability, never, never,
-               QosLiveliness.AUTOMATIC, never, False)
-
-
-def _make_writer(path: Path, storage: str, version: int, custom: dict[str, str]) -> Writer:
-    """A rosbags Writer for `path`, checked here so a bad path fails in the caller."""
-    if not path.parent.is_dir():
-        raise BagError(f'cannot create bag {path}: the folder {path.parent} does not exist. '
-                       f'Create it first (mkdir -p {path.parent}) or choose another folder.')
-    if path.exists():
-        raise BagError(f'cannot create bag {path}: it already exists and bags are never '
-                       f'overwritten. Use a new name per episode or delete the old bag.')
-    try:
-        plugin = StoragePlugin[storage.upper()]
-    except KeyError:
-        raise ValueError(f'storage {storage!r}: use "mcap" or "sqlite3"') from None
-    try:
-        writer = Writer(path, version=version, storage_plugin=plugin)
-    except WriterError as exc:
-        raise ValueError(f'{exc} Use 8 (readable by Humble) or 9 (Jazzy and later).') from None
-    for key, value in custom.items():
-        writer.set_custom_data(key, value)
-    return writer
-
-
-def flush_storage(writer: Writer) -> None:
-    """Hand what `writer` wrote so far to the OS, so that a killed process leaves it readable.
-
-    rosbags (pinned in setup.py) keeps the pending MCAP chunk in memory until it exceeds 1 MiB
-    and commits sqlite3 only on close: this closes the pending chunk (its messages and their
-    index) and flushes the file, or commits. These are rosbags internals, hence the pin.
-    """
-    storage = writer.storage
-    if isinstance(storage, McapWriter):
-        if storage.chunk.msgs:  # schemas alone stay pending: a chunk needs a message time
-            storage.close_chunk()
-        storage.bio.flush()
-    elif isinstance(storage, Sqlite3Writer):
-        storage.conn.commit()
 
 
 def _payload_size(msg: Any) -> int:
@@ -133,13 +74,6 @@ def _payload_size(msg: Any) -> int:
         return len(msg.data) + MESSAGE_OVERHEAD_BYTES
     except (AttributeError, TypeError):
         return MESSAGE_OVERHEAD_BYTES
-
-
-def _open_error(path: Path, exc: BaseException) -> BagError:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
-    return BagError(f'cannot create bag {path}: {reason}. Check that {path.parent} is '
-                    f'writable (permissions, read-only mount, free space) or choose another '
-                    f'folder.')
 
 
 class BagWriter:
@@ -194,8 +128,8 @@ class BagWriter:
         self._closed = False
         self._metadata = dict(metadata or {})
         self._storage, self._version = storage, version
-        self._writer = _make_writer(self.path, storage, version,
-                                    encode_custom_data(self._metadata))
+        self._writer = make_writer(self.path, storage, version,
+                                   encode_custom_data(self._metadata))
         if flush_period_s is not None and flush_period_s <= 0:
             raise ValueError(f'flush_period_s must be positive or None, got {flush_period_s}')
         self._flush_period = flush_period_s
@@ -211,7 +145,7 @@ class BagWriter:
         self._opened.wait()
         if self.error is not None:
             self._closed = True
-            raise _open_error(self.path, self.error) from self.error
+            raise open_error(self.path, self.error) from self.error
         _OPEN.add(self)
 
     @property
@@ -422,9 +356,9 @@ class BagWriter:
 
     def _add_connection(self, topic: str, msg: Any) -> Any:
         type_name = msgs.type_name(msg)
-        text, _ = msgs.msgdef(type_name)
+        text, _ = type_store.msgdef(type_name)
         return self._writer.add_connection(
-            topic, type_name, msgdef=text, rihs01=msgs.type_hash(type_name),
+            topic, type_name, msgdef=text, rihs01=type_store.type_hash(type_name),
             offered_qos_profiles=[offered_qos(topic, self._latched)])
 
     def _finish(self) -> None:

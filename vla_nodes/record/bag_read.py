@@ -31,7 +31,7 @@ from vla_nodes.cli_errors import run_cli
 from vla_nodes.record.bag_meta import (
     BagError, damaged_bag, load_metadata_yaml, read_metadata)
 from vla_nodes.record.mcap_check import check_mcap, McapDamage
-from vla_nodes.ros import msgs
+from vla_nodes.ros import msgs, type_store
 
 
 @contextmanager
@@ -48,7 +48,7 @@ def _reading(path: Path):
     try:
         for file in sorted(path.glob('*.mcap')):
             check_mcap(file)
-        with AnyReader([path], default_typestore=msgs.typestore()) as reader:
+        with AnyReader([path], default_typestore=type_store.typestore()) as reader:
             yield reader
     except (BagError, MemoryError):
         raise
@@ -67,11 +67,11 @@ def read_bag(path: str | Path,
         topics: only these topics; None for all.
 
     Yields:
-        Messages as the façade's classes (local or rclpy); types unknown to msgs.typestore()
+        Messages as the façade's classes (local or rclpy); types unknown to type_store.typestore()
         come as rosbags dataclasses decoded from the definitions stored in the bag.
     """
     wanted = None if topics is None else set(topics)
-    known = msgs.typestore().fielddefs
+    known = type_store.typestore().fielddefs
     with _reading(Path(path)) as reader:
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn, stamp_ns, raw in reader.messages(connections=connections):

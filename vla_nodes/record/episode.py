@@ -39,8 +39,9 @@ import threading
 from typing import Any, Mapping
 
 from vla_nodes.record.bag import (
-    BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, LATCHED_TOPICS)
+    BagWriter, DEFAULT_FLUSH_PERIOD_S, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE)
 from vla_nodes.record.bag_meta import BagError
+from vla_nodes.record.bag_storage import LATCHED_TOPICS
 
 OK, WARN, ERROR = 'ok', 'warn', 'error'
 _RANK = {OK: 0, WARN: 1, ERROR: 2}

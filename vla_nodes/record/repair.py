@@ -41,12 +41,13 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
 from vla_nodes.cli_errors import one_line
-from vla_nodes.record.bag import LATCHED_TOPICS, offered_qos, UNFINISHED_MARKER
+from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import (
     BagError, decode_custom_data, encode_custom_data, read_metadata)
 from vla_nodes.record.bag_read import read_bag
+from vla_nodes.record.bag_storage import LATCHED_TOPICS, offered_qos
 from vla_nodes.record.mcap_check import McapDamage
-from vla_nodes.ros import msgs
+from vla_nodes.ros import msgs, type_store
 
 logger = logging.getLogger(__name__)
 DAMAGED_SUFFIX = '.damaged'
@@ -210,7 +211,7 @@ class _Copy:
     def __init__(self, writer: Writer):
         self.writer, self.schemas, self.connections = writer, {}, {}
         self.counts, self.dropped = {}, 0
-        self._known = msgs.typestore().fielddefs
+        self._known = type_store.typestore().fielddefs
 
     def take(self, record) -> None:
         if isinstance(record, Schema):
@@ -273,8 +274,8 @@ def _definition(schema: Schema) -> tuple[str, str]:
     The suite's own for types it knows (the copy in a damaged file may be damaged too), else the
     file's, which must parse.
     """
-    if schema.name in msgs.typestore().fielddefs:
-        return msgs.msgdef(schema.name)[0], msgs.type_hash(schema.name)
+    if schema.name in type_store.typestore().fielddefs:
+        return type_store.msgdef(schema.name)[0], type_store.type_hash(schema.name)
     text = schema.data.decode('utf-8')
     store = get_typestore(Stores.EMPTY)
     store.register(get_types_from_msg(text, schema.name))

@@ -271,7 +271,7 @@ class ZenohBus:
         key = K.topic_keyexpr(self.domain_id, srv.name, service_type, entity.type_hash)
 
         def on_query(query):
-            from vla_nodes.ros.local import Future
+            from vla_nodes.ros.local.future import Future
             try:
                 seq, _, client_gid = K.parse_attachment(query.attachment.to_bytes())
                 request = msgs.deserialize(query.payload.to_bytes(), f'{service_type}_Request')

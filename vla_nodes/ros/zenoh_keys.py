@@ -162,10 +162,10 @@ def parse_attachment(data: bytes) -> tuple[int, int, bytes]:
 
 def type_hash(type_name: str) -> str:
     """RIHS01 hash of a message ('pkg/msg/T') or service ('pkg/srv/T') type, as rosidl makes it."""
-    from vla_nodes.ros import msgs
+    from vla_nodes.ros import type_store
     if type_name.split('/')[1] == 'srv':
         return _service_hash(type_name)
-    return msgs.type_hash(type_name)
+    return type_store.type_hash(type_name)
 
 
 # rosidl's type description of a service `pkg/srv/T` is a struct of its request, response and
@@ -181,9 +181,9 @@ def _service_hash(type_name: str) -> str:
     from rosbags.interfaces import Nodetype
     from rosbags.typesys import get_types_from_msg, get_typestore
 
-    from vla_nodes.ros import msgs
-    store = get_typestore(msgs.STORE)
-    store.register({k: v for k, v in msgs.typestore().fielddefs.items()
+    from vla_nodes.ros import type_store
+    store = get_typestore(type_store.STORE)
+    store.register({k: v for k, v in type_store.typestore().fielddefs.items()
                     if k not in store.fielddefs})
     types = get_types_from_msg(_SERVICE_EVENT_INFO, 'service_msgs/msg/ServiceEventInfo')
 

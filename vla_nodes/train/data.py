@@ -19,7 +19,7 @@ LeRobot's v3.0 layout): meta/info.json (fps, features, path templates), meta/tas
 meta/episodes/*.parquet (row ranges and video time ranges per episode), data/*.parquet (state,
 action, episode_index, frame_index, index, task_index, optional sync_ok) and the videos, decoded
 with PyAV: colour (H.264, AV1, ...) and depth in LeRobot's 12-bit log-quantised convention or
-as 16-bit millimetres (lerobot_v3.depth_decoder). Several episodes may share a video file.
+as 16-bit millimetres (lerobot_depth.depth_decoder). Several episodes may share a video file.
 
 Which dataset features feed the model is a feature map, {role: dataset key} with the roles
 image, depth, state and action (ROLES). The default is vla-export's names; a dataset with other
@@ -54,7 +54,9 @@ from vla_nodes.models.spatial_streams import POSE_BASE_CAM, POSE_EE_CHUNK
 from vla_nodes.models.vla import ACTION_PAD
 from vla_nodes.policy.transforms import (check_crop, compute_stats, content_box, Normalize,
                                          resize_intrinsics, resize_with_pad)
-from vla_nodes.record.lerobot_v3 import DatasetError, depth_decoder, is_depth_map, require
+from vla_nodes.record.lerobot_depth import depth_decoder, is_depth_map
+from vla_nodes.record.lerobot_v3 import (DATA_GLOB, DatasetError, EPISODES_GLOB, INFO_PATH,
+                                         require, TASKS_PATH)
 
 # role -> the sample key the model reads; also the dataset key vla-export writes (the default map)
 ROLES = {'image': OBS_IMAGE, 'depth': OBS_DEPTH, 'state': OBS_STATE, 'action': ACTION}
@@ -92,6 +94,20 @@ def parse_feature_map(spec=None):
                                f'{key!r})')
         given[role] = mapping[role] = key
     return mapping
+
+
+def _read_info(root):
+    """meta/info.json of a LeRobot v3.x dataset folder."""
+    info_path = root / INFO_PATH
+    if not info_path.is_file():
+        raise DatasetError(f'{root} is not a LeRobot dataset: no meta/info.json '
+                           '(make one with vla-export)')
+    info = json.loads(info_path.read_text())
+    version = str(info.get('codebase_version', ''))
+    if not version.startswith('v3'):
+        raise DatasetError(f'{root}: codebase_version {version!r}; this reader '
+                           'needs a LeRobot v3.x dataset (re-export with vla-export)')
+    return info
 
 
 def _read_parquets(paths):
@@ -142,15 +158,7 @@ class LeRobotDataset:
                 (named).
         """
         self.root = Path(root)
-        info_path = self.root / 'meta' / 'info.json'
-        if not info_path.is_file():
-            raise DatasetError(f'{self.root} is not a LeRobot dataset: no meta/info.json '
-                               '(make one with vla-export)')
-        self.info = json.loads(info_path.read_text())
-        version = str(self.info.get('codebase_version', ''))
-        if not version.startswith('v3'):
-            raise DatasetError(f'{self.root}: codebase_version {version!r}; this reader '
-                               'needs a LeRobot v3.x dataset (re-export with vla-export)')
+        self.info = _read_info(self.root)
         features = self.info['features']
         roles = ['state', 'action', 'image'] + (['depth'] if use_depth else [])
         mapping = parse_feature_map(feature_map)
@@ -167,22 +175,9 @@ class LeRobotDataset:
                                               image_size, self.crop), dtype=np.int64)
         self.base_cam = _camera_to_base(image) if pose_targets else None
         if pose_targets:
-            lacking = [what for what, ok in (
-                (f'{OBS_EE_POSE} (the /vla/ee_pose topic in the bags)', OBS_EE_POSE in features),
-                ('the camera intrinsics', self.intrinsics is not None),
-                ('the camera calibration (camera_to_base)', self.base_cam is not None)) if not ok]
-            if lacking:
-                raise DatasetError(f'{self.root}: Pose-VLA pre-training needs {lacking}: record '
-                                   'with pose_node and a calibration, then re-export with '
-                                   'vla-export')
+            self._check_pose_targets(features)
         self.pose_targets = pose_targets
-        self.env_names = None  # the environment state's feature names, when used
-        if env_state:
-            if OBS_ENV_STATE not in features:
-                raise DatasetError(f'{self.root}: no {OBS_ENV_STATE} (object poses): record with '
-                                   'pose_node running (/vla/objects) and a calibration, then '
-                                   're-export with vla-export; or train without --env-state')
-            self.env_names = list(features[OBS_ENV_STATE].get('names') or [])
+        self.env_names = self._env_names(features) if env_state else None
         self._load_tables()
         chosen = sorted(self.episodes) if episodes is None else list(episodes)
         unknown = sorted(set(chosen) - set(self.episodes))
@@ -194,6 +189,25 @@ class LeRobotDataset:
         self.samples = rows[ok]  # (N,) row numbers
         self._cache = OrderedDict()
         self._cache_bytes = int(cache_mb * 2 ** 20)
+
+    def _check_pose_targets(self, features):
+        """Pose-VLA pre-training needs the end-effector poses, intrinsics and calibration."""
+        lacking = [what for what, ok in (
+            (f'{OBS_EE_POSE} (the /vla/ee_pose topic in the bags)', OBS_EE_POSE in features),
+            ('the camera intrinsics', self.intrinsics is not None),
+            ('the camera calibration (camera_to_base)', self.base_cam is not None)) if not ok]
+        if lacking:
+            raise DatasetError(f'{self.root}: Pose-VLA pre-training needs {lacking}: record '
+                               'with pose_node and a calibration, then re-export with '
+                               'vla-export')
+
+    def _env_names(self, features):
+        """The environment state's feature names (object poses); the feature must exist."""
+        if OBS_ENV_STATE not in features:
+            raise DatasetError(f'{self.root}: no {OBS_ENV_STATE} (object poses): record with '
+                               'pose_node running (/vla/objects) and a calibration, then '
+                               're-export with vla-export; or train without --env-state')
+        return list(features[OBS_ENV_STATE].get('names') or [])
 
     def _check_features(self, features):
         """Every mapped feature exists and is of its role's kind."""
@@ -227,7 +241,7 @@ class LeRobotDataset:
                                    f'{sorted(features)}')
 
     def _load_tables(self):
-        data_files = sorted(self.root.glob('data/*/*.parquet'))
+        data_files = sorted(self.root.glob(DATA_GLOB))
         if not data_files:
             raise DatasetError(f'{self.root}: no data/*/*.parquet files')
         table = _read_parquets(data_files)
@@ -243,10 +257,10 @@ class LeRobotDataset:
         self.task_index = _column(table, 'task_index')[order].astype(np.int64)
         names = table.column_names
         self.sync_ok = _column(table, SYNC_OK)[order].astype(bool) if SYNC_OK in names else None
-        tasks = _read_parquets([self.root / 'meta' / 'tasks.parquet'])
+        tasks = _read_parquets([self.root / TASKS_PATH])
         self.tasks = dict(zip(_column(tasks, 'task_index').tolist(),
                               tasks.column('task').to_pylist()))
-        episodes = _read_parquets(sorted(self.root.glob('meta/episodes/*/*.parquet')))
+        episodes = _read_parquets(sorted(self.root.glob(EPISODES_GLOB)))
         self.episodes = {}
         for row in episodes.to_pylist():
             e = int(row['episode_index'])

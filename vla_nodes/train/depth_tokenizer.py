@@ -163,10 +163,8 @@ def _forget(optimizer, param, rows):
             state[key][rows.to(state[key].device)] = 0.0
 
 
-def main(argv=None):
-    """The vla-depth-tokenizer command line; returns the exit status."""
-    from vla_nodes.models.qdepth import DepthVQVAE, DepthVQVAEConfig, TINY_VQVAE
-
+def parse_args(argv=None):
+    """The vla-depth-tokenizer flags."""
     parser = argparse.ArgumentParser(prog='vla-depth-tokenizer',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('datasets', nargs='+', help='LeRobot v3 dataset folders (vla-export)')
@@ -188,7 +186,14 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--no-progress', action='store_true')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """The vla-depth-tokenizer command line; returns the exit status."""
+    from vla_nodes.models.qdepth import DepthVQVAE, DepthVQVAEConfig, TINY_VQVAE
+
+    args = parse_args(argv)
 
     import torch
 

@@ -1,0 +1,213 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Executors: take ready work from nodes and run it, in one thread or on a pool."""
+
+import collections
+import concurrent.futures
+import threading
+import time
+
+from vla_nodes.ros.local.context import get_default_context
+
+
+class Executor:
+    """Takes ready work from its nodes and runs it; subclasses choose the thread."""
+
+    def __init__(self, *, context=None):
+        self.context = context or get_default_context()
+        self._nodes = []
+        self._rr = 0
+        self._shutdown = False
+        self._lock = threading.Lock()
+        self.idle_generation = -1  # the context generation at which it last found no work
+        self.context.executors.add(self)
+
+    def has_work(self) -> bool:
+        """Whether any entity of its nodes has work ready (a message, a request, a due timer)."""
+        return any(e.has_work() for n in self.get_nodes() for e in n.ready_work())
+
+    def add_node(self, node) -> bool:
+        with self._lock:
+            if node in self._nodes:
+                return False
+            self._nodes.append(node)
+        self.context.wake()
+        return True
+
+    def remove_node(self, node) -> None:
+        with self._lock:
+            if node in self._nodes:
+                self._nodes.remove(node)
+
+    def get_nodes(self) -> list:
+        with self._lock:
+            return list(self._nodes)
+
+    def shutdown(self, timeout_sec=None) -> bool:
+        self._shutdown = True
+        self.context.wake()
+        return True
+
+    def _running(self) -> bool:
+        return self.context.ok() and not self._shutdown
+
+    def _take_ready(self, generation: int = -1):
+        """One (callable, group) whose group can run now, rotating over entities for fairness.
+
+        Finding nothing at the context's `generation` is recorded (see Context.idle).
+        """
+        entities = [e for n in self.get_nodes() for e in n.ready_work()]
+        if not entities:
+            self._found_nothing(generation)
+            return None
+        # The rotation moves on only when work is taken: given the same work, the same order
+        # (a lock-step simulation replays bit for bit), however often an idle executor polls.
+        start = self._rr % len(entities)
+        with self.context.cond:
+            self.context.active += 1  # taken but not yet run still counts as busy
+        for entity in entities[start:] + entities[:start]:
+            if not entity.has_work():  # cheap, lock-free: most entities have nothing
+                continue
+            group = entity.callback_group
+            if not group.beginning_execution():
+                continue
+            work = entity.take()
+            if work is not None:
+                self._rr += 1
+                return work, group
+            group.ending_execution()
+        self._done_one(notify=False)  # nothing happened: waking executors would make them spin
+        self._found_nothing(generation)
+        return None
+
+    def _found_nothing(self, generation: int) -> None:
+        with self.context.cond:
+            if generation == self.context.generation != self.idle_generation:
+                self.idle_generation = generation
+                self.context.idle_cond.notify_all()
+
+    def _done_one(self, notify: bool = True) -> None:
+        with self.context.cond:
+            self.context.active -= 1
+            if notify:
+                self.context.notify_locked()
+                self.context.idle_cond.notify_all()
+
+    def _wait(self, generation: int, timeout_sec) -> None:
+        """Sleep until an event newer than `generation`, the next timer, or the timeout."""
+        waits = [n.next_timer_ns() for n in self.get_nodes()]
+        # A timer already due but not taken is blocked by its busy group: wait for an event.
+        waits = [w / 1e9 for w in waits if w is not None and w > 0]
+        if timeout_sec is not None:
+            waits.append(max(0.0, timeout_sec))
+        wait = min(waits + [0.05])
+        with self.context.cond:
+            if self.context.generation == generation and wait > 0:
+                self.context.cond.wait(wait)
+
+    def _run(self, work, group) -> None:
+        try:
+            work()
+        finally:
+            group.ending_execution()
+            self._done_one()
+
+    def spin(self) -> None:
+        while self._running():
+            self.spin_once(timeout_sec=0.1)
+
+    def spin_until_future_complete(self, future, timeout_sec=None) -> None:
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while self._running() and not future.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            self.spin_once(timeout_sec=0.05)
+
+
+class SingleThreadedExecutor(Executor):
+    """Runs every callback in the thread that spins."""
+
+    def spin_once(self, timeout_sec=None) -> None:
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while self._running():
+            generation = self.context.generation
+            ready = self._take_ready(generation)
+            if ready is not None:
+                self._run(*ready)
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self._wait(generation, remaining)
+
+
+class MultiThreadedExecutor(Executor):
+    """Runs callbacks on a thread pool; a mutually exclusive group runs one at a time."""
+
+    def __init__(self, num_threads=None, *, context=None):
+        super().__init__(context=context)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=num_threads or 4, thread_name_prefix='vla_executor')
+        self._errors = collections.deque()
+
+    def spin_once(self, timeout_sec=None) -> None:
+        self._raise_errors()
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while self._running():
+            generation = self.context.generation
+            ready = self._take_ready(generation)
+            if ready is not None:
+                self._pool.submit(self._run_collecting, *ready)
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self._wait(generation, remaining)
+
+    def _run_collecting(self, work, group) -> None:
+        try:
+            self._run(work, group)
+        except BaseException as err:  # re-raised in the spinning thread, as rclpy does
+            self._errors.append(err)
+            self.context.wake()
+
+    def _raise_errors(self) -> None:
+        if self._errors:
+            raise self._errors.popleft()
+
+    def shutdown(self, timeout_sec=None) -> bool:
+        super().shutdown(timeout_sec)
+        # Let submitted callbacks finish: a cancelled one would leave its group marked busy.
+        self._pool.shutdown(wait=True)
+        return True
+
+
+def spin_once(node, *, executor=None, timeout_sec=None) -> None:
+    executor = executor or SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin_once(timeout_sec=timeout_sec)
+
+
+def spin(node, executor=None) -> None:
+    executor = executor or SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin()
+
+
+def spin_until_future_complete(node, future, executor=None, timeout_sec=None) -> None:
+    executor = executor or SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin_until_future_complete(future, timeout_sec)

@@ -1,0 +1,117 @@
+# Copyright 2026 vla_nodes developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""What a run trains on: spatial weights, pose bins, datasets, cameras and the sample index."""
+
+from dataclasses import replace
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vla_nodes.contract import cameras as named_cameras, DEFAULT_CAMERAS, SCENE_CAMERA
+from vla_nodes.train.data import LeRobotDataset, split_episodes
+
+
+def resolve_spatial(model_config, config):
+    """The model config with --spatial-path set, and the VQ-VAE's config read from it.
+
+    Raises:
+        ValueError: qdepth without a trained tokenizer: a random VQ-VAE's codes carry no depth,
+            the depth loss would stay at chance (ln K) and the run would look fine.
+    """
+    if model_config.spatial == 'qdepth' and not config.spatial_path:
+        raise ValueError(
+            'QDepth-VLA needs its trained depth tokenizer: run vla-depth-tokenizer DATASET '
+            '--output DIR (--preset tiny for tiny_ presets, --image-size as the policy) and '
+            'pass --spatial-path DIR')
+    if not config.spatial_path:
+        return model_config
+    model_config = replace(model_config, spatial_path=config.spatial_path)
+    if model_config.spatial == 'qdepth':
+        from vla_nodes.models.qdepth import DepthVQVAEConfig
+        path = Path(config.spatial_path) / 'config.json'
+        if not path.is_file():
+            raise FileNotFoundError(f'{config.spatial_path!r} has no config.json: train the '
+                                    'depth tokenizer first (vla-depth-tokenizer)')
+        values = json.loads(path.read_text())
+        values['channels'] = tuple(values['channels'])
+        model_config = replace(model_config, vqvae=DepthVQVAEConfig(**values))
+    return model_config
+
+
+def needs_pose_answers(model_config):
+    """Pose-VLA's pose NTP objective is on: batches need answers made from robot data."""
+    return model_config.spatial == 'pose_vla' and model_config.pose.ntp_weight > 0
+
+
+def fit_pose_tokenizer(datasets, pose_config):
+    """Pose-VLA's tokenizer, its metric bins fitted on the training rows.
+
+    Fitted on the camera-frame end-effector positions (equal-frequency edges [paper App. A]).
+    """
+    from vla_nodes.arm.kinematics import xyz_quat_to_pose
+    from vla_nodes.models.pose_vla import pose_in_camera, PoseTokenizer
+
+    points = [pose_in_camera(d.base_cam, np.stack([xyz_quat_to_pose(p)
+                                                  for p in d.ee_pose[d.rows()]]))[:, :3, 3]
+              for d in datasets]
+    return PoseTokenizer(pose_config).fit(np.concatenate(points))
+
+
+def contract_cameras_of(config):
+    """The run's cameras (contract.Camera), primary first; the scene camera by default."""
+    return named_cameras(config.cameras or ','.join(DEFAULT_CAMERAS))
+
+
+def open_data(config, model_config):
+    """(train datasets, val datasets) over the dataset folders, split by episode."""
+    train, val = [], []
+    primary = contract_cameras_of(config)[0]
+    feature_map = config.feature_map or None
+    if feature_map is None and primary is not SCENE_CAMERA:
+        feature_map = {primary.image_key: 'image', primary.depth_key: 'depth'}
+    for folder in config.data:
+        kw = dict(horizon=model_config.horizon, image_size=model_config.image_size,
+                  use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
+                  crop=config.crop, pose_targets=needs_pose_answers(model_config),
+                  feature_map=feature_map, extra_images=model_config.extra_images,
+                  env_state=config.env_state)
+        probe = LeRobotDataset(folder, **kw)
+        fit, held = split_episodes(probe.episodes, config.val_fraction)
+        train.append(LeRobotDataset(folder, episodes=fit, **kw))
+        if held:
+            val.append(LeRobotDataset(folder, episodes=held, **kw))
+    names, fps = {tuple(d.names) for d in train}, {d.fps for d in train}
+    env = {tuple(d.env_names or ()) for d in train}
+    if len(names) > 1 or len(fps) > 1 or len(env) > 1:
+        raise ValueError(f'datasets disagree on joint names {names}, fps {fps} or environment '
+                         f'state {env}; train one robot contract at a time')
+    return train, val
+
+
+class Samples:
+    """Several datasets indexed as one."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i):
+        k = int(np.searchsorted(self.offsets, i, side='right')) - 1
+        return self.datasets[k][int(i - self.offsets[k])]
