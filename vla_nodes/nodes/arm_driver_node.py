@@ -41,7 +41,7 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
-from vla_nodes.arm.driver_params import RANGES, refusal
+from vla_nodes.arm.driver_params import RANGES
 from vla_nodes.arm.faults import (ArrivalClock, driver_state, FaultMonitor, status_name,
                                   warnings_of)
 from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
@@ -52,6 +52,7 @@ from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.ros.convert import joint_positions, select_joints
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
@@ -69,40 +70,43 @@ def _bounds(name: str) -> list:
     return [getattr(contract.PIPER_LIMITS[n], name) for n in contract.JOINT_NAMES]
 
 
+PARAMETERS = {
+    'can_name': 'can0',
+    'can_interface': 'socketcan',
+    # udp_multicast only: the interface the bus listens on (0.0.0.0: the whole network).
+    'can_bind_address': '127.0.0.1',
+    'judge_flag': True,             # let the SDK check the socketcan port and bitrate
+    'dh_is_offset': 1,              # 1 for firmware S-V1.6-3 and later
+    'speed_rate': 50,               # firmware planner speed, % of 3 rad/s
+    'gripper_effort': 1000,         # 0.001 N/m
+    'connect_timeout_s': 2.0,
+    'enable_timeout_s': 2.0,
+    # The real arm sends feedback at 200 Hz; commanding at that rate adds no lag.
+    'control_rate_hz': 200.0,
+    'command_timeout_s': 0.5,       # no fresh chunk or target this long: hold
+    'can_timeout_s': 0.5,           # no CAN feedback this long: latch a fault
+    'blend_s': 0.2,                 # cross-fade between chunks (0 = hard switch)
+    # Chunk stamps later than now by more than this are refused (host clock skew).
+    'max_future_stamp_s': 0.5,
+    'max_step_rad': 0.05,           # per tick, from the measured position
+    'max_gripper_step_m': 0.01,
+    'max_velocity_rad_s': 1.5,
+    'max_gripper_velocity_m_s': 0.1,
+    # Per joint in contract.JOINT_NAMES order (rad x6, gripper m); only ever narrowed.
+    'lower_limits': _bounds('lower'),
+    'upper_limits': _bounds('upper'),
+    'enable_on_start': False,
+    # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
+    'dry_run': True,
+    'joint_prefix': '',             # 'left_' / 'right_' on a bimanual robot
+}
+
+
 class ArmDriverNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('arm_driver_node', **kwargs)
-        p = self._declare_checked([
-            ('can_name', 'can0'),
-            ('can_interface', 'socketcan'),
-            # udp_multicast only: the interface the bus listens on (0.0.0.0: the whole network).
-            ('can_bind_address', '127.0.0.1'),
-            ('judge_flag', True),           # let the SDK check the socketcan port and bitrate
-            ('dh_is_offset', 1),            # 1 for firmware S-V1.6-3 and later
-            ('speed_rate', 50),             # firmware planner speed, % of 3 rad/s
-            ('gripper_effort', 1000),       # 0.001 N/m
-            ('connect_timeout_s', 2.0),
-            ('enable_timeout_s', 2.0),
-            # The real arm sends feedback at 200 Hz; commanding at that rate adds no lag.
-            ('control_rate_hz', 200.0),
-            ('command_timeout_s', 0.5),     # no fresh chunk or target this long: hold
-            ('can_timeout_s', 0.5),         # no CAN feedback this long: latch a fault
-            ('blend_s', 0.2),               # cross-fade between chunks (0 = hard switch)
-            # Chunk stamps later than now by more than this are refused (host clock skew).
-            ('max_future_stamp_s', 0.5),
-            ('max_step_rad', 0.05),         # per tick, from the measured position
-            ('max_gripper_step_m', 0.01),
-            ('max_velocity_rad_s', 1.5),
-            ('max_gripper_velocity_m_s', 0.1),
-            # Per joint in contract.JOINT_NAMES order (rad x6, gripper m); only ever narrowed.
-            ('lower_limits', _bounds('lower')),
-            ('upper_limits', _bounds('upper')),
-            ('enable_on_start', False),
-            # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
-            ('dry_run', True),
-            ('joint_prefix', ''),           # 'left_' / 'right_' on a bimanual robot
-        ])
+        p = declare_parameters(self, PARAMETERS, ranges=RANGES)
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
         self._frame_id = p['joint_prefix'] + contract.BASE_FRAME
         self._dt = 1.0 / p['control_rate_hz']
@@ -169,32 +173,6 @@ class ArmDriverNode(ros.Node):
                                       'to move it')
         if p['enable_on_start']:
             self._set_enabled(True)
-
-    def _declare_checked(self, parameters) -> dict:
-        """Declare parameters, numeric ones with their range (driver_params.RANGES).
-
-        Raises:
-            StartupError: a value outside its range or NaN, with what to write instead.
-        """
-        values = {}
-        for name, default in parameters:
-            r = RANGES.get(name)
-            descriptor = ros.ParameterDescriptor()
-            if r is not None:
-                kind = 'integer_range' if isinstance(default, int) else 'floating_point_range'
-                make = ros.IntegerRange if isinstance(default, int) else ros.FloatingPointRange
-                number = type(default)  # rclpy's messages check int vs float strictly
-                descriptor = ros.ParameterDescriptor(description=r.why, **{kind: [make(
-                    from_value=number(r.low), to_value=number(r.high), step=number(0))]})
-            try:
-                values[name] = self.declare_parameter(name, default, descriptor).value
-            except ros.InvalidParameterTypeException as err:  # e.g. 30 for 30.0: says so
-                raise StartupError(str(err)) from None
-            except ros.InvalidParameterValueException:
-                # rclpy's exception does not carry the value: declare unranged to read it.
-                value = self.declare_parameter(name, default).value
-                raise StartupError(refusal(name, value, default)) from None
-        return values
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg) -> None:

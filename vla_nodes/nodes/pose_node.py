@@ -37,6 +37,7 @@ from vla_nodes import contract, ros
 from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.ros import image
 from vla_nodes.ros.convert import joint_positions
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
@@ -60,8 +61,7 @@ class PoseNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('pose_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         self._joints = [p['joint_prefix'] + j for j in contract.ARM_JOINTS]
         self._dh_is_offset, self._tcp_offset_m = p['dh_is_offset'], p['tcp_offset_m']
         self._pub = self.create_publisher(geometry_msgs.PoseStamped, contract.EE_POSE_TOPIC, 10)

@@ -22,12 +22,12 @@ state, stamped with it, so at the joint-state rate; and the URDF on `/robot_desc
 `description/tree.py`.
 """
 
-import numpy as np
-
 from vla_nodes import contract, paths, ros
 from vla_nodes.description.generate import read_rsp_params
 from vla_nodes.description.tree import UrdfTree
 from vla_nodes.nodes import run
+from vla_nodes.nodes.parameters import declare_parameters
+from vla_nodes.ros.convert import named_positions
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs, tf2_msgs
 
 TF_TOPIC = '/tf'
@@ -42,8 +42,7 @@ class RobotStateNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('robot_state_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         urdf = p['robot_description'] or read_rsp_params(
             paths.package_share() / 'description' / 'piper.yaml')
         self._tree = UrdfTree(urdf)
@@ -61,11 +60,11 @@ class RobotStateNode(ros.Node):
                                  self._on_joints, 10)
 
     def _on_joints(self, msg) -> None:
-        if len(msg.position) != len(msg.name):
-            self.get_logger().warning('joint_states: names and positions differ in length',
-                                      throttle_duration_sec=5.0)
+        try:
+            positions = named_positions(msg)
+        except ValueError as err:
+            self.get_logger().warning(f'joint_states dropped: {err}', throttle_duration_sec=5.0)
             return
-        positions = {n: q for n, q in zip(msg.name, msg.position) if np.isfinite(q)}
         transforms = [self._transform(parent, child, xyz_quat, msg.header.stamp)
                       for parent, child, xyz_quat in self._tree.moving_transforms(positions)]
         if transforms:

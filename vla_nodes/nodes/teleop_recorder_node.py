@@ -39,6 +39,7 @@ import yaml
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.paths import package_share
 from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
 from vla_nodes.ros import msgs
@@ -68,39 +69,37 @@ NOMINAL_RATES = {
     contract.LEADER_JOINT_STATES_TOPIC: contract.NOMINAL_RATES[contract.JOINT_STATES_TOPIC],
 }
 LEVELS = {'ok': OK, 'warn': WARN, 'error': ERROR}
+PARAMETERS = {
+    'output_dir': 'vla_episodes',
+    'topics': DEFAULT_TOPICS,
+    'cameras': [DEFAULT_CAMERA],
+    'autostart': False,
+    'robot': 'piper',
+    'task_name': '',
+    'calibration_file': '',         # '' = config/calibration.yaml if any
+    'expected_rates': [''],         # 'topic=Hz' entries over NOMINAL_RATES
+    'camera_rate_hz': 0.0,          # every camera's streams; 0 = nominal
+    'status_topic': '',             # std_msgs/String: episode outcome
+    'episode_metadata': [''],       # 'key=value': into the next bags (read at each start)
+    'storage': 'mcap',
+    'flush_period_s': 1.0,
+    'queue_size': 4096,
+    'queue_mb': 1024,
+    'subscription_depth': 200,
+    'gap_factor': 3.0,
+    'min_gap_s': 0.1,
+    'stall_timeout_s': 1.0,
+    # A robot's demo starts when recording starts: announce it, so the driver drops what it
+    # followed and holds. In simulation sim_node announces its resets (config/sim.yaml).
+    'announce_episode_start': True,
+}
 
 
 class TeleopRecorderNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('teleop_recorder_node', **kwargs)
-        self.declare_parameter('output_dir', 'vla_episodes')
-        self.declare_parameter('topics', DEFAULT_TOPICS)
-        self.declare_parameter('cameras', [DEFAULT_CAMERA])
-        self.declare_parameter('autostart', False)
-        self.declare_parameter('robot', 'piper')
-        self.declare_parameter('task_name', '')
-        self.declare_parameter('calibration_file', '')  # '' = config/calibration.yaml if any
-        self.declare_parameter('expected_rates', [''])  # 'topic=Hz' entries over NOMINAL_RATES
-        self.declare_parameter('camera_rate_hz', 0.0)  # every camera's streams; 0 = nominal
-        self.declare_parameter('status_topic', '')      # std_msgs/String: episode outcome
-        self.declare_parameter('episode_metadata', [''])  # 'key=value': into the next bags
-        self.declare_parameter('storage', 'mcap')
-        self.declare_parameter('flush_period_s', 1.0)
-        self.declare_parameter('queue_size', 4096)
-        self.declare_parameter('queue_mb', 1024)
-        self.declare_parameter('subscription_depth', 200)
-        self.declare_parameter('gap_factor', 3.0)
-        self.declare_parameter('min_gap_s', 0.1)
-        self.declare_parameter('stall_timeout_s', 1.0)
-        # A robot's demo starts when recording starts: announce it, so the driver drops what it
-        # followed and holds. In simulation sim_node announces its resets (config/sim.yaml).
-        self.declare_parameter('announce_episode_start', True)
-        p = {n.name: n.value for n in self.get_parameters([
-            'output_dir', 'topics', 'cameras', 'autostart', 'robot', 'task_name',
-            'calibration_file', 'expected_rates', 'status_topic', 'storage', 'flush_period_s',
-            'queue_size', 'queue_mb', 'subscription_depth', 'gap_factor', 'min_gap_s',
-            'stall_timeout_s', 'camera_rate_hz'])}
+        p = declare_parameters(self, PARAMETERS)
         cameras = [camera_prefix(c) for c in p['cameras'] if c]
         topics = record_topics(p['topics'], cameras)
         self._recorder = EpisodeRecorder(RecorderConfig(
@@ -120,7 +119,7 @@ class TeleopRecorderNode(ros.Node):
             self.create_subscription(std_msgs.String, p['status_topic'], self._on_status,
                                      ros.qos_profile_latched)
         self._episode_start_pub = None
-        if self.get_parameter('announce_episode_start').value:
+        if p['announce_episode_start']:
             self._episode_start_pub = self.create_publisher(
                 std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
         self.create_service(std_srvs.Trigger, '~/start_episode', self._on_start)

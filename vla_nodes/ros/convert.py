@@ -14,7 +14,8 @@
 
 """Joint messages -> arrays ordered by joint name: the one conversion every node uses.
 
-Where it fits: `arm_driver_node` (targets and chunks), `pose_node` (forward kinematics) and any
+Where it fits: `arm_driver_node` (targets and chunks), `pose_node` (forward kinematics),
+`robot_state_node` (every joint a message names, `named_positions`) and any
 other node reading `/joint_states` or `/vla/action_chunk` pick their joints by name, never by
 position in the message (a bimanual chunk holds both arms, a merged JointState any order).
 One failure behaviour: a message that lacks a needed joint, or whose values do not match its
@@ -56,3 +57,17 @@ def joint_positions(msg, joints) -> np.ndarray:
         ValueError: as `select_joints`.
     """
     return select_joints(msg.name, [msg.position], joints)[0]
+
+
+def named_positions(msg) -> dict:
+    """Every finite position of a JointState by joint name (for consumers of any subset).
+
+    `robot_state_node` moves the frames of whatever joints a message carries; NaN (a joint
+    with no position, as robot_state_publisher treats it) is left out.
+
+    Raises:
+        ValueError: names and positions differ in length.
+    """
+    if len(msg.position) != len(msg.name):
+        raise ValueError(f'{len(msg.position)} positions for {len(msg.name)} joint names')
+    return {n: float(q) for n, q in zip(msg.name, msg.position) if np.isfinite(q)}
