@@ -107,8 +107,29 @@ class SimNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim_node', **kwargs)
-        from vla_nodes.sim.robot_model import CAMERA_NAME, WRIST_CAMERA_NAME
         p = declare_parameters(self, PARAMETERS)
+        self._check_config(p)
+        self._build_world(p)
+        cameras = self._checked_cameras(p['cameras'])
+        # Only now the firmware thread: a refused configuration must not leave it running.
+        self._firmware, self._bus = self._start_firmware(p)
+        # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
+        # wrist frame of the same instant is already there.
+        self._cameras = [(sim_name, CameraPublishers(self, c)) for sim_name, c in sorted(
+            cameras, key=lambda named: named[1] is contract.SCENE_CAMERA)]
+        self._create_interfaces()
+        self._leader, self._leader_bus = None, None
+        if p['leader'] == 'expert':
+            self._start_leader(p)
+        self._start_threads(p)
+        self.get_logger().info(
+            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, cameras "
+            f"{[c.name for _, c in cameras]} {p['width']}x{p['height']} at "
+            f"{p['camera_rate_hz']} Hz, task {p['task']!r} "
+            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
+            f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
+
+    def _check_config(self, p) -> None:
         if p['leader'] not in LEADERS:
             raise ValueError(f"leader must be '' (no leader arm) or 'expert', got {p['leader']!r}")
         self._lockstep = p['lockstep']
@@ -116,6 +137,8 @@ class SimNode(ros.Node):
         if self._lockstep and (p['can_interface'] != 'virtual' or not local_runtime):
             raise ValueError('lockstep needs the local runtime (VLA_ROS_BACKEND=local, one '
                              "process) and can_interface 'virtual'")
+
+    def _build_world(self, p) -> None:
         from vla_nodes.sim.episode import Episode
         from vla_nodes.sim.tasks import get_task
         from vla_nodes.sim.world import SimConfig, SimWorld
@@ -131,20 +154,21 @@ class SimNode(ros.Node):
         self._dt = 1.0 / p['physics_rate_hz']
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
+
+    def _checked_cameras(self, names) -> list:
+        """(simulator camera name, contract.Camera) of each named camera; ValueError if unknown."""
+        from vla_nodes.sim.robot_model import CAMERA_NAME, WRIST_CAMERA_NAME
         sim_cameras = {contract.SCENE_CAMERA.name: CAMERA_NAME,
                        contract.WRIST_CAMERA.name: WRIST_CAMERA_NAME}
-        cameras = contract.cameras(p['cameras'])
+        cameras = contract.cameras(names)
         unknown = [c.name for c in cameras if c.name not in sim_cameras]
         if unknown:
             raise ValueError(f'cameras {unknown}: the simulator has {list(sim_cameras)}')
         for c in cameras:
             self._world.camera_pose(sim_cameras[c.name])  # a user MJCF without it fails now
-        # Only now the firmware thread: a refused configuration must not leave it running.
-        self._firmware, self._bus = self._start_firmware(p)
-        # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
-        # wrist frame of the same instant is already there.
-        self._cameras = [(sim_cameras[c.name], CameraPublishers(self, c))
-                         for c in sorted(cameras, key=lambda c: c is contract.SCENE_CAMERA)]
+        return [(sim_cameras[c.name], c) for c in cameras]
+
+    def _create_interfaces(self) -> None:
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
                                                  ros.qos_profile_latched)
@@ -157,9 +181,8 @@ class SimNode(ros.Node):
         self._publish_status()
         self._publish_episode_start(0.0)
         self.create_service(std_srvs.Trigger, '~/reset', self._on_reset)
-        self._leader, self._leader_bus = None, None
-        if p['leader'] == 'expert':
-            self._start_leader(p)
+
+    def _start_threads(self, p) -> None:
         self._camera_period = 1.0 / p['camera_rate_hz']
         self._stop = threading.Event()
         self._readers = (CanReaders(p['can_name'], (self._bus, self._leader_bus))
@@ -184,12 +207,6 @@ class SimNode(ros.Node):
         # lock-step thread in lock-step), which also keeps the executor free while it renders.
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
-        self.get_logger().info(
-            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, cameras "
-            f"{[c.name for c in cameras]} {p['width']}x{p['height']} at "
-            f"{p['camera_rate_hz']} Hz, task {p['task']!r} "
-            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
-            f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
     def _open_bus(self, p):
         if p['can_interface'] == 'virtual':

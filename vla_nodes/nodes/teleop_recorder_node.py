@@ -34,40 +34,22 @@ bag's start: a real robot's driver forgets what it followed and holds (docs/inte
 
 from pathlib import Path
 
-import yaml
-
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.paths import package_share
 from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
+from vla_nodes.record.topics import (camera_prefix, DEFAULT_CAMERA, DEFAULT_TOPICS,
+                                     expected_rates, key_values, record_topics,
+                                     static_metadata)
 from vla_nodes.ros import msgs
 from vla_nodes.ros.msgs import ns_to_stamp, std_msgs, std_srvs
 
-CAMERA_STREAMS = {  # realsense-ros topic under a camera namespace -> the contract topic it mirrors
-    'color/image_raw': contract.COLOR_TOPIC,
-    'color/camera_info': contract.COLOR_INFO_TOPIC,
-    'aligned_depth_to_color/image_raw': contract.DEPTH_TOPIC,
-    'aligned_depth_to_color/camera_info': contract.DEPTH_INFO_TOPIC,
-}
-DEFAULT_CAMERA = contract.COLOR_TOPIC.rsplit('/color/', 1)[0]  # '/camera/camera'
-# The whole contract but the clock; camera topics come from `cameras`.
-DEFAULT_TOPICS = [t for t in contract.TOPIC_TYPES
-                  if t != contract.CLOCK_TOPIC and t not in CAMERA_STREAMS.values()]
 LATCHED = (contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC)
 # Camera streams are subscribed BEST_EFFORT: that matches a RELIABLE publisher (realsense-ros'
 # default) and a BEST_EFFORT one (its SENSOR_DATA option, most camera drivers), where a RELIABLE
 # subscription would silently record nothing. The audit reports what was dropped.
 BEST_EFFORT_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo')
-# Nominal rates the audit expects; camera_info comes with every frame, the leader at the
-# follower's rate. Override with `expected_rates: ['topic=Hz', ...]` (0 = not checked).
-NOMINAL_RATES = {
-    **contract.NOMINAL_RATES,
-    contract.COLOR_INFO_TOPIC: contract.NOMINAL_RATES[contract.COLOR_TOPIC],
-    contract.DEPTH_INFO_TOPIC: contract.NOMINAL_RATES[contract.DEPTH_TOPIC],
-    contract.LEADER_JOINT_STATES_TOPIC: contract.NOMINAL_RATES[contract.JOINT_STATES_TOPIC],
-}
 LEVELS = {'ok': OK, 'warn': WARN, 'error': ERROR}
 PARAMETERS = {
     'output_dir': 'vla_episodes',
@@ -110,7 +92,7 @@ class TeleopRecorderNode(ros.Node):
             queue_size=p['queue_size'], queue_bytes=p['queue_mb'] << 20,
             gap_factor=p['gap_factor'], min_gap_s=p['min_gap_s'],
             stall_timeout_s=p['stall_timeout_s']),
-            metadata=self._static_metadata(p))
+            metadata=static_metadata(p))
         self._instruction, self._outcome = '', ''
         self._subs = {t: self._subscribe(t, type_name, p['subscription_depth'])
                       for t, type_name in topics.items()}
@@ -132,27 +114,6 @@ class TeleopRecorderNode(ros.Node):
             self._autostart = self.create_timer(0.2, self._start_once)
         self.get_logger().info(f'recording {len(topics)} topics into '
                                f'{self._recorder.config.output_dir}')
-
-    def _static_metadata(self, p) -> dict:
-        metadata = {'robot': p['robot'], 'recorder': 'vla_nodes teleop_recorder_node'}
-        if p['task_name']:
-            metadata['task_name'] = p['task_name']
-        path = p['calibration_file']
-        if not path:
-            default = package_share() / 'config' / 'calibration.yaml'
-            path = str(default) if default.is_file() else ''
-        elif not Path(path).expanduser().is_file():
-            raise FileNotFoundError(f'calibration_file {path!r} does not exist: give the YAML '
-                                    f'written by vla-calibrate, or leave it empty')
-        if path:
-            path = Path(path).expanduser().resolve()
-            try:
-                metadata['calibration'] = yaml.safe_load(path.read_text(encoding='utf-8'))
-            except yaml.YAMLError as err:
-                raise ValueError(f'calibration_file {path} is not valid YAML ({err}); fix it or '
-                                 f'write it again with vla-calibrate') from None
-            metadata['calibration_file'] = str(path)
-        return metadata
 
     def _subscribe(self, topic: str, type_name: str, depth: int):
         qos = ros.qos_profile_latched if topic in LATCHED else depth
@@ -271,63 +232,6 @@ class TeleopRecorderNode(ros.Node):
         if episode is not None:
             self.get_logger().info(f'episode saved at shutdown: {episode.path}')
         super().destroy_node()
-
-
-def camera_prefix(camera: str) -> str:
-    """A camera's topic namespace.
-
-    '/camera/wrist_camera' for 'wrist' (contract.camera), or the namespace itself when given as
-    one ('/camera/camera').
-    """
-    return camera if camera.startswith('/') else contract.camera(camera).prefix
-
-
-def record_topics(topics: list, cameras: list) -> dict:
-    """topic -> message type of everything to record: `topics` plus each camera's 4 streams."""
-    chosen = {}
-    for camera in cameras:
-        for stream, contract_topic in CAMERA_STREAMS.items():
-            chosen[f'{camera.rstrip("/")}/{stream}'] = contract.TOPIC_TYPES[contract_topic]
-    for topic in topics:
-        type_name = contract.TOPIC_TYPES.get(topic)
-        if type_name is None:
-            raise ValueError(f'no message type known for topic {topic!r}: record the contract '
-                             f'topics ({", ".join(contract.TOPIC_TYPES)}) and cameras by '
-                             f'namespace in the `cameras` parameter')
-        chosen[topic] = type_name
-    return chosen
-
-
-def expected_rates(topics: dict, cameras: list, overrides: list,
-                   camera_hz: float = 0.0) -> dict:
-    """Topic -> Hz for the audit.
-
-    Nominal rates (every camera stream at `camera_hz` if > 0), then 'topic=Hz' overrides.
-    """
-    rates = {t: NOMINAL_RATES[t] for t in topics if t in NOMINAL_RATES}
-    for camera in cameras:
-        for stream, contract_topic in CAMERA_STREAMS.items():
-            rates[f'{camera.rstrip("/")}/{stream}'] = camera_hz or NOMINAL_RATES[contract_topic]
-    for topic, hz in key_values(overrides, 'expected_rates', f'{contract.COLOR_TOPIC}=30.0',
-                                'Hz').items():
-        try:
-            rates[topic] = float(hz)
-        except ValueError:
-            raise ValueError(f'expected_rates entry {topic}={hz}: the rate must be a number of '
-                             f'Hz, e.g. "{contract.COLOR_TOPIC}=30.0"') from None
-    return {t: r for t, r in rates.items() if r > 0}
-
-
-def key_values(entries: list, parameter: str, example: str, value: str = 'value') -> dict:
-    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; empty entries are skipped."""
-    pairs = {}
-    for entry in (e for e in entries if e):
-        key, sep, text = entry.partition('=')
-        if not sep or not key.strip():
-            raise ValueError(f'{parameter} entry {entry!r}: write it as "key={value}", e.g. '
-                             f'"{example}"')
-        pairs[key.strip()] = text.strip()
-    return pairs
 
 
 def main(args=None):
