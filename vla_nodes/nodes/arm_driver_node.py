@@ -51,7 +51,7 @@ from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.ros.convert import joint_positions, select_joints
+from vla_nodes.ros.convert import joint_positions, pose_msg, select_joints
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
 
@@ -346,9 +346,7 @@ class ArmDriverNode(ros.Node):
             self._end_pose_stamp = pose.stamp
             msg = geometry_msgs.PoseStamped()
             msg.header.stamp, msg.header.frame_id = now.to_msg(), self._frame_id
-            p, o = msg.pose.position, msg.pose.orientation
-            p.x, p.y, p.z = (float(v) for v in pose.position)
-            o.x, o.y, o.z, o.w = (float(v) for v in pose.quaternion)
+            msg.pose = pose_msg([*pose.position, *pose.quaternion])
             self._pose_pub.publish(msg)
 
     def _command(self, now, feedback) -> None:

@@ -27,8 +27,8 @@ from vla_nodes.description.generate import read_rsp_params
 from vla_nodes.description.tree import UrdfTree
 from vla_nodes.nodes import run
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.ros.convert import named_positions
-from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs, tf2_msgs
+from vla_nodes.ros.convert import named_positions, transform_msg
+from vla_nodes.ros.msgs import sensor_msgs, std_msgs, tf2_msgs
 
 TF_TOPIC = '/tf'
 ROBOT_DESCRIPTION_TOPIC = '/robot_description'
@@ -71,14 +71,7 @@ class RobotStateNode(ros.Node):
             self._tf.publish(tf2_msgs.TFMessage(transforms=transforms))
 
     def _transform(self, parent: str, child: str, xyz_quat: tuple, stamp):
-        tf = geometry_msgs.TransformStamped(child_frame_id=self._prefix + child)
-        tf.header.frame_id = self._prefix + parent
-        tf.header.stamp = stamp
-        x, y, z, qx, qy, qz, qw = xyz_quat
-        t, r = tf.transform.translation, tf.transform.rotation
-        t.x, t.y, t.z = x, y, z
-        r.x, r.y, r.z, r.w = qx, qy, qz, qw
-        return tf
+        return transform_msg(self._prefix + parent, self._prefix + child, xyz_quat, stamp)
 
 
 def main(args=None):

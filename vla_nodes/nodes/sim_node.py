@@ -63,7 +63,8 @@ from vla_nodes.nodes import run
 from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.perception.depth import metres_to_mm
-from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
+from vla_nodes.ros.convert import transform_msg
+from vla_nodes.ros.msgs import rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
 from vla_nodes.sim.can_readers import CanReaders
 from vla_nodes.sim.episode_result import episode_result
 from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP
@@ -245,12 +246,7 @@ class SimNode(ros.Node):
 
     def _camera_transform(self):
         xyz_quat = kinematics.pose_to_xyz_quat(self._world.camera_pose())
-        tf = geometry_msgs.TransformStamped(child_frame_id=contract.CAMERA_FRAME)
-        tf.header.frame_id = contract.BASE_FRAME
-        t, r = tf.transform.translation, tf.transform.rotation
-        t.x, t.y, t.z = (float(v) for v in xyz_quat[:3])
-        r.x, r.y, r.z, r.w = (float(v) for v in xyz_quat[3:])
-        return tf
+        return transform_msg(contract.BASE_FRAME, contract.CAMERA_FRAME, xyz_quat)
 
     def _sim_seconds(self) -> float:
         """Simulated time since start-up (s), across episodes; call with the lock held."""
