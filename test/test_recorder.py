@@ -36,7 +36,6 @@ import yaml
 
 from graph import joint_state, Spinning
 from vla_nodes import contract, ros
-from vla_nodes.nodes import teleop_recorder_node as recorder_node
 from vla_nodes.nodes.diagnostics import ERROR
 from vla_nodes.nodes.teleop_recorder_node import TeleopRecorderNode
 from vla_nodes.orchestration import record as cli
@@ -45,6 +44,7 @@ from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
     audit_episode, EpisodeRecorder, format_audit, next_episode_index, RecorderConfig, TopicStats)
+from vla_nodes.record.topics import expected_rates, record_topics
 from vla_nodes.ros import image, local, type_store
 from vla_nodes.ros.msgs import (
     diagnostic_msgs, geometry_msgs, sensor_msgs, std_msgs, std_srvs, tf2_msgs)
@@ -356,11 +356,11 @@ def test_node_parameters_are_checked(ctx, tmp_path):
 
 
 def test_rates_for_several_cameras_and_overrides():
-    topics = recorder_node.record_topics([contract.JOINT_STATES_TOPIC], ['/wrist/camera'])
+    topics = record_topics([contract.JOINT_STATES_TOPIC], ['/wrist/camera'])
     assert topics['/wrist/camera/color/image_raw'] == 'sensor_msgs/msg/Image'
     assert topics['/wrist/camera/aligned_depth_to_color/camera_info'] == \
         'sensor_msgs/msg/CameraInfo'
-    rates = recorder_node.expected_rates(topics, ['/wrist/camera'], [
+    rates = expected_rates(topics, ['/wrist/camera'], [
         '/wrist/camera/color/image_raw=15.0', f'{contract.JOINT_STATES_TOPIC}=0'])
     assert rates == {'/wrist/camera/color/image_raw': 15.0,
                      '/wrist/camera/color/camera_info': 30.0,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from vla_nodes.arm.trajectory import Chunk, smoothstep, TrajectoryFollower
-from vla_nodes.ros.convert import joint_positions, select_joints
+from vla_nodes.ros.convert import joint_positions, named_positions, select_joints
 from vla_nodes.ros.msgs import sensor_msgs
 
 DT = 0.005                    # control period (s), 200 Hz
@@ -211,3 +211,11 @@ def test_a_joint_state_becomes_a_vector_by_name_or_a_clear_error():
     msg.position = [0.03, 0.2]
     with pytest.raises(ValueError, match='2 values for 3 joint names'):
         joint_positions(msg, ['joint1'])
+
+
+def test_named_positions_keeps_finite_joints_or_raises_on_mismatched_lengths():
+    msg = sensor_msgs.JointState(name=['joint2', 'joint1', 'joint3'],
+                                 position=[0.2, 0.1, float('nan')])
+    assert named_positions(msg) == {'joint2': 0.2, 'joint1': 0.1}
+    with pytest.raises(ValueError, match='2 positions for 3 joint names'):
+        named_positions(sensor_msgs.JointState(name=['a', 'b', 'c'], position=[0.0, 1.0]))

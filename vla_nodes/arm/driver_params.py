@@ -14,9 +14,10 @@
 
 """The ranges arm_driver_node's numeric parameters must lie in, and what to write instead.
 
-Where it fits: the node declares each parameter with a ROS range descriptor built from `RANGES`
-(rclpy and the local backend then refuse out-of-range and NaN values, at start-up and on
-`ros2 param set`), and turns a refusal into one line from `refusal()`. Pure Python, no ROS.
+Where it fits: the node passes `RANGES` to `nodes.parameters.declare_parameters`, which declares
+each parameter with a ROS range descriptor (rclpy and the local backend then refuse out-of-range
+and NaN values, at start-up and on `ros2 param set`) and turns a refusal into one line saying
+what to write instead. Pure Python, no ROS.
 
 Why: a zero rate divided by zero, a negative timeout never moved the arm, a NaN limit crashed the
 process on the first command and 1000 rad/s passed without a word (issue 12). The bounds are
@@ -52,11 +53,3 @@ RANGES = {
     'gripper_effort': Range(0, 5000, 'gripper force in 0.001 N/m (piper_sdk)'),
     'dh_is_offset': Range(0, 1, "piper_sdk's DH variant: 1 for firmware S-V1.6-3 and later"),
 }
-
-
-def refusal(name: str, value, default) -> str:
-    """One line: which parameter, what it was, what to write instead."""
-    r = RANGES[name]
-    kind = 'an integer' if isinstance(default, int) else 'a finite number'
-    return (f'parameter {name} = {value!r} refused: write {kind} in [{r.low:g}, {r.high:g}] '
-            f'({r.why}), e.g. the default {name}: {default!r}')

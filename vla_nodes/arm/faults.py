@@ -22,6 +22,7 @@ an adapter whose RX goes quiet (#112), feedback that stays all zeros (#101). Pur
 times are passed in, so tests need no clock.
 """
 
+import dataclasses
 from typing import Optional
 
 # 0x2A1 byte 1, arm_status (piper_sdk ArmMsgFeedbackStatusEnum.ArmStatus).
@@ -51,6 +52,29 @@ def joints_in(bits: int, mask: int) -> list:
     """Joint numbers (1-6) whose bit is set in err_code `bits` under `mask` (one of the above)."""
     shift = 0 if mask == COMM_ERROR_BITS else 8
     return [j + 1 for j in range(6) if bits & (1 << (j + shift))]
+
+
+# The feedback streams whose silence latches a fault (FaultMonitor.update's `stamps` keys).
+JOINT_STREAM, STATUS_STREAM = 'joint frames (0x2A5-0x2A7)', 'status frames (0x2A1)'
+
+
+def feedback_stamps(feedback, pose, status, now_s: float, arrivals=None):
+    """This tick's feedback, end pose and stream stamps on the clock faults are judged on.
+
+    Wall time (piper_sdk's frame stamps as they are, so a gap is measured exactly), or, under
+    simulated time (`arrivals`, an ArrivalClock), the node's clock when each frame was first seen.
+
+    Returns:
+        (feedback, pose, stamps): feedback and pose re-stamped, stamps by stream name.
+    """
+    if arrivals is None:
+        return feedback, pose, {JOINT_STREAM: feedback.stamp, STATUS_STREAM: status['stamp']}
+    feedback = dataclasses.replace(
+        feedback, stamp=arrivals.restamp(JOINT_STREAM, feedback.stamp, now_s))
+    pose = dataclasses.replace(pose, stamp=arrivals.restamp('pose', pose.stamp, now_s))
+    stamps = {JOINT_STREAM: feedback.stamp,
+              STATUS_STREAM: arrivals.restamp(STATUS_STREAM, status['stamp'], now_s)}
+    return feedback, pose, stamps
 
 
 class ArrivalClock:
@@ -201,3 +225,14 @@ def warnings_of(status: dict) -> list:
         found.append(f"control mode {status['ctrl_mode']} is not CAN control: is the teach "
                      'pendant or a leader arm in charge?')
     return found
+
+
+def status_values(status: dict) -> dict:
+    """The arm status (PiperArm.status()) as diagnostics key-values, codes named."""
+    return dict(
+        can_fps=float(status['can_fps']), is_ok=status['is_ok'],
+        bus_state=status['bus_state'], ctrl_mode=status['ctrl_mode'],
+        arm_status=f"0x{status['arm_status']:02X} {status_name(status['arm_status'])}",
+        err_code=f"0x{status['err_code']:04X}", motion_status=status['motion_status'],
+        motors_enabled=''.join('1' if e else '0' for e in status['motors_enabled']),
+        frames_dropped=status['frames_dropped'])

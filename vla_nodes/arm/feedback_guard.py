@@ -37,6 +37,7 @@ rogue frame's bytes (a 1.96 rad jump). Trust is therefore earned, and lost loudl
 """
 
 from dataclasses import dataclass
+import re
 from typing import Callable, Optional
 
 import numpy as np
@@ -229,3 +230,8 @@ class FeedbackGuard:
             return (f'the joints put the flange {offset * 1e3:.0f} mm and {angle:.2f} rad from '
                     'the end pose the arm reports (0x2A2-0x2A4): zeros or garbled joint frames?')
         return ''
+
+
+def reason_kind(reason: str) -> str:
+    """A waiting reason without its numbers: logged once per kind, not once per tick."""
+    return re.sub(r'[0-9.]+', '#', reason)

@@ -32,19 +32,17 @@ bus is a parameter, so the same code drives a real arm (socketcan) or the simula
 Bimanual robots run two instances with `joint_prefix` left_ / right_ on two CAN ports.
 """
 
-import dataclasses
 import functools
-import re
 import time
 
 import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
-from vla_nodes.arm.driver_params import RANGES, refusal
-from vla_nodes.arm.faults import (ArrivalClock, driver_state, FaultMonitor, status_name,
-                                  warnings_of)
-from vla_nodes.arm.feedback_guard import FeedbackGuard, Verdict
+from vla_nodes.arm.driver_params import RANGES
+from vla_nodes.arm.faults import (ArrivalClock, driver_state, FaultMonitor, feedback_stamps,
+                                  status_values, warnings_of)
+from vla_nodes.arm.feedback_guard import FeedbackGuard, reason_kind, Verdict
 from vla_nodes.arm.loop_timing import LoopTiming
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError
 from vla_nodes.arm.piper_protocol import ARM_ESTOP
@@ -52,12 +50,12 @@ from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 from vla_nodes.arm.trajectory import Chunk, TrajectoryFollower
 from vla_nodes.nodes import run, StartupError
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
-from vla_nodes.ros.convert import joint_positions, select_joints
+from vla_nodes.nodes.parameters import declare_parameters
+from vla_nodes.ros.convert import joint_positions, pose_msg, select_joints
 from vla_nodes.ros.msgs import (geometry_msgs, sensor_msgs, stamp_to_ns, std_msgs, std_srvs,
                                 trajectory_msgs)
 
 # The feedback streams watched for silence (names as the fault message shows them).
-JOINT_STREAM, STATUS_STREAM = 'joint frames (0x2A5-0x2A7)', 'status frames (0x2A1)'
 
 # Single targets for teleop and tests (sensor_msgs/JointState, names with the joint prefix).
 JOINT_COMMAND_TOPIC = contract.JOINT_COMMAND_TOPIC
@@ -69,40 +67,43 @@ def _bounds(name: str) -> list:
     return [getattr(contract.PIPER_LIMITS[n], name) for n in contract.JOINT_NAMES]
 
 
+PARAMETERS = {
+    'can_name': 'can0',
+    'can_interface': 'socketcan',
+    # udp_multicast only: the interface the bus listens on (0.0.0.0: the whole network).
+    'can_bind_address': '127.0.0.1',
+    'judge_flag': True,             # let the SDK check the socketcan port and bitrate
+    'dh_is_offset': 1,              # 1 for firmware S-V1.6-3 and later
+    'speed_rate': 50,               # firmware planner speed, % of 3 rad/s
+    'gripper_effort': 1000,         # 0.001 N/m
+    'connect_timeout_s': 2.0,
+    'enable_timeout_s': 2.0,
+    # The real arm sends feedback at 200 Hz; commanding at that rate adds no lag.
+    'control_rate_hz': 200.0,
+    'command_timeout_s': 0.5,       # no fresh chunk or target this long: hold
+    'can_timeout_s': 0.5,           # no CAN feedback this long: latch a fault
+    'blend_s': 0.2,                 # cross-fade between chunks (0 = hard switch)
+    # Chunk stamps later than now by more than this are refused (host clock skew).
+    'max_future_stamp_s': 0.5,
+    'max_step_rad': 0.05,           # per tick, from the measured position
+    'max_gripper_step_m': 0.01,
+    'max_velocity_rad_s': 1.5,
+    'max_gripper_velocity_m_s': 0.1,
+    # Per joint in contract.JOINT_NAMES order (rad x6, gripper m); only ever narrowed.
+    'lower_limits': _bounds('lower'),
+    'upper_limits': _bounds('upper'),
+    'enable_on_start': False,
+    # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
+    'dry_run': True,
+    'joint_prefix': '',             # 'left_' / 'right_' on a bimanual robot
+}
+
+
 class ArmDriverNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('arm_driver_node', **kwargs)
-        p = self._declare_checked([
-            ('can_name', 'can0'),
-            ('can_interface', 'socketcan'),
-            # udp_multicast only: the interface the bus listens on (0.0.0.0: the whole network).
-            ('can_bind_address', '127.0.0.1'),
-            ('judge_flag', True),           # let the SDK check the socketcan port and bitrate
-            ('dh_is_offset', 1),            # 1 for firmware S-V1.6-3 and later
-            ('speed_rate', 50),             # firmware planner speed, % of 3 rad/s
-            ('gripper_effort', 1000),       # 0.001 N/m
-            ('connect_timeout_s', 2.0),
-            ('enable_timeout_s', 2.0),
-            # The real arm sends feedback at 200 Hz; commanding at that rate adds no lag.
-            ('control_rate_hz', 200.0),
-            ('command_timeout_s', 0.5),     # no fresh chunk or target this long: hold
-            ('can_timeout_s', 0.5),         # no CAN feedback this long: latch a fault
-            ('blend_s', 0.2),               # cross-fade between chunks (0 = hard switch)
-            # Chunk stamps later than now by more than this are refused (host clock skew).
-            ('max_future_stamp_s', 0.5),
-            ('max_step_rad', 0.05),         # per tick, from the measured position
-            ('max_gripper_step_m', 0.01),
-            ('max_velocity_rad_s', 1.5),
-            ('max_gripper_velocity_m_s', 0.1),
-            # Per joint in contract.JOINT_NAMES order (rad x6, gripper m); only ever narrowed.
-            ('lower_limits', _bounds('lower')),
-            ('upper_limits', _bounds('upper')),
-            ('enable_on_start', False),
-            # Safe by default: nothing reaches the arm until a user sets dry_run:=false.
-            ('dry_run', True),
-            ('joint_prefix', ''),           # 'left_' / 'right_' on a bimanual robot
-        ])
+        p = declare_parameters(self, PARAMETERS, ranges=RANGES)
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
         self._frame_id = p['joint_prefix'] + contract.BASE_FRAME
         self._dt = 1.0 / p['control_rate_hz']
@@ -110,16 +111,7 @@ class ArmDriverNode(ros.Node):
         self._enable_timeout = p['enable_timeout_s']
         self._dry_run = p['dry_run']
         self._max_future_ns = int(p['max_future_stamp_s'] * 1e9)
-        try:
-            limits, ignored = narrowed_limits(
-                p['lower_limits'], p['upper_limits'],
-                max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
-                max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
-        except ValueError as err:
-            raise StartupError(f'lower_limits / upper_limits refused: {err}') from None
-        for message in ignored:
-            self.get_logger().warning(f'joint limit wider than the contract ignored: {message}')
-        self._safety = SafetyFilter(limits)
+        self._safety = self._safety_filter(p)
         self._follower = TrajectoryFollower(blend_s=p['blend_s'])
         self._faults = FaultMonitor(p['can_timeout_s'])
         # Under simulated time, silence and speed are judged on the node's clock (ArrivalClock).
@@ -129,16 +121,7 @@ class ArmDriverNode(ros.Node):
         self._believed = None     # (7,) the last joint sample the guard accepted
         self._feedback_wait = ''  # why feedback is not believed yet ('' = it is)
         self._timing = LoopTiming(self._dt)
-        self._arm = PiperArm(PiperConfig(
-            can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
-            dh_is_offset=p['dh_is_offset'], speed_rate=p['speed_rate'],
-            gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s'],
-            bind_address=p['can_bind_address']))
-        try:
-            self._arm.connect()  # fail at launch, saying what to check, rather than later
-        except PiperConnectionError as err:
-            self.get_logger().fatal(str(err))
-            raise
+        self._arm = self._connect(p)
         self._enabled = self._estopped = False
         self._last_sent = None
         self._hold_next_tick = False  # a new episode: the next command holds the measured pose
@@ -147,6 +130,42 @@ class ArmDriverNode(ros.Node):
         self._counts = dict.fromkeys(
             ('chunks', 'targets', 'rejected', 'sent', 'held', 'limited'), 0)
         self._refresh_every = max(1, round(p['control_rate_hz'] / DIAGNOSTICS_REFRESH_HZ))
+        self._create_interfaces()
+        self.create_timer(self._dt, self._control_tick)
+        self._diag = Diagnostics(self, hardware_id=p['can_name'])
+        if self._dry_run:
+            self.get_logger().warning('dry_run: commands are computed and published on '
+                                      '~/command but NOT sent to the arm; set dry_run:=false '
+                                      'to move it')
+        if p['enable_on_start']:
+            self._set_enabled(True)
+
+    def _safety_filter(self, p) -> SafetyFilter:
+        try:
+            limits, ignored = narrowed_limits(
+                p['lower_limits'], p['upper_limits'],
+                max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
+                max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
+        except ValueError as err:
+            raise StartupError(f'lower_limits / upper_limits refused: {err}') from None
+        for message in ignored:
+            self.get_logger().warning(f'joint limit wider than the contract ignored: {message}')
+        return SafetyFilter(limits)
+
+    def _connect(self, p) -> PiperArm:
+        arm = PiperArm(PiperConfig(
+            can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
+            dh_is_offset=p['dh_is_offset'], speed_rate=p['speed_rate'],
+            gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s'],
+            bind_address=p['can_bind_address']))
+        try:
+            arm.connect()  # fail at launch, saying what to check, rather than later
+        except PiperConnectionError as err:
+            self.get_logger().fatal(str(err))
+            raise
+        return arm
+
+    def _create_interfaces(self) -> None:
         self._state_pub = self.create_publisher(sensor_msgs.JointState,
                                                 contract.JOINT_STATES_TOPIC, 10)
         self._leader_pub = self.create_publisher(sensor_msgs.JointState,
@@ -161,40 +180,6 @@ class ArmDriverNode(ros.Node):
                                  self._on_episode_start, ros.qos_profile_latched)
         self.create_service(std_srvs.SetBool, '~/enable', self._on_enable)
         self.create_service(std_srvs.Trigger, '~/emergency_stop', self._on_estop)
-        self.create_timer(self._dt, self._control_tick)
-        self._diag = Diagnostics(self, hardware_id=p['can_name'])
-        if self._dry_run:
-            self.get_logger().warning('dry_run: commands are computed and published on '
-                                      '~/command but NOT sent to the arm; set dry_run:=false '
-                                      'to move it')
-        if p['enable_on_start']:
-            self._set_enabled(True)
-
-    def _declare_checked(self, parameters) -> dict:
-        """Declare parameters, numeric ones with their range (driver_params.RANGES).
-
-        Raises:
-            StartupError: a value outside its range or NaN, with what to write instead.
-        """
-        values = {}
-        for name, default in parameters:
-            r = RANGES.get(name)
-            descriptor = ros.ParameterDescriptor()
-            if r is not None:
-                kind = 'integer_range' if isinstance(default, int) else 'floating_point_range'
-                make = ros.IntegerRange if isinstance(default, int) else ros.FloatingPointRange
-                number = type(default)  # rclpy's messages check int vs float strictly
-                descriptor = ros.ParameterDescriptor(description=r.why, **{kind: [make(
-                    from_value=number(r.low), to_value=number(r.high), step=number(0))]})
-            try:
-                values[name] = self.declare_parameter(name, default, descriptor).value
-            except ros.InvalidParameterTypeException as err:  # e.g. 30 for 30.0: says so
-                raise StartupError(str(err)) from None
-            except ros.InvalidParameterValueException:
-                # rclpy's exception does not carry the value: declare unranged to read it.
-                value = self.declare_parameter(name, default).value
-                raise StartupError(refusal(name, value, default)) from None
-        return values
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg) -> None:
@@ -309,7 +294,8 @@ class ArmDriverNode(ros.Node):
         now = self.get_clock().now()
         feedback, status = self._arm.read(), self._arm.status(drivers=False)
         pose = self._arm.read_end_pose()
-        feedback, pose, stamps, now_s = self._on_clock(now, feedback, pose, status)
+        now_s = time.time() if self._arrivals is None else now.nanoseconds / 1e9
+        feedback, pose, stamps = feedback_stamps(feedback, pose, status, now_s, self._arrivals)
         fault = self._faults.update(now_s, stamps, status)
         verdict = self._judge(feedback, pose)
         if verdict.fault and not self._faults.fault:
@@ -328,23 +314,6 @@ class ArmDriverNode(ros.Node):
         if self._timing.ticks % self._refresh_every == 0:
             self._refresh_diagnostics(feedback=feedback)
 
-    def _on_clock(self, now, feedback, pose, status):
-        """Feedback stamps and `now` (s) on the clock that silence and speed are judged on.
-
-        Wall time (piper_sdk's frame stamps as they are, so a gap is measured exactly), or,
-        under simulated time, the node's clock when each new frame was first seen.
-        """
-        if self._arrivals is None:
-            stamps = {JOINT_STREAM: feedback.stamp, STATUS_STREAM: status['stamp']}
-            return feedback, pose, stamps, time.time()
-        now_s = now.nanoseconds / 1e9
-        feedback = dataclasses.replace(
-            feedback, stamp=self._arrivals.restamp(JOINT_STREAM, feedback.stamp, now_s))
-        pose = dataclasses.replace(pose, stamp=self._arrivals.restamp('pose', pose.stamp, now_s))
-        stamps = {JOINT_STREAM: feedback.stamp,
-                  STATUS_STREAM: self._arrivals.restamp(STATUS_STREAM, status['stamp'], now_s)}
-        return feedback, pose, stamps, now_s
-
     def _judge(self, feedback, pose) -> Verdict:
         """The guard's verdict on this tick's sample; says (once per kind) why it waits."""
         if not feedback.valid:  # the SDK's initial zeros, or frames stopped: nothing to judge
@@ -358,7 +327,8 @@ class ArmDriverNode(ros.Node):
             self._last_sent = None
             self._safety.reset()
         wait = '' if verdict.ok or verdict.fault else verdict.reason
-        if wait and not verdict.confirming and _kind(wait) != _kind(self._feedback_wait):
+        new_kind = reason_kind(wait) != reason_kind(self._feedback_wait)
+        if wait and not verdict.confirming and new_kind:
             self.get_logger().warning(f'{wait}; nothing is sent or published until it is')
         elif not wait and self._feedback_wait:
             self.get_logger().info('joint feedback confirmed')
@@ -376,9 +346,7 @@ class ArmDriverNode(ros.Node):
             self._end_pose_stamp = pose.stamp
             msg = geometry_msgs.PoseStamped()
             msg.header.stamp, msg.header.frame_id = now.to_msg(), self._frame_id
-            p, o = msg.pose.position, msg.pose.orientation
-            p.x, p.y, p.z = (float(v) for v in pose.position)
-            o.x, o.y, o.z, o.w = (float(v) for v in pose.quaternion)
+            msg.pose = pose_msg([*pose.position, *pose.quaternion])
             self._pose_pub.publish(msg)
 
     def _command(self, now, feedback) -> None:
@@ -408,14 +376,9 @@ class ArmDriverNode(ros.Node):
         status = self._arm.status()
         feedback = feedback or self._arm.read()
         values = dict(self._counts, **self._timing.summary())
-        values.update(
-            can_fps=float(status['can_fps']), is_ok=status['is_ok'],
-            bus_state=status['bus_state'], ctrl_mode=status['ctrl_mode'],
-            arm_status=f"0x{status['arm_status']:02X} {status_name(status['arm_status'])}",
-            err_code=f"0x{status['err_code']:04X}", motion_status=status['motion_status'],
-            motors_enabled=''.join('1' if e else '0' for e in status['motors_enabled']),
-            frames_dropped=status['frames_dropped'], feedback_trusted=self._guard.trusted,
-            enabled=self._enabled, dry_run=self._dry_run, last_rejection=self._rejection[1])
+        values.update(status_values(status), feedback_trusted=self._guard.trusted,
+                      enabled=self._enabled, dry_run=self._dry_run,
+                      last_rejection=self._rejection[1])
         recent = time.monotonic() - self._rejection[0] < REJECTION_SHOWN_S
         level, message = driver_state(
             fault=self._faults.fault, estopped=self._estopped, feedback_valid=feedback.valid,
@@ -427,11 +390,6 @@ class ArmDriverNode(ros.Node):
     def destroy_node(self):
         self._arm.close()
         super().destroy_node()
-
-
-def _kind(reason: str) -> str:
-    """A waiting reason without its numbers: logged once per kind, not once per tick."""
-    return re.sub(r'[0-9.]+', '#', reason)
 
 
 def main(args=None):

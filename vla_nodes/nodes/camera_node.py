@@ -37,37 +37,37 @@ from vla_nodes.camera.realsense import CameraError, RealSenseCamera, RealSenseCo
 from vla_nodes.nodes import run
 from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 
 # Consecutive pipeline restarts without a frame before the node gives up (USB re-enumeration
 # usually succeeds within one or two; more means a cable, power or firmware problem).
 MAX_RESTARTS = 5
+PARAMETERS = {
+    # A numeric serial given on the command line is parsed as an int: dynamic typing takes both.
+    'serial_number': '',
+    'width': 640,
+    'height': 480,
+    'fps': 30,
+    'align_depth': True,
+    'playback_file': '',
+    'frame_timeout_s': 1.0,
+    # realsense-ros names: scene camera camera/camera, wrist camera camera/wrist_camera.
+    'camera_namespace': contract.SCENE_CAMERA.camera_namespace,
+    'camera_name': contract.SCENE_CAMERA.camera_name,
+    'color_frame_id': '',  # '' = <camera_name>_color_optical_frame
+    # Off by default: a reset power-cycles the camera, which other programs may be using.
+    'hardware_reset_on_recovery': False,
+    'restart_at_end': True,
+}
 
 
 class CameraNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('camera', **kwargs)
-        # A numeric serial given on the command line would be parsed as an int: accept both.
-        self.declare_parameter('serial_number', '', ros.ParameterDescriptor(dynamic_typing=True))
-        self.declare_parameter('width', 640)
-        self.declare_parameter('height', 480)
-        self.declare_parameter('fps', 30)
-        self.declare_parameter('align_depth', True)
-        self.declare_parameter('playback_file', '')
-        self.declare_parameter('frame_timeout_s', 1.0)
-        # realsense-ros names: scene camera camera/camera, wrist camera camera/wrist_camera.
-        self.declare_parameter('camera_namespace', contract.SCENE_CAMERA.camera_namespace)
-        self.declare_parameter('camera_name', contract.SCENE_CAMERA.camera_name)
-        self.declare_parameter('color_frame_id', '')  # '' = <camera_name>_color_optical_frame
-        # Off by default: a reset power-cycles the camera, which other programs may be using.
-        self.declare_parameter('hardware_reset_on_recovery', False)
-        self.declare_parameter('restart_at_end', True)
-        p = {n: self.get_parameter(n).value for n in (
-            'serial_number', 'width', 'height', 'fps', 'align_depth', 'playback_file',
-            'frame_timeout_s', 'color_frame_id', 'hardware_reset_on_recovery', 'restart_at_end')}
-        names = contract.Camera('', self.get_parameter('camera_name').value,
-                                self.get_parameter('camera_namespace').value, image_key='-',
-                                depth_key='-')
+        p = declare_parameters(self, PARAMETERS, dynamic_typing=('serial_number',))
+        names = contract.Camera('', p.pop('camera_name'), p.pop('camera_namespace'),
+                                image_key='-', depth_key='-')
         self._frame_id = p.pop('color_frame_id') or names.frame
         self._hardware_reset = p.pop('hardware_reset_on_recovery')
         self._restart_at_end = p.pop('restart_at_end')

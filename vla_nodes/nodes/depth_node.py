@@ -36,6 +36,7 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.perception.depth import DepthRange, mm_to_metres
 from vla_nodes.perception.filters import DepthFilter, FilterConfig
 from vla_nodes.ros import image
@@ -72,8 +73,7 @@ class DepthNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('depth_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         self._mode = p['mode']
         if self._mode not in ('sensor', 'mono'):
             raise ValueError(f"depth_node mode {self._mode!r}: use 'sensor' or 'mono'")

@@ -44,6 +44,7 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.nodes.policy_inputs import (CameraPoses, chunk_msg, expected_contract,
                                            load_policy, ObservationBuffer, ObservationMatcher)
 from vla_nodes.policy.runner import ChunkScheduler
@@ -83,7 +84,7 @@ class PolicyNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('policy_node', **kwargs)
-        self.p = p = {n: self.declare_parameter(n, v).value for n, v in PARAMETERS.items()}
+        self.p = p = declare_parameters(self, PARAMETERS)
         self._joints = [p['joint_prefix'] + j for j in contract.JOINT_NAMES]
         if not p['action_rate_hz'] >= 0:
             raise ValueError(f"action_rate_hz must be >= 0 Hz (0: the checkpoint's), got "

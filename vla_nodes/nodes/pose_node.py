@@ -37,8 +37,9 @@ from vla_nodes import contract, ros
 from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.ros import image
-from vla_nodes.ros.convert import joint_positions
+from vla_nodes.ros.convert import joint_positions, pose_msg
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
 
 # Parameters and their defaults; config/<robot>.yaml overrides them.
@@ -60,8 +61,7 @@ class PoseNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('pose_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         self._joints = [p['joint_prefix'] + j for j in contract.ARM_JOINTS]
         self._dh_is_offset, self._tcp_offset_m = p['dh_is_offset'], p['tcp_offset_m']
         self._pub = self.create_publisher(geometry_msgs.PoseStamped, contract.EE_POSE_TOPIC, 10)
@@ -93,7 +93,8 @@ class PoseNode(ros.Node):
         pose = geometry_msgs.PoseStamped()
         pose.header.stamp = msg.header.stamp
         pose.header.frame_id = contract.BASE_FRAME
-        pose.pose = pose_msg(forward_kinematics(q, self._dh_is_offset, self._tcp_offset_m))
+        pose.pose = pose_msg(pose_to_xyz_quat(
+            forward_kinematics(q, self._dh_is_offset, self._tcp_offset_m)))
         self._pub.publish(pose)
 
     # --- objects -------------------------------------------------------------------------------
@@ -184,15 +185,6 @@ class PoseNode(ros.Node):
         super().destroy_node()
 
 
-def pose_msg(pose: np.ndarray):
-    """geometry_msgs/Pose of a (4, 4) transform (m)."""
-    x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_xyz_quat(pose))
-    msg = geometry_msgs.Pose()
-    msg.position.x, msg.position.y, msg.position.z = x, y, z
-    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = qx, qy, qz, qw
-    return msg
-
-
 def detections_msg(objects: list, header):
     """vision_msgs/Detection3DArray of `DetectedObject`s (perception/objects.py), in `header`."""
     array = vision_msgs.Detection3DArray(header=header)
@@ -200,10 +192,10 @@ def detections_msg(objects: list, header):
         hypothesis = vision_msgs.ObjectHypothesisWithPose()
         hypothesis.hypothesis.class_id = obj.category
         hypothesis.hypothesis.score = float(obj.score)
-        hypothesis.pose.pose = pose_msg(obj.pose)
+        hypothesis.pose.pose = pose_msg(pose_to_xyz_quat(obj.pose))
         detection = vision_msgs.Detection3D(header=header, results=[hypothesis],
                                             id=f'{obj.category}_{i}')
-        detection.bbox.center = pose_msg(obj.pose)
+        detection.bbox.center = pose_msg(pose_to_xyz_quat(obj.pose))
         detection.bbox.size.x, detection.bbox.size.y, detection.bbox.size.z = (
             float(v) for v in obj.size)
         array.detections.append(detection)

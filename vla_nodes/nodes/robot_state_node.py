@@ -22,13 +22,13 @@ state, stamped with it, so at the joint-state rate; and the URDF on `/robot_desc
 `description/tree.py`.
 """
 
-import numpy as np
-
 from vla_nodes import contract, paths, ros
 from vla_nodes.description.generate import read_rsp_params
 from vla_nodes.description.tree import UrdfTree
 from vla_nodes.nodes import run
-from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, std_msgs, tf2_msgs
+from vla_nodes.nodes.parameters import declare_parameters
+from vla_nodes.ros.convert import named_positions, transform_msg
+from vla_nodes.ros.msgs import sensor_msgs, std_msgs, tf2_msgs
 
 TF_TOPIC = '/tf'
 ROBOT_DESCRIPTION_TOPIC = '/robot_description'
@@ -42,8 +42,7 @@ class RobotStateNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('robot_state_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         urdf = p['robot_description'] or read_rsp_params(
             paths.package_share() / 'description' / 'piper.yaml')
         self._tree = UrdfTree(urdf)
@@ -61,25 +60,18 @@ class RobotStateNode(ros.Node):
                                  self._on_joints, 10)
 
     def _on_joints(self, msg) -> None:
-        if len(msg.position) != len(msg.name):
-            self.get_logger().warning('joint_states: names and positions differ in length',
-                                      throttle_duration_sec=5.0)
+        try:
+            positions = named_positions(msg)
+        except ValueError as err:
+            self.get_logger().warning(f'joint_states dropped: {err}', throttle_duration_sec=5.0)
             return
-        positions = {n: q for n, q in zip(msg.name, msg.position) if np.isfinite(q)}
         transforms = [self._transform(parent, child, xyz_quat, msg.header.stamp)
                       for parent, child, xyz_quat in self._tree.moving_transforms(positions)]
         if transforms:
             self._tf.publish(tf2_msgs.TFMessage(transforms=transforms))
 
     def _transform(self, parent: str, child: str, xyz_quat: tuple, stamp):
-        tf = geometry_msgs.TransformStamped(child_frame_id=self._prefix + child)
-        tf.header.frame_id = self._prefix + parent
-        tf.header.stamp = stamp
-        x, y, z, qx, qy, qz, qw = xyz_quat
-        t, r = tf.transform.translation, tf.transform.rotation
-        t.x, t.y, t.z = x, y, z
-        r.x, r.y, r.z, r.w = qx, qy, qz, qw
-        return tf
+        return transform_msg(self._prefix + parent, self._prefix + child, xyz_quat, stamp)
 
 
 def main(args=None):

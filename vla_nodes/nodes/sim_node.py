@@ -61,8 +61,13 @@ from vla_nodes import contract, ros
 from vla_nodes.arm import kinematics
 from vla_nodes.nodes import run
 from vla_nodes.nodes.camera_topics import camera_info, CameraPublishers
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.perception.depth import metres_to_mm
-from vla_nodes.ros.msgs import geometry_msgs, rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
+from vla_nodes.ros.convert import transform_msg
+from vla_nodes.ros.msgs import rosgraph_msgs, std_msgs, std_srvs, tf2_msgs
+from vla_nodes.sim.can_readers import CanReaders
+from vla_nodes.sim.episode_result import episode_result
+from vla_nodes.sim.robot_model import DEFAULT_JOINT_MAP
 
 EPISODE_STATUS_TOPIC = contract.EPISODE_STATUS_TOPIC
 LEADERS = ('', 'expert')
@@ -77,35 +82,55 @@ RUNNING_HEARTBEAT_S = 0.05
 CAN_SETTLE_S = 1.0
 # MuJoCo reports the far plane where nothing was hit; a real camera reports no depth there.
 MAX_VALID_DEPTH_M = 10.0
+PARAMETERS = {
+    'width': 320,
+    'height': 240,
+    'camera_rate_hz': 10.0,
+    'physics_rate_hz': 100.0,
+    'seed': 0,
+    'task': 'pick_red_cube',
+    'leader': '',
+    'leader_rate_hz': 50.0,
+    'can_interface': 'virtual',
+    'can_name': 'vla_sim',
+    # udp_multicast: the interface the bus listens on; 0.0.0.0 lets the network inject frames.
+    'can_bind_address': '127.0.0.1',
+    'feedback_rate_hz': 200.0,
+    'mjcf_path': '',
+    'joint_map': list(DEFAULT_JOINT_MAP),
+    'lockstep': False,
+    'max_episode_s': 0.0,  # 0 = the task's time budget
+    'cameras': list(contract.DEFAULT_CAMERAS),
+}
 
 
 class SimNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim_node', **kwargs)
-        from vla_nodes.sim.robot_model import CAMERA_NAME, DEFAULT_JOINT_MAP, WRIST_CAMERA_NAME
-        self.declare_parameter('width', 320)
-        self.declare_parameter('height', 240)
-        self.declare_parameter('camera_rate_hz', 10.0)
-        self.declare_parameter('physics_rate_hz', 100.0)
-        self.declare_parameter('seed', 0)
-        self.declare_parameter('task', 'pick_red_cube')
-        self.declare_parameter('leader', '')
-        self.declare_parameter('leader_rate_hz', 50.0)
-        self.declare_parameter('can_interface', 'virtual')
-        self.declare_parameter('can_name', 'vla_sim')
-        # udp_multicast: the interface the bus listens on; 0.0.0.0 lets the network inject frames.
-        self.declare_parameter('can_bind_address', '127.0.0.1')
-        self.declare_parameter('feedback_rate_hz', 200.0)
-        self.declare_parameter('mjcf_path', '')
-        self.declare_parameter('joint_map', list(DEFAULT_JOINT_MAP))
-        self.declare_parameter('lockstep', False)
-        self.declare_parameter('max_episode_s', 0.0)  # 0 = the task's time budget
-        self.declare_parameter('cameras', list(contract.DEFAULT_CAMERAS))
-        p = {n: self.get_parameter(n).value for n in (
-            'width', 'height', 'camera_rate_hz', 'physics_rate_hz', 'seed', 'task', 'leader',
-            'leader_rate_hz', 'can_interface', 'can_name', 'feedback_rate_hz', 'mjcf_path',
-            'joint_map', 'lockstep', 'max_episode_s', 'can_bind_address')}
+        p = declare_parameters(self, PARAMETERS)
+        self._check_config(p)
+        self._build_world(p)
+        cameras = self._checked_cameras(p['cameras'])
+        # Only now the firmware thread: a refused configuration must not leave it running.
+        self._firmware, self._bus = self._start_firmware(p)
+        # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
+        # wrist frame of the same instant is already there.
+        self._cameras = [(sim_name, CameraPublishers(self, c)) for sim_name, c in sorted(
+            cameras, key=lambda named: named[1] is contract.SCENE_CAMERA)]
+        self._create_interfaces()
+        self._leader, self._leader_bus = None, None
+        if p['leader'] == 'expert':
+            self._start_leader(p)
+        self._start_threads(p)
+        self.get_logger().info(
+            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, cameras "
+            f"{[c.name for _, c in cameras]} {p['width']}x{p['height']} at "
+            f"{p['camera_rate_hz']} Hz, task {p['task']!r} "
+            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
+            f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
+
+    def _check_config(self, p) -> None:
         if p['leader'] not in LEADERS:
             raise ValueError(f"leader must be '' (no leader arm) or 'expert', got {p['leader']!r}")
         self._lockstep = p['lockstep']
@@ -113,7 +138,8 @@ class SimNode(ros.Node):
         if self._lockstep and (p['can_interface'] != 'virtual' or not local_runtime):
             raise ValueError('lockstep needs the local runtime (VLA_ROS_BACKEND=local, one '
                              "process) and can_interface 'virtual'")
-        self._can = (p['can_interface'], p['can_name'])
+
+    def _build_world(self, p) -> None:
         from vla_nodes.sim.episode import Episode
         from vla_nodes.sim.tasks import get_task
         from vla_nodes.sim.world import SimConfig, SimWorld
@@ -129,20 +155,21 @@ class SimNode(ros.Node):
         self._dt = 1.0 / p['physics_rate_hz']
         self._time_offset = 0.0  # simulated seconds of earlier episodes: /clock never goes back
         self._episode.reset()
+
+    def _checked_cameras(self, names) -> list:
+        """(simulator camera name, contract.Camera) of each named camera; ValueError if unknown."""
+        from vla_nodes.sim.robot_model import CAMERA_NAME, WRIST_CAMERA_NAME
         sim_cameras = {contract.SCENE_CAMERA.name: CAMERA_NAME,
                        contract.WRIST_CAMERA.name: WRIST_CAMERA_NAME}
-        cameras = contract.cameras(self.get_parameter('cameras').value)
+        cameras = contract.cameras(names)
         unknown = [c.name for c in cameras if c.name not in sim_cameras]
         if unknown:
             raise ValueError(f'cameras {unknown}: the simulator has {list(sim_cameras)}')
         for c in cameras:
             self._world.camera_pose(sim_cameras[c.name])  # a user MJCF without it fails now
-        # Only now the firmware thread: a refused configuration must not leave it running.
-        self._firmware, self._bus = self._start_firmware(p)
-        # The wrist camera first: when the scene frame (policy_node's trigger) arrives, the
-        # wrist frame of the same instant is already there.
-        self._cameras = [(sim_cameras[c.name], CameraPublishers(self, c))
-                         for c in sorted(cameras, key=lambda c: c is contract.SCENE_CAMERA)]
+        return [(sim_cameras[c.name], c) for c in cameras]
+
+    def _create_interfaces(self) -> None:
         self._clock_pub = self.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
         self._status_pub = self.create_publisher(std_msgs.String, EPISODE_STATUS_TOPIC,
                                                  ros.qos_profile_latched)
@@ -155,12 +182,12 @@ class SimNode(ros.Node):
         self._publish_status()
         self._publish_episode_start(0.0)
         self.create_service(std_srvs.Trigger, '~/reset', self._on_reset)
-        self._leader, self._leader_bus = None, None
-        if p['leader'] == 'expert':
-            self._start_leader(p)
+
+    def _start_threads(self, p) -> None:
         self._camera_period = 1.0 / p['camera_rate_hz']
         self._stop = threading.Event()
-        self._unread_queues = set()
+        self._readers = (CanReaders(p['can_name'], (self._bus, self._leader_bus))
+                         if p['can_interface'] == 'virtual' else None)
         if self._lockstep:
             # Periods in physics steps: every rate is simulated, so it stays exact however fast.
             every = {k: max(1, round(p['physics_rate_hz'] / hz)) for k, hz in (
@@ -181,12 +208,6 @@ class SimNode(ros.Node):
         # lock-step thread in lock-step), which also keeps the executor free while it renders.
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
-        self.get_logger().info(
-            f"simulated Piper on CAN {p['can_interface']}:{p['can_name']}, cameras "
-            f"{[c.name for c in cameras]} {p['width']}x{p['height']} at "
-            f"{p['camera_rate_hz']} Hz, task {p['task']!r} "
-            f"seed {self._episode.seed}, leader {p['leader'] or 'none'}"
-            f"{', lock-step: time stands still until ~/reset' if self._lockstep else ''}")
 
     def _open_bus(self, p):
         if p['can_interface'] == 'virtual':
@@ -225,12 +246,7 @@ class SimNode(ros.Node):
 
     def _camera_transform(self):
         xyz_quat = kinematics.pose_to_xyz_quat(self._world.camera_pose())
-        tf = geometry_msgs.TransformStamped(child_frame_id=contract.CAMERA_FRAME)
-        tf.header.frame_id = contract.BASE_FRAME
-        t, r = tf.transform.translation, tf.transform.rotation
-        t.x, t.y, t.z = (float(v) for v in xyz_quat[:3])
-        r.x, r.y, r.z, r.w = (float(v) for v in xyz_quat[3:])
-        return tf
+        return transform_msg(contract.BASE_FRAME, contract.CAMERA_FRAME, xyz_quat)
 
     def _sim_seconds(self) -> float:
         """Simulated time since start-up (s), across episodes; call with the lock held."""
@@ -277,31 +293,13 @@ class SimNode(ros.Node):
         if status == self._published_status and not fresh:
             return
         if status not in ('', 'running'):
-            self._result_pub.publish(std_msgs.String(data=json.dumps(self._result())))
+            with self._lock:
+                result = episode_result(self._world, self._episode)
+            self._result_pub.publish(std_msgs.String(data=json.dumps(result)))
         self._status_pub.publish(std_msgs.String(data=status))
         self._published_status = status
         reason = f' ({self._episode.reason})' if self._episode.reason else ''
         self.get_logger().info(f'episode seed {self._episode.seed}: {status}{reason}')
-
-    def _result(self) -> dict:
-        """The ended episode, measured now (/sim/episode_result, contract.py).
-
-        The grasp-centre-to-object distances (ground truth) are a continuous measure of how
-        close a policy came, which shows learning before success does.
-        """
-        from vla_nodes.sim.world import OBJECTS
-        with self._lock:
-            tcp = self._world.tcp_pose()[:3, 3]
-            distances = {}
-            for name in OBJECTS:
-                try:
-                    distances[name] = float(np.linalg.norm(
-                        tcp - self._world.object_pose(name)[:3, 3]))
-                except KeyError:  # a user's scene without it
-                    continue
-            return {'seed': int(self._episode.seed), 'status': self._episode.status,
-                    'reason': self._episode.reason, 'episode_s': float(self._world.time),
-                    'grasp_to_object_m': distances}
 
     def _lead(self) -> None:
         with self._lock:
@@ -388,37 +386,21 @@ class SimNode(ros.Node):
                 # notifies it: a full scan only when no notice came (a slow callback)
                 scan = not self.context.idle_cond.wait(0.005)
 
-    def _busy_can_queues(self) -> list:
-        """Queues of other readers of the virtual CAN channel that are not drained yet.
-
-        Those that still hold frames or whose reader is not waiting in a blocking recv()
-        (piper_sdk reads on its own thread).
-        """
-        if self._can[0] != 'virtual':
-            return []
-        from can.interfaces import virtual
-        ignored = {b.queue for b in (self._bus, self._leader_bus) if b is not None}
-        ignored |= self._unread_queues
-        return [q for q in list(virtual.channels.get(self._can[1], []))
-                if q not in ignored and (q.qsize() or not q.not_empty._waiters)]
-
     def _can_readers_idle(self) -> bool:
-        return not self._busy_can_queues()
+        return self._readers is None or self._readers.idle()
 
     def _give_up_on_unread_queues(self) -> None:
-        """A bus nobody reads (a test's listener left alone) must not stall time forever."""
-        self._unread_queues.update(self._busy_can_queues())
-        self.get_logger().warning(
-            f'a reader of CAN channel {self._can[1]} does not take its frames; it is ignored '
-            'from now on (lock-step may not replay exactly)')
+        self._readers.give_up()
+        self._warn_unread()
 
     def _settle_can(self) -> None:
-        end = time.monotonic() + CAN_SETTLE_S
-        while not self._can_readers_idle():
-            if time.monotonic() > end:
-                self._give_up_on_unread_queues()
-                return
-            time.sleep(0.0002)
+        if self._readers is not None and not self._readers.settle(CAN_SETTLE_S):
+            self._warn_unread()
+
+    def _warn_unread(self) -> None:
+        self.get_logger().warning(
+            f'a reader of CAN channel {self._readers.channel} does not take its frames; it is '
+            'ignored from now on (lock-step may not replay exactly)')
 
     # --- physics and camera ---------------------------------------------------------------------
     def _step(self) -> None:

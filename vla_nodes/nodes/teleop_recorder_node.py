@@ -34,73 +34,54 @@ bag's start: a real robot's driver forgets what it followed and holds (docs/inte
 
 from pathlib import Path
 
-import yaml
-
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
-from vla_nodes.paths import package_share
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
+from vla_nodes.record.topics import (camera_prefix, DEFAULT_CAMERA, DEFAULT_TOPICS,
+                                     expected_rates, key_values, record_topics,
+                                     static_metadata)
 from vla_nodes.ros import msgs
 from vla_nodes.ros.msgs import ns_to_stamp, std_msgs, std_srvs
 
-CAMERA_STREAMS = {  # realsense-ros topic under a camera namespace -> the contract topic it mirrors
-    'color/image_raw': contract.COLOR_TOPIC,
-    'color/camera_info': contract.COLOR_INFO_TOPIC,
-    'aligned_depth_to_color/image_raw': contract.DEPTH_TOPIC,
-    'aligned_depth_to_color/camera_info': contract.DEPTH_INFO_TOPIC,
-}
-DEFAULT_CAMERA = contract.COLOR_TOPIC.rsplit('/color/', 1)[0]  # '/camera/camera'
-# The whole contract but the clock; camera topics come from `cameras`.
-DEFAULT_TOPICS = [t for t in contract.TOPIC_TYPES
-                  if t != contract.CLOCK_TOPIC and t not in CAMERA_STREAMS.values()]
 LATCHED = (contract.INSTRUCTION_TOPIC, contract.TF_STATIC_TOPIC)
 # Camera streams are subscribed BEST_EFFORT: that matches a RELIABLE publisher (realsense-ros'
 # default) and a BEST_EFFORT one (its SENSOR_DATA option, most camera drivers), where a RELIABLE
 # subscription would silently record nothing. The audit reports what was dropped.
 BEST_EFFORT_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo')
-# Nominal rates the audit expects; camera_info comes with every frame, the leader at the
-# follower's rate. Override with `expected_rates: ['topic=Hz', ...]` (0 = not checked).
-NOMINAL_RATES = {
-    **contract.NOMINAL_RATES,
-    contract.COLOR_INFO_TOPIC: contract.NOMINAL_RATES[contract.COLOR_TOPIC],
-    contract.DEPTH_INFO_TOPIC: contract.NOMINAL_RATES[contract.DEPTH_TOPIC],
-    contract.LEADER_JOINT_STATES_TOPIC: contract.NOMINAL_RATES[contract.JOINT_STATES_TOPIC],
-}
 LEVELS = {'ok': OK, 'warn': WARN, 'error': ERROR}
+PARAMETERS = {
+    'output_dir': 'vla_episodes',
+    'topics': DEFAULT_TOPICS,
+    'cameras': [DEFAULT_CAMERA],
+    'autostart': False,
+    'robot': 'piper',
+    'task_name': '',
+    'calibration_file': '',         # '' = config/calibration.yaml if any
+    'expected_rates': [''],         # 'topic=Hz' entries over NOMINAL_RATES
+    'camera_rate_hz': 0.0,          # every camera's streams; 0 = nominal
+    'status_topic': '',             # std_msgs/String: episode outcome
+    'episode_metadata': [''],       # 'key=value': into the next bags (read at each start)
+    'storage': 'mcap',
+    'flush_period_s': 1.0,
+    'queue_size': 4096,
+    'queue_mb': 1024,
+    'subscription_depth': 200,
+    'gap_factor': 3.0,
+    'min_gap_s': 0.1,
+    'stall_timeout_s': 1.0,
+    # A robot's demo starts when recording starts: announce it, so the driver drops what it
+    # followed and holds. In simulation sim_node announces its resets (config/sim.yaml).
+    'announce_episode_start': True,
+}
 
 
 class TeleopRecorderNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('teleop_recorder_node', **kwargs)
-        self.declare_parameter('output_dir', 'vla_episodes')
-        self.declare_parameter('topics', DEFAULT_TOPICS)
-        self.declare_parameter('cameras', [DEFAULT_CAMERA])
-        self.declare_parameter('autostart', False)
-        self.declare_parameter('robot', 'piper')
-        self.declare_parameter('task_name', '')
-        self.declare_parameter('calibration_file', '')  # '' = config/calibration.yaml if any
-        self.declare_parameter('expected_rates', [''])  # 'topic=Hz' entries over NOMINAL_RATES
-        self.declare_parameter('camera_rate_hz', 0.0)  # every camera's streams; 0 = nominal
-        self.declare_parameter('status_topic', '')      # std_msgs/String: episode outcome
-        self.declare_parameter('episode_metadata', [''])  # 'key=value': into the next bags
-        self.declare_parameter('storage', 'mcap')
-        self.declare_parameter('flush_period_s', 1.0)
-        self.declare_parameter('queue_size', 4096)
-        self.declare_parameter('queue_mb', 1024)
-        self.declare_parameter('subscription_depth', 200)
-        self.declare_parameter('gap_factor', 3.0)
-        self.declare_parameter('min_gap_s', 0.1)
-        self.declare_parameter('stall_timeout_s', 1.0)
-        # A robot's demo starts when recording starts: announce it, so the driver drops what it
-        # followed and holds. In simulation sim_node announces its resets (config/sim.yaml).
-        self.declare_parameter('announce_episode_start', True)
-        p = {n.name: n.value for n in self.get_parameters([
-            'output_dir', 'topics', 'cameras', 'autostart', 'robot', 'task_name',
-            'calibration_file', 'expected_rates', 'status_topic', 'storage', 'flush_period_s',
-            'queue_size', 'queue_mb', 'subscription_depth', 'gap_factor', 'min_gap_s',
-            'stall_timeout_s', 'camera_rate_hz'])}
+        p = declare_parameters(self, PARAMETERS)
         cameras = [camera_prefix(c) for c in p['cameras'] if c]
         topics = record_topics(p['topics'], cameras)
         self._recorder = EpisodeRecorder(RecorderConfig(
@@ -111,7 +92,7 @@ class TeleopRecorderNode(ros.Node):
             queue_size=p['queue_size'], queue_bytes=p['queue_mb'] << 20,
             gap_factor=p['gap_factor'], min_gap_s=p['min_gap_s'],
             stall_timeout_s=p['stall_timeout_s']),
-            metadata=self._static_metadata(p))
+            metadata=static_metadata(p))
         self._instruction, self._outcome = '', ''
         self._subs = {t: self._subscribe(t, type_name, p['subscription_depth'])
                       for t, type_name in topics.items()}
@@ -120,7 +101,7 @@ class TeleopRecorderNode(ros.Node):
             self.create_subscription(std_msgs.String, p['status_topic'], self._on_status,
                                      ros.qos_profile_latched)
         self._episode_start_pub = None
-        if self.get_parameter('announce_episode_start').value:
+        if p['announce_episode_start']:
             self._episode_start_pub = self.create_publisher(
                 std_msgs.Header, contract.EPISODE_START_TOPIC, ros.qos_profile_latched)
         self.create_service(std_srvs.Trigger, '~/start_episode', self._on_start)
@@ -133,27 +114,6 @@ class TeleopRecorderNode(ros.Node):
             self._autostart = self.create_timer(0.2, self._start_once)
         self.get_logger().info(f'recording {len(topics)} topics into '
                                f'{self._recorder.config.output_dir}')
-
-    def _static_metadata(self, p) -> dict:
-        metadata = {'robot': p['robot'], 'recorder': 'vla_nodes teleop_recorder_node'}
-        if p['task_name']:
-            metadata['task_name'] = p['task_name']
-        path = p['calibration_file']
-        if not path:
-            default = package_share() / 'config' / 'calibration.yaml'
-            path = str(default) if default.is_file() else ''
-        elif not Path(path).expanduser().is_file():
-            raise FileNotFoundError(f'calibration_file {path!r} does not exist: give the YAML '
-                                    f'written by vla-calibrate, or leave it empty')
-        if path:
-            path = Path(path).expanduser().resolve()
-            try:
-                metadata['calibration'] = yaml.safe_load(path.read_text(encoding='utf-8'))
-            except yaml.YAMLError as err:
-                raise ValueError(f'calibration_file {path} is not valid YAML ({err}); fix it or '
-                                 f'write it again with vla-calibrate') from None
-            metadata['calibration_file'] = str(path)
-        return metadata
 
     def _subscribe(self, topic: str, type_name: str, depth: int):
         qos = ros.qos_profile_latched if topic in LATCHED else depth
@@ -272,63 +232,6 @@ class TeleopRecorderNode(ros.Node):
         if episode is not None:
             self.get_logger().info(f'episode saved at shutdown: {episode.path}')
         super().destroy_node()
-
-
-def camera_prefix(camera: str) -> str:
-    """A camera's topic namespace.
-
-    '/camera/wrist_camera' for 'wrist' (contract.camera), or the namespace itself when given as
-    one ('/camera/camera').
-    """
-    return camera if camera.startswith('/') else contract.camera(camera).prefix
-
-
-def record_topics(topics: list, cameras: list) -> dict:
-    """topic -> message type of everything to record: `topics` plus each camera's 4 streams."""
-    chosen = {}
-    for camera in cameras:
-        for stream, contract_topic in CAMERA_STREAMS.items():
-            chosen[f'{camera.rstrip("/")}/{stream}'] = contract.TOPIC_TYPES[contract_topic]
-    for topic in topics:
-        type_name = contract.TOPIC_TYPES.get(topic)
-        if type_name is None:
-            raise ValueError(f'no message type known for topic {topic!r}: record the contract '
-                             f'topics ({", ".join(contract.TOPIC_TYPES)}) and cameras by '
-                             f'namespace in the `cameras` parameter')
-        chosen[topic] = type_name
-    return chosen
-
-
-def expected_rates(topics: dict, cameras: list, overrides: list,
-                   camera_hz: float = 0.0) -> dict:
-    """Topic -> Hz for the audit.
-
-    Nominal rates (every camera stream at `camera_hz` if > 0), then 'topic=Hz' overrides.
-    """
-    rates = {t: NOMINAL_RATES[t] for t in topics if t in NOMINAL_RATES}
-    for camera in cameras:
-        for stream, contract_topic in CAMERA_STREAMS.items():
-            rates[f'{camera.rstrip("/")}/{stream}'] = camera_hz or NOMINAL_RATES[contract_topic]
-    for topic, hz in key_values(overrides, 'expected_rates', f'{contract.COLOR_TOPIC}=30.0',
-                                'Hz').items():
-        try:
-            rates[topic] = float(hz)
-        except ValueError:
-            raise ValueError(f'expected_rates entry {topic}={hz}: the rate must be a number of '
-                             f'Hz, e.g. "{contract.COLOR_TOPIC}=30.0"') from None
-    return {t: r for t, r in rates.items() if r > 0}
-
-
-def key_values(entries: list, parameter: str, example: str, value: str = 'value') -> dict:
-    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; empty entries are skipped."""
-    pairs = {}
-    for entry in (e for e in entries if e):
-        key, sep, text = entry.partition('=')
-        if not sep or not key.strip():
-            raise ValueError(f'{parameter} entry {entry!r}: write it as "key={value}", e.g. '
-                             f'"{example}"')
-        pairs[key.strip()] = text.strip()
-    return pairs
 
 
 def main(args=None):

@@ -25,6 +25,7 @@ controllers (as in arm_driver_node).
 from vla_nodes import contract, paths, ros
 from vla_nodes.description.controllers import split_points, trajectory_controllers
 from vla_nodes.nodes import run
+from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.ros.msgs import stamp_to_ns, std_msgs, trajectory_msgs
 
 PARAMETERS = {
@@ -37,8 +38,7 @@ class TrajectoryRelayNode(ros.Node):
 
     def __init__(self, **kwargs):
         super().__init__('trajectory_relay_node', **kwargs)
-        p = {name: self.declare_parameter(name, value).value
-             for name, value in PARAMETERS.items()}
+        p = declare_parameters(self, PARAMETERS)
         path = p['controllers_file'] or paths.package_share() / 'config' / 'controllers.yaml'
         self._groups = {name: [p['joint_prefix'] + j for j in joints]
                         for name, joints in trajectory_controllers(path).items()}

@@ -31,11 +31,10 @@ queues without limit: `send()` drains it each time, so call it at a steady rate.
 import can
 import numpy as np
 
-from vla_nodes.arm.piper_protocol import gripper_to_sdk, joints_to_sdk, sdk_to_positions
+from vla_nodes.arm.piper_protocol import (
+    ALL_MOTORS, CTRL_CAN, GRIPPER_ENABLE, gripper_to_sdk, joints_to_sdk, MOTOR_ENABLE_FLAG, MOVE_J,
+    POSITION_VELOCITY_MODE, sdk_to_positions)
 
-CTRL_MODE_CAN, MOVE_J, POSITION_VELOCITY = 0x01, 0x01, 0x00
-ALL_MOTORS, MOTOR_ENABLE = 7, 0x02
-GRIPPER_ENABLE = 0x01
 # The follower's planner runs at this percentage of its maximum joint speed (3 rad/s), so it
 # never lags a leader that a person moves at up to about 3 rad/s.
 DEFAULT_SPEED_RATE = 100
@@ -71,14 +70,15 @@ class LeaderArm:
         self._message = PiperMessage
         self._joint_ctrl, self._gripper_ctrl = ArmMsgJointCtrl, ArmMsgGripperCtrl
         self._motor_enable = ArmMsgMotorEnableDisableConfig
-        self._mode = ArmMsgMotionCtrl_2(CTRL_MODE_CAN, MOVE_J, speed_rate, POSITION_VELOCITY)
+        self._mode = ArmMsgMotionCtrl_2(CTRL_CAN, MOVE_J, speed_rate, POSITION_VELOCITY_MODE)
         self._gripper_effort = gripper_effort
         self.sent = 0  # frames sent so far
 
     def enable(self) -> None:
         """Send 0x471 (all motors, enable), which a follower needs before it moves."""
         self._send(self._message(type_=self._types.PiperMsgMotorEnableDisableConfig,
-                                 arm_motor_enable=self._motor_enable(ALL_MOTORS, MOTOR_ENABLE)))
+                                 arm_motor_enable=self._motor_enable(ALL_MOTORS[0],
+                                                                     MOTOR_ENABLE_FLAG)))
 
     def send(self, q7) -> np.ndarray:
         """Send one leader command: 0x151, 0x155, 0x156, 0x157, 0x159; then drain the bus.
