@@ -93,10 +93,15 @@ def type_name(msg_or_cls: Any) -> str:
 
 def serialize(msg: Any) -> bytes:
     """Serialize a message to CDR bytes (with the 4-byte encapsulation header)."""
+    return bytes(serialize_buffer(msg))
+
+
+def serialize_buffer(msg: Any) -> bytes | bytearray:
+    """`serialize` without the final copy into `bytes`, for a caller that copies it anyway."""
     if USE_RCLPY:  # pragma: no cover - needs ROS 2
         from rclpy.serialization import serialize_message
         return serialize_message(msg)
-    return bytes(typestore().serialize_cdr(msg._to_rosbags(msg), msg._type))
+    return typestore().serialize_cdr(msg._to_rosbags(msg), msg._type).obj
 
 
 def deserialize(data: bytes | memoryview, type_name: str) -> Any:

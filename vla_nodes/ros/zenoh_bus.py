@@ -132,7 +132,7 @@ class ZenohBus:
         self._graph_sub = self.session.liveliness().declare_subscriber(
             f'{K.ADMIN_SPACE}/{self.domain_id}/**', self._on_token, history=True)
 
-    def _payload(self, data: bytes):
+    def _payload(self, data: bytes | bytearray):
         """`data` in a shared-memory buffer when that is on and worth it, else as it is."""
         if self._shm is None or len(data) < self._shm_threshold:
             return data
@@ -223,7 +223,8 @@ class ZenohBus:
 
     def publish(self, pub, msg) -> None:
         record = self._endpoints[pub]
-        record.zobj.put(self._payload(msgs.serialize(msg)), attachment=K.attachment(
+        # The serialised buffer goes into shared memory (or to Zenoh) as it is: no `bytes` copy.
+        record.zobj.put(self._payload(msgs.serialize_buffer(msg)), attachment=K.attachment(
             next(record.seq), time.time_ns(), record.gid))
 
     def add_subscription(self, sub) -> None:
