@@ -160,6 +160,22 @@ def validate_checkpoint(policy, model_config, expected=None):
         ContractMismatchError: one line naming every problem and what to do.
     """
     contract = _plain(policy.get('contract') or {})
+    problems, names = _robot_problems(contract)
+    problems += _model_problems(contract, model_config, names)
+    env_dim = int(model_config.get('env_state_dim') or 0)
+    dims = {OBS_STATE: model_config.get('state_dim'), ACTION: model_config.get('action_dim')}
+    if env_dim:
+        dims[OBS_ENV_STATE] = env_dim
+    problems += _stats_problems(policy.get('norm_stats') or {}, dims)
+    if problems:
+        raise ContractMismatchError('policy checkpoint is unusable: ' + '; '.join(problems)
+                                    + ' (retrain with vla-train, or fix policy.json)')
+    if expected is not None:
+        check_contract(contract, expected)
+
+
+def _robot_problems(contract) -> tuple:
+    """([problems], joint names) of the contract's robot side: joints, units, rate, crop."""
     problems = []
     names = contract.get('joint_names')
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -172,6 +188,16 @@ def validate_checkpoint(policy, model_config, expected=None):
     rate = contract.get('action_rate_hz')
     if not _number(rate) or not math.isfinite(rate) or rate <= 0:
         problems.append(f'action_rate_hz {rate!r} is not a positive number of Hz')
+    try:
+        check_crop(contract.get('image_crop'))
+    except (TypeError, ValueError) as error:
+        problems.append(f'image_crop: {error}')
+    return problems, names
+
+
+def _model_problems(contract, model_config, names) -> list:
+    """Where the contract and the model's config disagree: chunk, image, cameras, dims."""
+    problems = []
     horizon, size = model_config.get('horizon'), model_config.get('image_size')
     if contract.get('chunk_length') != horizon:
         problems.append(f'chunk_length {contract.get("chunk_length")!r} differs from the '
@@ -179,10 +205,6 @@ def validate_checkpoint(policy, model_config, expected=None):
     if contract.get('image_size') != [size, size]:
         problems.append(f'image_size {contract.get("image_size")!r} differs from the '
                         f"model's input {[size, size]}")
-    try:
-        check_crop(contract.get('image_crop'))
-    except (TypeError, ValueError) as error:
-        problems.append(f'image_crop: {error}')
     try:
         extra = list(extra_image_keys(contract_cameras(contract)))
     except ValueError as error:
@@ -201,15 +223,7 @@ def validate_checkpoint(policy, model_config, expected=None):
         problems.append(f'environment_state {contract_env_state(contract)} has '
                         f"{len(contract_env_state(contract))} values, the model's env_state_dim "
                         f'is {env_dim}')
-    dims = {OBS_STATE: model_config.get('state_dim'), ACTION: action_dim}
-    if env_dim:
-        dims[OBS_ENV_STATE] = env_dim
-    problems += _stats_problems(policy.get('norm_stats') or {}, dims)
-    if problems:
-        raise ContractMismatchError('policy checkpoint is unusable: ' + '; '.join(problems)
-                                    + ' (retrain with vla-train, or fix policy.json)')
-    if expected is not None:
-        check_contract(contract, expected)
+    return problems
 
 
 def _stats_problems(stats, dims):
