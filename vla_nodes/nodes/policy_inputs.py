@@ -187,6 +187,7 @@ class ObservationMatcher:
                  max_skew_s: float, max_age_s: float, objects_topic: str):
         self.buffer, self.camera_poses = buffer, camera_poses
         self.extra_cameras, self.env_objects = tuple(extra_cameras), tuple(env_objects)
+        self._image_keys = {c.name: c.image_key for c in self.extra_cameras}
         self.max_skew_ns, self.max_age_ns = int(max_skew_s * 1e9), int(max_age_s * 1e9)
         self.objects_topic = objects_topic
         self.stats = collections.Counter()
@@ -221,9 +222,8 @@ class ObservationMatcher:
         if now_ns - stamp_ns > self.max_age_ns:
             self.stats['dropped_stale'] += 1
             return None, f'observation stale ({(now_ns - stamp_ns) / 1e9:.2f} s old): holding'
-        keys = {c.name: c.image_key for c in self.extra_cameras}
         return (observation(color, depth, state, self.buffer.instruction,
-                            {keys[n]: m for n, m in extras.items()}, env,
+                            {self._image_keys[n]: m for n, m in extras.items()}, env,
                             self.buffer.camera_info), stamp_ns), ''
 
     def _env_state(self, stamp_ns: int) -> tuple:
