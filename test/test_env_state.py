@@ -20,6 +20,7 @@ observation.environment_state, vla-train trains a real tiny model on it, and pol
 same vector from a Detection3DArray on the local-backend graph.
 """
 
+import json
 import math
 import os
 
@@ -120,6 +121,26 @@ def test_training_reads_the_environment_state_and_saves_it_in_the_contract(check
     a = policy.infer({**obs, contract.OBS_ENV_STATE: [0.3, 0.0, 0.02, 1.0, 0.0]})['actions']
     b = policy.infer({**obs, contract.OBS_ENV_STATE: [0.2, 0.1, 0.02, 0.0, 1.0]})['actions']
     assert a.shape == (16, 7) and not np.allclose(a, b)  # the poses reach the action expert
+
+
+def test_a_policy_that_learns_the_poses_from_the_camera_runs_without_pose_node(
+        dataset, tmp_path, ctx, capsys):
+    # tiny_pi0_keypoints_pose: the dataset's poses are training targets, not an input.
+    checkpoint = tiny_checkpoint(dataset, tmp_path / 'run', '--preset', 'tiny_pi0_keypoints_pose')
+    metrics = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').open()]
+    assert all(np.isfinite(m['env_pose']) for m in metrics)
+    assert read_policy_json(checkpoint)['contract'].get('environment_state') is None
+    policy = VLAPolicy.from_checkpoint(checkpoint)
+    assert policy.model.config.env_state_dim == 5 and policy.model.config.env_state_from_image
+    assert policy.infer(make_piper_example())['actions'].shape == (16, 7)
+    node = PolicyNode(context=ctx, parameter_overrides=[  # a robot without pose_node
+        ros.Parameter('checkpoint', value=str(checkpoint)),
+        ros.Parameter('objects_topic', value='')])
+    node.destroy_node()
+    from vla_nodes.train.train import main as vla_train
+    assert vla_train(['--data', str(dataset), '--out', str(tmp_path / 'bad'), '--steps', '1',
+                      '--preset', 'tiny_pi0_keypoints_pose', '--env-state', '--no-progress']) != 0
+    assert 'without --env-state' in capsys.readouterr().err
 
 
 def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(

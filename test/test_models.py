@@ -20,7 +20,8 @@ import math
 import pytest
 import torch
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_INSTRUCTION, OBS_STATE
+from vla_nodes.contract import (ACTION, OBS_DEPTH, OBS_ENV_STATE, OBS_IMAGE, OBS_INSTRUCTION,
+                                OBS_STATE)
 from vla_nodes.models import presets
 from vla_nodes.models.backbones import (BackboneConfig, build_backbone, TINY_PALIGEMMA,
                                         TINY_QWEN2_5_VL, TINY_SMOLVLM)
@@ -379,3 +380,43 @@ def test_the_keypoint_preset_trains_its_encoder_not_the_vision_tower():
     assert not torch.allclose(sample(model, batch, 1), sample(model, other, 1))
     with pytest.raises(ValueError, match='keypoints'):
         VLAModel(replace(presets.get('tiny_qdepth_vla'), vision='keypoints'))
+
+
+def red_square_batch(batch=4, size=84, seed=0):
+    """Images with one red square each; its centre (x, y in [-1, 1]) is the 'pose' to learn."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.full((batch, size, size, 3), 60, dtype=torch.uint8)
+    centres = torch.randint(10, size - 10, (batch, 2), generator=g)
+    for i, (x, y) in enumerate(centres.tolist()):
+        images[i, y - 4:y + 4, x - 4:x + 4] = torch.tensor([220, 20, 20], dtype=torch.uint8)
+    config = presets.get('tiny_pi0_keypoints_pose')
+    return {**make_batch(config, batch, seed),
+            OBS_IMAGE: images, OBS_INSTRUCTION: ['pick up the cube'] * batch,
+            OBS_ENV_STATE: torch.cat([centres / (size - 1) * 2 - 1, torch.zeros(batch, 3)], 1)}
+
+
+def test_the_pose_preset_learns_object_poses_from_the_image_and_acts_on_its_prediction():
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_pi0_keypoints_pose'))
+    batch = red_square_batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(160):  # the spatial softmax finds the square after ~110 steps
+        terms = model.losses(batch)
+        optimizer.zero_grad()
+        terms['loss'].backward()
+        optimizer.step()
+        first = float(terms['env_pose']) if first is None else first
+    assert float(terms['env_pose']) < 0.3 * first  # supervised by the dataset's poses
+    model.eval()
+    # At run time the flow head reads the prediction: no OBS_ENV_STATE in the observation, and
+    # another readout, another chunk.
+    observation = {k: v for k, v in batch.items() if k not in (ACTION, OBS_ENV_STATE)}
+    chunk = sample(model, observation, 1)
+    with torch.no_grad():
+        model.env_readout.mlp[-1].bias += 1.0
+    assert not torch.allclose(chunk, sample(model, observation, 1))
+    assert not presets.get('tiny_pi0_keypoints_pose').reads_env_state
+    with pytest.raises(ValueError, match='keypoints'):
+        VLAModel(replace(presets.get('tiny_pi0_baseline'), env_state_from_image=True,
+                         env_state_dim=5))

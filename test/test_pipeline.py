@@ -21,6 +21,7 @@ import sys
 
 import pytest
 
+from vla_nodes import contract
 from vla_nodes.orchestration import pipeline
 
 
@@ -35,7 +36,8 @@ def test_resume_reuses_finished_demos_and_dataset(tmp_path, monkeypatch):
     (tmp_path / 'bags').mkdir()
     (tmp_path / 'bags' / pipeline.DEMOS_DONE).write_text(json.dumps({'demos': 3}))
     (tmp_path / 'dataset' / 'meta').mkdir(parents=True)
-    (tmp_path / 'dataset' / 'meta' / 'info.json').write_text('{}')
+    (tmp_path / 'dataset' / 'meta' / 'info.json').write_text(json.dumps(
+        {'features': {contract.SCENE_CAMERA.image_key: {}}}))
     monkeypatch.setattr(vla_nodes.orchestration.record, 'record_sim', _never)
     monkeypatch.setattr(vla_nodes.record.export, 'export', _never)
     bags = pipeline.record(tmp_path, setting, progress=False, resume=True)
@@ -59,6 +61,13 @@ def test_resume_records_again_when_the_demos_differ_or_are_unfinished(tmp_path, 
     assert calls == [2] and done['demos'] == 2 and len(done['episodes']) == 2
     pipeline.record(tmp_path, pipeline.Setting(demos=4, presets=(), steps=1), False, resume=True)
     assert calls == [2, 4]  # 2 recorded demos are not the 4 asked for
+    wrist = pipeline.Setting(demos=4, presets=('tiny_pi0_keypoints+crop+wrist',), steps=1)
+    assert wrist.cameras == ('scene', 'wrist') and wrist.run_name(wrist.presets[0]).endswith(
+        '_crop_wrist')
+    pipeline.record(tmp_path, wrist, False, resume=True)
+    assert calls == [2, 4, 4]  # scene-only demos lack the wrist camera a policy reads
+    pipeline.record(tmp_path, wrist, False, resume=True)
+    assert calls == [2, 4, 4]
 
 
 def test_flags_override_the_setting(monkeypatch):

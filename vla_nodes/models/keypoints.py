@@ -34,6 +34,9 @@ import torch
 from torch import nn
 
 
+CHANNELS = (32, 32, 64)  # the trunk's three 3x3 convolutions
+
+
 class SpatialSoftmax(nn.Module):
     """(B, K, H, W) feature maps -> (B, K, 2) expected (x, y) in [-1, 1], learned temperature."""
 
@@ -41,9 +44,14 @@ class SpatialSoftmax(nn.Module):
         super().__init__()
         self.log_temperature = nn.Parameter(torch.zeros(()))
 
-    def forward(self, features):
+    def attention(self, features):
+        """The softmax over pixels of each map # (B, K, H W)."""
+        return torch.softmax(features.flatten(2) / self.log_temperature.exp(), dim=-1)
+
+    def forward(self, features, weights=None):
         b, k, h, w = features.shape
-        weights = torch.softmax(features.flatten(2) / self.log_temperature.exp(), dim=-1)
+        if weights is None:
+            weights = self.attention(features)
         ys = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=features.dtype)
         xs = torch.linspace(-1.0, 1.0, w, device=features.device, dtype=features.dtype)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
@@ -54,7 +62,7 @@ class SpatialSoftmax(nn.Module):
 class KeypointEncoder(nn.Module):
     """RGB 0..255 # (B, S, S, 3) -> K keypoint tokens # (B, K, D)."""
 
-    def __init__(self, width: int, keypoints: int = 32, channels: tuple = (32, 32, 64)):
+    def __init__(self, width: int, keypoints: int = 32, channels: tuple = CHANNELS):
         """A keypoint encoder.
 
         Args: width D of the tokens; keypoints K; channels of the three 3x3 conv layers (the
@@ -75,8 +83,19 @@ class KeypointEncoder(nn.Module):
 
     def points(self, images):
         """Keypoint coordinates x, y in [-1, 1] # (B, K, 2) of RGB 0..255 images # (B, S, S, 3)."""
+        return self.points_and_features(images)[0]
+
+    def points_and_features(self, images):
+        """Keypoints # (B, K, 2) and the trunk's features where each keypoint looks # (B, K, C).
+
+        The features (the attention-weighted mean of the last convolution's channels) say what
+        is at a keypoint, which its position alone does not: an object's orientation.
+        """
         x = images.permute(0, 3, 1, 2).to(self.identity.dtype) / 255.0 - 0.5
-        return self.softmax(self.trunk(x))
+        features = self.trunk[:-1](x)  # (B, C, H', W')
+        maps = self.trunk[-1](features)  # (B, K, H', W')
+        weights = self.softmax.attention(maps)
+        return self.softmax(maps, weights), weights @ features.flatten(2).transpose(1, 2)
 
     def tokens(self, points):
         """Keypoint tokens # (B, K, D)."""
@@ -84,3 +103,25 @@ class KeypointEncoder(nn.Module):
 
     def forward(self, images):
         return self.tokens(self.points(images))
+
+
+class PoseEstimator(nn.Module):
+    """RGB 0..255 # (B, S, S, 3) -> object poses # (B, E), normalized: a learned pose_node.
+
+    For `VLAConfig.env_state_from_image`: its own keypoint trunk, read by an MLP (keypoints
+    and the features where they look), supervised by the dataset's object poses (pose_node's
+    detections when it was recorded) and by nothing else, so that at run time the policy needs
+    no pose_node. Its own trunk because, sharing the policy's, the action loss kept it from
+    learning the poses at all (normalized MSE 0.30 after 6000 steps, as at the start; alone,
+    0.03-0.17 after 600).
+    """
+
+    def __init__(self, env_dim: int, keypoints: int = 32, hidden: int = 128):
+        super().__init__()
+        self.encoder = KeypointEncoder(1, keypoints)  # tokens unused: width 1
+        self.mlp = nn.Sequential(nn.Linear(keypoints * (2 + CHANNELS[-1]), hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, env_dim))
+
+    def forward(self, images):
+        points, features = self.encoder.points_and_features(images)
+        return self.mlp(torch.cat([points, features.to(points.dtype)], -1).flatten(1))

@@ -170,6 +170,11 @@ PRESETS = MappingProxyType({
     # π0's structure with a from-scratch keypoint encoder instead of the vision tower (models/
     # keypoints.py) at 84 px, robomimic's input side: image-only policies from tens of demos.
     'tiny_pi0_keypoints': replace(TINY_PI0_BASELINE, vision='keypoints', image_size=84),
+    # The same, with the object poses learned from the camera (VLAConfig.env_state_from_image):
+    # trained on a dataset with pose_node's poses, run with cameras only. 5 = a cube's x, y, z,
+    # cos 4 yaw, sin 4 yaw; vla-train sets the dataset's size.
+    'tiny_pi0_keypoints_pose': replace(TINY_PI0_BASELINE, vision='keypoints', image_size=84,
+                                       env_state_from_image=True, env_state_dim=5),
     # SmolVLM (Idefics3) as a small π0 backbone on CPU: the third family through the same path.
     'tiny_pi0_smolvlm': replace(
         TINY_PI0_BASELINE, image_size=64,

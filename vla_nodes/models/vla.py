@@ -93,6 +93,14 @@ class VLAConfig:
     # Object poses appended to the state (perception/env_state.py; vla-train --env-state); 0 =
     # none. The flow head reads [state | environment state].
     env_state_dim: int = 0
+    # The object poses predicted from the primary camera instead of read from pose_node (vision
+    # 'keypoints'): the dataset's OBS_ENV_STATE supervises a readout (models/keypoints.
+    # PoseReadout, `env_state_weight` x its MSE) and the flow head reads the prediction; in
+    # training it reads the demonstrated poses plus `env_state_noise` (normalized units), so
+    # that it learns to act on poses while the readout learns them. At run time: cameras only.
+    env_state_from_image: bool = False
+    env_state_noise: float = 0.05
+    env_state_weight: float = 1.0
     action_dim: int = 7
     horizon: int = 16  # H: chunk length (16 on Piper in QDepth-VLA and DepthVLA)
     # Spatial modules (spatial_streams.py); the defaults are tiny twins, used only when named.
@@ -109,6 +117,11 @@ class VLAConfig:
     def needs_depth(self):
         """Training batches need OBS_DEPTH (sensor tokens or a depth-supervised stream)."""
         return self.sensor_depth or self.spatial in spatial_streams.NEEDS_DEPTH
+
+    @property
+    def reads_env_state(self):
+        """Observations must carry OBS_ENV_STATE (pose_node's poses), not predicted here."""
+        return self.env_state_dim > 0 and not self.env_state_from_image
 
 
 class VLAModel(nn.Module):
@@ -136,6 +149,13 @@ class VLAModel(nn.Module):
         elif config.vision:
             raise ValueError(f"vision must be '' (the VLM's tower) or 'keypoints', got "
                              f'{config.vision!r}')
+        self.env_readout, self._env_prediction = None, None
+        if config.env_state_from_image:
+            if self.keypoints is None or config.head != 'flow' or not config.env_state_dim:
+                raise ValueError("env_state_from_image needs vision='keypoints', the flow head "
+                                 'and env_state_dim > 0 (the poses it predicts)')
+            from vla_nodes.models.keypoints import PoseEstimator
+            self.env_readout = PoseEstimator(config.env_state_dim, config.keypoints)
         self.depth = None
         if config.sensor_depth:
             self.depth = DepthEncoder(width, config.image_size, config.depth_patch,
@@ -189,6 +209,8 @@ class VLAModel(nn.Module):
             points = self.keypoints.points(images)  # (B, K, 2)
             # Read by state(), which losses and sample_actions call right after prefix().
             self._keypoint_state = points.flatten(1)
+            if self.env_readout is not None:
+                self._env_prediction = self.env_readout(images)
             image = self.keypoints.tokens(points)
         else:
             image = self.embed_images(images)  # (B, Ni, D)
@@ -228,10 +250,26 @@ class VLAModel(nn.Module):
         device = self.head_device()
         state = batch[OBS_STATE].to(device)
         if self.config.env_state_dim:
-            state = torch.cat([state, batch[OBS_ENV_STATE].to(device, state.dtype)], -1)
+            state = torch.cat([state, self._env_state(batch).to(device, state.dtype)], -1)
         if self.keypoints is not None:  # the primary camera's, from prefix()
             state = torch.cat([state, self._keypoint_state.to(state.dtype)], -1)
         return state
+
+    def _env_state(self, batch):
+        """The object poses the flow head reads: the input's, or predicted from the image."""
+        if self.env_readout is None:
+            return batch[OBS_ENV_STATE]
+        if self.training and OBS_ENV_STATE in batch:  # teacher forcing, noised
+            truth = torch.nan_to_num(batch[OBS_ENV_STATE].to(self._env_prediction))
+            return truth + self.config.env_state_noise * torch.randn_like(truth)
+        return self._env_prediction
+
+    def env_state_loss(self, batch):
+        """MSE of the predicted object poses against OBS_ENV_STATE's finite values (normalized)."""
+        target = batch[OBS_ENV_STATE].to(self._env_prediction)
+        seen = torch.isfinite(target)
+        error = (self._env_prediction - torch.nan_to_num(target))[seen]
+        return (error ** 2).mean() if error.numel() else self._env_prediction.sum() * 0.0
 
     def losses(self, batch, generator=None, noise=None, time=None, step=0):
         """Training losses: {'loss': scalar with gradients, other terms detached}.
@@ -259,6 +297,10 @@ class VLAModel(nn.Module):
             valid, outputs=spatial.outputs if spatial else (),
             capture=spatial.capture if spatial else ())
         terms['loss'] = terms['loss'] * scale
+        if self.env_readout is not None and OBS_ENV_STATE in batch:
+            pose = self.env_state_loss(batch)
+            terms['env_pose'] = pose.detach()
+            terms['loss'] = terms['loss'] + self.config.env_state_weight * pose * scale
         outputs = terms.pop('outputs')
         if spatial is not None:
             more = ({'prefix': prefix, 'backbone': self.backbone}

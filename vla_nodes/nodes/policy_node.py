@@ -26,8 +26,9 @@ the observation's instant, as in training). A stale input produces no chunk: the
 Timing (policy/runner.py): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request
 a chunk, so the next one lands before the current one ends. Real time (`inference_delay_s` -1,
 robots): inference on a worker thread, published when done. Lock-step simulation (>= 0): the
-model runs in the tick (the simulator waits) and the chunk is published at observation time +
-that delay on the simulated clock, so latency still shapes the episode and it replays exactly.
+chunk is published at observation time + that delay on the simulated clock, so latency still
+shapes the episode and it replays exactly; the model runs on the worker meanwhile, while the
+simulation goes on (the release waits for it if it is not done: the simulator waits then).
 On `/vla/episode_start` it forgets observations, schedule and pending chunk, and never publishes
 a chunk observed before the start. Each chunk's model time and delay go on `/vla/chunk_timing`.
 `dry_run` publishes nothing and logs what would have been sent.
@@ -106,7 +107,7 @@ class PolicyNode(ros.Node):
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='policy')
         self._busy = threading.Event()
         self._episode_start_ns = 0
-        self._pending, self._release_timer = None, None  # lock-step: a chunk not yet due
+        self._pending, self._release_timer = None, None  # lock-step: a Future not yet due
         self.stats = self._matcher.stats  # counts of drops and chunks, for diagnostics
         self.infer_ms = collections.deque(maxlen=1000)  # model time per chunk (ms), recent
         self.delays_s = collections.deque(maxlen=1000)  # observation -> chunk published (s)
@@ -201,28 +202,32 @@ class PolicyNode(ros.Node):
             self._busy.clear()
 
     def _infer_and_hold(self, matched, now_ns: int) -> None:
-        """Lock-step, in the tick: infer now, publish at observation time + inference_delay_s."""
-        out = self._infer(*matched)
-        if out is None:
-            self._busy.clear()
-            return
-        self._pending = out
-        wait_ns = out[1] + int(round(self.p['inference_delay_s'] * 1e9)) - now_ns
+        """Lock-step: infer on the worker, publish at observation time + inference_delay_s.
+
+        Simulated time runs on meanwhile (the model on one core, the simulation on the other),
+        and the release, a timer on the simulated clock, waits for the model: the same chunk at
+        the same simulated instant however long the model took.
+        """
+        self._pending = self._worker.submit(self._infer, *matched)
+        wait_ns = matched[1] + int(round(self.p['inference_delay_s'] * 1e9)) - now_ns
         if wait_ns <= 0:
             self._release()
-        else:  # a timer on the node's (simulated) clock: the chunk lands when it is due
+        else:
             self._release_timer = self.create_timer(wait_ns / 1e9, self._release)
 
     def _release(self) -> None:
         pending = self._pending
         self._drop_pending()
-        if pending is not None:
-            self._publish(*pending)
+        out = pending.result() if pending is not None else None
+        if out is not None:
+            self._publish(*out)
         self._busy.clear()
 
     def _drop_pending(self) -> None:
         if self._release_timer is not None:
             self.destroy_timer(self._release_timer)
+        if self._pending is not None:
+            self._pending.cancel()  # one still running finishes unread
         self._pending, self._release_timer = None, None
 
     def _infer(self, obs, stamp_ns):

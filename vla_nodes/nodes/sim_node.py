@@ -367,27 +367,24 @@ class SimNode(ros.Node):
 
     def _wait_for_graph(self) -> None:
         """Until every callback has run and the CAN readers have taken their frames."""
-        settling, polls, scan = None, 0, True
+        settling, scan = None, True
         while not self._stop.is_set():
             if self.context.idle(scan):
-                if self._can_readers_idle():
+                if self._readers is None or self._readers.idle():
                     return
                 settling = settling or time.monotonic()
-                if time.monotonic() - settling > CAN_SETTLE_S:
+                left = CAN_SETTLE_S - (time.monotonic() - settling)
+                if left <= 0:
                     self._give_up_on_unread_queues()
                     return
-                # piper_sdk's reader thread does not signal when it has taken its frames: yield
-                # the GIL first (it usually needs only that), then back off towards 1 ms.
-                time.sleep(min(0.001, 0.00005 * polls))
-                polls += 1
+                # piper_sdk's reader says when it waits again (CanReaders); then re-check the
+                # graph, which the frames' parsing does not touch, before stepping.
+                self._readers.wait_idle(min(left, 0.005))
                 continue
             settling = None
             with self.context.idle_cond:  # a finished callback, or an executor out of work,
                 # notifies it: a full scan only when no notice came (a slow callback)
                 scan = not self.context.idle_cond.wait(0.005)
-
-    def _can_readers_idle(self) -> bool:
-        return self._readers is None or self._readers.idle()
 
     def _give_up_on_unread_queues(self) -> None:
         self._readers.give_up()

@@ -34,6 +34,7 @@ import json
 from pathlib import Path
 import sys
 import time
+from typing import NamedTuple
 
 from vla_nodes import contract
 
@@ -51,9 +52,10 @@ class Setting:
 
     Attributes:
         demos: demos recorded (failed ones are discarded).
-        presets: policies trained, each 'PRESET[+env][+crop]' (models/presets.py; +env: with
-            the object poses from pose_node as input, vla-train --env-state; +crop: on
-            WORKSPACE_CROP); the first is the headline policy.
+        presets: policies trained, each 'PRESET[+env][+crop][+wrist]' (models/presets.py;
+            +env: with the object poses from pose_node as input, vla-train --env-state; +crop:
+            on WORKSPACE_CROP; +wrist: the wrist camera too, which the demos then record);
+            the first is the headline policy.
         steps: training steps per preset.
         batch_size: training batch.
         lr: peak learning rate (short runs need more than the long-run recipes).
@@ -82,23 +84,39 @@ class Setting:
 
     def run_name(self, spec: str) -> str:
         """A training run's folder name: the spec, and the input when it is not the preset's."""
-        preset, env, crop = parse_spec(spec)
-        return preset + ('_env' if env else '') + (
+        parsed = parse_spec(spec)
+        return parsed.preset + ('_env' if parsed.env else '') + (
             f'_{self.image_size}px' if self.image_size else '') + (
-            '_crop' if crop or self.crop else '')
+            '_crop' if parsed.crop or self.crop else '') + ('_wrist' if parsed.wrist else '')
 
     def crop_of(self, spec: str) -> tuple:
         """The crop a policy is trained on: WORKSPACE_CROP for '+crop', else the setting's."""
-        return WORKSPACE_CROP if parse_spec(spec)[2] else tuple(self.crop)
+        return WORKSPACE_CROP if parse_spec(spec).crop else tuple(self.crop)
+
+    @property
+    def cameras(self) -> tuple:
+        """The cameras the demos record: the scene's, and the wrist's when a policy reads it."""
+        wrist = any(parse_spec(spec).wrist for spec in self.presets)
+        return contract.DEFAULT_CAMERAS + ((contract.WRIST_CAMERA.name,) if wrist else ())
 
 
-def parse_spec(spec: str) -> tuple:
-    """'PRESET[+env][+crop]' -> (preset, env_state, workspace crop)."""
+class Spec(NamedTuple):
+    """One policy of a Setting: 'PRESET[+env][+crop][+wrist]'."""
+
+    preset: str
+    env: bool  # the object poses from pose_node as input
+    crop: bool  # on WORKSPACE_CROP
+    wrist: bool  # the wrist camera besides the scene camera
+
+
+def parse_spec(spec: str) -> Spec:
+    """'PRESET[+env][+crop][+wrist]' -> Spec."""
     preset, *options = spec.split('+')
-    unknown = set(options) - {'env', 'crop'}
+    unknown = set(options) - {'env', 'crop', 'wrist'}
     if unknown:
-        raise ValueError(f'{spec!r}: unknown options {sorted(unknown)} (PRESET[+env][+crop])')
-    return preset, 'env' in options, 'crop' in options
+        raise ValueError(f'{spec!r}: unknown options {sorted(unknown)} '
+                         '(PRESET[+env][+crop][+wrist])')
+    return Spec(preset, 'env' in options, 'crop' in options, 'wrist' in options)
 
 
 # Episodes end at the task's check or after max_seconds of simulated time: the expert picks the
@@ -138,34 +156,46 @@ def record(out: Path, setting: Setting, progress: bool = True, resume: bool = Fa
     from vla_nodes.orchestration.record import record_sim
     bags = out / 'bags'
     done = bags / DEMOS_DONE
-    if resume and done.is_file() and json.loads(done.read_text())['demos'] == setting.demos:
+    wanted = {'demos': setting.demos, 'cameras': list(setting.cameras)}
+    if resume and done.is_file() and _recorded(json.loads(done.read_text())) == wanted:
         print(f'demos: reusing {bags}')
         return bags
+    cameras = '[' + ', '.join(setting.cameras) + ']'
     results = record_sim(setting.task, setting.demos, str(bags), seed=0, discard_failures=True,
-                         launch_args={'can_name': 'vla_main_record'}, progress=progress)
+                         launch_args={'can_name': 'vla_main_record', 'cameras': cameras},
+                         progress=progress)
     kept = sum(r['kept'] for r in results)
     if kept == 0:
         raise RuntimeError(f'the expert succeeded in none of {setting.demos} demos: see the log')
     print(f'demos: {kept} of {len(results)} kept ({bags})')
-    done.write_text(json.dumps({'demos': setting.demos, 'episodes': results}, indent=1) + '\n')
+    done.write_text(json.dumps({**wanted, 'episodes': results}, indent=1) + '\n')
     return bags
 
 
+def _recorded(done: dict) -> dict:
+    """What a finished recording holds (its demos.json; before cameras were listed: the scene)."""
+    return {'demos': done['demos'], 'cameras': done.get('cameras', list(contract.DEFAULT_CAMERAS))}
+
+
 def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = False,
-                   task: str = TASK) -> Path:
+                   task: str = TASK, cameras=contract.DEFAULT_CAMERAS) -> Path:
     """Export the bags to out/dataset at contract.ACTION_RATE_HZ (`resume`: reuse a finished one).
 
-    The object poses exported are those of `task`'s objects.
+    The object poses exported are those of `task`'s objects; the images those of `cameras`.
     """
     from vla_nodes.record.export import export
     from vla_nodes.record.export_config import ExportConfig
     from vla_nodes.sim.tasks import get_task
     dataset = out / 'dataset'
-    if resume and (dataset / 'meta' / 'info.json').is_file():
+    info = dataset / 'meta' / 'info.json'
+    keys = [c.image_key for c in contract.cameras(cameras)]
+    if resume and info.is_file() and set(keys) <= set(json.loads(info.read_text())['features']):
         print(f'dataset: reusing {dataset}')
         return dataset
     export([bags], dataset, ExportConfig(fps=int(contract.ACTION_RATE_HZ), progress=progress,
-                                         env_objects=get_task(task).objects), overwrite=True)
+                                         env_objects=get_task(task).objects,
+                                         cameras=contract.cameras(cameras)),
+           overwrite=True)
     return dataset
 
 
@@ -174,16 +204,18 @@ def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool 
     """Train the policy `spec` (parse_spec) on the dataset; returns its latest checkpoint."""
     from vla_nodes.train.config import LATEST, TrainConfig
     from vla_nodes.train.train import run
-    preset, env_state, _ = parse_spec(spec)
+    parsed = parse_spec(spec)
+    preset = parsed.preset
     run_dir = out / 'runs' / setting.run_name(spec)
     config = TrainConfig(data=(str(dataset),), out=str(run_dir), preset=preset,
-                         env_state=env_state, spatial_path=_spatial_path(dataset, preset, out,
-                                                                         setting, progress),
+                         env_state=parsed.env,
+                         spatial_path=_spatial_path(dataset, preset, out, setting, progress),
                          steps=setting.steps, batch_size=setting.batch_size, lr=setting.lr,
                          min_lr=setting.lr / 10, warmup=min(100, setting.steps // 10),
                          decay_steps=setting.steps, val_every=max(1, setting.steps // 4),
                          save_every=setting.steps, device='cpu', seed=seed,
                          image_size=setting.image_size, crop=setting.crop_of(spec),
+                         cameras=','.join(setting.cameras) if parsed.wrist else '',
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
@@ -234,7 +266,7 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
     timings, start = {}, time.monotonic()
     bags = record(out, setting, progress, resume)
     timings['record'] = time.monotonic() - start
-    dataset = export_dataset(bags, out, progress, resume, setting.task)
+    dataset = export_dataset(bags, out, progress, resume, setting.task, setting.cameras)
     timings['export'] = time.monotonic() - start - sum(timings.values())
     specs = [PolicySpec('expert', expert=True)] if setting.expert else []
     for preset in setting.presets:
@@ -272,9 +304,9 @@ def main(argv=None) -> int:
     parser.add_argument('--demos', type=int, help='override the number of demos')
     parser.add_argument('--steps', type=int, help='override the training steps per preset')
     parser.add_argument('--episodes', type=int, help='override the evaluation episodes')
-    parser.add_argument('--presets', nargs='+', metavar='PRESET[+env][+crop]',
+    parser.add_argument('--presets', nargs='+', metavar='PRESET[+env][+crop][+wrist]',
                         help='override the policies: a preset, +env with the object poses as '
-                             'input, +crop on the workspace')
+                             'input, +crop on the workspace, +wrist with the wrist camera')
     parser.add_argument('--max-seconds', type=float, help='simulated s per eval episode')
     parser.add_argument('--image-size', type=int, help="models' input side, px")
     parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
@@ -306,7 +338,7 @@ def main(argv=None) -> int:
     try:
         get_task(setting.task)
         for spec in setting.presets:
-            presets.get(parse_spec(spec)[0])
+            presets.get(parse_spec(spec).preset)
     except (KeyError, ValueError) as error:
         parser.error(str(error).strip('"'))
     from vla_nodes.orchestration.logs import node_logs_to

@@ -88,6 +88,11 @@ def make_contract(chunk_length, image_size, action_rate_hz=ACTION_RATE_HZ,
     return contract
 
 
+def reads_env_state(model_config: dict) -> bool:
+    """Whether a model (config.json's VLAConfig) reads object poses, not predicts them."""
+    return bool(model_config.get('env_state_dim')) and not model_config.get('env_state_from_image')
+
+
 def contract_env_state(contract):
     """The object-pose feature names a checkpoint reads ([] = none)."""
     return list(contract.get('environment_state') or [])
@@ -162,7 +167,7 @@ def validate_checkpoint(policy, model_config, expected=None):
     contract = _plain(policy.get('contract') or {})
     problems, names = _robot_problems(contract)
     problems += _model_problems(contract, model_config, names)
-    env_dim = int(model_config.get('env_state_dim') or 0)
+    env_dim = int(model_config.get('env_state_dim') or 0) if reads_env_state(model_config) else 0
     dims = {OBS_STATE: model_config.get('state_dim'), ACTION: model_config.get('action_dim')}
     if env_dim:
         dims[OBS_ENV_STATE] = env_dim
@@ -218,7 +223,7 @@ def _model_problems(contract, model_config, names) -> list:
     if names and action_dim != len(names):
         problems.append(f"the model's action_dim {action_dim} differs from the "
                         f'{len(names)} joint_names')
-    env_dim = int(model_config.get('env_state_dim') or 0)
+    env_dim = int(model_config.get('env_state_dim') or 0) if reads_env_state(model_config) else 0
     if len(contract_env_state(contract)) != env_dim:
         problems.append(f'environment_state {contract_env_state(contract)} has '
                         f"{len(contract_env_state(contract))} values, the model's env_state_dim "

@@ -141,8 +141,9 @@ class VLAPolicy:
         """
         start = time.perf_counter()
         config = self.model.config
+        env_dim = config.env_state_dim if config.reads_env_state else 0
         data = self._inputs(_check(obs, config.state_dim, config.sensor_depth,
-                                   config.extra_images, config.env_state_dim))
+                                   config.extra_images, env_dim))
         batch = {
             OBS_IMAGE: torch.from_numpy(np.ascontiguousarray(data[OBS_IMAGE]))[None],
             OBS_STATE: torch.from_numpy(data[OBS_STATE])[None],
@@ -150,7 +151,7 @@ class VLAPolicy:
         }
         for key in config.extra_images:
             batch[key] = torch.from_numpy(np.ascontiguousarray(data[key]))[None]
-        if config.env_state_dim:
+        if env_dim:
             batch[OBS_ENV_STATE] = torch.from_numpy(data[OBS_ENV_STATE])[None]
         if config.sensor_depth:
             batch[OBS_DEPTH] = torch.from_numpy(np.ascontiguousarray(data[OBS_DEPTH]))[None]

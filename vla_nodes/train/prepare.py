@@ -78,6 +78,9 @@ def contract_cameras_of(config):
 
 def open_data(config, model_config):
     """(train datasets, val datasets) over the dataset folders, split by episode."""
+    if config.env_state and model_config.env_state_from_image:
+        raise ValueError(f'{config.preset} predicts the object poses from the camera: train it '
+                         "without --env-state (the dataset's poses are its targets)")
     train, val = [], []
     primary = contract_cameras_of(config)[0]
     feature_map = config.feature_map or None
@@ -88,7 +91,7 @@ def open_data(config, model_config):
                   use_depth=model_config.needs_depth, cache_mb=config.cache_mb,
                   crop=config.crop, pose_targets=needs_pose_answers(model_config),
                   feature_map=feature_map, extra_images=model_config.extra_images,
-                  env_state=config.env_state)
+                  env_state=config.env_state or model_config.env_state_from_image)
         probe = LeRobotDataset(folder, **kw)
         fit, held = split_episodes(probe.episodes, config.val_fraction)
         train.append(LeRobotDataset(folder, episodes=fit, **kw))

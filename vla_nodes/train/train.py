@@ -137,8 +137,8 @@ class RunData:
         if not config.data:
             raise ValueError('no dataset: pass --data DIR (a LeRobot v3 folder from vla-export)')
         train_sets, val_sets = open_data(config, model_config)
-        env_names = train_sets[0].env_names if config.env_state else None
-        if env_names:
+        env_names = train_sets[0].env_names
+        if env_names:  # read (--env-state) or predicted (env_state_from_image): the data's size
             model_config = replace(model_config, env_state_dim=len(env_names))
         self.pose_tokenizer = None
         if needs_pose_answers(model_config):
@@ -162,7 +162,7 @@ class RunData:
             action_rate_hz=train_sets[0].fps, joint_names=train_sets[0].names or None,
             image_crop=config.crop, dataset_features=train_sets[0].features,
             cameras=[c.name for c in contract_cameras_of(config)] if config.cameras else None,
-            environment_state=env_names)
+            environment_state=env_names if config.env_state else None)
         self.model_config = model_config
 
 
