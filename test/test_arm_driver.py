@@ -85,7 +85,7 @@ def rigs(ctx):
     def make(**kwargs):
         made.append(Rig(ctx, **kwargs))
         if kwargs.get('joint_feedback', True):  # chunks need believed feedback (~50 ms)
-            spin(ctx, [made[-1].driver], 5.0, until=lambda: made[-1].driver._guard.trusted)
+            spin(ctx, [made[-1].driver], 5.0, until=lambda: made[-1].driver._control.guard.trusted)
         return made[-1]
 
     yield make
@@ -236,7 +236,7 @@ def test_limits_clamp_in_the_frames_and_can_only_be_narrowed(ctx, rigs, tester):
     spin(ctx, [rig.driver, tester], 0.4)
     assert rig.frame(JOINT_CTRL_12)[0] == 17189
     assert struct.unpack('>iHBB', rig.firmware.last_frame(GRIPPER_CTRL))[0] == 70000  # 70 mm
-    assert rig.driver._safety.limits.upper[1] == contract.PIPER_LIMITS['joint2'].upper
+    assert rig.driver._control.safety.limits.upper[1] == contract.PIPER_LIMITS['joint2'].upper
 
 
 def test_dry_run_sends_no_motion_or_enable_frame_but_publishes_the_command(ctx, rigs, tester):
@@ -288,7 +288,7 @@ def test_can_silence_latches_a_fault_until_enable(ctx, rigs, tester):
     pub.publish(chunk_msg(rig.driver, [moved, moved], dt=0.5))
     spin(ctx, nodes, 0.6)
     np.testing.assert_allclose(rig.plant.read_state(), READY, atol=1e-4)
-    assert rig.driver._faults.fault
+    assert rig.driver._control.faults.fault
     client = tester.create_client(std_srvs.SetBool, '/arm_driver_node/enable')
     assert call(ctx, nodes, client, std_srvs.SetBool.Request(data=True)).success
     pub.publish(chunk_msg(rig.driver, [moved, moved], dt=0.5))

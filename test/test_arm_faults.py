@@ -154,7 +154,7 @@ def rigs(ctx):
         made.append(rig)
         rig.__init__(ctx, **kwargs)
         if not kwargs.get('zero_feedback_s'):  # chunks need believed feedback (~50 ms)
-            spin(ctx, [rig.driver], 5.0, until=lambda: rig.driver._guard.trusted)
+            spin(ctx, [rig.driver], 5.0, until=lambda: rig.driver._control.guard.trusted)
         return rig
 
     make.made = made  # a rig whose driver refused to start is still closed here
@@ -250,7 +250,8 @@ def test_can_silence_faults_after_can_timeout_s_and_says_the_measured_gap(ctx, r
     silent_from = max(m.timestamp for m in list(rig.listener.frames)
                       if m.arbitration_id in ARM_SENT_IDS)
     spin(ctx, nodes, silent_from + 0.7 - time.time())
-    assert not rig.driver._faults.fault, (time.time() - silent_from, rig.driver._faults.fault)
+    fault = rig.driver._control.faults.fault
+    assert not fault, (time.time() - silent_from, fault)
     assert not any(s.level == ERROR for s in statuses(diags)), statuses(diags)[-1].message
     assert spin(ctx, nodes, 6.0, until=lambda: any(
         s.level == ERROR and 'no CAN' in s.message for s in statuses(diags)))
@@ -262,7 +263,7 @@ def test_can_silence_faults_after_can_timeout_s_and_says_the_measured_gap(ctx, r
     latched_at = time.time()
     spin(ctx, nodes, 0.5)
     stream.cancel()
-    assert rig.listener.joint_commands(0, since=latched_at) == [], rig.driver._faults.fault
+    assert rig.listener.joint_commands(0, since=latched_at) == [], rig.driver._control.faults.fault
 
 
 def test_a_pause_shorter_than_can_timeout_s_is_not_a_fault(ctx, rigs, tester):
@@ -277,7 +278,7 @@ def test_a_pause_shorter_than_can_timeout_s_is_not_a_fault(ctx, rigs, tester):
     spin(ctx, nodes, last + 0.5 - time.time())           # 0.5 s < 1.0 s (the SDK's isOk trips)
     rig.firmware.start()
     spin(ctx, nodes, 0.3)
-    assert not rig.driver._faults.fault
+    assert not rig.driver._control.faults.fault
     moved = READY + [0.2, 0, 0, 0, 0, 0, 0]
     pub.publish(chunk_msg(rig.driver.get_clock().now().nanoseconds, [moved, moved]))
     assert spin(ctx, nodes, 6.0, until=lambda: any(
@@ -332,8 +333,8 @@ def test_error_and_remote_frames_on_feedback_ids_never_become_positions(ctx, rig
     assert max(abs(m.position[0]) for m in states.msgs) < 1e-4     # never 4.576
     commands = rig.listener.joint_commands(0, since=injected_from)
     assert commands and max(abs(q) for q in commands) < 1e-4
-    assert not rig.driver._faults.fault                  # dropped, not a fault
-    assert rig.driver._arm.status()['frames_dropped'] >= 20
+    assert not rig.driver._control.faults.fault                  # dropped, not a fault
+    assert rig.driver._control.arm.status()['frames_dropped'] >= 20
     np.testing.assert_allclose(rig.plant.read_state(), READY, atol=1e-4)
 
 
@@ -347,7 +348,7 @@ def test_a_rogue_data_frame_latches_a_fault_and_is_never_followed(ctx, rigs, tes
     data = struct.pack('>ii', mdeg(READY[0] + 1.96), mdeg(READY[1]))   # in range, 1.96 away
     with Injector(rig.channel, [can.Message(arbitration_id=JOINT_FEEDBACK_12, data=data,
                                             is_extended_id=False)]):
-        spin(ctx, nodes, 0.5, until=lambda: bool(rig.driver._faults.fault))
+        spin(ctx, nodes, 0.5, until=lambda: bool(rig.driver._control.faults.fault))
     spin(ctx, nodes, 0.3)
     assert max(abs(q - READY[0]) for q in rig.listener.joint_commands(0)) < 1e-4
     assert max(abs(m.position[0] - READY[0]) for m in states.msgs) < 1e-4
@@ -377,7 +378,7 @@ def test_an_arm_moved_elsewhere_like_a_sim_reset_is_re_confirmed_not_a_fault(
     assert spin(ctx, nodes, 3.0, until=lambda: 'moved outside the driver' in caplog.text)
     detected = time.time()
     spin(ctx, nodes, 0.5)
-    assert not rig.driver._faults.fault
+    assert not rig.driver._control.faults.fault
     # The old chunk is dropped: nothing more is sent until a new command comes.
     assert rig.listener.joint_commands(0, since=detected) == []
     nudged = elsewhere + [0.05, 0, 0, 0, 0, 0, 0]

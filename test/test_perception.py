@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 
 from vla_nodes.perception import align, filters, objects
+from vla_nodes.perception.frame_checks import check_frame, FrameRejected
+from vla_nodes.perception.frame_pairs import FramePairs
 from vla_nodes.perception.worker import LatestWorker
 
 NAN = np.nan
@@ -249,3 +251,25 @@ def test_latest_worker_drops_waiting_frames_for_newer_ones_and_survives_errors()
     assert seen == [0, 3, 'boom', 4]
     assert worker.dropped == 2 and worker.errors == 1
     assert [str(e) for e in errors] == ['bad frame']
+
+
+def test_frame_pairs_match_equal_stamps_and_keep_a_bounded_history():
+    pairs = FramePairs(history=2)
+    assert pairs.add('color', 1, 'c1') is None
+    assert pairs.add('depth', 2, 'd2') is None
+    assert pairs.add('depth', 1, 'd1') == ('c1', 'd1')  # (colour, depth) whichever came first
+    assert pairs.add('color', 2, 'c2') == ('c2', 'd2')
+    for stamp in (3, 4, 5):
+        pairs.add('color', stamp, f'c{stamp}')
+    assert pairs.add('depth', 3, 'd3') is None  # c3 was dropped: the history holds 2
+    assert pairs.add('depth', 5, 'd5') == ('c5', 'd5')
+
+
+def test_frames_are_refused_with_a_level_until_camera_info_matches():
+    with pytest.raises(FrameRejected) as waiting:
+        check_frame('16UC1', (4, 3), None, ('16UC1',), 'mm')
+    assert waiting.value.level == 'warn'
+    with pytest.raises(FrameRejected, match='4x3 does not match camera_info 6x3') as size:
+        check_frame('16UC1', (4, 3), (6, 3), ('16UC1',), 'mm')
+    assert size.value.level == 'error'
+    check_frame('16UC1', (6, 3), (6, 3), ('16UC1',), 'mm')

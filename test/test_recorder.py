@@ -44,6 +44,7 @@ from vla_nodes.record.bag import UNFINISHED_MARKER
 from vla_nodes.record.bag_meta import BagError
 from vla_nodes.record.episode import (
     audit_episode, EpisodeRecorder, format_audit, next_episode_index, RecorderConfig, TopicStats)
+from vla_nodes.record.session import RecordingSession, saved_status
 from vla_nodes.record.topics import expected_rates, record_topics
 from vla_nodes.ros import image, local, type_store
 from vla_nodes.ros.msgs import (
@@ -151,6 +152,27 @@ def test_live_rates_and_silent_streams(tmp_path):
     assert live['silent'] == {contract.COLOR_TOPIC: pytest.approx(1.033),
                               contract.DEPTH_TOPIC: 2.0}
     recorder.stop(T0 + 2 * S)
+
+
+def test_session_tasks_outcomes_and_only_this_episodes_losses(tmp_path):
+    session = RecordingSession(EpisodeRecorder(RecorderConfig(tmp_path)))
+    session.on_message(contract.INSTRUCTION_TOPIC, std_msgs.String(data='stack'), T0 - S)
+    session.outcome = 'success'
+    # 5 messages were lost before this episode: only the 2 lost during it are its own
+    path = session.start(T0, {contract.JOINT_STATES_TOPIC: 5}, {'operator': 'alice'})
+    episode = session.stop(T0 + S, {contract.JOINT_STATES_TOPIC: 7})
+    assert episode.audit['topics'][contract.JOINT_STATES_TOPIC]['lost'] == 2
+    metadata = bag_meta.read_metadata(path)
+    assert (metadata['task'], metadata['operator'], metadata['outcome']) == (
+        'stack', 'alice', 'success')
+    level, message, values = saved_status(episode)
+    assert level == 'error' and message.startswith(f'saved {path.name}: ')
+    assert values[f'audit:{contract.JOINT_STATES_TOPIC}'].startswith('error 0 msgs')
+    level, _, values = session.live_status(T0 + 2 * S, {'audit:x': 'kept', 'other': 1})
+    assert level is None and values['state'] == 'idle' and values['audit:x'] == 'kept'
+    assert 'other' not in values
+    with pytest.raises(RuntimeError, match='no episode is recording'):
+        session.stop(T0 + 3 * S, {})
 
 
 # --- the node on the local backend ---------------------------------------------------------------

@@ -23,9 +23,16 @@ Why: a zero rate divided by zero, a negative timeout never moved the arm, a NaN 
 process on the first command and 1000 rad/s passed without a word (issue 12). The bounds are
 what the Piper can do (3 rad/s joints, 0.1 m/s gripper, 0-100 % speed, 0-5000 effort) or
 what keeps the driver meaningful; narrower is always allowed.
+
+The functions below turn the declared values (`p`, by arm_driver_node's parameter names) into
+the cores' configurations, so the node holds no field-by-field mapping.
 """
 
 from dataclasses import dataclass
+
+from vla_nodes.arm.controller import ControlConfig
+from vla_nodes.arm.piper import PiperConfig
+from vla_nodes.arm.safety import narrowed_limits, SafetyFilter
 
 
 @dataclass(frozen=True)
@@ -53,3 +60,37 @@ RANGES = {
     'gripper_effort': Range(0, 5000, 'gripper force in 0.001 N/m (piper_sdk)'),
     'dh_is_offset': Range(0, 1, "piper_sdk's DH variant: 1 for firmware S-V1.6-3 and later"),
 }
+
+
+def piper_config(p: dict) -> PiperConfig:
+    """The CAN connection and firmware settings of the driver's parameters `p`."""
+    return PiperConfig(
+        can_name=p['can_name'], interface=p['can_interface'], judge_flag=p['judge_flag'],
+        dh_is_offset=p['dh_is_offset'], speed_rate=p['speed_rate'],
+        gripper_effort=p['gripper_effort'], connect_timeout=p['connect_timeout_s'],
+        bind_address=p['can_bind_address'])
+
+
+def safety_filter(p: dict) -> tuple:
+    """(SafetyFilter, ignored): the limits of `p`, narrowed to the contract's.
+
+    Returns:
+        The filter, and one message per limit wider than the contract (ignored, not applied).
+
+    Raises:
+        ValueError: limits that cannot be used (see `arm.safety.narrowed_limits`).
+    """
+    limits, ignored = narrowed_limits(
+        p['lower_limits'], p['upper_limits'],
+        max_step=(p['max_step_rad'],) * 6 + (p['max_gripper_step_m'],),
+        max_velocity=(p['max_velocity_rad_s'],) * 6 + (p['max_gripper_velocity_m_s'],))
+    return SafetyFilter(limits), ignored
+
+
+def control_config(p: dict, sim_time: bool) -> ControlConfig:
+    """The control decisions' settings of `p`; `sim_time`: the node runs on simulated time."""
+    return ControlConfig(
+        dt=1.0 / p['control_rate_hz'], command_timeout_s=p['command_timeout_s'],
+        enable_timeout_s=p['enable_timeout_s'], can_timeout_s=p['can_timeout_s'],
+        blend_s=p['blend_s'], max_future_stamp_s=p['max_future_stamp_s'], dry_run=p['dry_run'],
+        dh_is_offset=p['dh_is_offset'], sim_time=sim_time)

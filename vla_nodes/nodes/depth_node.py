@@ -29,7 +29,6 @@ valid is published from them.
 """
 
 import copy
-import time
 
 import numpy as np
 
@@ -37,10 +36,14 @@ from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.perception.depth import DepthRange, mm_to_metres
-from vla_nodes.perception.filters import DepthFilter, FilterConfig
+from vla_nodes.perception.frame_checks import check_frame, FrameRejected
+from vla_nodes.perception.metric_depth import MetricDepth
 from vla_nodes.ros import image
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, tf2_msgs
+
+LEVELS = {'warn': WARN, 'error': ERROR}
+SENSOR_HINT = 'expected 16UC1 millimetres (realsense-ros aligned_depth_to_color)'
+COLOUR_HINT = 'expected rgb8 or bgr8 colour'
 
 
 # Parameters and their defaults; config/<robot>.yaml overrides them.
@@ -75,14 +78,7 @@ class DepthNode(ros.Node):
         super().__init__('depth_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
         self._mode = p['mode']
-        if self._mode not in ('sensor', 'mono'):
-            raise ValueError(f"depth_node mode {self._mode!r}: use 'sensor' or 'mono'")
-        self._range = DepthRange(p['min_depth_m'], p['max_depth_m'])
-        self._filter = DepthFilter(FilterConfig(
-            min_m=p['min_depth_m'], max_m=p['max_depth_m'], temporal=p['temporal_filter'],
-            temporal_alpha=p['temporal_alpha'], temporal_delta_m=p['temporal_delta_m'],
-            hole_filling=p['hole_filling'], hole_fill_max_px=p['hole_fill_max_px'],
-            hole_fill_mode=p['hole_fill_mode']))
+        self._depth = MetricDepth.from_parameters(p)
         self._info = None
         self._published = self._rejected = 0
         self._pub = self.create_publisher(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC, 10)
@@ -103,37 +99,21 @@ class DepthNode(ros.Node):
     def _on_info(self, msg) -> None:
         self._info = msg
 
+    def _check(self, msg, encodings, hint: str) -> None:
+        """Raises FrameRejected unless the frame matches the colour camera_info."""
+        info = None if self._info is None else (self._info.width, self._info.height)
+        check_frame(msg.encoding, (msg.width, msg.height), info, encodings, hint)
+
     # --- sensor --------------------------------------------------------------------------------
     def _on_depth(self, msg) -> None:
-        if self._check(msg, contract.CAMERA_DEPTH_ENCODING, 'expected 16UC1 millimetres '
-                       '(realsense-ros aligned_depth_to_color)'):
-            try:
-                metres = mm_to_metres(image.from_msg(msg), self._range)
-            except ValueError as err:
-                return self._reject(ERROR, str(err))
-            self._publish(self._filter.apply(metres), msg.header, self._info)
-
-    def _check(self, msg, encodings, hint: str) -> bool:
-        """Whether a frame can be processed; rejects it with a diagnostic otherwise."""
-        if self._info is None:
-            self._reject(WARN, f'no camera_info received yet on {contract.COLOR_INFO_TOPIC}; '
-                         'is the camera running?')
-        elif msg.encoding not in encodings:
-            self._reject(ERROR, f'{msg.encoding!r} frame: {hint}')
-        elif (msg.width, msg.height) != (self._info.width, self._info.height):
-            self._reject(ERROR, f'image {msg.width}x{msg.height} does not match camera_info '
-                         f'{self._info.width}x{self._info.height}: align depth to colour and '
-                         "publish the colour stream's camera_info")
-        else:
-            return True
-        return False
+        try:
+            self._check(msg, contract.CAMERA_DEPTH_ENCODING, SENSOR_HINT)
+            self._publish(self._depth.from_sensor(image.from_msg(msg)), msg.header, self._info)
+        except FrameRejected as err:
+            self._reject(LEVELS[err.level], err.reason)
 
     def _publish(self, metres: np.ndarray, header, info, **values) -> None:
-        valid = float(np.isfinite(metres).mean())
-        if valid == 0.0:
-            return self._reject(WARN, 'frame without a single valid depth pixel (all 0, NaN or '
-                                f'outside [{self._range.min_m}, {self._range.max_m}] m): '
-                                'not published')
+        valid = self._depth.valid_fraction(metres)  # FrameRejected: nothing to publish
         out = image.to_msg(metres, contract.METRIC_DEPTH_ENCODING)
         out.header = header
         info = copy.copy(info)  # messages are shared in-process: never mutate an input
@@ -153,20 +133,9 @@ class DepthNode(ros.Node):
 
     # --- mono ----------------------------------------------------------------------------------
     def _start_mono(self, p: dict) -> None:
-        import torch
         from vla_nodes.perception.calibrate import read_calibration
-        from vla_nodes.perception.mono import MonoDepth, MonoDepthModel
         from vla_nodes.perception.worker import LatestWorker
-        if not p['mono_model_dir']:
-            raise ValueError('depth_node mode mono needs mono_model_dir: a local folder with a '
-                             'Depth Anything checkpoint (config.json + model.safetensors)')
-        if p['torch_threads'] > 0:
-            torch.set_num_threads(p['torch_threads'])
-        model = MonoDepthModel(p['mono_model_dir'], p['mono_input_size'], p['device'])
-        self._mono = MonoDepth(model, p['mono_alignment'], p['mono_alignment_space'],
-                               p['mono_fit_shift'], p['table_height_m'])
         self._camera_to_base = self._sensor = None
-        self._max_age_ns = int(p['reference_max_age_s'] * 1e9)
         if p['mono_alignment'] == 'table' and p['calibration_file']:
             self._camera_to_base = read_calibration(p['calibration_file']).camera_to_base
         elif p['mono_alignment'] == 'table':
@@ -177,9 +146,9 @@ class DepthNode(ros.Node):
                                      self._on_sparse_depth, 10)
         self._worker = LatestWorker(self._run_mono, self._on_worker_error, 'mono_depth')
         self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC, self._on_color, 2)
-        self.get_logger().info(f'monocular depth: {model.kind} model from '
+        self.get_logger().info(f'monocular depth: {self._depth.mono.model.kind} model from '
                                f"{p['mono_model_dir']}, alignment {p['mono_alignment']} "
-                               f'({self._mono.space} space)')
+                               f'({self._depth.mono.space} space)')
 
     def _on_tf_static(self, msg) -> None:
         from vla_nodes.perception.calibrate import camera_to_base_from_tf
@@ -192,28 +161,23 @@ class DepthNode(ros.Node):
             self._sensor = (stamp_to_ns(msg.header.stamp), msg)
 
     def _on_color(self, msg) -> None:
-        if self._check(msg, ('rgb8', 'bgr8'), 'expected rgb8 or bgr8 colour'):
-            self._worker.submit((msg, self._info, self._camera_to_base, self._sensor))
+        try:
+            self._check(msg, ('rgb8', 'bgr8'), COLOUR_HINT)
+        except FrameRejected as err:
+            return self._reject(LEVELS[err.level], err.reason)
+        self._worker.submit((msg, self._info, self._camera_to_base, self._sensor))
 
     def _run_mono(self, item) -> None:
-        from vla_nodes.perception.align import AlignmentError
         msg, info, camera_to_base, sensor = item
-        start = time.perf_counter()
-        sensor_m = None
-        if sensor is not None and abs(stamp_to_ns(msg.header.stamp) - sensor[0]) \
-                <= self._max_age_ns:
-            sensor_m = mm_to_metres(image.from_msg(sensor[1]), self._range)
+        fresh = sensor is not None and self._depth.reference_is_fresh(
+            stamp_to_ns(msg.header.stamp), sensor[0])
         try:
-            depth, fit = self._mono.estimate(image.from_msg(msg, 'rgb8'),
-                                             np.reshape(info.k, (3, 3)), camera_to_base,
-                                             sensor_m)
-        except AlignmentError as err:
-            return self._reject(WARN, f'monocular depth not aligned: {err}')
-        values = {'mono_ms': (time.perf_counter() - start) * 1e3,
-                  'dropped': self._worker.dropped}
-        if fit is not None:
-            values.update(scale=fit.scale, shift=fit.shift, fit_rms_m=fit.rms_m)
-        self._publish(self._filter.apply(depth), msg.header, info, **values)
+            depth, values = self._depth.from_colour(
+                image.from_msg(msg, 'rgb8'), np.reshape(info.k, (3, 3)), camera_to_base,
+                image.from_msg(sensor[1]) if fresh else None)
+            self._publish(depth, msg.header, info, dropped=self._worker.dropped, **values)
+        except FrameRejected as err:
+            self._reject(LEVELS[err.level], err.reason)
 
     # --- depth tokens (debug view) ----------------------------------------------------------
     def _start_tokens(self, directory: str, device: str) -> None:

@@ -38,6 +38,8 @@ from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
+from vla_nodes.perception.frame_checks import check_pair, FrameRejected, require_valid_pixel
+from vla_nodes.perception.frame_pairs import FramePairs
 from vla_nodes.ros import image
 from vla_nodes.ros.convert import joint_positions, pose_msg
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
@@ -54,7 +56,7 @@ PARAMETERS = {
     # true: detect inside the frame callback (lock-step simulation waits for it: exact replays)
     'synchronous_detection': False,
 }
-PAIR_HISTORY = 4  # colour / depth frames kept while waiting for their partner
+LEVELS = {'warn': WARN, 'error': ERROR}
 
 
 class PoseNode(ros.Node):
@@ -110,7 +112,7 @@ class PoseNode(ros.Node):
         else:
             self.create_subscription(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
                                      self._on_tf_static, ros.qos_profile_latched)
-        self._frames = {'color': collections.OrderedDict(), 'depth': collections.OrderedDict()}
+        self._pairs = FramePairs()
         self.stats = collections.Counter()
         self._objects_pub = self.create_publisher(vision_msgs.Detection3DArray,
                                                   contract.OBJECTS_TOPIC, 10)
@@ -134,36 +136,22 @@ class PoseNode(ros.Node):
             self._camera_to_base = pose
 
     def _pair(self, kind: str, msg) -> None:
-        """Keep recent frames; hand a colour/depth pair with equal stamps to the worker."""
+        """Hand a colour/depth pair with equal stamps to the worker."""
         if not self._wanted(contract.OBJECTS_TOPIC):
             return
-        stamp = stamp_to_ns(msg.header.stamp)
-        mine, other = self._frames[kind], self._frames['depth' if kind == 'color' else 'color']
-        partner = other.pop(stamp, None)
-        if partner is None:
-            mine[stamp] = msg
-            while len(mine) > PAIR_HISTORY:
-                mine.popitem(last=False)
-            return
-        color, depth = (msg, partner) if kind == 'color' else (partner, msg)
-        self._worker.submit((color, depth, self._info, self._camera_to_base))
+        pair = self._pairs.add(kind, stamp_to_ns(msg.header.stamp), msg)
+        if pair is not None:
+            self._worker.submit((*pair, self._info, self._camera_to_base))
 
     def _detect(self, item) -> None:
         color, depth, info, camera_to_base = item
-        if info is None or camera_to_base is None:
-            return self._reject(WARN, 'waiting for camera_info and the camera-to-base transform '
-                                '(calibration_file or /tf_static)')
-        if color.encoding not in ('rgb8', 'bgr8') or \
-                depth.encoding != contract.METRIC_DEPTH_ENCODING:
-            return self._reject(ERROR, f'colour {color.encoding!r} / depth {depth.encoding!r}: '
-                                'expected rgb8 (or bgr8) and 32FC1 metres from depth_node')
-        sizes = {(m.width, m.height) for m in (color, depth, info)}
-        if len(sizes) > 1:
-            return self._reject(ERROR, f'colour, depth and camera_info sizes differ {sizes}: '
-                                'depth must be aligned to colour')
-        depth_m = image.from_msg(depth)
-        if not np.isfinite(depth_m).any():
-            return self._reject(WARN, 'depth frame without a valid pixel: no object poses')
+        try:
+            sizes = None if info is None else {(m.width, m.height) for m in (color, depth, info)}
+            check_pair(color.encoding, depth.encoding, sizes, camera_to_base is not None)
+            depth_m = image.from_msg(depth)
+            require_valid_pixel(depth_m)
+        except FrameRejected as err:
+            return self._reject(LEVELS[err.level], err.reason)
         objects = self._detector.detect(image.from_msg(color, 'rgb8'), depth_m,
                                         np.reshape(info.k, (3, 3)), camera_to_base)
         self._objects_pub.publish(detections_msg(objects, color.header))

@@ -38,10 +38,10 @@ from vla_nodes import contract, ros
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.record.episode import EpisodeRecorder, format_audit, RecorderConfig
-from vla_nodes.record.topics import (camera_prefix, DEFAULT_CAMERA, DEFAULT_TOPICS,
-                                     expected_rates, key_values, record_topics,
-                                     static_metadata)
+from vla_nodes.record.episode import format_audit
+from vla_nodes.record.session import RecordingSession, saved_status
+from vla_nodes.record.topics import (camera_prefix, DEFAULT_CAMERA, DEFAULT_TOPICS, key_values,
+                                     record_topics)
 from vla_nodes.ros import msgs
 from vla_nodes.ros.msgs import ns_to_stamp, std_msgs, std_srvs
 
@@ -84,19 +84,9 @@ class TeleopRecorderNode(ros.Node):
         p = declare_parameters(self, PARAMETERS)
         cameras = [camera_prefix(c) for c in p['cameras'] if c]
         topics = record_topics(p['topics'], cameras)
-        self._recorder = EpisodeRecorder(RecorderConfig(
-            output_dir=Path(p['output_dir']).expanduser(),
-            expected_rates=expected_rates(topics, cameras, p['expected_rates'],
-                                          p['camera_rate_hz']),
-            latched_topics=LATCHED, storage=p['storage'], flush_period_s=p['flush_period_s'],
-            queue_size=p['queue_size'], queue_bytes=p['queue_mb'] << 20,
-            gap_factor=p['gap_factor'], min_gap_s=p['min_gap_s'],
-            stall_timeout_s=p['stall_timeout_s']),
-            metadata=static_metadata(p))
-        self._instruction, self._outcome = '', ''
+        self._session = RecordingSession.from_parameters(p, topics, cameras, LATCHED)
         self._subs = {t: self._subscribe(t, type_name, p['subscription_depth'])
                       for t, type_name in topics.items()}
-        self._lost_at_start = {}
         if p['status_topic']:
             self.create_subscription(std_msgs.String, p['status_topic'], self._on_status,
                                      ros.qos_profile_latched)
@@ -113,7 +103,7 @@ class TeleopRecorderNode(ros.Node):
             # Start on the first tick, once latched topics (the instruction) have arrived.
             self._autostart = self.create_timer(0.2, self._start_once)
         self.get_logger().info(f'recording {len(topics)} topics into '
-                               f'{self._recorder.config.output_dir}')
+                               f'{self._session.recorder.config.output_dir}')
 
     def _subscribe(self, topic: str, type_name: str, depth: int):
         qos = ros.qos_profile_latched if topic in LATCHED else depth
@@ -122,18 +112,16 @@ class TeleopRecorderNode(ros.Node):
         return self.create_subscription(msgs.get_message(type_name), topic,
                                         lambda msg, t=topic: self._on_message(t, msg), qos)
 
-    # --- callbacks: forward to the recorder -----------------------------------------------------
+    # --- callbacks: forward to the session ------------------------------------------------------
     def _on_message(self, topic: str, msg) -> None:
-        if topic == contract.INSTRUCTION_TOPIC:
-            self._instruction = msg.data
-        error = self._recorder.on_message(topic, msg, self._now())
+        error = self._session.on_message(topic, msg, self._now())
         if error:  # e.g. a full disk: this episode ends, the earlier ones are intact
             self.get_logger().error(error)
             self._diag.set(ERROR, error)
             self._diag.publish()
 
     def _on_status(self, msg) -> None:
-        self._outcome = msg.data
+        self._session.outcome = msg.data
 
     def _start_once(self) -> None:
         self.destroy_timer(self._autostart)
@@ -159,11 +147,10 @@ class TeleopRecorderNode(ros.Node):
 
     # --- episodes -------------------------------------------------------------------------------
     def start_episode(self) -> Path:
-        self._lost_at_start = self._lost()
         extra = key_values(self.get_parameter('episode_metadata').value, 'episode_metadata',
                            'operator=alice')
         now_ns = self._now()
-        path = self._recorder.start(now_ns, {'task': self._instruction, **extra})
+        path = self._session.start(now_ns, self._lost(), extra)
         if self._episode_start_pub is not None:
             self._episode_start_pub.publish(std_msgs.Header(stamp=ns_to_stamp(now_ns),
                                                             frame_id=path.name))
@@ -172,53 +159,28 @@ class TeleopRecorderNode(ros.Node):
         return path
 
     def stop_episode(self) -> Path:
-        lost = {t: n - self._lost_at_start.get(t, 0) for t, n in self._lost().items()}
-        lost = {t: n for t, n in lost.items() if n}
-        extra = {'outcome': self._outcome} if self._outcome else {}
-        episode = self._recorder.stop(self._now(), extra, lost)
-        if episode is None:
-            raise RuntimeError('no episode is recording' + (
-                f'; the last one failed: {self._recorder.error}' if self._recorder.error else ''))
-        level = LEVELS[episode.audit['level']]
-        log = self.get_logger().info if level == OK else self.get_logger().warning
+        episode = self._session.stop(self._now(), self._lost())
+        level, message, values = saved_status(episode)
+        log = self.get_logger().info if level == 'ok' else self.get_logger().warning
         log(f'episode saved: {episode.path} ({episode.messages} messages)\n'
             + format_audit(episode.audit))
-        problems = episode.audit['problems']
-        self._diag.set(level, f'saved {episode.path.name}' + (
-            f': {len(problems)} problems: {problems[0]}' if problems else ': audit ok'))
-        self._diag.values.update(
-            {f'audit:{t}': f"{r['level']} {r['count']} msgs {r['rate_hz']:.1f} Hz"
-             for t, r in episode.audit['topics'].items()})
+        self._diag.set(LEVELS[level], message)
+        self._diag.values.update(values)
         self._diag.publish()
         return episode.path
 
     def discard_episode(self) -> Path:
-        path = self._recorder.discard()
-        if path is None:
-            raise RuntimeError('no episode is recording')
+        path = self._session.discard()
         self.get_logger().info(f'episode discarded: {path}')
         self._diag.set(OK, f'discarded {path.name}')
         return path
 
     def _refresh_status(self) -> None:
         """Live rates and stopped streams into the diagnostics values (published at 1 Hz)."""
-        live = self._recorder.live(self._now())
-        values = {'state': 'recording' if live['recording'] else 'idle',
-                  'episodes': live['episodes'], 'episode': live['episode'] or '',
-                  'elapsed_s': live['elapsed_s'], 'written': live['written'],
-                  'flushed': live['flushed'], 'dropped': live['dropped']}
-        values.update({f'rate:{t}': r for t, r in sorted(live['rates'].items())})
-        if not live['recording']:  # keep the last episode's audit values while idle
-            values.update({k: v for k, v in self._diag.values.items() if k.startswith('audit:')})
+        level, message, values = self._session.live_status(self._now(), self._diag.values)
         self._diag.values = values
-        if live['error'] and not live['recording']:
-            self._diag.set(ERROR, live['error'])
-        elif live['recording'] and live['silent']:
-            self._diag.set(ERROR, 'stopped streams: ' + ', '.join(
-                f'{t} silent for {s:.1f} s' for t, s in live['silent'].items()))
-        elif live['recording']:
-            self._diag.set(ERROR if live['dropped'] else OK,
-                           f'recording {live["episode"].name}, {live["dropped"]} dropped')
+        if level is not None:
+            self._diag.set(LEVELS[level], message)
 
     def _lost(self) -> dict:
         """Messages each subscription lost to queue overflow (local backend; rclpy: none)."""
@@ -228,7 +190,7 @@ class TeleopRecorderNode(ros.Node):
         return self.get_clock().now().nanoseconds
 
     def destroy_node(self):
-        episode = self._recorder.close(self._now())
+        episode = self._session.recorder.close(self._now())
         if episode is not None:
             self.get_logger().info(f'episode saved at shutdown: {episode.path}')
         super().destroy_node()

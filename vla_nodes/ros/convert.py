@@ -29,7 +29,7 @@ The other direction, arrays -> messages, also lives here once: poses and transfo
 
 import numpy as np
 
-from vla_nodes.ros.msgs import geometry_msgs
+from vla_nodes.ros.msgs import geometry_msgs, stamp_to_ns
 
 
 def select_joints(names, rows, joints) -> np.ndarray:
@@ -62,6 +62,21 @@ def joint_positions(msg, joints) -> np.ndarray:
         ValueError: as `select_joints`.
     """
     return select_joints(msg.name, [msg.position], joints)[0]
+
+
+def trajectory_arrays(msg, joints) -> tuple:
+    """A JointTrajectory as (stamp ns, times s (N,), positions (N, len(joints)) float64).
+
+    The stamp is 0 for an unstamped message; times are each point's time_from_start.
+
+    Raises:
+        ValueError: no points, or as `select_joints`.
+    """
+    if not msg.points:
+        raise ValueError('no points')
+    positions = select_joints(msg.joint_names, [p.positions for p in msg.points], joints)
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    return stamp_to_ns(msg.header.stamp), np.asarray(times, float), positions
 
 
 def named_positions(msg) -> dict:
