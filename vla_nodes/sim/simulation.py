@@ -33,11 +33,15 @@ import numpy as np
 
 from vla_nodes import contract
 from vla_nodes.arm import kinematics
+from vla_nodes.arm.can_bus import open_bus
 from vla_nodes.sim.can_readers import CanReaders
 from vla_nodes.sim.episode import Episode
 from vla_nodes.sim.episode_result import episode_result
+from vla_nodes.sim.leader import LeaderArm
+from vla_nodes.sim.piper_can import PiperFirmware
 from vla_nodes.sim.robot_model import CAMERA_NAME, WRIST_CAMERA_NAME
 from vla_nodes.sim.tasks import get_task
+from vla_nodes.sim.virtual_can import FastVirtualBus
 from vla_nodes.sim.world import SimConfig, SimWorld
 
 STATUS_CHECK_HZ = 10.0
@@ -80,16 +84,15 @@ class Simulation:
         self.leader, self._leader_bus = None, None
         if p['leader'] == 'expert':
             self._leader_bus = _open_bus(p)  # its own bus, like a second arm on the wire
-            from vla_nodes.sim.leader import LeaderArm
             self.leader = LeaderArm(self._leader_bus)
             self.leader.enable()
         self.readers = (CanReaders(p['can_name'], (self._bus, self._leader_bus))
                         if p['can_interface'] == 'virtual' else None)
         # Periods in physics steps (lock-step): every rate is simulated.
-        self.every = {k: max(1, round(p['physics_rate_hz'] / hz)) for k, hz in (
+        self._every = {k: max(1, round(p['physics_rate_hz'] / hz)) for k, hz in (
             ('camera', p['camera_rate_hz']), ('leader', p['leader_rate_hz']),
             ('status', STATUS_CHECK_HZ), ('low_speed', FIRMWARE_LOW_SPEED_HZ))}
-        self.steps = 0  # physics steps of this episode (lock-step)
+        self._steps = 0  # physics steps of this episode (lock-step)
         if self._lockstep:
             self._firmware.send_feedback(low_speed=True)
 
@@ -104,7 +107,6 @@ class Simulation:
         return [(SIM_CAMERAS[c.name], c) for c in cameras]
 
     def _open_firmware(self, p) -> None:
-        from vla_nodes.sim.piper_can import PiperFirmware
         self._bus = _open_bus(p)
         self._firmware = PiperFirmware(
             self._bus, self._read_state, rate_hz=p['feedback_rate_hz'],
@@ -130,7 +132,7 @@ class Simulation:
             seed = self.episode.reset()
             self._firmware.hold(self.world.joint_positions())  # no pull back to the old pose
             self._firmware.send_feedback()
-            self.steps = 0
+            self._steps = 0
             return seed, self.sim_seconds()
 
     def settle_can(self) -> bool:
@@ -168,18 +170,18 @@ class Simulation:
     def now(self) -> tuple:
         """(whether a camera frame is due at this step, simulated s) (lock-step)."""
         with self.lock:
-            return self.steps % self.every['camera'] == 0, self.sim_seconds()
+            return self._steps % self._every['camera'] == 0, self.sim_seconds()
 
     def advance(self) -> bool:
         """One lock-step physics period; whether the task's status was checked at its end."""
         with self.lock:
-            k = self.steps
-            if self.leader is not None and k % self.every['leader'] == 0:
+            k = self._steps
+            if self.leader is not None and k % self._every['leader'] == 0:
                 self.leader.send(self.episode.leader_action())
             self._firmware.step(self.dt, advance=self._physics,
-                                low_speed=k % self.every['low_speed'] == 0)
-            self.steps = k = k + 1
-            check = k % self.every['status'] == 0
+                                low_speed=k % self._every['low_speed'] == 0)
+            self._steps = k = k + 1
+            check = k % self._every['status'] == 0
             if check:
                 self.episode.update()
         return check
@@ -216,7 +218,5 @@ class Simulation:
 
 def _open_bus(p):
     if p['can_interface'] == 'virtual':
-        from vla_nodes.sim.virtual_can import FastVirtualBus
         return FastVirtualBus(channel=p['can_name'], receive_own_messages=False)
-    from vla_nodes.arm.can_bus import open_bus
     return open_bus(p['can_interface'], p['can_name'], p['can_bind_address'])
