@@ -76,7 +76,7 @@ def test_sim_node_publishes_each_episodes_result_as_it_ends(ctx):
         assert future.wait(30.0) and future.result().message == 'seed 8'
         _wait(lambda: results)
         _wait(lambda: statuses[-1] == 'failure')
-        world = sim._world  # a test may look inside; time stands still once the episode ended
+        world = sim._sim.world  # a test may look inside; time stands still once the episode ended
         tcp = world.tcp_pose()[:3, 3]
         cube = float(np.linalg.norm(tcp - world.object_pose('cube')[:3, 3]))
         seconds = float(world.time)

@@ -108,8 +108,8 @@ def test_expert_leads_the_follower_over_can_until_success_then_reset(ctx):
         assert np.all(np.diff(clock) >= 0)
         expected = SimWorld()
         tasks.TASKS['pick_red_cube'].reset(expected, 4)
-        with sim._lock:  # the test peeks at the world; the cube has not been touched yet
-            np.testing.assert_allclose(sim._world.object_pose('cube')[:3, 3],
+        with sim._sim.lock:  # the test peeks at the world; the cube has not been touched yet
+            np.testing.assert_allclose(sim._sim.world.object_pose('cube')[:3, 3],
                                        expected.object_pose('cube')[:3, 3], atol=2e-3)
     finally:
         executor.shutdown()

@@ -21,7 +21,8 @@ cameras, the primary first), and each object's latest pose from pose_node's /vla
 at or before the frame and at most `max_object_age_s` before it, put in base_link with
 /tf_static (perception/env_state.py, as vla-export does). So an observation is exactly what the
 robot saw at one instant and can be replayed from a bag. These are the node's message-level
-helpers (ROS messages in, the policy's numpy dict out; policy/policy.py keys).
+helpers (ROS messages in, the policy's numpy dict out; policy/policy.py keys); `subscribe` wires
+the node's input topics into them.
 """
 
 import bisect
@@ -32,7 +33,8 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.ros import image
-from vla_nodes.ros.msgs import stamp_to_ns, trajectory_msgs
+from vla_nodes.ros.convert import joint_positions
+from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
 
 
 class ObservationBuffer:
@@ -262,6 +264,47 @@ class CameraPoses:
                           f'{contract.TF_STATIC_TOPIC} (the calibration)')
         in_base = {c: self.in_base[f.lstrip('/')] @ pose for c, (f, pose) in found.items()}
         return vector(in_base, np.eye(4), objects), ''
+
+
+def subscribe(node, matcher: ObservationMatcher, primary, needs_depth: bool, joints,
+              on_episode_start) -> None:
+    """Feed `matcher`'s buffer from every topic the policy reads; episode starts to a callback.
+
+    Args:
+        node: the policy node.
+        matcher: its ObservationMatcher (buffer, further cameras, objects, camera poses).
+        primary: the primary contract.Camera (its frames trigger observations).
+        needs_depth: whether the policy reads depth.
+        joints: the joint names, in the policy's order.
+        on_episode_start: called with each std_msgs/Header on contract.EPISODE_START_TOPIC.
+    """
+    obs, sub, latched = matcher.buffer, node.create_subscription, ros.qos_profile_latched
+    sub(sensor_msgs.Image, primary.color_topic, obs.add_color, 2)
+    for cam in matcher.extra_cameras:
+        sub(sensor_msgs.Image, cam.color_topic,
+            lambda msg, name=cam.name: obs.add_extra(name, msg), 10)
+    if needs_depth:
+        sub(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC, obs.add_depth, 10)
+    sub(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
+        lambda msg: _add_joints(node, obs, joints, msg), 50)
+    sub(std_msgs.String, contract.INSTRUCTION_TOPIC,
+        lambda msg: setattr(obs, 'instruction', msg.data), latched)
+    sub(sensor_msgs.CameraInfo, primary.color_info_topic,
+        lambda msg: setattr(obs, 'camera_info', msg), 2)
+    sub(std_msgs.Header, contract.EPISODE_START_TOPIC, on_episode_start, latched)
+    if matcher.env_objects:
+        from vla_nodes.ros.msgs import tf2_msgs, vision_msgs
+        sub(vision_msgs.Detection3DArray, matcher.objects_topic, obs.add_objects, 10)
+        sub(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC, matcher.camera_poses.add, latched)
+
+
+def _add_joints(node, obs: ObservationBuffer, joints, msg) -> None:
+    try:
+        q = joint_positions(msg, joints).astype(np.float32)
+    except ValueError as err:
+        node.get_logger().warning(f'joint state dropped: {err}', throttle_duration_sec=5.0)
+        return
+    obs.add_state(stamp_to_ns(msg.header.stamp), q)
 
 
 def observation(color, depth, state, instruction: str, extras: dict, env, camera_info) -> dict:
