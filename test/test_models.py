@@ -420,3 +420,19 @@ def test_the_pose_preset_learns_object_poses_from_the_image_and_acts_on_its_pred
     with pytest.raises(ValueError, match='keypoints'):
         VLAModel(replace(presets.get('tiny_pi0_baseline'), env_state_from_image=True,
                          env_state_dim=5))
+
+
+def test_the_pose_estimator_reads_the_image_before_trainings_random_shift():
+    from vla_nodes.models.vla import UNSHIFTED_IMAGE
+    from vla_nodes.train.step import random_shift
+    torch.manual_seed(0)
+    model = VLAModel(presets.get('tiny_pi0_keypoints_pose')).eval()
+    batch = red_square_batch()
+    shifted = random_shift(batch, 4, step=3, seed=0)
+    assert torch.equal(shifted[UNSHIFTED_IMAGE], batch[OBS_IMAGE])
+    assert not torch.equal(shifted[OBS_IMAGE], batch[OBS_IMAGE])
+    with torch.no_grad():
+        model.prefix(shifted)
+        from_original = model._env_prediction.clone()
+        model.prefix(batch)
+    assert torch.equal(from_original, model._env_prediction)  # the shift does not reach it

@@ -61,6 +61,10 @@ ACTION_PAD = 'action_is_pad'  # LeRobot's key: chunk steps past the episode end
 # number of ranks. The action loss is a mean over valid steps; scaled so, DDP's average of the
 # ranks' gradients equals one process's mean over the whole batch, however padding is spread.
 ACTION_LOSS_SCALE = 'action_loss_scale'
+# The primary camera's image before training's random shift: the PoseEstimator regresses
+# absolute object poses, which a shifted image would blur by a few cm (the policy's keypoints
+# keep the shift).
+UNSHIFTED_IMAGE = 'image_before_shift'  # not under observation.images.: not a camera
 
 # Attention tables of the flow head, by name.
 MASKS = {'pi0': PI0_MASK, **spatial_streams.MASKS}
@@ -210,7 +214,8 @@ class VLAModel(nn.Module):
             # Read by state(), which losses and sample_actions call right after prefix().
             self._keypoint_state = points.flatten(1)
             if self.env_readout is not None:
-                self._env_prediction = self.env_readout(images)
+                self._env_prediction = self.env_readout(
+                    batch.get(UNSHIFTED_IMAGE, batch[OBS_IMAGE]).to(device))
             image = self.keypoints.tokens(points)
         else:
             image = self.embed_images(images)  # (B, Ni, D)

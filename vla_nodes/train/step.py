@@ -17,9 +17,9 @@
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGES_PREFIX
+from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_IMAGES_PREFIX
 from vla_nodes.models.spatial_streams import add_pose_answers, add_teacher_targets
-from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD
+from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD, UNSHIFTED_IMAGE
 from vla_nodes.train.data import batch_indices, collate
 
 
@@ -37,7 +37,7 @@ def random_shift(batch, shift_px, step, seed):
     """The batch with each sample's images (every camera, and its depth) randomly shifted.
 
     One random (dy, dx) in [-shift_px, shift_px] per sample, edges replicated; a pure function
-    of (seed, step).
+    of (seed, step). The primary image also stays as it was, under UNSHIFTED_IMAGE.
     """
     import torch
     from torch.nn import functional
@@ -49,6 +49,8 @@ def random_shift(batch, shift_px, step, seed):
     generator = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
     offsets = torch.randint(0, 2 * shift_px + 1, (b, 2), generator=generator).tolist()
     out = dict(batch)
+    if OBS_IMAGE in batch:
+        out[UNSHIFTED_IMAGE] = batch[OBS_IMAGE]
     for key in keys:
         x = batch[key]
         planes = (x[..., None] if x.dim() == 3 else x).permute(0, 3, 1, 2).float()
