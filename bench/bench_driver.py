@@ -42,7 +42,8 @@ from vla_nodes.arm.piper_protocol import (
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.ros import local
 from vla_nodes.ros.msgs import diagnostic_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 
 COMMAND_IDS = {MOTION_CTRL_1, MOTION_CTRL_2, *JOINT_CTRL, GRIPPER_CTRL, MOTOR_ENABLE}
 

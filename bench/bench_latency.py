@@ -45,7 +45,8 @@ from vla_nodes.nodes.arm_driver_node import ArmDriverNode
 from vla_nodes.nodes.policy_node import PolicyNode
 from vla_nodes.ros import image, local
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 
 JOINT_CTRL_12 = JOINT_CTRL[0]
 _ids = itertools.count()

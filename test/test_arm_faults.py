@@ -50,7 +50,8 @@ from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, WARN
 from vla_nodes.ros import launch
 from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 from vla_nodes.sim.piper_mjcf import robot_mjcf
 
 pytestmark = [

@@ -35,8 +35,9 @@ import pytest
 from vla_nodes import contract
 from vla_nodes.arm.piper import PiperArm, PiperConfig, PiperConnectionError, wait_for
 from vla_nodes.arm.piper_protocol import MICROMETRE_PER_M, MILLIDEG_PER_RAD
+from vla_nodes.sim.kinematic_plant import KinematicPlant
 from vla_nodes.sim.leader import LeaderArm
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.piper_can import PiperFirmware
 from vla_nodes.sim.virtual_can import FastVirtualBus
 
 _IDS = itertools.count()

@@ -36,7 +36,8 @@ from vla_nodes.policy.policy import demo_stats, VLAPolicy
 from vla_nodes.policy.runner import ChunkScheduler
 from vla_nodes.ros import image, local
 from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, std_msgs, trajectory_msgs
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 
 pytestmark = [
     pytest.mark.skipif(ros.BACKEND != 'local', reason='drives the local backend'),

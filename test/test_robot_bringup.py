@@ -35,7 +35,8 @@ from vla_nodes.nodes.depth_node import DepthNode
 from vla_nodes.nodes.pose_node import PoseNode
 from vla_nodes.ros.launch import main as vla_launch
 from vla_nodes.ros.params import load_params_file, node_key_matches
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 
 ROOT = Path(__file__).resolve().parents[1]
 SINGLE, BIMANUAL = ROOT / 'config' / 'piper_single.yaml', ROOT / 'config' / 'piper_bimanual.yaml'

@@ -23,7 +23,7 @@ Like the real controller, the firmware owns the *planner* but not the physics. I
 measured state through `read_state()` and moves a setpoint toward the commanded goal at the
 maximum joint speed times the 0x151 speed rate. The setpoint is what a physics engine should
 track: pull it with `targets()`, or let the firmware push it to `apply_targets(q7)` every tick.
-`KinematicPlant` is a first-order stand-in body, so tests need no MuJoCo:
+`sim.kinematic_plant.KinematicPlant` is a first-order stand-in body, so tests need no MuJoCo:
 
     plant = KinematicPlant()
     firmware = PiperFirmware(bus, plant.read_state, plant.set_targets)
@@ -41,7 +41,6 @@ other arms.
 
 import collections
 import logging
-import math
 import struct
 import threading
 import time
@@ -97,45 +96,6 @@ def _limit_arrays(limits: dict) -> tuple:
     lower = np.array([limits[n].lower for n in contract.JOINT_NAMES])
     upper = np.array([limits[n].upper for n in contract.JOINT_NAMES])
     return lower, upper
-
-
-class KinematicPlant:
-    """A first-order stand-in for the arm's body: positions follow the setpoint with a lag.
-
-    State advances with wall-clock time whenever it is read or set, so it needs no thread.
-    Thread-safe: the firmware thread sets targets while tests read the state.
-    """
-
-    def __init__(self, positions=contract.READY_POSITIONS, time_constant: float = 0.01):
-        """Start at rest.
-
-        Args:
-            positions: (7,) initial joints (rad) and gripper opening (m).
-            time_constant: first-order lag (s); 0 tracks the setpoint exactly.
-        """
-        self._q = np.array(positions, dtype=np.float64)
-        self._target = self._q.copy()
-        self._tau = time_constant
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def read_state(self) -> np.ndarray:
-        """Return the current (7,) positions, rad / m."""
-        with self._lock:
-            self._advance()
-            return self._q.copy()
-
-    def set_targets(self, positions) -> None:
-        """Track a new (7,) setpoint, rad / m."""
-        with self._lock:
-            self._advance()
-            self._target = np.array(positions, dtype=np.float64)
-
-    def _advance(self) -> None:
-        now = time.monotonic()
-        dt, self._last = now - self._last, now
-        alpha = 1.0 if self._tau <= 0 else 1.0 - math.exp(-dt / self._tau)
-        self._q += alpha * (self._target - self._q)
 
 
 class PiperFirmware:
