@@ -34,7 +34,8 @@ from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, OK, WARN
 from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, sensor_msgs, std_srvs,
                                 trajectory_msgs)
-from vla_nodes.sim.piper_can import KinematicPlant, PiperFirmware
+from vla_nodes.sim.kinematic_plant import KinematicPlant
+from vla_nodes.sim.piper_can import PiperFirmware
 
 pytestmark = [
     pytest.mark.skipif(ros.BACKEND != 'local', reason='drives the local backend'),
