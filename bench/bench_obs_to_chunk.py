@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 from pathlib import Path
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ import time
 
 from vla_nodes import contract
 from vla_nodes.ros import local, msgs, zenoh_bus
+from vla_nodes.ros.launch_procs import stop_launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,8 +87,7 @@ def processes(seconds: float, warmup: float) -> list:
         while time.monotonic() - start < warmup + seconds:
             executor.spin_once(timeout_sec=0.05)
     finally:
-        graph.send_signal(signal.SIGINT)
-        graph.wait(30)
+        stop_launcher(graph, 30)
         context.shutdown()
     return _after(timings, start + warmup)
 

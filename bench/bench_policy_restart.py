@@ -40,6 +40,7 @@ import tempfile
 import time
 
 from vla_nodes.ros import local, msgs, zenoh_bus
+from vla_nodes.ros.launch_procs import stop_launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,8 +123,7 @@ def run(kill_at: float, down: float, after: float, stop_when_resumed: bool = Fal
     finally:
         for proc in (restarted, graph):
             if proc is not None:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(30)
+                stop_launcher(proc, 30)
         context.shutdown()
     return timeline
 

@@ -34,6 +34,7 @@ from zenoh_peer import frames, INSTRUCTION
 from graph import spin
 from vla_nodes.ros import local, msgs, type_store
 from vla_nodes.ros import zenoh_keys as K
+from vla_nodes.ros.launch_procs import stop_launcher
 from vla_nodes.ros.qos import qos_profile_latched, qos_profile_sensor_data
 from vla_nodes.ros.zenoh_bus import session_config, ZenohBus
 
@@ -244,14 +245,12 @@ def test_launch_processes_supervises(tmp_path):
              '--processes', '--connect', endpoint, '--only', 'depth_node'],
             cwd=ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
         assert _wait(lambda: 'depth_node' in names(), 60), names()
-        alone.send_signal(signal.SIGINT)
-        code, err = alone.wait(20), alone.stderr.read()
+        code, err = stop_launcher(alone, 20), alone.stderr.read()
         assert code == 0, err
         assert 'pose_node' not in err  # --only: depth_node and nothing else
     finally:
         context.try_shutdown()
-        launcher.send_signal(signal.SIGINT)
-        code = launcher.wait(20)
+        code = stop_launcher(launcher, 20)
     text = log.read_text()
     assert '/pose_node: exit code 0' in text and '/depth_node: killed by SIGKILL' in text
     assert code == 1  # a node died: the launch reports failure

@@ -131,6 +131,39 @@ class Supervisor:
         return dict(self.exits)
 
 
+def stop_launcher(proc: subprocess.Popen, timeout_s: float) -> int:
+    """SIGINT a `vla-launch --processes` process and wait; its exit code.
+
+    Should it not exit in time (seen once at a load of 4 on 2 cores), it and its nodes (each in
+    its own session, so not reached through a process group) are SIGKILLed before
+    subprocess.TimeoutExpired is raised: no stray graph is left to join the next one.
+    """
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        for pid in [proc.pid] + _children(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        raise
+
+
+def _children(pid: int) -> list:
+    """Pids whose parent is `pid` (Linux /proc; [] elsewhere)."""
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def describe_exit(code: int) -> str:
     if code is not None and code < 0:
         return f'killed by {signal.Signals(-code).name}'
