@@ -256,6 +256,27 @@ def test_launch_processes_supervises(tmp_path):
     assert code == 1  # a node died: the launch reports failure
 
 
+def test_a_launcher_started_with_sigint_ignored_still_stops_on_sigint(tmp_path):
+    """bash starts `cmd &` of a script with SIGINT ignored; the launcher must still stop."""
+    endpoint, log = _free_endpoint(), tmp_path / 'launch.log'
+    with open(log, 'w') as stream:
+        launcher = subprocess.Popen(
+            [sys.executable, '-m', 'vla_nodes.ros.launch', 'test/data/two_nodes.launch.yaml',
+             '--processes', '--listen', endpoint, '--only', 'pose_node'],
+            cwd=ROOT, env=_env(), stderr=stream,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    context = local.Context()
+    context.init(bus=ZenohBus(session_config(
+        f'connect/endpoints=["{endpoint}"];listen/endpoints=[]')))
+    try:  # the node is up (a SIGINT while its interpreter starts would kill it instead)
+        assert _wait(lambda: any(e.node_name == 'pose_node'
+                                 for e in context.bus.entities('NN')), 60), log.read_text()
+    finally:
+        context.try_shutdown()
+        code = stop_launcher(launcher, 20)
+    assert code == 0, log.read_text()
+
+
 # --- interop with an independent rmw_zenoh implementation ---------------------------------------
 
 JOINT_STATE_MSG = 'std_msgs/Header header\nstring[] name\nfloat64[] position\n' \

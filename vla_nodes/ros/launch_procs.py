@@ -176,6 +176,10 @@ def run_processes(specs: list, duration: float | None = None, listen: list | Non
 
     Returns label -> exit code of every node (negative: the signal that ended it).
     """
+    # bash starts a script's `vla-launch ... &` with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt: SIGINT (Ctrl-C, a supervisor, a test) must still stop every node.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     router = None
     if not connect:
         listen = listen or [DEFAULT_ROUTER]
