@@ -98,8 +98,8 @@ class VLAConfig:
     # none. The flow head reads [state | environment state].
     env_state_dim: int = 0
     # The object poses predicted from the primary camera instead of read from pose_node (vision
-    # 'keypoints'): the dataset's OBS_ENV_STATE supervises a readout (models/keypoints.
-    # PoseReadout, `env_state_weight` x its MSE) and the flow head reads the prediction; in
+    # 'keypoints'): the dataset's OBS_ENV_STATE supervises models/keypoints.PoseEstimator
+    # (`env_state_weight` x its MSE) and the flow head reads the prediction; in
     # training it reads the demonstrated poses plus `env_state_noise` (normalized units), so
     # that it learns to act on poses while the readout learns them. At run time: cameras only.
     env_state_from_image: bool = False
