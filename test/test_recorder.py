@@ -567,6 +567,27 @@ def test_sigterm_finishes_the_bag(tmp_path, how):
     assert topics and set(topics) == {contract.DIAGNOSTICS_TOPIC}
 
 
+def test_a_node_started_with_sigint_ignored_still_stops_on_sigint(tmp_path):
+    """bash starts a script's `cmd &` with SIGINT ignored; a node takes SIGINT over anyway."""
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHONPATH=str(REPO), VLA_ROS_BACKEND='local')
+    proc = subprocess.Popen(
+        [sys.executable, '-c', 'from vla_nodes.nodes.teleop_recorder_node import main; main()',
+         '--ros-args', '-p', f'output_dir:={out}', '-p', 'autostart:=true',
+         '-p', 'topics:=[/diagnostics]', '-p', "cameras:=['']", '-p', 'flush_period_s:=0.2'],
+        cwd=REPO, env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    path = first_flushed_bag(out, proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail('the node ignored SIGINT')
+    assert proc.returncode == 0, err
+    assert not (path / UNFINISHED_MARKER).exists() and not repair.needs_repair(path)
+
+
 def test_a_second_sigterm_while_stopping_is_ignored():
     from vla_nodes.ros import signals
     local.init()

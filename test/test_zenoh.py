@@ -256,8 +256,9 @@ def test_launch_processes_supervises(tmp_path):
     assert code == 1  # a node died: the launch reports failure
 
 
-def test_a_launcher_started_with_sigint_ignored_still_stops_on_sigint(tmp_path):
-    """bash starts `cmd &` of a script with SIGINT ignored; the launcher must still stop."""
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_launcher_started_with_sigint_ignored_stops_its_nodes_on_a_signal(tmp_path, signum):
+    """bash starts `cmd &` of a script with SIGINT ignored; a service manager sends SIGTERM."""
     endpoint, log = _free_endpoint(), tmp_path / 'launch.log'
     with open(log, 'w') as stream:
         launcher = subprocess.Popen(
@@ -273,8 +274,13 @@ def test_a_launcher_started_with_sigint_ignored_still_stops_on_sigint(tmp_path):
                                  for e in context.bus.entities('NN')), 60), log.read_text()
     finally:
         context.try_shutdown()
-        code = stop_launcher(launcher, 20)
+        launcher.send_signal(signum)
+        try:
+            code = launcher.wait(20)
+        except subprocess.TimeoutExpired:  # deaf to it: kill it and its node, and fail
+            code = stop_launcher(launcher, 0.1) and None
     assert code == 0, log.read_text()
+    assert '/pose_node: exit code 0' in log.read_text()  # stopped by the launcher, not orphaned
 
 
 # --- interop with an independent rmw_zenoh implementation ---------------------------------------

@@ -83,7 +83,7 @@ class KeypointEncoder(nn.Module):
 
     def points(self, images):
         """Keypoint coordinates x, y in [-1, 1] # (B, K, 2) of RGB 0..255 images # (B, S, S, 3)."""
-        return self.points_and_features(images)[0]
+        return self.softmax(self.trunk(self._input(images)))
 
     def points_and_features(self, images):
         """Keypoints # (B, K, 2) and the trunk's features where each keypoint looks # (B, K, C).
@@ -91,11 +91,13 @@ class KeypointEncoder(nn.Module):
         The features (the attention-weighted mean of the last convolution's channels) say what
         is at a keypoint, which its position alone does not: an object's orientation.
         """
-        x = images.permute(0, 3, 1, 2).to(self.identity.dtype) / 255.0 - 0.5
-        features = self.trunk[:-1](x)  # (B, C, H', W')
+        features = self.trunk[:-1](self._input(images))  # (B, C, H', W')
         maps = self.trunk[-1](features)  # (B, K, H', W')
         weights = self.softmax.attention(maps)
         return self.softmax(maps, weights), weights @ features.flatten(2).transpose(1, 2)
+
+    def _input(self, images):
+        return images.permute(0, 3, 1, 2).to(self.identity.dtype) / 255.0 - 0.5
 
     def tokens(self, points):
         """Keypoint tokens # (B, K, D)."""

@@ -38,7 +38,7 @@ from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
-from vla_nodes.perception.frame_checks import check_pair, FrameRejected, require_valid_pixel
+from vla_nodes.perception.frame_checks import check_pair, FrameRejected, valid_fraction
 from vla_nodes.perception.frame_pairs import FramePairs
 from vla_nodes.ros import image
 from vla_nodes.ros.convert import joint_positions, pose_msg
@@ -149,7 +149,7 @@ class PoseNode(ros.Node):
             sizes = None if info is None else {(m.width, m.height) for m in (color, depth, info)}
             check_pair(color.encoding, depth.encoding, sizes, camera_to_base is not None)
             depth_m = image.from_msg(depth)
-            require_valid_pixel(depth_m)
+            valid_fraction(depth_m, 'depth frame without a valid pixel: no object poses')
         except FrameRejected as err:
             return self._reject(LEVELS[err.level], err.reason)
         objects = self._detector.detect(image.from_msg(color, 'rgb8'), depth_m,

@@ -188,13 +188,14 @@ def export_dataset(bags: Path, out: Path, progress: bool = True, resume: bool = 
     from vla_nodes.sim.tasks import get_task
     dataset = out / 'dataset'
     info = dataset / 'meta' / 'info.json'
-    keys = [c.image_key for c in contract.cameras(cameras)]
-    if resume and info.is_file() and set(keys) <= set(json.loads(info.read_text())['features']):
+    cameras = contract.cameras(cameras)
+    keys = {c.image_key for c in cameras}
+    if resume and info.is_file() and keys <= set(json.loads(info.read_text())['features']):
         print(f'dataset: reusing {dataset}')
         return dataset
     export([bags], dataset, ExportConfig(fps=int(contract.ACTION_RATE_HZ), progress=progress,
                                          env_objects=get_task(task).objects,
-                                         cameras=contract.cameras(cameras)),
+                                         cameras=cameras),
            overwrite=True)
     return dataset
 

@@ -96,9 +96,3 @@ def valid_fraction(depth_m: np.ndarray, why_invalid: str) -> float:
     if valid == 0.0:
         raise FrameRejected(WARN, why_invalid)
     return valid
-
-
-def require_valid_pixel(depth_m: np.ndarray) -> None:
-    """FrameRejected (warn) when `depth_m` has no finite pixel: no object can be placed."""
-    if not np.isfinite(depth_m).any():
-        raise FrameRejected(WARN, 'depth frame without a valid pixel: no object poses')

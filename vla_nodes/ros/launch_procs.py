@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from vla_nodes.ros import executables as installed_nodes
+from vla_nodes.ros import executables as installed_nodes, signals
 from vla_nodes.ros.launch_file import NodeSpec
 from vla_nodes.ros.launch_schema import LaunchError
 from vla_nodes.ros.zenoh_bus import DEFAULT_ROUTER
@@ -176,10 +176,9 @@ def run_processes(specs: list, duration: float | None = None, listen: list | Non
 
     Returns label -> exit code of every node (negative: the signal that ended it).
     """
-    # bash starts a script's `vla-launch ... &` with SIGINT ignored, and Python then installs no
-    # KeyboardInterrupt: SIGINT (Ctrl-C, a supervisor, a test) must still stop every node.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGINT (also when inherited ignored, as bash starts a script's `cmd &`) and SIGTERM (a
+    # service manager) stop every node, rather than leave them running in their own sessions.
+    signals.install()
     router = None
     if not connect:
         listen = listen or [DEFAULT_ROUTER]
@@ -198,6 +197,7 @@ def run_processes(specs: list, duration: float | None = None, listen: list | Non
         exits = supervisor.stop()
         if router is not None:
             router.close()
+        signals.restore()
     for label, code in exits.items():
         _LOG.info('%s: %s', label, describe_exit(code))
     return exits

@@ -36,9 +36,11 @@ def install() -> None:
     if _state['installed'] is not None or not main:
         return
     previous = {}
-    for signum, default in ((signal.SIGINT, signal.default_int_handler),
-                            (signal.SIGTERM, signal.SIG_DFL)):
-        if signal.getsignal(signum) is default:
+    # SIGINT ignored is taken over too, as rclpy does: bash starts a script's `cmd &` with it
+    # ignored, and such a node (or launcher) would never stop on Ctrl-C or a supervisor's SIGINT.
+    for signum, defaults in ((signal.SIGINT, (signal.default_int_handler, signal.SIG_IGN)),
+                             (signal.SIGTERM, (signal.SIG_DFL,))):
+        if signal.getsignal(signum) in defaults:
             previous[signum] = signal.signal(signum, _on_signal)
     _state.update(installed=previous, stopping=False)
 

@@ -32,7 +32,6 @@ import time
 import numpy as np
 
 from vla_nodes import contract
-from vla_nodes.arm import kinematics
 from vla_nodes.arm.can_bus import open_bus
 from vla_nodes.sim.can_readers import CanReaders
 from vla_nodes.sim.episode import Episode
@@ -108,9 +107,7 @@ class Simulation:
 
     def _open_firmware(self, p) -> None:
         self._bus = _open_bus(p)
-        self._firmware = PiperFirmware(
-            self._bus, self._read_state, rate_hz=p['feedback_rate_hz'],
-            fk=lambda q6: kinematics.pose_to_xyz_rpy(kinematics.forward_kinematics(q6)))
+        self._firmware = PiperFirmware(self._bus, self._read_state, rate_hz=p['feedback_rate_hz'])
         if not self._lockstep:
             self._firmware.start()  # in lock-step the stepping thread drives it
 
