@@ -87,7 +87,7 @@ class ChunkRelease:
             self._busy.clear()
 
     def _release(self) -> None:
-        pending = self._pending
+        pending, self._pending = self._pending, None  # taken: waited for below, not cancelled
         self._drop_pending()
         out = pending.result() if pending is not None else None
         if out is not None:
