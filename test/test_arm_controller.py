@@ -36,11 +36,12 @@ class FakeArm:
         self.q, self.sent, self.enabled = np.array(q, float), [], False
 
     def read(self):
-        return ArmFeedback(self.q.copy(), time.time(), True)
+        self._stamp = time.time()  # the end pose of the same instant: one stamp, even under load
+        return ArmFeedback(self.q.copy(), self._stamp, True)
 
     def read_end_pose(self):
         xyz_quat = kinematics.pose_to_xyz_quat(kinematics.forward_kinematics(self.q[:6]))
-        return EndPose(xyz_quat[:3], xyz_quat[3:], time.time(), True)
+        return EndPose(xyz_quat[:3], xyz_quat[3:], self._stamp, True)
 
     def read_leader(self):
         return None
