@@ -221,6 +221,27 @@ def test_dry_run_publishes_no_chunk_but_computes_and_logs_them(ctx, one_thread):
         tester.destroy_node()
 
 
+def test_the_model_starts_on_a_frame_as_soon_as_it_is_complete_not_on_the_tick(ctx, one_thread):
+    """Requests waited for the 20 Hz tick and took the newest frame then: ~45 ms of obs -> chunk.
+
+    With a tick every 5 s, a chunk comes within the first second and its observation is the
+    frame that was just completed (its joint state arriving), not one a tick later.
+    """
+    policy = policy_node(ctx, dry_run=True, tick_rate_hz=0.2)
+    tester = local.Node('arrival_tester', context=ctx)
+    Camera(tester)
+    joints = tester.create_publisher(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC, 10)
+    tester.create_timer(0.02, lambda: joints.publish(joint_state(
+        contract.READY_POSITIONS, tester.get_clock().now().nanoseconds)))
+    try:
+        assert spin(ctx, [policy, tester], 2.0,
+                    until=lambda: policy.stats['dry_run_chunks'] >= 1), 'waited for the tick'
+        assert policy.delays_s[0] < 0.1  # the frame's joint state is at most 20 ms behind it
+    finally:
+        policy.destroy_node()
+        tester.destroy_node()
+
+
 def test_a_policy_reading_no_depth_runs_on_a_robot_without_a_depth_camera(ctx, one_thread,
                                                                           tmp_path):
     """policy_node waited for depth frames even for a checkpoint that never reads them."""

@@ -34,12 +34,13 @@ import numpy as np
 
 from vla_nodes import contract, ros
 from vla_nodes.nodes import run
+from vla_nodes.nodes.calibration import CameraToBase
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.perception.frame_checks import check_frame, FrameRejected
 from vla_nodes.perception.metric_depth import MetricDepth
 from vla_nodes.ros import image
-from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns, tf2_msgs
+from vla_nodes.ros.msgs import sensor_msgs, stamp_to_ns
 
 LEVELS = {'warn': WARN, 'error': ERROR}
 SENSOR_HINT = 'expected 16UC1 millimetres (realsense-ros aligned_depth_to_color)'
@@ -133,14 +134,10 @@ class DepthNode(ros.Node):
 
     # --- mono ----------------------------------------------------------------------------------
     def _start_mono(self, p: dict) -> None:
-        from vla_nodes.perception.calibrate import read_calibration
         from vla_nodes.perception.worker import LatestWorker
-        self._camera_to_base = self._sensor = None
-        if p['mono_alignment'] == 'table' and p['calibration_file']:
-            self._camera_to_base = read_calibration(p['calibration_file']).camera_to_base
-        elif p['mono_alignment'] == 'table':
-            self.create_subscription(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
-                                     self._on_tf_static, ros.qos_profile_latched)
+        self._sensor = None
+        self._camera_to_base = (CameraToBase(self, p['calibration_file'])
+                                if p['mono_alignment'] == 'table' else None)
         if p['mono_alignment'] == 'sensor':
             self.create_subscription(sensor_msgs.Image, contract.DEPTH_TOPIC,
                                      self._on_sparse_depth, 10)
@@ -149,12 +146,6 @@ class DepthNode(ros.Node):
         self.get_logger().info(f'monocular depth: {self._depth.mono.model.kind} model from '
                                f"{p['mono_model_dir']}, alignment {p['mono_alignment']} "
                                f'({self._depth.mono.space} space)')
-
-    def _on_tf_static(self, msg) -> None:
-        from vla_nodes.perception.calibrate import camera_to_base_from_tf
-        pose = camera_to_base_from_tf(msg)
-        if pose is not None:
-            self._camera_to_base = pose
 
     def _on_sparse_depth(self, msg) -> None:
         if msg.encoding == contract.CAMERA_DEPTH_ENCODING:
@@ -165,7 +156,8 @@ class DepthNode(ros.Node):
             self._check(msg, ('rgb8', 'bgr8'), COLOUR_HINT)
         except FrameRejected as err:
             return self._reject(LEVELS[err.level], err.reason)
-        self._worker.submit((msg, self._info, self._camera_to_base, self._sensor))
+        self._worker.submit((msg, self._info, self._camera_to_base and self._camera_to_base.pose,
+                             self._sensor))
 
     def _run_mono(self, item) -> None:
         msg, info, camera_to_base, sensor = item

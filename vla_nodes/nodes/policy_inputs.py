@@ -62,12 +62,14 @@ class ObservationBuffer:
         self._extra = collections.defaultdict(lambda: collections.deque(maxlen=depth_history))
         self._objects = collections.deque(maxlen=4 * depth_history)  # Detection3DArray msgs
         self._floor_ns = 0  # the episode start: anything older is from the previous episode
+        self.frame_period_ns = 0  # between the last two colour frames (0 before two)
 
     def start_episode(self, stamp_ns: int) -> None:
         """Forget every frame and state; refuse those stamped before `stamp_ns` from now on."""
         with self._lock:
             self._floor_ns = stamp_ns
             self.color = None
+            self.frame_period_ns = 0
             self._extra.clear()
             self._objects.clear()
             self._depth.clear()
@@ -76,8 +78,13 @@ class ObservationBuffer:
 
     def add_color(self, msg) -> None:
         with self._lock:
-            if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
-                self.color = msg
+            stamp = stamp_to_ns(msg.header.stamp)
+            if stamp < self._floor_ns:
+                return
+            if self.color is not None:
+                period = stamp - stamp_to_ns(self.color.header.stamp)
+                self.frame_period_ns = period if 0 < period < 10**9 else self.frame_period_ns
+            self.color = msg
 
     def add_extra(self, camera: str, msg) -> None:
         """A further camera's colour frame."""
@@ -267,7 +274,7 @@ class CameraPoses:
 
 
 def subscribe(node, matcher: ObservationMatcher, primary, needs_depth: bool, joints,
-              on_episode_start) -> None:
+              on_episode_start, on_input=lambda: None) -> None:
     """Feed `matcher`'s buffer from every topic the policy reads; episode starts to a callback.
 
     Args:
@@ -277,8 +284,16 @@ def subscribe(node, matcher: ObservationMatcher, primary, needs_depth: bool, joi
         needs_depth: whether the policy reads depth.
         joints: the joint names, in the policy's order.
         on_episode_start: called with each std_msgs/Header on contract.EPISODE_START_TOPIC.
+        on_input: called after each message that can complete an observation (frames, depth,
+            joint states, object poses), so the node can act on it at once.
     """
-    obs, sub, latched = matcher.buffer, node.create_subscription, ros.qos_profile_latched
+    obs, latched = matcher.buffer, ros.qos_profile_latched
+
+    def sub(msg_type, topic, add, depth):
+        def callback(msg):
+            add(msg)
+            on_input()
+        node.create_subscription(msg_type, topic, callback, depth)
     sub(sensor_msgs.Image, primary.color_topic, obs.add_color, 2)
     for cam in matcher.extra_cameras:
         sub(sensor_msgs.Image, cam.color_topic,
@@ -287,15 +302,16 @@ def subscribe(node, matcher: ObservationMatcher, primary, needs_depth: bool, joi
         sub(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC, obs.add_depth, 10)
     sub(sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
         lambda msg: _add_joints(node, obs, joints, msg), 50)
-    sub(std_msgs.String, contract.INSTRUCTION_TOPIC,
-        lambda msg: setattr(obs, 'instruction', msg.data), latched)
-    sub(sensor_msgs.CameraInfo, primary.color_info_topic,
-        lambda msg: setattr(obs, 'camera_info', msg), 2)
-    sub(std_msgs.Header, contract.EPISODE_START_TOPIC, on_episode_start, latched)
+    plain = node.create_subscription
+    plain(std_msgs.String, contract.INSTRUCTION_TOPIC,
+          lambda msg: setattr(obs, 'instruction', msg.data), latched)
+    plain(sensor_msgs.CameraInfo, primary.color_info_topic,
+          lambda msg: setattr(obs, 'camera_info', msg), 2)
+    plain(std_msgs.Header, contract.EPISODE_START_TOPIC, on_episode_start, latched)
     if matcher.env_objects:
         from vla_nodes.ros.msgs import tf2_msgs, vision_msgs
         sub(vision_msgs.Detection3DArray, matcher.objects_topic, obs.add_objects, 10)
-        sub(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC, matcher.camera_poses.add, latched)
+        plain(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC, matcher.camera_poses.add, latched)
 
 
 def _add_joints(node, obs: ObservationBuffer, joints, msg) -> None:

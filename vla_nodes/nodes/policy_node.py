@@ -23,8 +23,13 @@ robot before it drives anything: joint names, cameras, object poses, the action 
 with the observation time, step k at `contract.chunk_step_time_s(k)` (step 0 is the command for
 the observation's instant, as in training). A stale input produces no chunk: the driver holds.
 
-Timing (policy/runner.py): a tick at `tick_rate_hz` asks the ChunkScheduler whether to request
-a chunk, so the next one lands before the current one ends. Real time (`inference_delay_s` -1,
+Timing (policy/runner.py): the ChunkScheduler says when to request a chunk, so the next one lands
+before the current one ends. It is asked as soon as an observation is complete (the last of its
+frame, depth, joint state and poses arrived): when a request falls due before the next frame,
+the model starts on this one at once, so a chunk is as fresh as the model allows (waiting for a
+20 Hz tick and taking the newest frame then cost ~45 ms of observation -> chunk, measured by
+bench/bench_obs_to_chunk.py). A tick at `tick_rate_hz` reports what is missing and catches
+what the inputs did not trigger. Real time (`inference_delay_s` -1,
 robots): published when the model is done. Lock-step simulation (>= 0): published at
 observation time + that delay on the simulated clock (nodes/policy_release.py). On
 `/vla/episode_start` it forgets observations, schedule and pending chunk, and never publishes a
@@ -90,9 +95,6 @@ class PolicyNode(ros.Node):
             obs, cameras[1:], inputs.env_objects, CameraPoses(), max_skew_s=p['max_camera_skew_s'],
             max_age_s=p['max_observation_age_s'], objects_topic=p['objects_topic'])
         self.stats = self._matcher.stats  # counts of drops and chunks, for diagnostics
-        subscribe(self, self._matcher, cameras[0], inputs.needs_depth, self._joints,
-                  self._on_episode_start)
-        self.create_timer(1.0 / p['tick_rate_hz'], self._tick)
         self._diag = Diagnostics(self)
         self._chunks = PolicyChunks(self, self._policy, self._joints, self._rate_hz, p,
                                     self.stats, self._diag, lambda: self._release.busy)
@@ -100,6 +102,9 @@ class PolicyNode(ros.Node):
                                      p['inference_delay_s'])
         # Recent model times (ms) and delays (s): for tests; the node publishes them too.
         self.infer_ms, self.delays_s = self._chunks.infer_ms, self._chunks.delays_s
+        subscribe(self, self._matcher, cameras[0], inputs.needs_depth, self._joints,
+                  self._on_episode_start, self._on_input)
+        self.create_timer(1.0 / p['tick_rate_hz'], self._tick)
 
     @property
     def last_env_state(self):
@@ -122,17 +127,37 @@ class PolicyNode(ros.Node):
         if self._release.drop():
             self.stats['dropped_previous_episode'] += 1
 
+    def _on_input(self) -> None:
+        """An input arrived: request on the newest frame if a request falls due before the next.
+
+        Asked at the next frame's stamp, not now: the answer is the same for every input that
+        completes one frame, so a frame is never taken late when the next is about to come.
+        """
+        color = self._matcher.buffer.color
+        if color is not None:
+            next_frame_ns = stamp_to_ns(color.header.stamp) + self._matcher.buffer.frame_period_ns
+            self._request(next_frame_ns, report=False)
+
     def _tick(self) -> None:
+        self._request(0, report=True)
+
+    def _request(self, due_ns: int, report: bool) -> None:
+        """Submit the newest complete observation if the scheduler wants a chunk by `due_ns`.
+
+        `due_ns` earlier than now means now. `report`: count a busy skip and say what is missing
+        (the tick's job; the inputs call this hundreds of times a second).
+        """
         now_ns = self.get_clock().now().nanoseconds
         if self._release.busy:
-            self.stats['skipped_busy'] += 1
+            if report:
+                self.stats['skipped_busy'] += 1
             return
         scheduler = self._chunks.scheduler
-        if not scheduler.should_request(now_ns / 1e9):
+        if not scheduler.should_request(max(now_ns, due_ns) / 1e9):
             return
         matched, why = self._matcher.next(now_ns)
         if matched is None:
-            if why:
+            if why and report:
                 self._diag.set(WARN, why, **self.stats)
             return
         scheduler.on_request(now_ns / 1e9)

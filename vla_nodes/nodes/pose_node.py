@@ -36,13 +36,14 @@ import numpy as np
 from vla_nodes import contract, ros
 from vla_nodes.arm.kinematics import forward_kinematics, pose_to_xyz_quat
 from vla_nodes.nodes import run
+from vla_nodes.nodes.calibration import CameraToBase
 from vla_nodes.nodes.diagnostics import Diagnostics, ERROR, OK, WARN
 from vla_nodes.nodes.parameters import declare_parameters
 from vla_nodes.perception.frame_checks import check_pair, FrameRejected, valid_fraction
 from vla_nodes.perception.frame_pairs import FramePairs
 from vla_nodes.ros import image
 from vla_nodes.ros.convert import joint_positions, pose_msg
-from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, tf2_msgs, vision_msgs
+from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, stamp_to_ns, vision_msgs
 
 # Parameters and their defaults; config/<robot>.yaml overrides them.
 PARAMETERS = {
@@ -101,17 +102,12 @@ class PoseNode(ros.Node):
 
     # --- objects -------------------------------------------------------------------------------
     def _start_objects(self, p: dict) -> None:
-        from vla_nodes.perception.calibrate import read_calibration
         from vla_nodes.perception.objects import DetectorConfig, ObjectDetector
         from vla_nodes.perception.worker import LatestWorker
         self._detector = ObjectDetector(DetectorConfig(
             min_pixels=p['min_object_pixels'], table_height_m=p['table_height_m']))
-        self._info = self._camera_to_base = None
-        if p['calibration_file']:
-            self._camera_to_base = read_calibration(p['calibration_file']).camera_to_base
-        else:
-            self.create_subscription(tf2_msgs.TFMessage, contract.TF_STATIC_TOPIC,
-                                     self._on_tf_static, ros.qos_profile_latched)
+        self._info = None
+        self._camera_to_base = CameraToBase(self, p['calibration_file'])
         self._pairs = FramePairs()
         self.stats = collections.Counter()
         self._objects_pub = self.create_publisher(vision_msgs.Detection3DArray,
@@ -129,19 +125,13 @@ class PoseNode(ros.Node):
     def _on_info(self, msg) -> None:
         self._info = msg
 
-    def _on_tf_static(self, msg) -> None:
-        from vla_nodes.perception.calibrate import camera_to_base_from_tf
-        pose = camera_to_base_from_tf(msg)
-        if pose is not None:
-            self._camera_to_base = pose
-
     def _pair(self, kind: str, msg) -> None:
         """Hand a colour/depth pair with equal stamps to the worker."""
         if not self._wanted(contract.OBJECTS_TOPIC):
             return
         pair = self._pairs.add(kind, stamp_to_ns(msg.header.stamp), msg)
         if pair is not None:
-            self._worker.submit((*pair, self._info, self._camera_to_base))
+            self._worker.submit((*pair, self._info, self._camera_to_base.pose))
 
     def _detect(self, item) -> None:
         color, depth, info, camera_to_base = item
