@@ -22,9 +22,11 @@ policy_node's /vla/chunk_timing after `--warmup` s: `delay_s`, the observation's
 chunk published, and `infer_ms`, the model alone. `one process`: the graph in this process on the
 local backend (orchestration.episodes.open_graph), a control node listening. `processes`:
 `vla-launch ... --processes` on the zenoh backend (CAN over udp_multicast), a probe joining over
-loopback TCP. What is left of obs->chunk beyond the model is transport, waiting for the joint
-state and the tick, conversion and publishing; issue 17's target is obs->chunk within 20 % of
-model time + transport.
+loopback TCP. Per chunk: `input wait`, the observation's stamp -> policy_node asking the model
+(rendering, transport, and the joint state at or after the frame completing it), the model,
+and `after`, what is left (the worker's hand-off, conversion, publishing); issue 17's target is
+obs->chunk within 20 % of model time + transport, the ratio column. Times are policy_node's
+clock: the simulated one, which sim_node advances in 10 ms steps.
 """
 
 import argparse
@@ -93,7 +95,8 @@ def processes(seconds: float, warmup: float) -> list:
 
 
 def _after(timings: list, t0: float) -> list:
-    return [(t['delay_s'], t['infer_ms']) for arrival, t in timings if arrival >= t0]
+    return [(t['delay_s'], t['infer_ms'], t['input_wait_s'])
+            for arrival, t in timings if arrival >= t0]
 
 
 def _pct(values, q: float) -> float:
@@ -110,16 +113,20 @@ def main() -> None:
     rows = [('one process (local)', one_process(opts.seconds, opts.warmup)),
             ('processes (zenoh)', processes(opts.seconds, opts.warmup))]
     print(f"{'graph':22s} {'chunks':>6s} {'obs->chunk p50/p95 ms':>22s} "
-          f"{'model p50/p95 ms':>17s} {'rest p50 ms':>11s}")
+          f"{'model p50/p95 ms':>17s} {'input wait p50':>14s} {'after p50':>9s} "
+          f"{'obs->chunk / (model + wait)':>27s}")
     for name, got in rows:
         if not got:
             print(f'{name:22s} no chunks: see the graph log')
             continue
-        delays = [d * 1e3 for d, _ in got]
-        model = [m for _, m in got]
-        rest = [d - m for d, m in zip(delays, model)]
+        delays = [d * 1e3 for d, _, _ in got]
+        model = [m for _, m, _ in got]
+        wait = [w * 1e3 for _, _, w in got]
+        after = [d - m - w for d, m, w in zip(delays, model, wait)]
+        ratio = [d / (m + w) for d, m, w in zip(delays, model, wait)]
         print(f'{name:22s} {len(got):6d} {_pct(delays, 50):10.1f}/{_pct(delays, 95):<10.1f} '
-              f'{_pct(model, 50):8.1f}/{_pct(model, 95):<8.1f} {_pct(rest, 50):11.1f}')
+              f'{_pct(model, 50):8.1f}/{_pct(model, 95):<8.1f} {_pct(wait, 50):14.1f} '
+              f'{_pct(after, 50):9.1f} {_pct(ratio, 50):15.2f} p50, {_pct(ratio, 95):.2f} p95')
     print(f'load after: {os.getloadavg()[0]:.1f}')
 
 

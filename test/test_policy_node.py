@@ -186,6 +186,7 @@ def test_a_stale_camera_stops_new_chunks_and_the_driver_holds_the_arm(ctx, one_t
         assert policy.delays_s and policy.infer_ms and min(policy.delays_s) >= 0
         assert [t['stamp_ns'] for t in timings] == [stamp_to_ns(c.header) for c in chunks]
         assert all(t['published'] and t['infer_ms'] > 0 and t['delay_s'] >= 0 for t in timings)
+        assert all(0 <= t['input_wait_s'] <= t['delay_s'] for t in timings)
         assert [t['delay_s'] for t in timings] == list(policy.delays_s)
     finally:
         for node in (policy, driver, tester):

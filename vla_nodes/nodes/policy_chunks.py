@@ -73,8 +73,12 @@ class PolicyChunks:
         self.episode_start_ns = stamp_ns
         self.scheduler = self._new_scheduler()
 
-    def infer(self, obs, stamp_ns):
-        """(actions (H, 7), stamp ns, model ms), or None: inference failed or was not finite."""
+    def infer(self, obs, stamp_ns, requested_ns):
+        """(actions (H, 7), stamp ns, model ms, requested ns), or None: failed or not finite.
+
+        `requested_ns`: when the node asked (its clock): the observation's wait before that
+        (arrival and completion) goes on /vla/chunk_timing apart from the model's time.
+        """
         try:
             start = time.perf_counter()
             actions = np.asarray(self._policy.infer(obs)['actions'], dtype=float)
@@ -88,9 +92,9 @@ class PolicyChunks:
             self._stats['rejected_non_finite'] += 1
             self._diag.set(ERROR, 'policy produced NaN/Inf actions: chunk dropped')
             return None
-        return actions, stamp_ns, infer_ms
+        return actions, stamp_ns, infer_ms, requested_ns
 
-    def publish(self, actions, stamp_ns, infer_ms) -> None:
+    def publish(self, actions, stamp_ns, infer_ms, requested_ns) -> None:
         """Publish a chunk of `infer` (log it, dry run) unless observed before the episode."""
         if stamp_ns < self.episode_start_ns:  # computed from the previous episode
             self._stats['dropped_previous_episode'] += 1
@@ -114,7 +118,7 @@ class PolicyChunks:
         self.last_chunk = (stamp_ns, actions)
         self._timing_pub.publish(std_msgs.String(data=json.dumps({
             'stamp_ns': int(stamp_ns), 'infer_ms': float(infer_ms), 'delay_s': float(delay_s),
-            'published': not dry_run})))
+            'input_wait_s': (requested_ns - stamp_ns) / 1e9, 'published': not dry_run})))
         self._diag.set(OK, 'dry run: logging chunks' if dry_run else 'publishing chunks',
                        infer_ms=float(infer_ms), delay_s=float(delay_s),
                        chunk_age_s=float(delay_s), busy=int(self._busy()),

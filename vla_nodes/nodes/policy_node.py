@@ -161,7 +161,7 @@ class PolicyNode(ros.Node):
                 self._diag.set(WARN, why, **self.stats)
             return
         scheduler.on_request(now_ns / 1e9)
-        self._release.submit(matched, now_ns)
+        self._release.submit((*matched, now_ns), now_ns)
 
     def destroy_node(self):
         self._release.shutdown()

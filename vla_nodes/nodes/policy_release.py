@@ -32,7 +32,7 @@ class ChunkRelease:
 
     Args:
         node: the node whose timers release held chunks (simulated clock in lock-step).
-        infer: (obs, stamp ns) -> a result, or None when there is nothing to publish.
+        infer: (obs, stamp ns, ...) -> a result, or None when there is nothing to publish.
         publish: publishes a result of `infer`.
         delay_s: `inference_delay_s`: < 0 real time; >= 0 lock-step, published this long
             (simulated s) after the observation.
@@ -51,7 +51,7 @@ class ChunkRelease:
         return self._busy.is_set()
 
     def submit(self, matched, now_ns: int) -> None:
-        """Infer on `matched` (obs, stamp ns), observed before `now_ns` (node clock)."""
+        """Infer on `matched` (obs, stamp ns, ...: infer's arguments), observed before `now_ns`."""
         self._busy.set()
         if self._delay_ns is None:
             self._worker.submit(self._infer_and_publish, matched)
