@@ -359,3 +359,21 @@ def test_image_serialization_is_fast():
     per_message = (time.perf_counter() - start) / 20
     assert len(data) == 4 + 44 + 921_600  # CDR header, Image fields (aligned), pixels
     assert per_message < 0.01  # ~0.2 ms measured; a per-byte Python loop would take ~100 ms
+
+
+def test_serialize_parts_leaves_the_pixels_where_they_are():
+    # A trailing byte sequence comes back as the message's own object (the zenoh backend copies
+    # it once, into shared memory); head + tail is the CDR serialize() writes.
+    pixels = bytes(range(256)) * 18
+    image = sensor_msgs.Image(height=3, width=512, encoding='rgb8', step=1536, data=pixels)
+    head, tail = msgs.serialize_parts(image)
+    assert tail is pixels and bytes(head) + tail == msgs.serialize(image)
+    assert len(head) == 4 + 44  # CDR header, Image fields (aligned) and the data's length
+    odd = sensor_msgs.CompressedImage(format='jpeg', data=bytearray(b'\xff') * 5000)  # unaligned
+    head, tail = msgs.serialize_parts(odd)
+    assert tail is odd.data and bytes(head) + tail == msgs.serialize(odd)
+    # Small, or not bytes, or not last: one buffer, as serialize.
+    for msg in (sensor_msgs.Image(data=b'abc'), sensor_msgs.Image(data=[7] * 5000),
+                camera_info_pair()[0]):
+        head, tail = msgs.serialize_parts(msg)
+        assert tail == b'' and bytes(head) == msgs.serialize(msg)

@@ -104,6 +104,22 @@ def test_gid_and_attachment_are_rmw_zenohs():
     assert K.parse_attachment(expected) == (42, 1_700_000_000_123_456_789, gid)
 
 
+@pytest.mark.parametrize('shm', [True, False])
+def test_payload_is_the_cdr_of_the_message(shm):
+    # The frame's pixels go into shared memory straight from the message (msgs.serialize_parts),
+    # or into one buffer without it; either way the bytes are the CDR rmw_zenoh reads.
+    img, joints = frames()
+    bus = ZenohBus(session_config('listen/endpoints=[];connect/endpoints=[];'
+                                  f'transport/shared_memory/enabled={str(shm).lower()}'))
+    try:
+        for msg in (img, joints):
+            payload = zenoh.ZBytes(bus._payload(msg))
+            assert payload.to_bytes() == msgs.serialize(msg)
+            assert (payload.as_shm() is not None) == (shm and msg is img)
+    finally:
+        bus.close()
+
+
 # --- real sessions in two processes ------------------------------------------------------------
 
 def _free_endpoint() -> str:

@@ -192,6 +192,7 @@ class Message:
     _rosbags_cls: type = object          # the rosbags dataclass serialize() converts to
     _to_convs: tuple = ()                # ((field, our value -> rosbags value), ...)
     _from_convs: tuple = ()              # ((field, rosbags value -> our value), ...)
+    _tail: str | None = None             # last field when a byte sequence (Image.data)
 
     def __init__(self, **kwargs: Any) -> None:
         names = [f.name for f in self._fields]
@@ -222,8 +223,9 @@ class Message:
         return {f.name: _rclpy_type(f) for f in cls._fields}
 
     @classmethod
-    def _to_rosbags(cls, msg: 'Message') -> Any:
-        values = {f.name: conv(getattr(msg, f.name)) for f, conv in cls._to_convs}
+    def _to_rosbags(cls, msg: 'Message', **override: Any) -> Any:
+        values = {f.name: conv(override[f.name] if f.name in override else getattr(msg, f.name))
+                  for f, conv in cls._to_convs}
         if cls._empty:
             values[EMPTY_FIELD] = 0
         return cls._rosbags_cls(**values)
@@ -274,6 +276,8 @@ def _make_class(type_name: str) -> type[Message]:
                           for f in public)
     cls._to_convs = tuple((f, _to_rosbags_conv(f)) for f in public)
     cls._from_convs = tuple((f, _from_rosbags_conv(f)) for f in public)
+    if public and not cls._empty and public[-1].kind == 'seq' and public[-1].typ in _BYTES:
+        cls._tail = public[-1].name
     return cls
 
 

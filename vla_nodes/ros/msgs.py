@@ -104,6 +104,26 @@ def serialize_buffer(msg: Any) -> bytes | bytearray:
     return typestore().serialize_cdr(msg._to_rosbags(msg), msg._type).obj
 
 
+def serialize_parts(msg: Any, min_tail: int = 4096) -> tuple:
+    """`serialize` as `(head, tail)` with the CDR bytes `head + tail`; the tail is not copied.
+
+    `tail` is the message's trailing byte sequence (an Image's or CompressedImage's `data`, at
+    least `min_tail` bytes, held as bytes or bytearray) as it is, for a caller that copies the
+    parts into one buffer anyway (the zenoh backend's shared memory); otherwise `tail` is b''
+    and `head` the whole message. CDR ends a message whose last field is a byte sequence with
+    its uint32 length and the bytes (no padding): the head is the message serialised with that
+    field empty and the length set.
+    """
+    if USE_RCLPY:  # pragma: no cover - needs ROS 2
+        return serialize_buffer(msg), b''
+    tail = getattr(msg, msg._tail) if msg._tail else None
+    if not isinstance(tail, (bytes, bytearray)) or len(tail) < min_tail:
+        return serialize_buffer(msg), b''
+    head = typestore().serialize_cdr(msg._to_rosbags(msg, **{msg._tail: b''}), msg._type).obj
+    head[-4:] = len(tail).to_bytes(4, 'little' if head[1] else 'big')
+    return head, tail
+
+
 def deserialize(data: bytes | memoryview, type_name: str) -> Any:
     """Deserialize CDR bytes into a message of `type_name` ('sensor_msgs/msg/Image')."""
     type_name = normalize(type_name)

@@ -132,16 +132,24 @@ class ZenohBus:
         self._graph_sub = self.session.liveliness().declare_subscriber(
             f'{K.ADMIN_SPACE}/{self.domain_id}/**', self._on_token, history=True)
 
-    def _payload(self, data: bytes | bytearray):
-        """`data` in a shared-memory buffer when that is on and worth it, else as it is."""
-        if self._shm is None or len(data) < self._shm_threshold:
-            return data
+    def _payload(self, msg):
+        """`msg` in CDR: in a shared-memory buffer when that is on and worth it, else in memory.
+
+        Into shared memory, a trailing byte sequence (an image's pixels) is copied once, straight
+        from the message (`msgs.serialize_parts`), not first into a serialised buffer.
+        """
+        head, tail = msgs.serialize_parts(msg)
+        size = len(head) + len(tail)
+        if self._shm is None or size < self._shm_threshold:
+            return head + tail if tail else head
         from zenoh import shm
         try:
-            buffer = self._shm.alloc(len(data), policy=shm.GarbageCollect())
+            buffer = self._shm.alloc(size, policy=shm.GarbageCollect())
         except Exception:  # pool full (slow readers): send a copy instead of waiting
-            return data
-        buffer[0:len(data)] = data
+            return head + tail if tail else head
+        buffer[0:len(head)] = head
+        if tail:
+            buffer[len(head):size] = tail
         return buffer
 
     # --- graph ----------------------------------------------------------------------------------
@@ -223,8 +231,7 @@ class ZenohBus:
 
     def publish(self, pub, msg) -> None:
         record = self._endpoints[pub]
-        # The serialised buffer goes into shared memory (or to Zenoh) as it is: no `bytes` copy.
-        record.zobj.put(self._payload(msgs.serialize_buffer(msg)), attachment=K.attachment(
+        record.zobj.put(self._payload(msg), attachment=K.attachment(
             next(record.seq), time.time_ns(), record.gid))
 
     def add_subscription(self, sub) -> None:
