@@ -65,7 +65,7 @@ PARAMETERS = {
     # (measured: 21 ms per chunk with 1 thread, 200-500 ms with 2 on a loaded 2-core box).
     'torch_threads': 1,
     # -1: real time (worker thread). >= 0: lock-step, the chunk is published this long (s,
-    # simulated) after its observation; 0.28 is the graph's measured obs->chunk median.
+    # simulated) after its observation (vla-eval's default: evaluate.INFERENCE_DELAY_S).
     'inference_delay_s': -1.0,
     # The cameras this robot has (contract.CAMERAS): a checkpoint needing another is refused.
     # Further cameras join the primary frame when stamped at most max_camera_skew_s before it.

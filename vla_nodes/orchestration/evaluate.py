@@ -27,7 +27,7 @@ image strip of the first episode.
 
 By default the simulation runs in lock-step (sim_node `lockstep`): simulated time advances only
 when the graph has caught up, the policy's inference is charged `inference_delay_s` of simulated
-time (default 0.28 s, the measured observation-to-chunk median of the real-time graph), and the
+time (default 0.28 s, see INFERENCE_DELAY_S), and the
 same checkpoint and seeds give the same episodes bit for bit, as fast as the CPU allows.
 `--real-time` runs on wall time instead, as on a robot.
 
@@ -55,7 +55,10 @@ EVAL_LAUNCH = 'sim_eval.launch.yaml'
 TARGET = 'cube'  # the object whose distance to the grasp centre is reported
 HELD_OUT_SEED = 1000  # demos are recorded from seed 0 up: evaluation seeds never overlap them
 STRIP_FRAMES = 6
-# Observation -> published chunk in the real-time sim graph, median (bench/bench_latency.py).
+# Observation -> published chunk in the real-time sim graph, median, as measured when policy_node
+# still waited for its 20 Hz tick (bench/bench_latency.py, 261 ms; since it asks the model on the
+# observation's arrival, 60-110 ms: bench/bench_obs_to_chunk.py). Kept: conservative for a
+# slower robot computer, and the closed-loop figures stay comparable.
 INFERENCE_DELAY_S = 0.28
 
 
