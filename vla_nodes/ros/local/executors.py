@@ -116,8 +116,11 @@ class Executor:
         with self.context.cond:
             self.context.active -= 1
             if notify:
+                # Executors only: who waits for idle() hears from `_found_nothing`, once the
+                # executor looked again and found nothing (woken here, idle(scan=False) could
+                # not say yes before that look, and the wake-up cost a lock-step step a thread
+                # switch per callback).
                 self.context.notify_locked()
-                self.context.idle_cond.notify_all()
 
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
