@@ -185,6 +185,28 @@ def test_bad_chunks_never_move_the_arm_and_the_next_good_one_runs(ctx, rigs, tes
                 until=lambda: abs(rig.plant.read_state()[0] - good[0]) < 2e-3)
 
 
+def test_command_and_end_pose_are_built_only_while_someone_subscribes(ctx, rigs, tester,
+                                                                      monkeypatch):
+    # Lazy publishers, as pose_node's: vla-eval's graph reads neither topic, at 100 Hz.
+    rig = rigs()
+    published = []
+    publish = ctx.bus.publish
+    monkeypatch.setattr(ctx.bus, 'publish', lambda pub, msg: (published.append(pub.topic),
+                                                              publish(pub, msg)))
+    pub = tester.create_publisher(sensor_msgs.JointState, JOINT_COMMAND_TOPIC, 10)
+    tester.create_timer(0.05, lambda: pub.publish(
+        sensor_msgs.JointState(name=list(contract.JOINT_NAMES), position=list(READY))))
+    spin(ctx, [rig.driver, tester], 0.5)
+    lazy = ('/arm_driver_node/command', '/arm_driver_node/end_pose')
+    assert published.count(contract.JOINT_STATES_TOPIC) > 10  # ticks ran and sent commands
+    assert rig.driver._control.counts['sent'] > 10
+    assert not [t for t in published if t in lazy]
+    commands = Probe(tester, sensor_msgs.JointState, lazy[0])
+    poses = Probe(tester, geometry_msgs.PoseStamped, lazy[1])
+    assert spin(ctx, [rig.driver, tester], 5.0, until=lambda: commands.msgs and poses.msgs)
+    np.testing.assert_allclose(commands.msgs[-1].position, READY, atol=1e-3)
+
+
 def test_a_single_joint_state_target_takes_the_same_safe_path(ctx, rigs, tester):
     rig = rigs()
     diags = Probe(tester, diagnostic_msgs.DiagnosticArray, contract.DIAGNOSTICS_TOPIC)

@@ -475,16 +475,41 @@ def test_a_burst_reaches_every_other_reader_in_order_as_single_sends_would():
     readers = [can.Bus(interface='virtual', channel='burst_test'),
                can.Bus(interface='virtual', channel='burst_test', rx_queue_size=8)]
     try:
-        frames = [can.Message(arbitration_id=0x2A1 + i, data=bytes([i] * 8),
-                              is_extended_id=False) for i in range(3)]
+        frames = [(0x2A1 + i, bytes([i] * 8)) for i in range(3)]
         sender.send_burst(frames)
-        sender.send(frames[0])
+        sender.send(can.Message(arbitration_id=0x2A1, data=bytes(8), is_extended_id=False))
         for reader in readers:
             got = [reader.recv(timeout=1.0) for _ in range(4)]
-            assert [(m.arbitration_id, bytes(m.data), m.is_rx) for m in got] == [
-                (f.arbitration_id, bytes(f.data), True) for f in frames + frames[:1]]
+            assert [(m.arbitration_id, bytes(m.data), m.is_rx, m.dlc, m.is_extended_id)
+                    for m in got] == [(can_id, data, True, 8, False)
+                                      for can_id, data in frames + frames[:1]]
             assert reader.recv(timeout=0.0) is None
         assert sender.recv(timeout=0.0) is None  # not its own frames
     finally:
         for bus in [sender] + readers:
+            bus.shutdown()
+
+
+def test_the_driver_side_filter_sends_to_a_virtual_bus_what_python_can_would():
+    # FrameFilter.send skips VirtualBus.send's deepcopy; the receiver must not see a difference.
+    from vla_nodes.arm.can_bus import FrameFilter
+    stock = can.Bus(interface='virtual', channel='filter_send_test', receive_own_messages=False)
+    fast = FrameFilter(can.Bus(interface='virtual', channel='filter_send_test',
+                               receive_own_messages=False))
+    reader = can.Bus(interface='virtual', channel='filter_send_test')
+    try:
+        msg = can.Message(arbitration_id=0x155, data=bytes(range(8)), is_extended_id=False)
+        stock.send(msg)
+        fast.send(msg)
+        a, b = reader.recv(timeout=1.0), reader.recv(timeout=1.0)
+        slots = ('arbitration_id', 'is_extended_id', 'is_remote_frame', 'is_error_frame',
+                 'channel', 'dlc', 'data', 'is_fd', 'is_rx', 'bitrate_switch',
+                 'error_state_indicator')
+        assert [getattr(b, k) for k in slots] == [getattr(a, k) for k in slots]
+        assert b.data is not msg.data  # a copy, as the stock bus gives
+        # Each sender hears the other's frame once, never its own.
+        assert stock.recv(timeout=1.0).data == msg.data and stock.recv(timeout=0.0) is None
+        assert fast.recv(timeout=1.0).data == msg.data and fast.recv(timeout=0.0) is None
+    finally:
+        for bus in (stock, fast, reader):
             bus.shutdown()

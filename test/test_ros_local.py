@@ -276,3 +276,47 @@ def test_destroyed_node_receives_nothing(ctx):
     pub.publish(std_msgs.String())
     assert pub.get_subscription_count() == 0
     assert got == []
+
+
+def test_an_executor_sees_entities_made_and_destroyed_after_it_started(ctx):
+    # The executor keeps its nodes' entities between spins; a change must still reach it.
+    node = local.Node('n', context=ctx)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    spin_executor(executor, 0.05)
+    got = []
+    sub = node.create_subscription(std_msgs.String, 't', got.append, 10)
+    pub = node.create_publisher(std_msgs.String, 't', 10)
+    pub.publish(std_msgs.String(data='a'))
+    spin_executor(executor, 0.05)
+    assert [m.data for m in got] == ['a']
+    pub.publish(std_msgs.String(data='b'))  # queued, then its subscription goes
+    node.destroy_subscription(sub)
+    ticks = []
+    timer = node.create_timer(0.01, lambda: ticks.append(1))
+    assert spin_executor(executor, 2.0, until=lambda: len(ticks) >= 2)
+    assert [m.data for m in got] == ['a']
+    node.destroy_timer(timer)
+    spin_executor(executor, 0.05)
+    count = len(ticks)
+    spin_executor(executor, 0.05)
+    assert len(ticks) == count and not executor.has_work()
+
+
+def test_idle_waiters_hear_once_the_executor_ran_out_of_work_not_per_callback(ctx):
+    # A lock-step simulator waits on idle_cond; a wake-up per callback only cost it a thread
+    # switch (idle() cannot say yes before the executor looked again).
+    node = local.Node('n', context=ctx)
+    got = []
+    node.create_subscription(std_msgs.String, 't', got.append, 10)
+    pub = node.create_publisher(std_msgs.String, 't', 10)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    spin_executor(executor, 0.05)
+    notices = []
+    notify_all = ctx.idle_cond.notify_all
+    ctx.idle_cond.notify_all = lambda: (notices.append(len(got)), notify_all())
+    for text in 'abc':
+        pub.publish(std_msgs.String(data=text))
+    spin_executor(executor, 0.1)
+    assert len(got) == 3 and notices == [3] and ctx.idle(scan=False)

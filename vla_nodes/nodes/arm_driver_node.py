@@ -18,7 +18,8 @@ Every control tick (200 Hz) it reads the arm (follower feedback on `/joint_state
 leader's control frames on `/leader/joint_states`, the firmware's end pose on `~/end_pose`),
 watches for faults, takes the target of the blended chunk trajectory at the current time
 (`arm.trajectory`), passes it through the safety filter (limits, per-step and velocity limits,
-NaN rejection; `arm.safety`) and sends it, publishing what was sent on `~/command`. Single
+NaN rejection; `arm.safety`) and sends it, publishing what was sent on `~/command` (that,
+`~/end_pose` and `/leader/joint_states` only while someone subscribes). Single
 targets (JointState on `/vla/joint_command`, for teleop and tests) take the same path.
 
 Safe by default: `dry_run` (the default) computes and publishes commands but sends nothing, not
@@ -187,15 +188,18 @@ class ArmDriverNode(ros.Node):
             self._refresh_diagnostics(feedback=reading.feedback)
         if reading.verdict.ok:  # never the SDK's initial zeros, nor feedback not (yet) believed
             self._state_pub.publish(self._joint_state(reading.feedback.positions, now))
-        if reading.leader is not None:
+        # The other topics are built only for a subscriber (a lazy publisher, as pose_node's):
+        # in vla-eval's graph nobody reads them, and at 100 Hz building them cost a tenth of a
+        # lock-step physics period.
+        if reading.leader is not None and self._leader_pub.get_subscription_count():
             self._leader_pub.publish(self._joint_state(reading.leader.positions, now))
-        if reading.pose is not None:
+        if reading.pose is not None and self._pose_pub.get_subscription_count():
             msg = geometry_msgs.PoseStamped()
             msg.header.stamp, msg.header.frame_id = now.to_msg(), self._frame_id
             msg.pose = pose_msg([*reading.pose.position, *reading.pose.quaternion])
             self._pose_pub.publish(msg)
         sent = self._control.act(now.nanoseconds, reading)
-        if sent is not None:
+        if sent is not None and self._command_pub.get_subscription_count():
             self._command_pub.publish(self._joint_state(sent, now))
         self._timing.done(time.monotonic() - started, time.thread_time() - cpu)
         if self._timing.ticks % self._refresh_every == 0:

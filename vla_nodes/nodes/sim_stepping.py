@@ -155,6 +155,6 @@ class LockStep:
                 polls += 1
                 continue
             settling = None
-            with context.idle_cond:  # a finished callback, or an executor out of work,
-                # notifies it: a full scan only when no notice came (a slow callback)
+            with context.idle_cond:  # an executor out of work notifies it: a full scan
+                # only when no notice came (a slow callback)
                 scan = not context.idle_cond.wait(0.005)

@@ -385,8 +385,7 @@ class PiperFirmware:
             for can_id, data in frames:
                 self._send(can_id, data)
             return
-        send_burst([can.Message(arbitration_id=can_id, data=data, is_extended_id=False)
-                    for can_id, data in frames])
+        send_burst(frames)
 
     def _handle(self, msg: can.Message) -> None:
         """Dispatch one received frame by id; unusable frames are logged, counted and dropped."""

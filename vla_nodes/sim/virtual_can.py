@@ -25,37 +25,31 @@ at once and wakes its reader once: frame by frame, every put woke piper_sdk's re
 which then fought the sender for the GIL about 900 times per simulated second.
 """
 
-import queue
 import time
 
 import can
 from can.interfaces.virtual import VirtualBus
 
+from vla_nodes.arm.can_bus import send_virtual, virtual_copy
+
 
 class FastVirtualBus(VirtualBus):
 
     def send(self, msg: can.Message, timeout=None) -> None:
-        self._check_if_open()
-        timestamp = msg.timestamp if self.preserve_timestamps else time.time()
-        all_sent = True
-        for bus_queue in self._receivers():
-            try:
-                bus_queue.put(self._copy(msg, timestamp, bus_queue), block=True, timeout=timeout)
-            except queue.Full:
-                all_sent = False
-        if not all_sent:
-            raise can.CanOperationError('Could not send message to one or more recipients')
+        send_virtual(self, msg, timeout)
 
-    def send_burst(self, msgs: list) -> None:
-        """Send `msgs` in order, each receiver woken once for all of them (in order, unbounded).
+    def send_burst(self, frames: list) -> None:
+        """Send `frames` in order, each receiver woken once for all of them (unbounded queue).
 
-        A receiver with a bounded queue gets them one by one, as send() would.
+        `frames` are (can_id, 8 data bytes) standard data frames. A receiver with a bounded
+        queue gets them one by one, as send() would.
         """
         self._check_if_open()
         for bus_queue in self._receivers():
-            timestamp = time.time()
-            copies = [self._copy(msg, msg.timestamp if self.preserve_timestamps else timestamp,
-                                 bus_queue) for msg in msgs]
+            timestamp, is_rx = time.time(), bus_queue is not self.queue
+            copies = [can.Message(timestamp=timestamp, arbitration_id=can_id,
+                                  is_extended_id=False, channel=self.channel_id,
+                                  data=bytearray(data), is_rx=is_rx) for can_id, data in frames]
             if bus_queue.maxsize > 0:
                 for copy in copies:
                     bus_queue.put(copy)
@@ -69,11 +63,4 @@ class FastVirtualBus(VirtualBus):
         return [q for q in self.channel if q is not self.queue or self.receive_own_messages]
 
     def _copy(self, msg: can.Message, timestamp: float, bus_queue) -> can.Message:
-        return can.Message(timestamp=timestamp, arbitration_id=msg.arbitration_id,
-                           is_extended_id=msg.is_extended_id,
-                           is_remote_frame=msg.is_remote_frame,
-                           is_error_frame=msg.is_error_frame, channel=self.channel_id,
-                           dlc=msg.dlc, data=bytearray(msg.data), is_fd=msg.is_fd,
-                           is_rx=bus_queue is not self.queue,
-                           bitrate_switch=msg.bitrate_switch,
-                           error_state_indicator=msg.error_state_indicator)
+        return virtual_copy(self, msg, timestamp, bus_queue)

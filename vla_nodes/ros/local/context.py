@@ -35,8 +35,8 @@ class Context:
     def __init__(self):
         self.bus = InProcessBus()
         self.cond = threading.Condition(threading.RLock())
-        # Same lock; notified only when a callback ends or an executor runs out of work: who
-        # waits for idle() (a lock-step simulator) is not woken by every message delivered.
+        # Same lock; notified only when an executor runs out of work: who waits for idle() (a
+        # lock-step simulator) is not woken by every message delivered or callback ended.
         self.idle_cond = threading.Condition(self.cond._lock)
         self.global_args = P.RosArgs()
         self._ok = False

@@ -28,7 +28,8 @@ class Executor:
 
     def __init__(self, *, context=None):
         self.context = context or get_default_context()
-        self._nodes = []
+        self._nodes = []  # replaced, never mutated: read without the lock
+        self._work = ([], None, [])  # (nodes, their work_version, flat entity list)
         self._rr = 0
         self._shutdown = False
         self._lock = threading.Lock()
@@ -37,24 +38,37 @@ class Executor:
 
     def has_work(self) -> bool:
         """Whether any entity of its nodes has work ready (a message, a request, a due timer)."""
-        return any(e.has_work() for n in self.get_nodes() for e in n.ready_work())
+        return any(e.has_work() for e in self._entities())
 
     def add_node(self, node) -> bool:
         with self._lock:
             if node in self._nodes:
                 return False
-            self._nodes.append(node)
+            self._nodes = self._nodes + [node]
         self.context.wake()
         return True
 
     def remove_node(self, node) -> None:
         with self._lock:
             if node in self._nodes:
-                self._nodes.remove(node)
+                self._nodes = [n for n in self._nodes if n is not node]
 
     def get_nodes(self) -> list:
-        with self._lock:
-            return list(self._nodes)
+        return list(self._nodes)
+
+    def _entities(self) -> list:
+        """The entities of its nodes that may have work, in node order (do not modify).
+
+        Rebuilt only when a node or an entity came or went: a lock-step graph asks several
+        times per physics step.
+        """
+        nodes = self._nodes
+        versions = [n.work_version for n in nodes]
+        cached_nodes, cached_versions, entities = self._work
+        if nodes is not cached_nodes or versions != cached_versions:
+            entities = [e for n in nodes for e in n.ready_work()]
+            self._work = (nodes, versions, entities)
+        return entities
 
     def shutdown(self, timeout_sec=None) -> bool:
         self._shutdown = True
@@ -69,27 +83,26 @@ class Executor:
 
         Finding nothing at the context's `generation` is recorded (see Context.idle).
         """
-        entities = [e for n in self.get_nodes() for e in n.ready_work()]
-        if not entities:
-            self._found_nothing(generation)
-            return None
+        entities = self._entities()
+        count = len(entities)
         # The rotation moves on only when work is taken: given the same work, the same order
         # (a lock-step simulation replays bit for bit), however often an idle executor polls.
-        start = self._rr % len(entities)
-        with self.context.cond:
-            self.context.active += 1  # taken but not yet run still counts as busy
-        for entity in entities[start:] + entities[:start]:
+        start = self._rr % count if count else 0
+        for i in range(count):
+            entity = entities[(start + i) % count]
             if not entity.has_work():  # cheap, lock-free: most entities have nothing
                 continue
             group = entity.callback_group
             if not group.beginning_execution():
                 continue
+            with self.context.cond:
+                self.context.active += 1  # taken but not yet run still counts as busy
             work = entity.take()
             if work is not None:
                 self._rr += 1
                 return work, group
             group.ending_execution()
-        self._done_one(notify=False)  # nothing happened: waking executors would make them spin
+            self._done_one(notify=False)  # nothing happened: waking executors would spin them
         self._found_nothing(generation)
         return None
 
@@ -103,12 +116,15 @@ class Executor:
         with self.context.cond:
             self.context.active -= 1
             if notify:
+                # Executors only: who waits for idle() hears from `_found_nothing`, once the
+                # executor looked again and found nothing (woken here, idle(scan=False) could
+                # not say yes before that look, and the wake-up cost a lock-step step a thread
+                # switch per callback).
                 self.context.notify_locked()
-                self.context.idle_cond.notify_all()
 
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
-        waits = [n.next_timer_ns() for n in self.get_nodes()]
+        waits = [n.next_timer_ns() for n in self._nodes]
         # A timer already due but not taken is blocked by its busy group: wait for an event.
         waits = [w / 1e9 for w in waits if w is not None and w > 0]
         if timeout_sec is not None:

@@ -51,6 +51,9 @@ class Node(NodeParameters):
         self._set_callbacks = []
         self._allow_undeclared = allow_undeclared_parameters
         self._entities = []
+        # What executors poll, rebuilt (never mutated) when an entity comes or goes; an
+        # executor rebuilds its own flat list only when `work_version` moved.
+        self._work, self._timers, self.work_version = [], [], 0
         self._default_group = MutuallyExclusiveCallbackGroup()
         self._logger = Logger(self.get_fully_qualified_name().lstrip('/').replace('/', '.'))
         self._clock = Clock(ClockType.ROS_TIME)
@@ -103,7 +106,7 @@ class Node(NodeParameters):
                 self, msgs.rosgraph_msgs.Clock, '/clock',
                 lambda m: self._clock.set_sim_time(m.clock.sec * 10**9 + m.clock.nanosec),
                 as_profile(10), self._default_group)
-            self._entities.append(self._clock_sub)
+            self._add_entity(self._clock_sub)
             self.context.bus.add_subscription(self._clock_sub)
         elif not enabled and self._clock_sub is not None:
             self.destroy_subscription(self._clock_sub)
@@ -114,21 +117,21 @@ class Node(NodeParameters):
     def create_publisher(self, msg_type, topic, qos_profile, **_kw) -> Publisher:
         pub = Publisher(self, msg_type, self.resolve_topic_name(topic), as_profile(qos_profile))
         self.context.bus.add_publisher(pub)
-        self._entities.append(pub)
+        self._add_entity(pub)
         return pub
 
     def create_subscription(self, msg_type, topic, callback, qos_profile, *,
                             callback_group=None, **_kw) -> Subscription:
         sub = Subscription(self, msg_type, self.resolve_topic_name(topic), callback,
                            as_profile(qos_profile), callback_group or self._default_group)
-        self._entities.append(sub)
+        self._add_entity(sub)
         self.context.bus.add_subscription(sub)
         return sub
 
     def create_timer(self, timer_period_sec, callback, callback_group=None, clock=None) -> Timer:
         timer = Timer(self, timer_period_sec, callback, callback_group or self._default_group,
                       clock or self._clock)
-        self._entities.append(timer)
+        self._add_entity(timer)
         self.context.wake()
         return timer
 
@@ -137,13 +140,13 @@ class Node(NodeParameters):
         srv = Service(self, srv_type, self.resolve_topic_name(srv_name), callback,
                       callback_group or self._default_group)
         self.context.bus.add_service(srv)
-        self._entities.append(srv)
+        self._add_entity(srv)
         return srv
 
     def create_client(self, srv_type, srv_name, *, qos_profile=qos_profile_services_default,
                       callback_group=None) -> Client:
         client = Client(self, srv_type, self.resolve_topic_name(srv_name))
-        self._entities.append(client)
+        self._add_entity(client)
         if hasattr(self.context.bus, 'add_client'):
             self.context.bus.add_client(client)
         return client
@@ -160,6 +163,7 @@ class Node(NodeParameters):
     def _destroy(self, entity) -> bool:
         if entity in self._entities:
             self._entities.remove(entity)
+            self._entities_changed()
             self.context.bus.remove(entity)
             return True
         return False
@@ -178,11 +182,20 @@ class Node(NodeParameters):
         if hasattr(self.context.bus, 'remove_node'):
             self.context.bus.remove_node(self)
 
+    def _add_entity(self, entity) -> None:
+        self._entities.append(entity)
+        self._entities_changed()
+
+    def _entities_changed(self) -> None:
+        self._work = [e for e in self._entities if hasattr(e, 'take')]
+        self._timers = [e for e in self._entities if isinstance(e, Timer)]
+        self.work_version += 1
+
     def ready_work(self) -> list:
-        """Entities that may have work: each has `take()` and `callback_group`."""
-        return [e for e in list(self._entities) if hasattr(e, 'take')]
+        """Entities that may have work: each has `take()` and `callback_group` (do not modify)."""
+        return self._work
 
     def next_timer_ns(self) -> int | None:
-        waits = [t.time_until_next_call() for t in self._entities if isinstance(t, Timer)]
+        waits = [t.time_until_next_call() for t in self._timers]
         waits = [w for w in waits if w is not None]
         return min(waits) if waits else None
