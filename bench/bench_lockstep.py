@@ -46,14 +46,24 @@ def quick_checkpoint(preset: str, demos: int, steps: int) -> str:
     return str(pipeline.train(dataset, preset, OUT, setting, progress=False))
 
 
-def measure(spec: PolicySpec, episodes: int, max_seconds: float, lockstep: bool) -> dict:
+def _cpu_s() -> float:
+    """CPU time of this process and its finished children (policy_node's model process)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measure(spec: PolicySpec, episodes: int, max_seconds: float, lockstep: bool,
+            inference_process: bool = True) -> dict:
     load_before = os.getloadavg()
-    start, cpu = time.monotonic(), time.process_time()
+    start, cpu = time.monotonic(), _cpu_s()
     result = evaluate(spec, episodes, max_seconds=max_seconds, progress=False,
-                      lockstep=lockstep, can_name=f'bench_lockstep_{int(lockstep)}')
-    wall, cpu = time.monotonic() - start, time.process_time() - cpu
+                      lockstep=lockstep, can_name=f'bench_lockstep_{int(lockstep)}',
+                      inference_process=inference_process)
+    wall, cpu = time.monotonic() - start, _cpu_s() - cpu
     sim = sum(result.episode_s)
-    return {'mode': 'lock-step' if lockstep else 'real time', 'episodes': episodes,
+    mode = ('lock-step' if lockstep else 'real time') + ('' if inference_process
+                                                         else ', model in process')
+    return {'mode': mode, 'episodes': episodes,
             'wall_s': wall, 'episodes_wall_s': sum(result.wall_s), 'sim_s': sim,
             'cpu_s': cpu, 'load': (load_before, os.getloadavg()),
             'success': result.outcomes.count('success'), 'result': result}
@@ -61,7 +71,7 @@ def measure(spec: PolicySpec, episodes: int, max_seconds: float, lockstep: bool)
 
 def report(row: dict) -> None:
     load = ' -> '.join('/'.join(f'{v:.1f}' for v in avg) for avg in row['load'])
-    print(f"{row['mode']:>9s}: {row['episodes']} episodes, success {row['success']}/"
+    print(f"{row['mode']}: {row['episodes']} episodes, success {row['success']}/"
           f"{row['episodes']}, simulated {row['sim_s']:.1f} s, wall {row['wall_s']:.1f} s "
           f"(episodes alone {row['episodes_wall_s']:.1f} s), speed-up over real time "
           f"{row['sim_s'] / row['wall_s']:.2f}x (episodes alone "
@@ -83,6 +93,9 @@ def main(argv=None) -> int:
     parser.add_argument('--real-time-episodes', type=int, default=3)
     parser.add_argument('--max-seconds', type=float, default=10.0,
                         help='simulated s per episode (vla-main uses 10)')
+    parser.add_argument('--compare-in-process', action='store_true',
+                        help="also run the lock-step episodes with the model on policy_node's "
+                             'worker thread (before inference_process)')
     opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
     print('command: python bench/bench_lockstep.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv))
@@ -93,6 +106,9 @@ def main(argv=None) -> int:
         checkpoint = opts.checkpoint or quick_checkpoint(opts.preset, opts.demos, opts.steps)
         spec = PolicySpec(Path(checkpoint).parent.parent.name, checkpoint=checkpoint)
     print(f'policy: {spec.name} {spec.checkpoint or "(random weights)"}')
+    if opts.compare_in_process:
+        report(measure(spec, opts.episodes, opts.max_seconds, lockstep=True,
+                       inference_process=False))
     rows = [measure(spec, opts.episodes, opts.max_seconds, lockstep=True)]
     report(rows[0])
     if opts.real_time_episodes:

@@ -57,6 +57,35 @@ def yawed(yaw, xyz=(0.3, 0.05, 0.02)):
     return pose
 
 
+def test_an_observation_waits_for_the_poses_of_its_own_frame():
+    """The previous frame's poses were taken when they came before this frame's.
+
+    In a lock-step step pose_node's answer for frame T and policy_node's inputs of frame T
+    arrive in either order: the observation then depended on which came first, and two
+    evaluations of one seed differed. Like the joint state, the poses as of T are final only
+    once pose_node answered for T (or a later frame).
+    """
+    from vla_nodes.nodes.policy_inputs import ObservationBuffer
+    from vla_nodes.ros.msgs import std_msgs
+    buffer = ObservationBuffer(max_object_age_ns=int(0.5e9))
+
+    def detections(stamp_ns, x):
+        header = std_msgs.Header(stamp=ros.Time(nanoseconds=stamp_ns).to_msg(),
+                                 frame_id=contract.CAMERA_FRAME)
+        pose = yawed(0.0, (x, 0.0, 0.5))
+        return detections_msg([DetectedObject('cube', pose, np.full(3, 0.04), 1.0, 100)], header)
+
+    frame_ns = 2 * 10**9
+    buffer.add_objects(detections(frame_ns - 10**8, 0.1))  # the previous frame's
+    assert buffer.objects_as_of(['cube'], frame_ns) == ({}, ['cube'])
+    buffer.add_objects(detections(frame_ns, 0.2))
+    found, missing = buffer.objects_as_of(['cube'], frame_ns)
+    assert not missing and found['cube'][1][0, 3] == pytest.approx(0.2)
+    # A skipped frame: pose_node's next answer settles it with the newest pose before it.
+    assert buffer.objects_as_of(['cube'], frame_ns - 5 * 10**7)[0]['cube'][1][0, 3] == \
+        pytest.approx(0.1)
+
+
 def test_the_vector_is_the_same_for_a_cubes_equivalent_yaws_and_nan_when_missing():
     camera_to_base = yawed(0.4, (0.8, 0.4, 0.6))
     base = [env_state.vector({'cube': np.linalg.inv(camera_to_base) @ yawed(y)}, camera_to_base)

@@ -18,11 +18,11 @@ Observations are assembled around one colour frame: the depth frame with the sam
 policy reads depth), the joint state as of that stamp (never a newer one), each further camera's
 latest frame stamped at most `max_camera_skew_s` before it (a checkpoint trained on several
 cameras, the primary first), and each object's latest pose from pose_node's /vla/objects stamped
-at or before the frame and at most `max_object_age_s` before it, put in base_link with
-/tf_static (perception/env_state.py, as vla-export does). So an observation is exactly what the
-robot saw at one instant and can be replayed from a bag. These are the node's message-level
-helpers (ROS messages in, the policy's numpy dict out; policy/policy.py keys); `subscribe` wires
-the node's input topics into them.
+at or before the frame (once one at or after it has come) and at most `max_object_age_s` before
+it, put in base_link with /tf_static (perception/env_state.py, as vla-export does). So an
+observation is exactly what the robot saw at one instant and can be replayed from a bag. These
+are the node's message-level helpers (ROS messages in, the policy's numpy dict out;
+policy/policy.py keys); `subscribe` wires the node's input topics into them.
 """
 
 import bisect
@@ -68,8 +68,7 @@ class ObservationBuffer:
         """Forget every frame and state; refuse those stamped before `stamp_ns` from now on."""
         with self._lock:
             self._floor_ns = stamp_ns
-            self.color = None
-            self.frame_period_ns = 0
+            self.color = None  # the frame period stays: the camera's rate does not change
             self._extra.clear()
             self._objects.clear()
             self._depth.clear()
@@ -120,12 +119,18 @@ class ObservationBuffer:
 
         Returns ({category: (frame_id, (4, 4) pose in that frame)} from the latest detection of
         each stamped at or before `stamp_ns` and at most the max object age before it,
-        [categories without one]).
+        [categories without one]); nothing until a detection stamped at or after `stamp_ns`
+        arrived (pose_node may skip frames: then its next one settles this frame's poses).
         """
         from vla_nodes.perception.env_state import detection_poses
         found = {}
         oldest = -1 if self.max_object_age_ns is None else stamp_ns - self.max_object_age_ns
         with self._lock:
+            # As the joint state: final only once pose_node has answered for this frame or a
+            # later one. Taking the previous frame's poses when they came first made the
+            # observation depend on which message of a lock-step step arrived first.
+            if not any(stamp_to_ns(m.header.stamp) >= stamp_ns for m in self._objects):
+                return {}, list(categories)
             msgs = sorted((m for m in self._objects
                            if oldest <= stamp_to_ns(m.header.stamp) <= stamp_ns),
                           key=lambda m: stamp_to_ns(m.header.stamp), reverse=True)
@@ -379,16 +384,31 @@ def expected_contract(params: dict, joints) -> dict:
 
 
 def load_policy(params: dict, expected: dict, logger):
-    """The checkpoint's policy, checked against `expected`; without one, the random demo."""
+    """The checkpoint's policy, checked against `expected`; without one, the random demo.
+
+    With `inference_process` the model runs in a child process (policy/subprocess_policy.py).
+    """
+    args = ({k: params[k] for k in ('checkpoint', 'device', 'seed', 'torch_threads')}, expected)
+    if params['inference_process']:
+        from vla_nodes.policy.subprocess_policy import SubprocessPolicy
+        policy = SubprocessPolicy(build_policy, args)
+    else:
+        policy = build_policy(*args)
+    if params['checkpoint']:
+        logger.info(f"loaded checkpoint {params['checkpoint']}: contract {policy.contract}")
+    else:
+        logger.warning('no checkpoint given: running a tiny RANDOM-WEIGHT model (the skeleton '
+                       'demo). Train one with vla-train and set checkpoint:=<dir>.')
+    return policy
+
+
+def build_policy(params: dict, expected: dict):
+    """A VLAPolicy from policy_node's `checkpoint`, `device`, `seed` and `torch_threads`."""
     import torch
     from vla_nodes.policy.policy import VLAPolicy
     if params['torch_threads'] > 0:
         torch.set_num_threads(params['torch_threads'])
     if params['checkpoint']:
-        policy = VLAPolicy.from_checkpoint(params['checkpoint'], device=params['device'],
-                                           expected_contract=expected)
-        logger.info(f"loaded checkpoint {params['checkpoint']}: contract {policy.contract}")
-        return policy
-    logger.warning('no checkpoint given: running a tiny RANDOM-WEIGHT model (the skeleton demo). '
-                   'Train one with vla-train and set checkpoint:=<dir>.')
+        return VLAPolicy.from_checkpoint(params['checkpoint'], device=params['device'],
+                                         expected_contract=expected)
     return VLAPolicy.random_init(seed=params['seed'])

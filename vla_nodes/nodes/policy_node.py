@@ -64,6 +64,9 @@ PARAMETERS = {
     # 1 on small CPUs: torch's spin-waiting threads fight the other nodes for the cores
     # (measured: 21 ms per chunk with 1 thread, 200-500 ms with 2 on a loaded 2-core box).
     'torch_threads': 1,
+    # The model in a child process (policy/subprocess_policy.py): it no longer shares the GIL
+    # with the node, so in lock-step the simulation runs on while it infers.
+    'inference_process': False,
     # -1: real time (worker thread). >= 0: lock-step, the chunk is published this long (s,
     # simulated) after its observation (vla-eval's default: evaluate.INFERENCE_DELAY_S).
     'inference_delay_s': -1.0,
@@ -130,13 +133,19 @@ class PolicyNode(ros.Node):
     def _on_input(self) -> None:
         """An input arrived: request on the newest frame if a request falls due before the next.
 
-        Asked at the next frame's stamp, not now: the answer is the same for every input that
-        completes one frame, so a frame is never taken late when the next is about to come.
+        Asked at the next frame's stamp, not now: every input of one frame gets the same
+        answer. Once the next frame is due, its inputs wait for it: acting on the old frame
+        then would depend on which of the step's messages came first (in lock-step, a
+        different episode from the same seed).
         """
         color = self._matcher.buffer.color
-        if color is not None:
-            next_frame_ns = stamp_to_ns(color.header.stamp) + self._matcher.buffer.frame_period_ns
-            self._request(next_frame_ns, report=False)
+        if color is None:
+            return
+        period_ns = self._matcher.buffer.frame_period_ns  # 0 until two frames came
+        next_frame_ns = stamp_to_ns(color.header.stamp) + period_ns
+        if period_ns and self.get_clock().now().nanoseconds >= next_frame_ns:
+            return
+        self._request(next_frame_ns, report=False)
 
     def _tick(self) -> None:
         self._request(0, report=True)
@@ -165,6 +174,8 @@ class PolicyNode(ros.Node):
 
     def destroy_node(self):
         self._release.shutdown()
+        if hasattr(self._policy, 'close'):
+            self._policy.close()
         super().destroy_node()
 
 

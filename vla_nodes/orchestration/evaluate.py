@@ -139,7 +139,8 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
              seed: int = HELD_OUT_SEED, max_seconds: float | None = None,
              out_dir: str | Path | None = None, can_name: str = 'vla_sim_eval',
              progress: bool = True, lockstep: bool = True,
-             inference_delay_s: float = INFERENCE_DELAY_S) -> EvalResult:
+             inference_delay_s: float = INFERENCE_DELAY_S,
+             inference_process: bool = True) -> EvalResult:
     """Run `episodes` closed-loop episodes of `task` for one policy.
 
     Args:
@@ -154,6 +155,8 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
         lockstep: simulate in lock-step (exact replays, faster than real time on this CPU);
             False: on wall time, inference as slow as it is.
         inference_delay_s: lock-step only: simulated seconds from observation to chunk.
+        inference_process: policy_node runs the model in a child process (same chunks; the
+            simulation runs on meanwhile), else on its worker thread.
 
     Returns:
         The EvalResult with one entry per episode.
@@ -168,6 +171,7 @@ def evaluate(spec: PolicySpec, episodes: int, task: str = 'pick_red_cube',
     budget = float(max_seconds or get_task(task).max_seconds)
     args = {'task': task, 'seed': str(seed), 'can_name': can_name, 'max_episode_s': str(budget),
             'inference_delay_s': str(float(inference_delay_s) if lockstep else -1.0),
+            'inference_process': str(bool(inference_process)).lower(),
             **_policy_args(spec)}
     result, frames, keep = EvalResult(spec.name), [], threading.Event()
     with open_graph(package_share() / 'launch' / EVAL_LAUNCH, args, lockstep,
