@@ -206,11 +206,12 @@ def read_snapshots(folder, image_size: int = 0, crop=None, limit: int = 0) -> di
         rgb = np.asarray(Image.open(folder / 'color' / f'{int(r["index"]):06d}.png')
                          .convert('RGB'))
         images.append(resize_with_pad(rgb, image_size, image_size, crop) if image_size else rgb)
-    return {'image': np.stack(images),
-            'env_state': np.asarray([column(n) for n in names], np.float32).T.reshape(-1,
-                                                                                     len(names)),
-            'truth': np.asarray([column(f'truth.{n}') for n in names],
-                                np.float32).T.reshape(-1, len(names)),
+
+    def table(keys):  # (N, E)
+        return np.asarray([column(k) for k in keys], np.float32).T.reshape(-1, len(keys))
+
+    return {'image': np.stack(images), 'env_state': table(names),
+            'truth': table([f'truth.{n}' for n in names]),
             'names': names, 'seed': np.asarray([int(r['seed']) for r in rows]), 'info': info}
 
 
