@@ -31,6 +31,7 @@ CLIS = {
     'vla-record': 'vla_nodes.orchestration.record:main',
     'vla-calibrate': 'vla_nodes.perception.calibrate:main',
     'vla-export': 'vla_nodes.record.export:main',
+    'vla-snapshots': 'vla_nodes.record.snapshots:main',
     'vla-depth-tokenizer': 'vla_nodes.train.depth_tokenizer:main',
     'vla-train': 'vla_nodes.train.train:main',
     'vla-eval': 'vla_nodes.orchestration.evaluate:main',

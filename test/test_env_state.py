@@ -33,12 +33,13 @@ from graph import spin, tiny_checkpoint  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
 from vla_nodes.nodes.policy_node import PolicyNode  # noqa: E402
 from vla_nodes.nodes.pose_node import detections_msg  # noqa: E402
+from vla_nodes.orchestration.pipeline import WORKSPACE_CROP  # noqa: E402
 from vla_nodes.orchestration.record import record_sim  # noqa: E402
 from vla_nodes.perception import env_state  # noqa: E402
 from vla_nodes.perception.objects import DetectedObject  # noqa: E402
 from vla_nodes.policy.checkpoint import ContractMismatchError, read_policy_json  # noqa: E402
 from vla_nodes.policy.policy import make_piper_example, VLAPolicy  # noqa: E402
-from vla_nodes.record import bag_read, export, export_config  # noqa: E402
+from vla_nodes.record import bag_read, export, export_config, snapshots  # noqa: E402
 from vla_nodes.ros import image, local  # noqa: E402
 from vla_nodes.ros.msgs import geometry_msgs, sensor_msgs, tf2_msgs  # noqa: E402
 from vla_nodes.ros.msgs import trajectory_msgs  # noqa: E402
@@ -170,6 +171,38 @@ def test_a_policy_that_learns_the_poses_from_the_camera_runs_without_pose_node(
     assert vla_train(['--data', str(dataset), '--out', str(tmp_path / 'bad'), '--steps', '1',
                       '--preset', 'tiny_pi0_keypoints_pose', '--env-state', '--no-progress']) != 0
     assert 'without --env-state' in capsys.readouterr().err
+
+
+def test_pose_snapshots_label_as_pose_node_did_and_train_a_camera_only_policy(
+        recorded, dataset, tmp_path, capsys):
+    # vla-snapshots of a demo's seed label its first frame exactly as pose_node did in the
+    # recording graph (the same detector, depth path and /tf_static transform).
+    data = LeRobotDataset(dataset, horizon=4, image_size=84, env_state=True,
+                          crop=WORKSPACE_CROP)
+    for e, result in zip(sorted(data.episodes), recorded):
+        folder = snapshots.record_snapshots(tmp_path / f'seed{e}', 1, result['seed'],
+                                            progress=False)
+        snap = snapshots.read_snapshots(folder, 84, WORKSPACE_CROP)
+        row = data.episodes[e]['rows'][0]
+        np.testing.assert_allclose(snap['env_state'][0], data.env[row], atol=1e-6)
+        first = data[int(np.searchsorted(data.samples, row))][contract.OBS_IMAGE]
+        assert np.abs(first.astype(int) - snap['image'][0]).mean() < 5  # video vs PNG
+    snaps = snapshots.record_snapshots(tmp_path / 'snaps', 4, 100000, progress=False)
+    run = tmp_path / 'run'
+    checkpoint = tiny_checkpoint(dataset, run, '--preset', 'tiny_pi0_keypoints_pose',
+                                 '--pose-snapshots', str(snaps), '--pose-snapshots-val',
+                                 str(snaps), '--snapshot-batch', '2')
+    last = [json.loads(line) for line in (run / 'metrics.jsonl').open()][-1]
+    assert np.isfinite(last['snapshot_pose']) and last['snap_pose_x_cm'] > 0
+    assert {'train_pose_y_cm', 'snap_pose_yaw_deg'} <= set(last)
+    assert read_policy_json(checkpoint)['contract'].get('environment_state') is None
+    assert VLAPolicy.from_checkpoint(checkpoint).infer(
+        make_piper_example())['actions'].shape == (16, 7)  # the camera alone
+    from vla_nodes.train.train import main as vla_train
+    assert vla_train(['--data', str(dataset), '--out', str(tmp_path / 'bad'), '--steps', '1',
+                      '--preset', 'tiny_pi0_baseline', '--pose-snapshots', str(snaps),
+                      '--no-progress']) != 0
+    assert 'has none' in capsys.readouterr().err
 
 
 def test_policy_node_builds_it_from_detections_and_refuses_a_robot_without_them(

@@ -99,6 +99,15 @@ def test_flags_override_the_setting(monkeypatch):
     assert seen['setting'].max_seconds == 12.0
     with pytest.raises(SystemExit):
         pipeline.main(['--task', 'pick_blue_cube'])
+    # Pose snapshots train only the presets that predict the poses from the camera.
+    pipeline.main(['--full', '--pose-snapshots', 'snaps', '--presets',
+                   'tiny_pi0_keypoints_pose+crop', 'tiny_pi0_keypoints+crop'])
+    setting = seen['setting']
+    assert setting.pose_snapshots == 'snaps'
+    assert setting.run_name('tiny_pi0_keypoints_pose+crop') == (
+        'tiny_pi0_keypoints_pose_crop_snapshots')
+    assert setting.snapshots_of('tiny_pi0_keypoints+crop') == ''
+    assert setting.run_name('tiny_pi0_keypoints+crop') == 'tiny_pi0_keypoints_crop'
 
 
 def test_each_task_exports_the_poses_of_its_own_objects(tmp_path, monkeypatch):

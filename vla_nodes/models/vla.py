@@ -65,6 +65,11 @@ ACTION_LOSS_SCALE = 'action_loss_scale'
 # absolute object poses, which a shifted image would blur by a few cm (the policy's keypoints
 # keep the shift).
 UNSHIFTED_IMAGE = 'image_before_shift'  # not under observation.images.: not a camera
+# Pose snapshots (record/snapshots.py, vla-train --pose-snapshots): scene frames labelled with
+# pose_node's object poses and no actions, k per sample; the PoseEstimator's loss also runs over
+# them (more placements than demos), the action loss never sees them.
+SNAPSHOT_IMAGE = 'pose_snapshot_image'  # uint8 # (B, k, S, S, 3), as OBS_IMAGE, never shifted
+SNAPSHOT_ENV_STATE = 'pose_snapshot_env_state'  # normalized # (B, k, E), NaN: not detected
 
 # Attention tables of the flow head, by name.
 MASKS = {'pi0': PI0_MASK, **spatial_streams.MASKS}
@@ -271,10 +276,13 @@ class VLAModel(nn.Module):
 
     def env_state_loss(self, batch):
         """MSE of the predicted object poses against OBS_ENV_STATE's finite values (normalized)."""
-        target = batch[OBS_ENV_STATE].to(self._env_prediction)
-        seen = torch.isfinite(target)
-        error = (self._env_prediction - torch.nan_to_num(target))[seen]
-        return (error ** 2).mean() if error.numel() else self._env_prediction.sum() * 0.0
+        return _seen_mse(self._env_prediction, batch[OBS_ENV_STATE])
+
+    def snapshot_loss(self, batch):
+        """The PoseEstimator's MSE on the batch's pose snapshots (normalized), finite labels."""
+        images = batch[SNAPSHOT_IMAGE].to(self.head_device())  # (B, k, S, S, 3)
+        predicted = self.env_readout(images.flatten(0, 1))  # (B k, E)
+        return _seen_mse(predicted, batch[SNAPSHOT_ENV_STATE].flatten(0, 1))
 
     def losses(self, batch, generator=None, noise=None, time=None, step=0):
         """Training losses: {'loss': scalar with gradients, other terms detached}.
@@ -306,6 +314,10 @@ class VLAModel(nn.Module):
             pose = self.env_state_loss(batch)
             terms['env_pose'] = pose.detach()
             terms['loss'] = terms['loss'] + self.config.env_state_weight * pose * scale
+        if self.env_readout is not None and SNAPSHOT_IMAGE in batch:
+            pose = self.snapshot_loss(batch)
+            terms['snapshot_pose'] = pose.detach()
+            terms['loss'] = terms['loss'] + self.config.env_state_weight * pose
         outputs = terms.pop('outputs')
         if spatial is not None:
             more = ({'prefix': prefix, 'backbone': self.backbone}
@@ -381,6 +393,13 @@ def unused_vlm_parameters(backbone):
     last = lm.layers[-1]
     modules = (last.self_attn.o_proj, last.mlp, last.post_attention_layernorm, lm.norm)
     return [p for m in modules for p in m.parameters()]
+
+
+def _seen_mse(predicted, target):
+    """Mean squared error over the target's finite entries (0, with gradients, when none)."""
+    target = target.to(predicted)
+    error = (predicted - torch.nan_to_num(target))[torch.isfinite(target)]
+    return (error ** 2).mean() if error.numel() else predicted.sum() * 0.0
 
 
 def _check_shared_attention(backbone, expert):

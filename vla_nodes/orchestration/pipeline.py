@@ -67,6 +67,9 @@ class Setting:
         crop: (top, left, bottom, right) fractions of the camera frame the models see
             (() = the whole frame); saved in each checkpoint, applied by policy_node.
         task: the sim task (sim/tasks.py); its objects are the object-pose input of +env.
+        pose_snapshots: a vla-snapshots folder (scene frames labelled by pose_node, no
+            actions) that also trains the pose estimator of presets that predict the object
+            poses from the camera (env_state_from_image); '' = none.
     """
 
     demos: int
@@ -81,13 +84,20 @@ class Setting:
     image_size: int = 0
     crop: tuple = ()
     task: str = TASK
+    pose_snapshots: str = ''
 
     def run_name(self, spec: str) -> str:
         """A training run's folder name: the spec, and the input when it is not the preset's."""
         parsed = parse_spec(spec)
         return parsed.preset + ('_env' if parsed.env else '') + (
             f'_{self.image_size}px' if self.image_size else '') + (
-            '_crop' if parsed.crop or self.crop else '') + ('_wrist' if parsed.wrist else '')
+            '_crop' if parsed.crop or self.crop else '') + ('_wrist' if parsed.wrist else '') + (
+            '_snapshots' if self.snapshots_of(spec) else '')
+
+    def snapshots_of(self, spec: str) -> str:
+        """The pose snapshots a policy trains on: the setting's, if it predicts poses."""
+        from vla_nodes.models.presets import get
+        return self.pose_snapshots if get(parse_spec(spec).preset).env_state_from_image else ''
 
     def crop_of(self, spec: str) -> tuple:
         """The crop a policy is trained on: WORKSPACE_CROP for '+crop', else the setting's."""
@@ -217,6 +227,7 @@ def train(dataset: Path, spec: str, out: Path, setting: Setting, progress: bool 
                          save_every=setting.steps, device='cpu', seed=seed,
                          image_size=setting.image_size, crop=setting.crop_of(spec),
                          cameras=','.join(setting.cameras) if parsed.wrist else '',
+                         pose_snapshots=setting.snapshots_of(spec),
                          progress=progress, resume=(run_dir / LATEST).is_file())
     run(config)
     return run_dir / (run_dir / LATEST).read_text().strip()
@@ -281,7 +292,9 @@ def main_job(out: str | Path, setting: Setting, progress: bool = True,
                for i, s in enumerate(specs)]
     timings['evaluate'] = time.monotonic() - start - sum(timings.values())
     print(f'\n== {setting.task}: {setting.episodes} held-out episodes per policy, '
-          f'{setting.demos} demos, {setting.steps} training steps per preset')
+          f'{setting.demos} demos, {setting.steps} training steps per preset' + (
+              f', pose snapshots from {setting.pose_snapshots}' if setting.pose_snapshots
+              else ''))
     print(format_table(results))
     print('time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in timings.items()))
     print(f'plots: {save_plots(results, out)}  results: {save_results(results, out)}')
@@ -312,6 +325,9 @@ def main(argv=None) -> int:
     parser.add_argument('--image-size', type=int, help="models' input side, px")
     parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
                         help='the part of the camera frame the models see, as fractions')
+    parser.add_argument('--pose-snapshots', metavar='DIR',
+                        help='vla-snapshots folder: more cube placements (labelled by pose_node) '
+                             'for the pose estimator of presets that predict the poses')
     parser.add_argument('--no-expert', dest='expert', action='store_false',
                         help='do not evaluate the scripted expert')
     parser.add_argument('--no-random', dest='random', action='store_false',
@@ -326,6 +342,7 @@ def main(argv=None) -> int:
                                    ('presets', tuple(opts.presets or ()) or None),
                                    ('image_size', opts.image_size),
                                    ('crop', tuple(opts.crop or ()) or None),
+                                   ('pose_snapshots', opts.pose_snapshots),
                                    ('random_baseline', None if opts.random else False),
                                    ('expert', None if opts.expert else False))
                  if v is not None}

@@ -68,6 +68,13 @@ class TrainConfig:
     # DrQ, robomimic's crop): small data then teaches where things are, not which pixels they
     # cover. Training only: policy_node never shifts. 0 = off.
     shift_px: int = 4
+    # Pose snapshots (vla-snapshots): scene frames labelled with pose_node's object poses and no
+    # actions. A preset that predicts the poses from the camera (env_state_from_image) fits its
+    # estimator to `snapshot_batch` of them per sample at every step besides the demos' frames,
+    # with the same crop and size; the action loss never sees them. '' = none.
+    pose_snapshots: str = ''
+    pose_snapshots_val: str = ''  # held-out snapshots: the estimator's error when validating
+    snapshot_batch: int = 1
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)

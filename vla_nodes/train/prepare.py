@@ -105,6 +105,35 @@ def open_data(config, model_config):
     return train, val
 
 
+def open_snapshots(folder, model_config, config, datasets):
+    """Pose snapshots (vla-snapshots) cropped and resized as the datasets' frames are.
+
+    Returns:
+        record/snapshots.read_snapshots' dict: 'image' # (N, S, S, 3), 'env_state' # (N, E).
+
+    Raises:
+        ValueError: the preset has no pose estimator, or the snapshots' frame size or object
+            poses differ from the dataset's (the crop fractions would cut another box).
+    """
+    from vla_nodes.policy.transforms import check_crop
+    from vla_nodes.record.snapshots import read_snapshots
+
+    if not model_config.env_state_from_image:
+        raise ValueError(f'--pose-snapshots train a pose estimator and {config.preset} has none: '
+                         'use a preset that predicts the poses from the camera '
+                         '(env_state_from_image, e.g. tiny_pi0_keypoints_pose)')
+    snapshots = read_snapshots(folder, model_config.image_size, check_crop(config.crop))
+    camera = snapshots['info']['camera']
+    frame = datasets[0].info['features'][datasets[0].features['image']]['shape'][:2]
+    if [camera['height'], camera['width']] != list(frame):
+        raise ValueError(f'{folder}: snapshots of {camera["width"]}x{camera["height"]} px, the '
+                         f"dataset's frames are {frame[1]}x{frame[0]}: record them at its size")
+    if snapshots['names'] != list(datasets[0].env_names):
+        raise ValueError(f'{folder}: snapshots label {snapshots["names"]} but the object poses '
+                         f'of the dataset are {datasets[0].env_names}')
+    return snapshots
+
+
 class Samples:
     """Several datasets indexed as one."""
 

@@ -17,9 +17,10 @@
 
 import numpy as np
 
-from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_IMAGE, OBS_IMAGES_PREFIX
+from vla_nodes.contract import ACTION, OBS_DEPTH, OBS_ENV_STATE, OBS_IMAGE, OBS_IMAGES_PREFIX
 from vla_nodes.models.spatial_streams import add_pose_answers, add_teacher_targets
-from vla_nodes.models.vla import ACTION_LOSS_SCALE, ACTION_PAD, UNSHIFTED_IMAGE
+from vla_nodes.models.vla import (ACTION_LOSS_SCALE, ACTION_PAD, SNAPSHOT_ENV_STATE,
+                                  SNAPSHOT_IMAGE, UNSHIFTED_IMAGE)
 from vla_nodes.train.data import batch_indices, collate
 
 
@@ -60,6 +61,32 @@ def random_shift(batch, shift_px, step, seed):
                                for i, (dy, dx) in enumerate(offsets)]).permute(0, 2, 3, 1)
         out[key] = (shifted[..., 0] if x.dim() == 3 else shifted).to(x.dtype)
     return out
+
+
+def add_snapshots(batch, snapshots, stats, per_sample, step, seed):
+    """The batch with `per_sample` pose snapshots per sample: a pure function of (seed, step).
+
+    Args:
+        batch: a collated batch (its ACTION sets the size B).
+        snapshots: {'image': uint8 # (N, S, S, 3) preprocessed as the dataset's frames,
+            'env_state': pose_node's labels in physical units # (N, E)} (record/snapshots.py).
+        stats: the run's normalization statistics (OBS_ENV_STATE's normalize the labels).
+        per_sample: k snapshots per sample.
+
+    Returns:
+        The batch plus SNAPSHOT_IMAGE # (B, k, S, S, 3) and SNAPSHOT_ENV_STATE # (B, k, E),
+        normalized, drawn uniformly with replacement.
+    """
+    import torch
+    from vla_nodes.policy.transforms import Normalize
+
+    b = len(batch[ACTION])
+    rng = np.random.default_rng([seed, step, 11])
+    idx = rng.integers(0, len(snapshots['image']), (b, per_sample))
+    target = Normalize({OBS_ENV_STATE: stats[OBS_ENV_STATE]})(
+        {OBS_ENV_STATE: snapshots['env_state'][idx]})[OBS_ENV_STATE]
+    return {**batch, SNAPSHOT_IMAGE: torch.from_numpy(snapshots['image'][idx]),
+            SNAPSHOT_ENV_STATE: torch.from_numpy(np.asarray(target, np.float32))}
 
 
 def train_step(model, batch, noise, time, rank, world, precision, device, step=0):

@@ -49,6 +49,12 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
   policy reads the object's place from the image. `--eval-episodes N`: after the last step, a
   lock-step closed-loop check of the last checkpoint on vla-eval's held-out seeds (success k/n,
   also in metrics.jsonl's last line).
+- `--pose-snapshots DIR` (vla-snapshots): for a preset that predicts the object poses from the
+  camera (tiny_pi0_keypoints_pose), scene frames labelled by pose_node with no actions, cropped
+  and resized as the dataset's; its estimator's loss also runs over `--snapshot-batch` of them
+  per sample each step, so it sees more placements than demos. Validation then reports the
+  estimator's error (cm, deg) on the held-out episodes' first frames, the training episodes'
+  and `--pose-snapshots-val DIR`'s; the checkpoint still needs the camera alone.
 - Output folder: checkpoints/step_NNNNNN/ (a policy checkpoint + optimizer.safetensors +
   train_state.json), `latest` (the newest checkpoint's name), metrics.jsonl, loss.png.
 """
@@ -59,6 +65,8 @@ import json
 from pathlib import Path
 import sys
 
+import numpy as np
+
 from vla_nodes.models import presets
 from vla_nodes.models.spatial_streams import build_teacher
 from vla_nodes.policy.checkpoint import (extra_image_keys, make_contract, read_policy_json,
@@ -68,12 +76,14 @@ from vla_nodes.train.config import (LATEST, lr_at, POSE_TOKENIZER_FILE, recipe, 
 from vla_nodes.train.data import batch_indices, collate, merged_stats
 from vla_nodes.train.distributed import setup_distributed, shard_model
 from vla_nodes.train.prepare import (contract_cameras_of, fit_pose_tokenizer, needs_pose_answers,
-                                     open_data, resolve_spatial, Samples)
+                                     open_data, open_snapshots, resolve_spatial, Samples)
 from vla_nodes.train.run_folder import (gather_full_state, load_full_optimizer, load_train_state,
                                         plot_losses, read_metrics, save_train_state,
                                         write_metrics)
-from vla_nodes.train.step import add_targets, flow_noise, random_shift, train_step, validate
-from vla_nodes.train.validation import closed_loop_check, first_frame_error
+from vla_nodes.train.step import (add_snapshots, add_targets, flow_noise, random_shift,
+                                  train_step, validate)
+from vla_nodes.train.validation import (closed_loop_check, first_frame_error,
+                                        first_frame_indices, pose_errors)
 
 
 def run(config):
@@ -157,6 +167,10 @@ class RunData:
         if len(self.samples) == 0:
             raise ValueError(f'no training samples in {list(config.data)}')
         self.stats = merged_stats(train_sets)
+        # Pose snapshots: more placements than demos for the pose estimator (and held out).
+        self.snapshots, self.snapshots_val = (
+            open_snapshots(folder, model_config, config, train_sets) if folder else None
+            for folder in (config.pose_snapshots, config.pose_snapshots_val))
         self.contract = make_contract(
             model_config.horizon, (model_config.image_size,) * 2,
             action_rate_hz=train_sets[0].fps, joint_names=train_sets[0].names or None,
@@ -263,6 +277,9 @@ class Training:
         batch = random_shift(collate([data.samples[int(i)] for i in idx], data.stats),
                              config.shift_px, step, config.seed)
         batch = add_targets(batch, teacher, model, data.pose_tokenizer)
+        if data.snapshots is not None:
+            batch = add_snapshots(batch, data.snapshots, data.stats, config.snapshot_batch, step,
+                                  config.seed)
         noise, time = flow_noise(step, config.seed, len(idx), model_config.horizon,
                                  model_config.action_dim)
         optimizer.zero_grad(set_to_none=True)
@@ -284,6 +301,31 @@ class Training:
             if not config.fsdp:  # sampling a chunk bypasses FSDP's forward hooks
                 record['val_first_frame_err'] = first_frame_error(model, data.held, data.stats,
                                                                   config.batch_size)
+        if self.rank == 0 and not config.fsdp and val_step and (
+                self.model_config.env_state_from_image):
+            record.update(self.pose_metrics(model))
+
+    def pose_metrics(self, model):
+        """The pose estimator's errors (validation.pose_errors), as metrics.
+
+        On the first frames of the held-out episodes (val_pose_x_cm, _y_cm, _yaw_deg), of the
+        training episodes (train_pose_...) and on the held-out snapshots (snap_pose_...).
+        """
+        from vla_nodes.contract import OBS_ENV_STATE, OBS_IMAGE
+
+        data, names = self.data, self.data.samples.datasets[0].env_names
+        sets = {}
+        for prefix, samples in (('val', data.held), ('train', data.samples)):
+            if samples is not None:
+                frames = [samples[i] for i in first_frame_indices(samples)]
+                sets[prefix] = ([f[OBS_IMAGE] for f in frames], [f[OBS_ENV_STATE] for f in frames])
+        if data.snapshots_val is not None:
+            sets['snap'] = (data.snapshots_val['image'], data.snapshots_val['env_state'])
+        out = {}
+        for prefix, (images, target) in sets.items():
+            errors = pose_errors(model, np.stack(images), np.stack(target), data.stats, names)
+            out.update({f'{prefix}_pose_{k}': v for k, v in errors.items() if k != 'n'})
+        return out
 
     def save(self, model, optimizer, step, history):
         """Write checkpoints/step_NNNNNN, point `latest` at it, update metrics and the plot."""
@@ -357,6 +399,13 @@ def parse_args(argv=None):
                         help='append the object poses (observation.environment_state, from '
                              "pose_node's /vla/objects via vla-export) to the state; policy_node "
                              'then needs /vla/objects')
+    parser.add_argument('--pose-snapshots', default='', metavar='DIR',
+                        help='a vla-snapshots folder: scene frames labelled by pose_node that '
+                             "also train a pose-estimating preset's estimator (no actions)")
+    parser.add_argument('--pose-snapshots-val', default='', metavar='DIR',
+                        help="held-out vla-snapshots: the estimator's error at validation")
+    parser.add_argument('--snapshot-batch', type=int, default=defaults.snapshot_batch,
+                        help='pose snapshots per sample per step')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
