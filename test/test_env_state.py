@@ -179,14 +179,18 @@ def test_pose_snapshots_label_as_pose_node_did_and_train_a_camera_only_policy(
     # recording graph (the same detector, depth path and /tf_static transform).
     data = LeRobotDataset(dataset, horizon=4, image_size=84, env_state=True,
                           crop=WORKSPACE_CROP)
+    firsts = {e: data[int(np.searchsorted(data.samples, data.episodes[e]['rows'][0]))][
+        contract.OBS_IMAGE].astype(int) for e in data.episodes}
     for e, result in zip(sorted(data.episodes), recorded):
         folder = snapshots.record_snapshots(tmp_path / f'seed{e}', 1, result['seed'],
                                             progress=False)
         snap = snapshots.read_snapshots(folder, 84, WORKSPACE_CROP)
         row = data.episodes[e]['rows'][0]
         np.testing.assert_allclose(snap['env_state'][0], data.env[row], atol=1e-6)
-        first = data[int(np.searchsorted(data.samples, row))][contract.OBS_IMAGE]
-        assert np.abs(first.astype(int) - snap['image'][0]).mean() < 5  # video vs PNG
+        # The same scene as its demo's first frame (video vs PNG, the arm where the reset
+        # left it: a mean difference of 4-7 levels), nearer to it than to another demo's.
+        difference = {d: np.abs(f - snap['image'][0]).mean() for d, f in firsts.items()}
+        assert min(difference, key=difference.get) == e and difference[e] < 10, difference
     snaps = snapshots.record_snapshots(tmp_path / 'snaps', 4, 100000, progress=False)
     run = tmp_path / 'run'
     checkpoint = tiny_checkpoint(dataset, run, '--preset', 'tiny_pi0_keypoints_pose',
