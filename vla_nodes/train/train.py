@@ -61,6 +61,7 @@ optimizer, the loop (validation, checkpoints, the loss plot), resume.
 
 import argparse
 from dataclasses import replace
+import functools
 import json
 from pathlib import Path
 import sys
@@ -311,21 +312,26 @@ class Training:
         On the first frames of the held-out episodes (val_pose_x_cm, _y_cm, _yaw_deg), of the
         training episodes (train_pose_...) and on the held-out snapshots (snap_pose_...).
         """
-        from vla_nodes.contract import OBS_ENV_STATE, OBS_IMAGE
+        names = self.data.samples.datasets[0].env_names
+        out = {}
+        for prefix, (images, target) in self._pose_sets().items():
+            errors = pose_errors(model, images, target, self.data.stats, names)
+            out.update({f'{prefix}_pose_{k}': v for k, v in errors.items() if k != 'n'})
+        return out
 
-        data, names = self.data, self.data.samples.datasets[0].env_names
-        sets = {}
+    @functools.cache
+    def _pose_sets(self) -> dict:
+        """{prefix: (images, poses)} pose_metrics measures on: read (decoded) once per run."""
+        from vla_nodes.contract import OBS_ENV_STATE, OBS_IMAGE
+        data, sets = self.data, {}
         for prefix, samples in (('val', data.held), ('train', data.samples)):
             if samples is not None:
                 frames = [samples[i] for i in first_frame_indices(samples)]
-                sets[prefix] = ([f[OBS_IMAGE] for f in frames], [f[OBS_ENV_STATE] for f in frames])
+                sets[prefix] = (np.stack([f[OBS_IMAGE] for f in frames]),
+                                np.stack([f[OBS_ENV_STATE] for f in frames]))
         if data.snapshots_val is not None:
             sets['snap'] = (data.snapshots_val['image'], data.snapshots_val['env_state'])
-        out = {}
-        for prefix, (images, target) in sets.items():
-            errors = pose_errors(model, np.stack(images), np.stack(target), data.stats, names)
-            out.update({f'{prefix}_pose_{k}': v for k, v in errors.items() if k != 'n'})
-        return out
+        return sets
 
     def save(self, model, optimizer, step, history):
         """Write checkpoints/step_NNNNNN, point `latest` at it, update metrics and the plot."""
