@@ -181,16 +181,21 @@ def test_pose_snapshots_label_as_pose_node_did_and_train_a_camera_only_policy(
                           crop=WORKSPACE_CROP)
     firsts = {e: data[int(np.searchsorted(data.samples, data.episodes[e]['rows'][0]))][
         contract.OBS_IMAGE].astype(int) for e in data.episodes}
+    snaps = {}
     for e, result in zip(sorted(data.episodes), recorded):
         folder = snapshots.record_snapshots(tmp_path / f'seed{e}', 1, result['seed'],
                                             progress=False)
-        snap = snapshots.read_snapshots(folder, 84, WORKSPACE_CROP)
+        snaps[e] = snapshots.read_snapshots(folder, 84, WORKSPACE_CROP)
         row = data.episodes[e]['rows'][0]
-        np.testing.assert_allclose(snap['env_state'][0], data.env[row], atol=1e-6)
-        # The same scene as its demo's first frame (video vs PNG, the arm where the reset
-        # left it: a mean difference of 4-7 levels), nearer to it than to another demo's.
-        difference = {d: np.abs(f - snap['image'][0]).mean() for d, f in firsts.items()}
-        assert min(difference, key=difference.get) == e and difference[e] < 10, difference
+        np.testing.assert_allclose(snaps[e]['env_state'][0], data.env[row], atol=1e-6)
+    # The same scene as its demo's first frame. Compared where the seeds' scenes differ (the
+    # snapshots' arms are alike), since the demo's arm may already have moved on a loaded machine.
+    images = {e: snap['image'][0].astype(int) for e, snap in snaps.items()}
+    scene = np.abs(images[0] - images[1]).max(axis=-1) > 40
+    assert scene.sum() > 20
+    for e in images:
+        difference = {d: np.abs(firsts[e] - image)[scene].mean() for d, image in images.items()}
+        assert difference[e] < 0.5 * difference[1 - e], difference
     snaps = snapshots.record_snapshots(tmp_path / 'snaps', 4, 100000, progress=False)
     run = tmp_path / 'run'
     checkpoint = tiny_checkpoint(dataset, run, '--preset', 'tiny_pi0_keypoints_pose',
