@@ -45,7 +45,8 @@ def random_batch(config, b):
 def steps_per_second(name, batch_size, steps, device, precision):
     """Mean steps/s over `steps` steps after 2 warm-up steps."""
     torch.manual_seed(0)
-    model = VLAModel(presets.get(name)).to(device).train()
+    with device:  # made where it trains: a 3B model takes minutes to initialise on a CPU
+        model = VLAModel(presets.get(name)).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     config = model.config
@@ -70,8 +71,10 @@ def steps_per_second(name, batch_size, steps, device, precision):
         torch.cuda.synchronize()
     rate = steps / (time.perf_counter() - start)
     trainable = sum(p.numel() for p in params)
+    peak = (f', peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB'
+            if device.type == 'cuda' else '')
     print(f'{name:<20} {trainable / 1e6:8.2f} M trainable, batch {batch_size}: '
-          f'{rate:7.2f} steps/s ({1e3 / rate:7.1f} ms/step)', flush=True)
+          f'{rate:7.2f} steps/s ({1e3 / rate:7.1f} ms/step){peak}', flush=True)
 
 
 def main(args=None):
@@ -90,6 +93,9 @@ def main(args=None):
           f'{options.precision}; mean over {options.steps} steps')
     for name in options.presets:
         steps_per_second(name, options.batch_size, options.steps, device, options.precision)
+        if device.type == 'cuda':  # the next preset's peak is its own
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
 
 
 if __name__ == '__main__':

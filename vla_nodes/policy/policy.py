@@ -108,7 +108,7 @@ class VLAPolicy:
         return cls(ckpt['model'], ckpt['norm_stats'], ckpt['contract'])
 
     @classmethod
-    def random_init(cls, config=None, stats=None, seed=0):
+    def random_init(cls, config=None, stats=None, seed=0, device='cpu'):
         """A random-weight tiny model: the walking skeleton's demo policy.
 
         Its actions are meaningless noise shaped like a chunk: joint targets scattered around
@@ -120,8 +120,10 @@ class VLAPolicy:
             config: a VLAConfig; default the DEMO_PRESET (models/presets.py).
             stats: {OBS_STATE, ACTION: NormStats}; default demo_stats().
             seed: weight and noise seed.
+            device: where the weights are made and live (a 3B model is made on a GPU in
+                seconds, on a CPU in minutes).
         """
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch.device(device):
             torch.manual_seed(seed)
             model = VLAModel(config or presets.get(DEMO_PRESET))
         return cls(model, stats or demo_stats(), seed=seed)
