@@ -30,8 +30,9 @@ attributes (`byte` constants and fields are 1-byte `bytes`, as in rclpy), fixed-
 as numpy arrays, `uint8[]`/`byte[]`/`char[]` sequences as `bytes` (rclpy: `array('B')`), other
 numeric sequences as `array.array` (assigning a list or a numpy array works too). Services are
 classes with `.Request` and `.Response`. CDR bytes are rosbags' own, byte-identical to
-`typestore().serialize_cdr(...)` of the equivalent rosbags object; RIHS01 hashes of the `msg/`
-types equal those rosidl generates.
+`typestore().serialize_cdr(...)` of the equivalent rosbags object (camera frames,
+`sensor_msgs/Image`, take `cdr_image`'s struct codec to the same bytes); RIHS01 hashes of the
+`msg/` types equal those rosidl generates.
 """
 
 import importlib
@@ -39,6 +40,7 @@ import importlib.util
 import os
 from typing import Any
 
+from vla_nodes.ros import cdr_image
 from vla_nodes.ros.msg_classes import local_class, local_service, Message, Service
 from vla_nodes.ros.type_store import normalize, typestore
 
@@ -119,8 +121,11 @@ def serialize_parts(msg: Any, min_tail: int = 4096) -> tuple:
     tail = getattr(msg, msg._tail) if msg._tail else None
     if not isinstance(tail, (bytes, bytearray)) or len(tail) < min_tail:
         return serialize_buffer(msg), b''
-    head = typestore().serialize_cdr(msg._to_rosbags(msg, **{msg._tail: b''}), msg._type).obj
-    head[-4:] = len(tail).to_bytes(4, 'little' if head[1] else 'big')
+    head = cdr_image.encode_head(msg) if msg._type == cdr_image.TYPE else None
+    if head is None:
+        head = typestore().serialize_cdr(msg._to_rosbags(msg, **{msg._tail: b''}),
+                                         msg._type).obj
+        head[-4:] = len(tail).to_bytes(4, 'little' if head[1] else 'big')
     return head, tail
 
 
@@ -130,6 +135,10 @@ def deserialize(data: bytes | memoryview, type_name: str) -> Any:
     if USE_RCLPY:  # pragma: no cover - needs ROS 2
         from rclpy.serialization import deserialize_message
         return deserialize_message(bytes(data), get_message(type_name))
+    if type_name == cdr_image.TYPE:  # camera frames: the struct codec, where it applies
+        msg = cdr_image.decode(data)
+        if msg is not None:
+            return msg
     obj = typestore().deserialize_cdr(memoryview(data), type_name)
     return local_class(type_name)._from_rosbags(obj)
 
