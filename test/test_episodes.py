@@ -88,6 +88,30 @@ def test_observations_of_the_previous_episode_are_dropped():
     assert buffer.assemble()[3] == 240
 
 
+def test_a_further_cameras_frame_of_the_same_instant_is_awaited_in_lock_step():
+    """In a lock-step step the wrist frame of instant T may come after the scene frame of T.
+
+    The previous wrist frame (within the skew) was taken then, so the observation depended on
+    the order of arrival. It is final only once the clock passed T or a later frame came.
+    """
+    def image(stamp_ns):
+        msg = sensor_msgs.Image()
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        return msg
+    buffer = ObservationBuffer()
+    t = 2 * 10**9
+    buffer.add_extra('wrist', image(t - 33 * 10**6))
+    assert buffer.extra_as_of(['wrist'], t, 10**8, now_ns=t) == ({}, ['wrist'])
+    assert buffer.extra_as_of(['wrist'], t, 10**8, now_ns=t + 1)[0]['wrist'].header.stamp == \
+        ns_to_stamp(t - 33 * 10**6)  # the clock moved on: nothing newer can be at or before T
+    buffer.add_extra('wrist', image(t))
+    found, missing = buffer.extra_as_of(['wrist'], t, 10**8, now_ns=t)
+    assert not missing and found['wrist'].header.stamp == ns_to_stamp(t)
+    buffer.add_extra('wrist', image(t + 33 * 10**6))  # a later frame settles an earlier instant
+    assert buffer.extra_as_of(['wrist'], t - 10**6, 10**8, now_ns=t - 10**6)[0]['wrist'] \
+        .header.stamp == ns_to_stamp(t - 33 * 10**6)
+
+
 def test_a_synchronous_worker_is_done_when_submit_returns():
     from vla_nodes.perception.worker import LatestWorker
     seen = []

@@ -91,20 +91,29 @@ class ObservationBuffer:
             if stamp_to_ns(msg.header.stamp) >= self._floor_ns:
                 self._extra[camera].append(msg)
 
-    def extra_as_of(self, cameras, stamp_ns: int, max_skew_ns: int):
+    def extra_as_of(self, cameras, stamp_ns: int, max_skew_ns: int, now_ns: int):
         """The other views of the primary frame's instant, never a later frame.
 
         Returns ({camera: its latest frame stamped in [stamp - max_skew, stamp]}, [cameras
-        without one]).
+        without one]). An older frame than the primary's is final only once the clock has
+        passed the primary's stamp or the camera sent a later frame: in lock-step both cameras'
+        frames of one instant arrive in either order, and taking the previous wrist frame when
+        the scene frame came first made the episode depend on that order. On a robot the clock
+        has always moved on (frames arrive after their stamp), so nothing waits.
         """
         found, missing = {}, []
         with self._lock:
             for camera in cameras:
-                frames = [m for m in self._extra.get(camera, ())
-                          if 0 <= stamp_ns - stamp_to_ns(m.header.stamp) <= max_skew_ns]
-                if frames:
-                    found[camera] = max(frames, key=lambda m: stamp_to_ns(m.header.stamp))
-                else:
+                stamps = [stamp_to_ns(m.header.stamp) for m in self._extra.get(camera, ())]
+                ok = [(t, m) for t, m in zip(stamps, self._extra.get(camera, ()))
+                      if 0 <= stamp_ns - t <= max_skew_ns]
+                if not ok:
+                    missing.append(camera)
+                    continue
+                newest, frame = max(ok, key=lambda pair: pair[0])
+                if newest == stamp_ns or now_ns > stamp_ns or max(stamps) > stamp_ns:
+                    found[camera] = frame
+                else:  # this instant's frame may still be on its way
                     missing.append(camera)
         return found, missing
 
@@ -223,7 +232,7 @@ class ObservationMatcher:
         if stamp_ns == self.last_stamp:
             return None, ''  # no new frame since the last request: wait for one
         extras, missing = self.buffer.extra_as_of([c.name for c in self.extra_cameras], stamp_ns,
-                                                  self.max_skew_ns)
+                                                  self.max_skew_ns, now_ns)
         if missing:
             return None, 'waiting for cameras ' + ', '.join(
                 f'{c.name} ({c.color_topic})' for c in self.extra_cameras if c.name in missing)
