@@ -99,3 +99,20 @@ def test_chunks_stamped_in_the_future_are_refused(control):
     with pytest.raises(ValueError, match='in the future'):
         control.follow_chunk(int(1e9), [0.1], [READY], 0)
     assert control.counts['chunks'] == 0
+
+
+def test_the_leader_counts_while_its_frames_keep_coming_on_the_node_clock(control):
+    # piper_sdk's Hz (a wall-clock thread) made the leader's first frames count from a
+    # wall-clock instant: two lock-step recordings of one seed began their actions apart.
+    frames = {'stamp': 0.0}
+    control.arm.read_leader = lambda: None if not frames['stamp'] else ArmFeedback(
+        READY.copy(), frames['stamp'], True)
+    now = 100 * DT_NS
+    assert control.sense(now).leader is None
+    frames['stamp'] = 1.0
+    assert control.sense(now).leader is not None  # at once: no rate to wait for
+    timeout_ns = int(control.config.can_timeout_s * 1e9)
+    assert control.sense(now + timeout_ns).leader is not None
+    assert control.sense(now + timeout_ns + DT_NS).leader is None  # the leader fell silent
+    frames['stamp'] = 2.0
+    assert control.sense(now + timeout_ns + 2 * DT_NS).leader is not None

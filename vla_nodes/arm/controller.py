@@ -105,6 +105,7 @@ class ArmController:
         self._last_sent = None
         self._hold_next_tick = False  # a new episode: the next command holds the measured pose
         self._end_pose_stamp = 0.0
+        self._leader_seen = (0.0, 0)  # (the leader frames' SDK stamp, node ns when it changed)
         self._rejection = (-REJECTION_SHOWN_S, '')  # (monotonic s, reason)
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -212,12 +213,25 @@ class ArmController:
             self.enabled = False
             self.follower.clear()
             self._log.error(fault)
-        leader = self.arm.read_leader()
         new_pose = pose.valid and pose.stamp != self._end_pose_stamp
         if new_pose:
             self._end_pose_stamp = pose.stamp
-        return Reading(feedback, verdict, leader if leader is not None and leader.valid else None,
-                       pose if new_pose else None, fault)
+        return Reading(feedback, verdict, self._live_leader(now_ns), pose if new_pose else None,
+                       fault)
+
+    def _live_leader(self, now_ns: int):
+        """The leader's frames while new ones keep coming, judged on the node's clock.
+
+        Not by the SDK's `Hz`, which a thread of piper_sdk updates every 0.1 s of wall time: in
+        lock-step simulation the leader's first frames then counted from a wall-clock instant,
+        and two recordings of one seed began their actions at different simulated times.
+        """
+        leader = self.arm.read_leader()
+        if leader is None or not leader.valid:
+            return None
+        if leader.stamp != self._leader_seen[0]:
+            self._leader_seen = (leader.stamp, now_ns)
+        return leader if now_ns - self._leader_seen[1] <= self.config.can_timeout_s * 1e9 else None
 
     def act(self, now_ns: int, reading: Reading) -> Optional[np.ndarray]:
         """The command sent this tick (second half), or None when nothing is sent."""
