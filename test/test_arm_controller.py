@@ -14,6 +14,7 @@
 
 """ArmController without ROS or CAN: a fake arm, ticks called by hand (node: test_arm_driver)."""
 
+import dataclasses
 import time
 
 import numpy as np
@@ -116,3 +117,30 @@ def test_the_leader_counts_while_its_frames_keep_coming_on_the_node_clock(contro
     assert control.sense(now + timeout_ns + DT_NS).leader is None  # the leader fell silent
     frames['stamp'] = 2.0
     assert control.sense(now + timeout_ns + 2 * DT_NS).leader is not None
+
+
+def test_under_simulated_time_feedback_counts_without_the_sdks_wall_clock_rate():
+    # piper_sdk's Hz stays 0 until its thread's first 0.1 s of wall time: on a loaded machine
+    # the first lock-step episode's feedback was confirmed later in simulated time, and two
+    # evaluations of one seed differed.
+    arm = FakeArm(READY)
+    read, read_end_pose = arm.read, arm.read_end_pose
+    arm.read = lambda: dataclasses.replace(read(), valid=False)  # seen, no rate yet
+    arm.read_end_pose = lambda: dataclasses.replace(read_end_pose(), valid=False)
+    control = ArmController(arm, SafetyFilter(),
+                            ControlConfig(dt=DT_NS / 1e9, dry_run=False, sim_time=True))
+    for i in range(CONFIRM_FRAMES):
+        tick(control, i * DT_NS)
+    assert control.guard.trusted
+    frozen = read()  # the arm falls silent: no new stamp on the node's clock
+    arm.read = lambda: dataclasses.replace(frozen, valid=False)
+    timeout_ns, now = int(control.config.can_timeout_s * 1e9), CONFIRM_FRAMES * DT_NS
+    assert control.sense(now).verdict.ok
+    assert control.sense(now + timeout_ns + DT_NS).verdict.ok is False
+    wall_arm = FakeArm(READY)
+    wall_read = wall_arm.read
+    wall_arm.read = lambda: dataclasses.replace(wall_read(), valid=False)
+    wall = ArmController(wall_arm, SafetyFilter(), ControlConfig(dt=DT_NS / 1e9))
+    for i in range(CONFIRM_FRAMES):
+        tick(wall, i * DT_NS)
+    assert not wall.guard.trusted  # on the wall clock the SDK's verdict stands

@@ -203,6 +203,14 @@ class ArmController:
         pose = self.arm.read_end_pose()
         now_s = time.time() if self._arrivals is None else now_ns / 1e9
         feedback, pose, stamps = feedback_stamps(feedback, pose, status, now_s, self._arrivals)
+        if self._arrivals is not None:
+            # Simulated time: alive while new frames come on the node's clock. The SDK's `valid`
+            # needs its rate, counted per 0.1 s of wall time by a thread of its own, so when the
+            # first lock-step episode's feedback counted depended on the machine's load.
+            timeout = self.config.can_timeout_s
+            feedback = dataclasses.replace(
+                feedback, valid=feedback.seen and now_s - feedback.stamp <= timeout)
+            pose = dataclasses.replace(pose, valid=pose.seen and now_s - pose.stamp <= timeout)
         fault = self.faults.update(now_s, stamps, status)
         verdict = self._judge(feedback, pose)
         if verdict.fault and not self.faults.fault:

@@ -109,11 +109,15 @@ class ArmFeedback:
             `time_stamp`); 0.0 before any frame arrived.
         valid: False until the SDK has decoded real frames at a non-zero rate; before that the
             positions are the SDK's initial zeros. It turns False again when frames stop.
+        seen: frames of every kind arrived at least once (`valid` without the SDK's rate, which
+            a piper_sdk thread counts per 0.1 s of wall time: under simulated time the caller
+            judges liveness on its own clock instead).
     """
 
     positions: np.ndarray
     stamp: float
     valid: bool
+    seen: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,12 +130,14 @@ class EndPose:
             convention.
         stamp: receive time of the newest end-pose frame (s, `time.time()` clock).
         valid: False until all three frames arrive at a non-zero rate.
+        seen: the frames arrived at least once (`valid` without the SDK's wall-clock rate).
     """
 
     position: np.ndarray
     quaternion: np.ndarray
     stamp: float
     valid: bool
+    seen: bool = True
 
 
 def rpy_to_quaternion(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -315,8 +321,9 @@ class PiperArm:
         positions = sdk_to_positions(
             [js.joint_1, js.joint_2, js.joint_3, js.joint_4, js.joint_5, js.joint_6],
             gripper.gripper_state.grippers_angle)
-        valid = min(joints.time_stamp, gripper.time_stamp, joints.Hz, gripper.Hz) > 0
-        return ArmFeedback(positions, float(joints.time_stamp), bool(valid))
+        seen = min(joints.time_stamp, gripper.time_stamp) > 0
+        valid = seen and min(joints.Hz, gripper.Hz) > 0
+        return ArmFeedback(positions, float(joints.time_stamp), bool(valid), bool(seen))
 
     def read_leader(self) -> Optional[ArmFeedback]:
         """Return the latest joint and gripper *command* frames (0x155-0x157, 0x159) seen.
@@ -349,7 +356,7 @@ class PiperArm:
         rpy = np.array([ep.RX_axis, ep.RY_axis, ep.RZ_axis], dtype=np.float64) / MILLIDEG_PER_RAD
         return EndPose(np.array([ep.X_axis, ep.Y_axis, ep.Z_axis]) / MICROMETRE_PER_M,
                        rpy_to_quaternion(*rpy), float(msg.time_stamp),
-                       bool(min(msg.time_stamp, msg.Hz) > 0))
+                       bool(min(msg.time_stamp, msg.Hz) > 0), bool(msg.time_stamp > 0))
 
     def status(self, drivers: bool = True) -> dict:
         """Return the arm state (0x2A1), driver enable flags and bus health as plain values.
