@@ -152,18 +152,15 @@ class LockStep:
         what was published.
         """
         readers, context = self._sim.readers, self._context
-        settling, polls = None, 0
+        settling = None
         while not self._stop.is_set():
             context.run_ready()
-            if readers is None or readers.idle():
+            # Asleep until a reader goes back to waiting (or 2 ms: a reader may take frames
+            # without ever waiting, as a test's polling listener).
+            if readers is None or readers.wait(0.002):
                 return
             settling = settling or time.monotonic()
             if time.monotonic() - settling > CAN_SETTLE_S:
                 readers.give_up()
                 self._node.warn_unread()
                 return
-            # piper_sdk's reader thread does not signal when it has taken its frames: yield
-            # the GIL first (it usually needs only that), then back off towards 1 ms. (A
-            # wake-up from the reader's queue measured no faster: bench_lockstep_ab.py.)
-            time.sleep(min(0.001, 0.00005 * polls))
-            polls += 1
