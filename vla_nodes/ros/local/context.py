@@ -128,14 +128,17 @@ class Context:
         each taking its work in its own fair rotation: the order depends only on the work.
         Returns how many callbacks ran.
         """
-        executors = sorted(self.executors, key=lambda e: e.created)
+        executors = list(self.executors)
+        if len(executors) > 1:
+            executors.sort(key=lambda e: e.created)
         ran = 0
         while True:
             ran_before = ran
             for executor in executors:
                 while executor.run_one():
                     ran += 1
-            if ran == ran_before:
+            # One executor found nothing left: no need to look again (a scan per physics step).
+            if ran == ran_before or len(executors) == 1:
                 return ran
 
     def on_shutdown(self, callback) -> None:
