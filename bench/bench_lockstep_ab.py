@@ -15,10 +15,11 @@
 """Lock-step speed of two source trees side by side, robust to a shared machine.
 
 Usage: MUJOCO_GL=egl python bench/bench_lockstep_ab.py BEFORE_TREE AFTER_TREE
-       [--episodes 5] [--rounds 2] [--max-seconds 10]
+       [--episodes 5] [--rounds 2] [--max-seconds 10] [--checkpoint DIR]
 
 e.g. `git worktree add /tmp/before main` then `python bench/bench_lockstep_ab.py /tmp/before .`.
-Each round runs `--episodes` lock-step episodes (random weights) of each tree, alternating, in
+Each round runs `--episodes` lock-step episodes (random weights, or `--checkpoint`: a policy
+that fails runs every episode to its end) of each tree, alternating, in
 a fresh process whose `vla_nodes` is that tree's. Prints, per tree, simulated seconds per CPU
 second of the process (time.process_time(), all its threads: the graph runs in-process; what
 load from other processes does not change much) and the wall speed-up over real time (the
@@ -37,15 +38,17 @@ import json, sys, time
 sys.path.insert(0, {bench!r})
 from bench_lockstep import measure
 from vla_nodes.orchestration.evaluate import PolicySpec
-row = measure(PolicySpec('random-weight'), {episodes}, {max_seconds}, lockstep=True)
+checkpoint = {checkpoint!r}
+spec = PolicySpec('x', checkpoint=checkpoint) if checkpoint else PolicySpec('random-weight')
+row = measure(spec, {episodes}, {max_seconds}, lockstep=True)
 print('RESULT ' + json.dumps({{k: row[k] for k in ('sim_s', 'cpu_s', 'episodes_wall_s')}}))
 """
 
 
-def run_tree(tree: str, episodes: int, max_seconds: float) -> dict:
+def run_tree(tree: str, episodes: int, max_seconds: float, checkpoint: str = '') -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()), VLA_ROS_BACKEND='local')
     code = CHILD.format(bench=str(Path(__file__).resolve().parent), episodes=episodes,
-                        max_seconds=max_seconds)
+                        max_seconds=max_seconds, checkpoint=checkpoint)
     out = subprocess.run([sys.executable, '-c', code], cwd=tree, env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(next(line for line in out.splitlines()
@@ -58,6 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument('--episodes', type=int, default=5)
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--max-seconds', type=float, default=10.0)
+    parser.add_argument('--checkpoint', default='', help='policy checkpoint (default: random '
+                        'weights)')
     opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
     print('command: python bench/bench_lockstep_ab.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv))
@@ -65,7 +70,7 @@ def main(argv=None) -> int:
     for round_ in range(opts.rounds):
         for tree in opts.trees:
             load = os.getloadavg()[0]
-            row = run_tree(tree, opts.episodes, opts.max_seconds)
+            row = run_tree(tree, opts.episodes, opts.max_seconds, opts.checkpoint)
             for key in row:
                 totals[tree][key] += row[key]
             print(f"round {round_ + 1} {tree}: {row['sim_s'] / row['cpu_s']:.2f} simulated s "

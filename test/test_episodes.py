@@ -294,6 +294,23 @@ class Graph:
             node.destroy_node()
 
 
+def test_a_lockstep_episode_runs_every_callback_on_the_stepping_thread(ctx):
+    # No hand-off to the executor's thread and back at each physics step; between episodes
+    # (~/reset) the executor runs them again.
+    channel = f'test_episodes_{next(_channels)}'
+    graph = Graph(ctx, channel)
+    threads = []
+    graph.probe.create_subscription(
+        sensor_msgs.JointState, contract.JOINT_STATES_TOPIC,
+        lambda m: threads.append(threading.current_thread().name), 10)
+    try:
+        graph.reset()
+        graph.wait(lambda: graph.now_ns() > 300_000_000 and len(threads) > 10)
+    finally:
+        graph.close()
+    assert set(threads) == {'sim_lockstep'}
+
+
 @pytest.mark.slow
 def test_a_reset_during_motion_holds_the_arm_and_refuses_the_old_episodes_chunks(ctx):
     channel = f'test_episodes_{next(_channels)}'

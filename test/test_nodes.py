@@ -24,8 +24,9 @@ from graph import Probe, spin
 from vla_nodes import contract
 from vla_nodes.nodes.depth_node import DepthNode
 from vla_nodes.nodes.diagnostics import ERROR
+from vla_nodes.nodes.pose_node import PoseNode
 from vla_nodes.ros import image, local
-from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs
+from vla_nodes.ros.msgs import diagnostic_msgs, sensor_msgs, vision_msgs
 
 
 # --- depth_node ----------------------------------------------------------------------------------
@@ -73,3 +74,37 @@ def test_depth_node_reports_errors_in_diagnostics(ctx):
     last = [s for d in diags.msgs for s in d.status][-1]
     assert last.level == ERROR and '16UC1' in last.message
     depth.destroy_node()
+
+
+def test_depth_node_converts_nothing_while_nobody_reads_metric_depth(ctx):
+    # A lazy publisher (image_pipeline's nodes are): vla-eval of a policy without depth.
+    depth = DepthNode(context=ctx)
+    test = local.Node('test', context=ctx)
+    depth_pub = test.create_publisher(sensor_msgs.Image, contract.DEPTH_TOPIC, 10)
+    test.create_publisher(sensor_msgs.CameraInfo, contract.COLOR_INFO_TOPIC, 10).publish(
+        sensor_msgs.CameraInfo(width=4, height=3))
+    spin(ctx, [depth, test], 0.1)
+    good = np.full((3, 4), 800, np.uint16)
+    depth_pub.publish(image.to_msg(good, '16UC1', stamp_ns=5, frame_id='cam'))
+    spin(ctx, [depth, test], 0.1)
+    assert depth._published == 0
+    out = Probe(test, sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC)
+    depth_pub.publish(image.to_msg(good, '16UC1', stamp_ns=6, frame_id='cam'))
+    spin(ctx, [depth, test], 0.1)
+    assert len(out.msgs) == 1 and depth._published == 1
+    depth.destroy_node()
+
+
+def test_pose_node_reads_metric_depth_only_while_someone_reads_the_object_poses(ctx):
+    pose = PoseNode(context=ctx)
+    test = local.Node('test', context=ctx)
+    color_pub = test.create_publisher(sensor_msgs.Image, contract.COLOR_TOPIC, 10)
+    frame = image.to_msg(np.zeros((3, 4, 3), np.uint8), 'rgb8', stamp_ns=5)
+    color_pub.publish(frame)
+    spin(ctx, [pose, test], 0.1)
+    assert test.count_subscribers(contract.METRIC_DEPTH_TOPIC) == 0  # so depth_node idles
+    Probe(test, vision_msgs.Detection3DArray, contract.OBJECTS_TOPIC)
+    color_pub.publish(frame)
+    spin(ctx, [pose, test], 0.1)
+    assert test.count_subscribers(contract.METRIC_DEPTH_TOPIC) == 1
+    pose.destroy_node()

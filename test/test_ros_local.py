@@ -303,6 +303,39 @@ def test_an_executor_sees_entities_made_and_destroyed_after_it_started(ctx):
     assert len(ticks) == count and not executor.has_work()
 
 
+def test_a_thread_that_took_over_runs_every_callback_while_executors_wait(ctx):
+    # A lock-step simulator takes the callbacks over for an episode: no executor thread to wake
+    # and be woken by at each physics step.
+    node = local.Node('n', context=ctx)
+    got = []
+    node.create_subscription(std_msgs.String, 't',
+                             lambda m: got.append((m.data, threading.current_thread())), 10)
+    pub = node.create_publisher(std_msgs.String, 't', 10)
+    executor = local.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    ctx.take_over()
+    try:
+        pub.publish(std_msgs.String(data='a'))
+        pub.publish(std_msgs.String(data='b'))
+        time.sleep(0.1)
+        assert got == []  # the executor left them to the thread that took over
+        assert ctx.run_ready() == 2
+        assert got == [('a', threading.current_thread()), ('b', threading.current_thread())]
+        assert ctx.run_ready() == 0
+    finally:
+        ctx.hand_back()
+    pub.publish(std_msgs.String(data='c'))
+    end = time.monotonic() + 5.0
+    while len(got) < 3 and time.monotonic() < end:
+        time.sleep(0.01)
+    assert got[2] == ('c', thread)  # handed back: the executor runs them again
+    executor.shutdown()
+    thread.join(2.0)
+    node.destroy_node()
+
+
 def test_idle_waiters_hear_once_the_executor_ran_out_of_work_not_per_callback(ctx):
     # A lock-step simulator waits on idle_cond; a wake-up per callback only cost it a thread
     # switch (idle() cannot say yes before the executor looked again).

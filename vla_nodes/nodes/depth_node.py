@@ -20,7 +20,9 @@ colour image on a worker thread (frames arriving while it runs replace each othe
 aligned to metric scale against the table plane (`mono_alignment: table`, through the
 camera-to-base calibration) or sparse sensor depth (`sensor`; see `perception/mono.py`).
 Both paths then clip to [min_depth_m, max_depth_m] and optionally smooth over time and fill
-holes (`perception/filters.py`, off by default). Output keeps the input's header (stamp and
+holes (`perception/filters.py`, off by default). While nobody subscribes to the metric depth
+(and no depth tokenizer is set) frames are checked but not converted, as image_pipeline's lazy
+nodes do. Output keeps the input's header (stamp and
 optical frame); the colour camera_info is passed through on `/vla/depth/camera_info`.
 
 Frames with a wrong encoding, a size that disagrees with camera_info, no camera_info yet, no
@@ -106,9 +108,18 @@ class DepthNode(ros.Node):
         check_frame(msg.encoding, (msg.width, msg.height), info, encodings, hint)
 
     # --- sensor --------------------------------------------------------------------------------
+    def _wanted(self) -> bool:
+        """Whether anyone reads the metric depth (a lazy publisher, as image_pipeline's nodes).
+
+        vla-eval of a policy that reads no depth has no reader once pose_node needs none.
+        """
+        return self._tokens is not None or self.count_subscribers(contract.METRIC_DEPTH_TOPIC) > 0
+
     def _on_depth(self, msg) -> None:
         try:
             self._check(msg, contract.CAMERA_DEPTH_ENCODING, SENSOR_HINT)
+            if not self._wanted():  # still checked: a wrong stream shows in /diagnostics
+                return
             self._publish(self._depth.from_sensor(image.from_msg(msg)), msg.header, self._info)
         except FrameRejected as err:
             self._reject(LEVELS[err.level], err.reason)
@@ -156,6 +167,8 @@ class DepthNode(ros.Node):
             self._check(msg, ('rgb8', 'bgr8'), COLOUR_HINT)
         except FrameRejected as err:
             return self._reject(LEVELS[err.level], err.reason)
+        if not self._wanted():
+            return
         self._worker.submit((msg, self._info, self._camera_to_base and self._camera_to_base.pose,
                              self._sensor))
 

@@ -24,6 +24,8 @@
   colour image and `/vla/depth/image` with the same stamp (`perception/objects.py`). The
   camera-to-base transform comes from `calibration_file` or, when that is empty, /tf_static.
   Detection runs on a worker thread on the newest frame pair, so the ee pose never waits on it.
+  While nobody subscribes to `/vla/objects` nothing is detected and metric depth is not
+  subscribed to (checked at each colour frame), so depth_node need not convert it.
   With `synchronous_detection` it runs in the frame callback instead (lock-step simulation).
   Frames that cannot give poses (no camera_info or transform yet, wrong encoding or size, depth
   without a valid pixel) publish nothing and are reported in /diagnostics.
@@ -116,8 +118,8 @@ class PoseNode(ros.Node):
                                  self._on_info, 10)
         self.create_subscription(sensor_msgs.Image, contract.COLOR_TOPIC,
                                  lambda msg: self._pair('color', msg), 5)
-        self.create_subscription(sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
-                                 lambda msg: self._pair('depth', msg), 5)
+        self._depth_sub = None
+        self._subscribe_depth(True)
         self._worker = LatestWorker(self._detect, self._on_worker_error, 'object_poses',
                                     synchronous=p['synchronous_detection'])
         self._diag = Diagnostics(self)
@@ -125,9 +127,25 @@ class PoseNode(ros.Node):
     def _on_info(self, msg) -> None:
         self._info = msg
 
+    def _subscribe_depth(self, wanted: bool) -> None:
+        """Read metric depth only while someone reads the object poses (a lazy subscription).
+
+        Asked at each colour frame: without a reader of its depth, depth_node converts none.
+        """
+        if wanted and self._depth_sub is None:
+            self._depth_sub = self.create_subscription(
+                sensor_msgs.Image, contract.METRIC_DEPTH_TOPIC,
+                lambda msg: self._pair('depth', msg), 5)
+        elif not wanted and self._depth_sub is not None:
+            self.destroy_subscription(self._depth_sub)
+            self._depth_sub = None
+
     def _pair(self, kind: str, msg) -> None:
         """Hand a colour/depth pair with equal stamps to the worker."""
-        if not self._wanted(contract.OBJECTS_TOPIC):
+        wanted = self._wanted(contract.OBJECTS_TOPIC)
+        if kind == 'color':
+            self._subscribe_depth(wanted)
+        if not wanted:
             return
         pair = self._pairs.add(kind, stamp_to_ns(msg.header.stamp), msg)
         if pair is not None:

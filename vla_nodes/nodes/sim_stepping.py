@@ -19,10 +19,11 @@ renders on a thread of its own at its rate.
 
 Lock-step (`lockstep: true`, for evaluation and demos; needs the local runtime and the virtual
 CAN bus): simulated time advances only when the graph has done what it would have done by then.
-One thread steps: render the frame due now, publish `/clock`, wait until every callback of the
-process has run (the local runtime's `context.idle`) and the CAN readers have drained their
-frames (`sim.can_readers.CanReaders`), then one physics period (`Simulation.advance`); the
-leader arm and the status check run at their simulated rates. Between episodes (before the first
+One thread steps: render the frame due now, publish `/clock`, run every callback of the
+process that is ready (during an episode it runs them itself: `Context.take_over`, the
+executors wait) and wait until the CAN readers have drained their frames
+(`sim.can_readers.CanReaders`), then one physics period (`Simulation.advance`); the leader arm
+and the status check run at their simulated rates. Between episodes (before the first
 `~/reset`, and once the status is 'success' or 'failure') time stands still; the firmware keeps
 answering on the bus, and a heartbeat re-sends its last feedback. Same seed, same graph: the same
 episode, bit for bit.
@@ -102,14 +103,20 @@ class LockStep:
         self._thread.join(timeout=2.0)
 
     def _loop(self) -> None:
-        beats = 0
+        beats, stepping = 0, False
         try:
             while not self._stop.is_set():
                 if not self._running:  # time stands still; commands (enable) are still answered
+                    if stepping:  # the executors run the callbacks again (~/reset among them)
+                        self._context.hand_back()
+                        stepping = False
                     beats += 1
                     self._sim.stand_still(low_speed=beats % 2 == 0)
                     self._stop.wait(HEARTBEAT_S)
                     continue
+                if not stepping:  # this thread runs every callback until the episode ends
+                    self._context.take_over()
+                    stepping = True
                 self._wait_for_graph()
                 frame_due, seconds = self._sim.now()
                 if frame_due:
@@ -124,6 +131,8 @@ class LockStep:
             self._node.get_logger().fatal(f'lock-step simulation stopped: {err!r}')
             raise
         finally:
+            if stepping:
+                self._context.hand_back()
             self._sim.close_renderer()
 
     def _heartbeat(self) -> None:
@@ -136,25 +145,22 @@ class LockStep:
             self._sim.resend_after(RUNNING_HEARTBEAT_S if self._running else HEARTBEAT_S)
 
     def _wait_for_graph(self) -> None:
-        """Until every callback has run and the CAN readers have taken their frames."""
+        """Run every ready callback here until none is left and the CAN readers took their frames.
+
+        This thread took the callbacks over (`Context.take_over`): no executor thread to wake
+        and to be woken by at each step, and the callbacks run in an order that depends only on
+        what was published.
+        """
         readers, context = self._sim.readers, self._context
-        settling, polls, scan = None, 0, True
+        settling = None
         while not self._stop.is_set():
-            if context.idle(scan):
-                if readers is None or readers.idle():
-                    return
-                settling = settling or time.monotonic()
-                if time.monotonic() - settling > CAN_SETTLE_S:
-                    readers.give_up()
-                    self._node.warn_unread()
-                    return
-                # piper_sdk's reader thread does not signal when it has taken its frames: yield
-                # the GIL first (it usually needs only that), then back off towards 1 ms. (A
-                # wake-up from the reader's queue measured no faster: bench_lockstep_ab.py.)
-                time.sleep(min(0.001, 0.00005 * polls))
-                polls += 1
-                continue
-            settling = None
-            with context.idle_cond:  # an executor out of work notifies it: a full scan
-                # only when no notice came (a slow callback)
-                scan = not context.idle_cond.wait(0.005)
+            context.run_ready()
+            # Asleep until a reader goes back to waiting (or 2 ms: a reader may take frames
+            # without ever waiting, as a test's polling listener).
+            if readers is None or readers.wait(0.002):
+                return
+            settling = settling or time.monotonic()
+            if time.monotonic() - settling > CAN_SETTLE_S:
+                readers.give_up()
+                self._node.warn_unread()
+                return

@@ -55,6 +55,7 @@ class ChunkScheduler:
         self._initial = initial_delay_s
         self._quantile = quantile
         self._delays = collections.deque(maxlen=window)
+        self._expected = None  # the quantile of `_delays`, until they change
         self._chunk_end_s = None
         self._last_request_s = None
         self.last_reason = ''
@@ -64,12 +65,15 @@ class ChunkScheduler:
         """Observation-to-chunk delay the next request is planned with (s)."""
         if not self._delays:
             return self._initial
-        return float(np.quantile(np.asarray(self._delays), self._quantile))
+        if self._expected is None:  # asked at every input, changed once per chunk
+            self._expected = float(np.quantile(np.asarray(self._delays), self._quantile))
+        return self._expected
 
     def record_delay(self, delay_s: float) -> None:
         """A chunk was published `delay_s` after its observation was taken."""
         if delay_s >= 0 and np.isfinite(delay_s):
             self._delays.append(float(delay_s))
+            self._expected = None
 
     def on_chunk(self, obs_time_s: float, duration_s: float) -> None:
         """A chunk stamped `obs_time_s` covering `duration_s` seconds was published."""

@@ -45,6 +45,10 @@ class Context:
         self.generation = 0
         self.executors = weakref.WeakSet()
         self.active = 0  # callbacks being taken or run (guarded by `cond`)
+        # A thread that runs every callback itself (a lock-step simulator's, during an episode;
+        # `take_over`): executors take no work meanwhile and wait on `handed_back`.
+        self.stepper = None
+        self.handed_back = threading.Condition(self.cond._lock)
 
     def init(self, args=None, bus=None) -> None:
         if self._ok:
@@ -85,6 +89,57 @@ class Context:
             if executors and all(e.idle_generation == self.generation for e in executors):
                 return True
             return scan and not any(e.has_work() for e in executors)
+
+    def take_over(self) -> None:
+        """From now on the calling thread runs every callback (`run_ready`); executors wait.
+
+        Returns once no callback an executor took is still running. A lock-step simulator
+        takes over for an episode: each step's callbacks then run on its own thread, without
+        the two thread hand-offs per physics step of waking an executor and being woken by it
+        (and in an order that depends only on what was published).
+        """
+        with self.cond:
+            self.stepper = threading.current_thread()
+            while self.active:
+                self.cond.wait(0.01)
+
+    def hand_back(self) -> None:
+        """The executors run the callbacks again (undoes `take_over`)."""
+        with self.cond:
+            if self.stepper is threading.current_thread():
+                self.stepper = None
+                self.handed_back.notify_all()
+                self.notify_locked()
+
+    def may_take(self) -> bool:
+        """Whether the calling thread may take work now (the caller holds `cond`)."""
+        return self.stepper is None or self.stepper is threading.current_thread()
+
+    def wait_handed_back(self, timeout_s: float) -> None:
+        """While another thread took over (`take_over`), wait until it hands back."""
+        with self.cond:
+            if not self.may_take():
+                self.handed_back.wait(timeout_s)
+
+    def run_ready(self) -> int:
+        """Run, on the calling thread, every callback ready now and what they make ready.
+
+        For the thread that took over (`take_over`). Executors in the order they were created,
+        each taking its work in its own fair rotation: the order depends only on the work.
+        Returns how many callbacks ran.
+        """
+        executors = list(self.executors)
+        if len(executors) > 1:
+            executors.sort(key=lambda e: e.created)
+        ran = 0
+        while True:
+            ran_before = ran
+            for executor in executors:
+                while executor.run_one():
+                    ran += 1
+            # One executor found nothing left: no need to look again (a scan per physics step).
+            if ran == ran_before or len(executors) == 1:
+                return ran
 
     def on_shutdown(self, callback) -> None:
         self._on_shutdown.append(callback)

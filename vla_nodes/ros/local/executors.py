@@ -17,10 +17,13 @@
 
 import collections
 import concurrent.futures
+import itertools
 import threading
 import time
 
 from vla_nodes.ros.local.context import get_default_context
+
+_CREATED = itertools.count()
 
 
 class Executor:
@@ -34,6 +37,7 @@ class Executor:
         self._shutdown = False
         self._lock = threading.Lock()
         self.idle_generation = -1  # the context generation at which it last found no work
+        self.created = next(_CREATED)  # Context.run_ready's order
         self.context.executors.add(self)
 
     def has_work(self) -> bool:
@@ -96,6 +100,9 @@ class Executor:
             if not group.beginning_execution():
                 continue
             with self.context.cond:
+                if not self.context.may_take():  # a lock-step simulator runs the callbacks now
+                    group.ending_execution()
+                    return None
                 self.context.active += 1  # taken but not yet run still counts as busy
             work = entity.take()
             if work is not None:
@@ -122,6 +129,17 @@ class Executor:
                 # switch per callback).
                 self.context.notify_locked()
 
+    def _parked(self, deadline) -> bool:
+        """Wait while another thread runs the callbacks (Context.take_over); whether it still does.
+
+        Parked, an executor is not woken by the messages the stepping thread delivers.
+        """
+        if self.context.stepper is None:
+            return False
+        remaining = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        self.context.wait_handed_back(max(0.0, remaining))
+        return self.context.stepper is not None and not self.context.may_take()
+
     def _wait(self, generation: int, timeout_sec) -> None:
         """Sleep until an event newer than `generation`, the next timer, or the timeout."""
         waits = [n.next_timer_ns() for n in self._nodes]
@@ -141,6 +159,17 @@ class Executor:
             group.ending_execution()
             self._done_one()
 
+    def run_one(self) -> bool:
+        """Run one ready callback on the calling thread; whether there was one.
+
+        For the thread that took over the context (`Context.take_over`).
+        """
+        ready = self._take_ready()
+        if ready is None:
+            return False
+        self._run(*ready)
+        return True
+
     def spin(self) -> None:
         while self._running():
             self.spin_once(timeout_sec=0.1)
@@ -159,6 +188,8 @@ class SingleThreadedExecutor(Executor):
     def spin_once(self, timeout_sec=None) -> None:
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self._running():
+            if self._parked(deadline):
+                return
             generation = self.context.generation
             ready = self._take_ready(generation)
             if ready is not None:
@@ -183,6 +214,8 @@ class MultiThreadedExecutor(Executor):
         self._raise_errors()
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self._running():
+            if self._parked(deadline):
+                return
             generation = self.context.generation
             ready = self._take_ready(generation)
             if ready is not None:
