@@ -129,3 +129,21 @@ def test_snapshots_teach_the_estimator_placements_the_demos_lack():
     # The demos never move the cube in y: only the snapshots can teach it (units: 'cm' of 1).
     assert with_['y_cm'] < 0.5 * without['y_cm'], (with_, without)
     assert with_['n'] == without['n'] == 16 and 0.0 <= with_['yaw_deg'] < 1.0
+
+
+def test_several_snapshot_folders_train_as_one_set(tmp_path):
+    # e.g. the arm at rest and on its way (vla-snapshots --arm expert): --pose-snapshots A,B.
+    from types import SimpleNamespace
+    from vla_nodes.train.prepare import open_snapshots
+    a = snapshots.record_snapshots(tmp_path / 'a', 2, 100000, progress=False)
+    b = snapshots.record_snapshots(tmp_path / 'b', 1, 200000, progress=False)
+    dataset = SimpleNamespace(info={'features': {'img': {'shape': [240, 320, 3]}}},
+                              features={'image': 'img'}, env_names=NAMES)
+    model_config = presets.get('tiny_pi0_keypoints_pose')
+    config = SimpleNamespace(preset='tiny_pi0_keypoints_pose', crop=WORKSPACE_CROP)
+    both = open_snapshots(f'{a},{b}', model_config, config, [dataset])
+    assert list(both['seed']) == [100000, 100001, 200000]
+    assert both['image'].shape == (3, 84, 84, 3) and both['env_state'].shape == (3, 5)
+    one = open_snapshots(str(b), model_config, config, [dataset])
+    np.testing.assert_array_equal(both['image'][2], one['image'][0])
+    np.testing.assert_array_equal(both['env_state'][2], one['env_state'][0])

@@ -108,6 +108,9 @@ def open_data(config, model_config):
 def open_snapshots(folder, model_config, config, datasets):
     """Pose snapshots (vla-snapshots) cropped and resized as the datasets' frames are.
 
+    `folder`: one folder, or several separated by commas (e.g. arm at rest and on its way),
+    read as one set.
+
     Returns:
         record/snapshots.read_snapshots' dict: 'image' # (N, S, S, 3), 'env_state' # (N, E).
 
@@ -122,16 +125,23 @@ def open_snapshots(folder, model_config, config, datasets):
         raise ValueError(f'--pose-snapshots train a pose estimator and {config.preset} has none: '
                          'use a preset that predicts the poses from the camera '
                          '(env_state_from_image, e.g. tiny_pi0_keypoints_pose)')
-    snapshots = read_snapshots(folder, model_config.image_size, check_crop(config.crop))
-    camera = snapshots['info']['camera']
-    frame = datasets[0].info['features'][datasets[0].features['image']]['shape'][:2]
-    if [camera['height'], camera['width']] != list(frame):
-        raise ValueError(f'{folder}: snapshots of {camera["width"]}x{camera["height"]} px, the '
-                         f"dataset's frames are {frame[1]}x{frame[0]}: record them at its size")
-    if snapshots['names'] != list(datasets[0].env_names):
-        raise ValueError(f'{folder}: snapshots label {snapshots["names"]} but the object poses '
-                         f'of the dataset are {datasets[0].env_names}')
-    return snapshots
+    sets = []
+    for one in str(folder).split(','):
+        snapshots = read_snapshots(one, model_config.image_size, check_crop(config.crop))
+        camera = snapshots['info']['camera']
+        frame = datasets[0].info['features'][datasets[0].features['image']]['shape'][:2]
+        if [camera['height'], camera['width']] != list(frame):
+            raise ValueError(f'{one}: snapshots of {camera["width"]}x{camera["height"]} px, the '
+                             f"dataset's frames are {frame[1]}x{frame[0]}: record them at its "
+                             'size')
+        if snapshots['names'] != list(datasets[0].env_names):
+            raise ValueError(f'{one}: snapshots label {snapshots["names"]} but the object poses '
+                             f'of the dataset are {datasets[0].env_names}')
+        sets.append(snapshots)
+    if len(sets) == 1:
+        return sets[0]
+    return {**sets[0], **{key: np.concatenate([s[key] for s in sets])
+                          for key in ('image', 'env_state', 'truth', 'seed')}}
 
 
 class Samples:

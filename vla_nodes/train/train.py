@@ -406,8 +406,9 @@ def parse_args(argv=None):
                              "pose_node's /vla/objects via vla-export) to the state; policy_node "
                              'then needs /vla/objects')
     parser.add_argument('--pose-snapshots', default='', metavar='DIR',
-                        help='a vla-snapshots folder: scene frames labelled by pose_node that '
-                             "also train a pose-estimating preset's estimator (no actions)")
+                        help='a vla-snapshots folder (or several, comma-separated): scene '
+                             "frames labelled by pose_node that also train a pose-estimating "
+                             "preset's estimator (no actions)")
     parser.add_argument('--pose-snapshots-val', default='', metavar='DIR',
                         help="held-out vla-snapshots: the estimator's error at validation")
     parser.add_argument('--snapshot-batch', type=int, default=defaults.snapshot_batch,
