@@ -144,6 +144,60 @@ def open_snapshots(folder, model_config, config, datasets):
                           for key in ('image', 'env_state', 'truth', 'seed')}}
 
 
+def load_estimator(model, checkpoint, stats, crop=()) -> int:
+    """Load a trained PoseEstimator into `model` and freeze it (vla-train --estimator-from).
+
+    The estimator is trained by its pose losses alone and the policy's flow head learns on the
+    dataset's poses (teacher forcing), so an estimator fitted in another run (e.g. beside
+    another policy, longer, on more snapshots) can serve this policy as it is.
+
+    Args:
+        model: a VLAModel with env_state_from_image.
+        checkpoint: a policy checkpoint directory of such a preset.
+        stats: this run's norm stats; the estimator predicts normalized poses, so the
+            checkpoint's OBS_ENV_STATE statistics must be these.
+        crop: this run's crop fractions; the checkpoint's must be the same.
+
+    Returns:
+        How many tensors were loaded.
+
+    Raises:
+        ValueError: no estimator on either side, or another crop, image size or pose scale.
+    """
+    from safetensors.torch import load_file
+
+    from vla_nodes.contract import OBS_ENV_STATE
+    from vla_nodes.models.vla import config_from_dict, CONFIG_FILE, WEIGHTS_FILE
+    from vla_nodes.policy.checkpoint import read_policy_json
+
+    path = Path(checkpoint)
+    if model.env_readout is None:
+        raise ValueError('--estimator-from: this preset has no pose estimator '
+                         '(env_state_from_image)')
+    source = config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    if not source.env_state_from_image or source.env_state_dim != model.config.env_state_dim \
+            or source.image_size != model.config.image_size:
+        raise ValueError(f'--estimator-from {path}: no pose estimator of '
+                         f'{model.config.env_state_dim} values at {model.config.image_size} px '
+                         'there')
+    policy = read_policy_json(path)
+    theirs = list(policy['contract'].get('image_crop') or ())
+    if [float(v) for v in crop or ()] != [float(v) for v in theirs]:
+        raise ValueError(f'--estimator-from {path}: trained on crop {theirs}, this run uses '
+                         f'{list(crop or ())}')
+    mine, other = stats[OBS_ENV_STATE], policy['norm_stats'][OBS_ENV_STATE]
+    if not all(np.allclose(getattr(mine, f), getattr(other, f), atol=1e-6)
+               for f in ('q01', 'q99', 'mean', 'std')):
+        raise ValueError(f'--estimator-from {path}: its object poses were normalized with '
+                         'other statistics (another dataset)')
+    weights = {k[len('env_readout.'):]: v for k, v in load_file(str(path / WEIGHTS_FILE)).items()
+               if k.startswith('env_readout.')}
+    model.env_readout.load_state_dict(weights)
+    for p in model.env_readout.parameters():
+        p.requires_grad_(False)
+    return len(weights)
+
+
 class Samples:
     """Several datasets indexed as one."""
 
