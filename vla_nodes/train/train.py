@@ -410,7 +410,7 @@ def parse_args(argv=None):
                              'then needs /vla/objects')
     parser.add_argument('--pose-snapshots', default='', metavar='DIR',
                         help='a vla-snapshots folder (or several, comma-separated): scene '
-                             "frames labelled by pose_node that also train a pose-estimating "
+                             'frames labelled by pose_node that also train a pose-estimating '
                              "preset's estimator (no actions)")
     parser.add_argument('--pose-snapshots-val', default='', metavar='DIR',
                         help="held-out vla-snapshots: the estimator's error at validation")
