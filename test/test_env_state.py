@@ -28,6 +28,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # mujoco picks its GL backend when fi
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from graph import spin, tiny_checkpoint  # noqa: E402  test/graph.py
 from vla_nodes import contract, ros  # noqa: E402
@@ -207,6 +208,14 @@ def test_pose_snapshots_label_as_pose_node_did_and_train_a_camera_only_policy(
     assert read_policy_json(checkpoint)['contract'].get('environment_state') is None
     assert VLAPolicy.from_checkpoint(checkpoint).infer(
         make_piper_example())['actions'].shape == (16, 7)  # the camera alone
+    # Its estimator, frozen, serves a policy that sees a blank frame (--estimator-from).
+    blind = VLAPolicy.from_checkpoint(tiny_checkpoint(
+        dataset, tmp_path / 'blind', '--preset', 'tiny_pi0_pose_blind', '--estimator-from',
+        str(checkpoint)))
+    trained = VLAPolicy.from_checkpoint(checkpoint).model.env_readout.state_dict()
+    assert all(torch.equal(v, trained[k])
+               for k, v in blind.model.env_readout.state_dict().items())
+    assert blind.infer(make_piper_example())['actions'].shape == (16, 7)
     from vla_nodes.train.train import main as vla_train
     assert vla_train(['--data', str(dataset), '--out', str(tmp_path / 'bad'), '--steps', '1',
                       '--preset', 'tiny_pi0_baseline', '--pose-snapshots', str(snaps),

@@ -417,9 +417,39 @@ def test_the_pose_preset_learns_object_poses_from_the_image_and_acts_on_its_pred
         model.env_readout.mlp[-1].bias += 1.0
     assert not torch.allclose(chunk, sample(model, observation, 1))
     assert not presets.get('tiny_pi0_keypoints_pose').reads_env_state
-    with pytest.raises(ValueError, match='keypoints'):
-        VLAModel(replace(presets.get('tiny_pi0_baseline'), env_state_from_image=True,
+    with pytest.raises(ValueError, match='flow head'):
+        VLAModel(replace(presets.get('tiny_vlm4vla'), env_state_from_image=True,
                          env_state_dim=5))
+
+
+def test_the_vision_tower_pose_preset_acts_on_its_estimators_poses():
+    # tiny_pi0_pose: the vision tower as tiny_pi0_baseline+env has it, the PoseEstimator's
+    # poses instead of pose_node's, at run time from the camera alone.
+    batch = red_square_batch()
+    config = presets.get('tiny_pi0_pose')
+    model = VLAModel(config).eval()
+    with torch.no_grad():
+        model.prefix(batch)
+        assert model.state(batch).shape == (len(batch[OBS_STATE]), config.state_dim + 5)
+    assert model.keypoints is None and not model.config.reads_env_state
+    observation = {k: v for k, v in batch.items() if k not in (ACTION, OBS_ENV_STATE)}
+    chunk = sample(model, observation, 1)
+    with torch.no_grad():
+        model.env_readout.mlp[-1].bias += 1.0
+    assert not torch.allclose(chunk, sample(model, observation, 1))
+
+
+def test_a_blind_pose_policy_sees_the_camera_only_through_its_estimated_poses():
+    batch = red_square_batch()
+    observation = {k: v for k, v in batch.items() if k not in (ACTION, OBS_ENV_STATE)}
+    moved = {**observation, OBS_IMAGE: observation[OBS_IMAGE].flip(1)}
+    for name, blind in (('tiny_pi0_pose_blind', True), ('tiny_pi0_pose', False)):
+        torch.manual_seed(0)
+        model = VLAModel(presets.get(name)).eval()
+        assert not torch.allclose(sample(model, observation, 1), sample(model, moved, 1))
+        model.env_readout.forward = lambda images: torch.zeros(len(images), 5)
+        same = torch.allclose(sample(model, observation, 1), sample(model, moved, 1))
+        assert same == blind, name
 
 
 def test_the_pose_estimator_reads_the_image_before_trainings_random_shift():

@@ -129,3 +129,50 @@ def test_snapshots_teach_the_estimator_placements_the_demos_lack():
     # The demos never move the cube in y: only the snapshots can teach it (units: 'cm' of 1).
     assert with_['y_cm'] < 0.5 * without['y_cm'], (with_, without)
     assert with_['n'] == without['n'] == 16 and 0.0 <= with_['yaw_deg'] < 1.0
+
+
+def test_several_snapshot_folders_train_as_one_set(tmp_path):
+    # e.g. the arm at rest and on its way (vla-snapshots --arm expert): --pose-snapshots A,B.
+    from types import SimpleNamespace
+    from vla_nodes.train.prepare import open_snapshots
+    a = snapshots.record_snapshots(tmp_path / 'a', 2, 100000, progress=False)
+    b = snapshots.record_snapshots(tmp_path / 'b', 1, 200000, progress=False)
+    dataset = SimpleNamespace(info={'features': {'img': {'shape': [240, 320, 3]}}},
+                              features={'image': 'img'}, env_names=NAMES)
+    model_config = presets.get('tiny_pi0_keypoints_pose')
+    config = SimpleNamespace(preset='tiny_pi0_keypoints_pose', crop=WORKSPACE_CROP)
+    both = open_snapshots(f'{a},{b}', model_config, config, [dataset])
+    assert list(both['seed']) == [100000, 100001, 200000]
+    assert both['image'].shape == (3, 84, 84, 3) and both['env_state'].shape == (3, 5)
+    one = open_snapshots(str(b), model_config, config, [dataset])
+    np.testing.assert_array_equal(both['image'][2], one['image'][0])
+    np.testing.assert_array_equal(both['env_state'][2], one['env_state'][0])
+
+
+def test_an_estimator_trained_in_one_run_serves_another_policy_frozen(tmp_path):
+    # vla-train --estimator-from: the pose estimator of a checkpoint (same dataset and crop)
+    # is loaded into another pose-predicting preset's and frozen.
+    from vla_nodes.policy.checkpoint import make_contract, save_checkpoint
+    from vla_nodes.train.prepare import load_estimator
+    rng = np.random.default_rng(0)
+    stats = {contract.OBS_STATE: compute_stats(rng.normal(size=(8, 7))),
+             contract.ACTION: compute_stats(rng.normal(size=(8, 7))),
+             contract.OBS_ENV_STATE: compute_stats(rng.normal(size=(8, 5)))}
+    torch.manual_seed(0)
+    source = VLAModel(presets.get('tiny_pi0_keypoints_pose'))
+    save_checkpoint(tmp_path / 'source', source, stats,
+                    make_contract(16, (84, 84), image_crop=WORKSPACE_CROP),
+                    preset='tiny_pi0_keypoints_pose')
+    torch.manual_seed(1)
+    model = VLAModel(presets.get('tiny_pi0_pose_blind'))
+    assert load_estimator(model, tmp_path / 'source', stats, WORKSPACE_CROP) > 0
+    for mine, theirs in zip(model.env_readout.parameters(), source.env_readout.parameters()):
+        assert torch.equal(mine, theirs) and not mine.requires_grad
+    assert all(p.requires_grad for p in model.head.parameters())
+    other = {**stats, contract.OBS_ENV_STATE: compute_stats(rng.normal(size=(8, 5)))}
+    with pytest.raises(ValueError, match='other statistics'):
+        load_estimator(model, tmp_path / 'source', other, WORKSPACE_CROP)
+    with pytest.raises(ValueError, match='crop'):
+        load_estimator(model, tmp_path / 'source', stats, ())
+    with pytest.raises(ValueError, match='no pose estimator'):
+        load_estimator(VLAModel(presets.get('tiny_pi0_baseline')), tmp_path / 'source', stats)

@@ -148,6 +148,36 @@ TINY_POSE_CONFIG = replace(TINY_POSE, n_loc=64, loc_offset=300, vocab_offset=364
 TINY_POSE_VLA = replace(TINY_PI0_BASELINE, spatial='pose_vla', pose=TINY_POSE_CONFIG,
                         backbone=_vocab(TINY_PI0_BASELINE.backbone, TINY_POSE_CONFIG.vocab_size))
 
+
+def with_image_size(config, size):
+    """The preset at another input side S (px): vision tower, depth patches and transforms.
+
+    Only for backbones built from a config here (the tiny and small twins): a pretrained VLM's
+    vision tower has the size it was trained at. SigLIP (PaliGemma) and SmolVLM grow their
+    position embeddings with S; Qwen2.5-VL needs S a multiple of 28.
+
+    Raises:
+        ValueError: a pretrained backbone, or S not a multiple of the patch size.
+    """
+    backbone = config.backbone
+    vision = dict(backbone.hf_config.get('vision_config') or {})
+    if backbone.pretrained or not vision:
+        raise ValueError('--image-size changes the vision tower: only for presets built from '
+                         'a config (tiny_*, small_*), not a pretrained backbone')
+    patch = int(vision.get('patch_size', 14))
+    if size % patch or size % config.depth_patch:
+        raise ValueError(f'image size {size} must be a multiple of the patch sizes '
+                         f'({patch}, depth {config.depth_patch})')
+    if 'image_size' in vision:
+        vision['image_size'] = size
+    hf = {**backbone.hf_config, 'vision_config': vision}
+    return replace(config, image_size=size,
+                   backbone=replace(backbone, hf_config=hf, image_size=size))
+
+
+# The tiny π0 at 84 px (36 patches of 14 px).
+_TINY_PI0_84 = with_image_size(TINY_PI0_BASELINE, 84)
+
 PRESETS = MappingProxyType({
     'pi0_baseline': PI0_BASELINE,
     'tiny_pi0_baseline': TINY_PI0_BASELINE,
@@ -175,37 +205,19 @@ PRESETS = MappingProxyType({
     # cos 4 yaw, sin 4 yaw; vla-train sets the dataset's size.
     'tiny_pi0_keypoints_pose': replace(TINY_PI0_BASELINE, vision='keypoints', image_size=84,
                                        env_state_from_image=True, env_state_dim=5),
+    # tiny_pi0_baseline+env with pose_node replaced by its own PoseEstimator (models/keypoints.
+    # py) on the camera: the policy as the one that picks with pose_node's poses (the tiny
+    # SigLIP, the head reading [state | poses]), at 84 px for the estimator's sake.
+    'tiny_pi0_pose': replace(_TINY_PI0_84, env_state_from_image=True, env_state_dim=5),
+    # The same with the policy's image tokens from a blank frame: the camera reaches the
+    # action expert only as the estimator's poses (VLAConfig.blank_policy_image).
+    'tiny_pi0_pose_blind': replace(_TINY_PI0_84, env_state_from_image=True, env_state_dim=5,
+                                   blank_policy_image=True),
     # SmolVLM (Idefics3) as a small π0 backbone on CPU: the third family through the same path.
     'tiny_pi0_smolvlm': replace(
         TINY_PI0_BASELINE, image_size=64,
         backbone=BackboneConfig('smolvlm', TINY_SMOLVLM, image_size=64, max_text_tokens=24)),
 })
-
-
-def with_image_size(config, size):
-    """The preset at another input side S (px): vision tower, depth patches and transforms.
-
-    Only for backbones built from a config here (the tiny and small twins): a pretrained VLM's
-    vision tower has the size it was trained at. SigLIP (PaliGemma) and SmolVLM grow their
-    position embeddings with S; Qwen2.5-VL needs S a multiple of 28.
-
-    Raises:
-        ValueError: a pretrained backbone, or S not a multiple of the patch size.
-    """
-    backbone = config.backbone
-    vision = dict(backbone.hf_config.get('vision_config') or {})
-    if backbone.pretrained or not vision:
-        raise ValueError('--image-size changes the vision tower: only for presets built from '
-                         'a config (tiny_*, small_*), not a pretrained backbone')
-    patch = int(vision.get('patch_size', 14))
-    if size % patch or size % config.depth_patch:
-        raise ValueError(f'image size {size} must be a multiple of the patch sizes '
-                         f'({patch}, depth {config.depth_patch})')
-    if 'image_size' in vision:
-        vision['image_size'] = size
-    hf = {**backbone.hf_config, 'vision_config': vision}
-    return replace(config, image_size=size,
-                   backbone=replace(backbone, hf_config=hf, image_size=size))
 
 
 def get(name):

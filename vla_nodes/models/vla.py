@@ -102,12 +102,18 @@ class VLAConfig:
     # Object poses appended to the state (perception/env_state.py; vla-train --env-state); 0 =
     # none. The flow head reads [state | environment state].
     env_state_dim: int = 0
-    # The object poses predicted from the primary camera instead of read from pose_node (vision
-    # 'keypoints'): the dataset's OBS_ENV_STATE supervises models/keypoints.PoseEstimator
-    # (`env_state_weight` x its MSE) and the flow head reads the prediction; in
+    # The object poses predicted from the primary camera instead of read from pose_node: the
+    # dataset's OBS_ENV_STATE supervises models/keypoints.PoseEstimator (its own keypoint
+    # trunk, whatever the policy's vision; `env_state_weight` x its MSE) and the flow head
+    # reads the prediction; in
     # training it reads the demonstrated poses plus `env_state_noise` (normalized units), so
     # that it learns to act on poses while the readout learns them. At run time: cameras only.
     env_state_from_image: bool = False
+    # The policy's image group sees a blank frame (the camera's pixels are zeroed before its
+    # encoder): with env_state_from_image the camera then reaches the action expert only
+    # through the predicted poses, as pose_node's reach tiny_pi0_baseline+env, whose 56 px
+    # whole-frame tokens say little. π0's structure and token count are unchanged.
+    blank_policy_image: bool = False
     env_state_noise: float = 0.05
     env_state_weight: float = 1.0
     action_dim: int = 7
@@ -160,9 +166,9 @@ class VLAModel(nn.Module):
                              f'{config.vision!r}')
         self.env_readout, self._env_prediction = None, None
         if config.env_state_from_image:
-            if self.keypoints is None or config.head != 'flow' or not config.env_state_dim:
-                raise ValueError("env_state_from_image needs vision='keypoints', the flow head "
-                                 'and env_state_dim > 0 (the poses it predicts)')
+            if config.head != 'flow' or not config.env_state_dim:
+                raise ValueError('env_state_from_image needs the flow head and env_state_dim > 0 '
+                                 '(the poses it predicts)')
             from vla_nodes.models.keypoints import PoseEstimator
             self.env_readout = PoseEstimator(config.env_state_dim, config.keypoints)
         self.depth = None
@@ -208,6 +214,11 @@ class VLAModel(nn.Module):
         """The observation groups: image (+ sensor depth), text (+ a spatial group), as Tokens."""
         device = self.head_device()
         images = batch[OBS_IMAGE].to(device)
+        if self.env_readout is not None:  # its own trunk, whatever the policy's encoder
+            self._env_prediction = self.env_readout(
+                batch.get(UNSHIFTED_IMAGE, batch[OBS_IMAGE]).to(device))
+        if self.config.blank_policy_image:
+            images = torch.zeros_like(images)
         features = None
         if self.spatial is not None and self.spatial.needs_vision_features:
             features = self.backbone.vision_features(images)  # (B, Ni, Dv)
@@ -218,9 +229,6 @@ class VLAModel(nn.Module):
             points = self.keypoints.points(images)  # (B, K, 2)
             # Read by state(), which losses and sample_actions call right after prefix().
             self._keypoint_state = points.flatten(1)
-            if self.env_readout is not None:
-                self._env_prediction = self.env_readout(
-                    batch.get(UNSHIFTED_IMAGE, batch[OBS_IMAGE]).to(device))
             image = self.keypoints.tokens(points)
         else:
             image = self.embed_images(images)  # (B, Ni, D)

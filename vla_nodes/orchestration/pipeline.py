@@ -326,8 +326,9 @@ def main(argv=None) -> int:
     parser.add_argument('--crop', type=float, nargs=4, metavar=('TOP', 'LEFT', 'BOTTOM', 'RIGHT'),
                         help='the part of the camera frame the models see, as fractions')
     parser.add_argument('--pose-snapshots', metavar='DIR',
-                        help='vla-snapshots folder: more cube placements (labelled by pose_node) '
-                             'for the pose estimator of presets that predict the poses')
+                        help='vla-snapshots folder (or several, comma-separated): more cube '
+                             'placements (labelled by pose_node) for the pose estimator of '
+                             'presets that predict the poses')
     parser.add_argument('--no-expert', dest='expert', action='store_false',
                         help='do not evaluate the scripted expert')
     parser.add_argument('--no-random', dest='random', action='store_false',

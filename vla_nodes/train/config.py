@@ -75,6 +75,9 @@ class TrainConfig:
     pose_snapshots: str = ''
     pose_snapshots_val: str = ''  # held-out snapshots: the estimator's error when validating
     snapshot_batch: int = 1
+    # A checkpoint of a preset that predicts the poses (same dataset and crop): its trained
+    # PoseEstimator is loaded into this run's and frozen (prepare.load_estimator). '' = none.
+    estimator_from: str = ''
     resume: bool = False
     progress: bool = True
     fsdp: bool = False  # shard with FSDP2 instead of DDP (torchrun, WORLD_SIZE > 1)

@@ -108,6 +108,9 @@ def open_data(config, model_config):
 def open_snapshots(folder, model_config, config, datasets):
     """Pose snapshots (vla-snapshots) cropped and resized as the datasets' frames are.
 
+    `folder`: one folder, or several separated by commas (e.g. arm at rest and on its way),
+    read as one set.
+
     Returns:
         record/snapshots.read_snapshots' dict: 'image' # (N, S, S, 3), 'env_state' # (N, E).
 
@@ -122,16 +125,77 @@ def open_snapshots(folder, model_config, config, datasets):
         raise ValueError(f'--pose-snapshots train a pose estimator and {config.preset} has none: '
                          'use a preset that predicts the poses from the camera '
                          '(env_state_from_image, e.g. tiny_pi0_keypoints_pose)')
-    snapshots = read_snapshots(folder, model_config.image_size, check_crop(config.crop))
-    camera = snapshots['info']['camera']
-    frame = datasets[0].info['features'][datasets[0].features['image']]['shape'][:2]
-    if [camera['height'], camera['width']] != list(frame):
-        raise ValueError(f'{folder}: snapshots of {camera["width"]}x{camera["height"]} px, the '
-                         f"dataset's frames are {frame[1]}x{frame[0]}: record them at its size")
-    if snapshots['names'] != list(datasets[0].env_names):
-        raise ValueError(f'{folder}: snapshots label {snapshots["names"]} but the object poses '
-                         f'of the dataset are {datasets[0].env_names}')
-    return snapshots
+    sets = []
+    for one in str(folder).split(','):
+        snapshots = read_snapshots(one, model_config.image_size, check_crop(config.crop))
+        camera = snapshots['info']['camera']
+        frame = datasets[0].info['features'][datasets[0].features['image']]['shape'][:2]
+        if [camera['height'], camera['width']] != list(frame):
+            raise ValueError(f'{one}: snapshots of {camera["width"]}x{camera["height"]} px, the '
+                             f"dataset's frames are {frame[1]}x{frame[0]}: record them at its "
+                             'size')
+        if snapshots['names'] != list(datasets[0].env_names):
+            raise ValueError(f'{one}: snapshots label {snapshots["names"]} but the object poses '
+                             f'of the dataset are {datasets[0].env_names}')
+        sets.append(snapshots)
+    if len(sets) == 1:
+        return sets[0]
+    return {**sets[0], **{key: np.concatenate([s[key] for s in sets])
+                          for key in ('image', 'env_state', 'truth', 'seed')}}
+
+
+def load_estimator(model, checkpoint, stats, crop=()) -> int:
+    """Load a trained PoseEstimator into `model` and freeze it (vla-train --estimator-from).
+
+    The estimator is trained by its pose losses alone and the policy's flow head learns on the
+    dataset's poses (teacher forcing), so an estimator fitted in another run (e.g. beside
+    another policy, longer, on more snapshots) can serve this policy as it is.
+
+    Args:
+        model: a VLAModel with env_state_from_image.
+        checkpoint: a policy checkpoint directory of such a preset.
+        stats: this run's norm stats; the estimator predicts normalized poses, so the
+            checkpoint's OBS_ENV_STATE statistics must be these.
+        crop: this run's crop fractions; the checkpoint's must be the same.
+
+    Returns:
+        How many tensors were loaded.
+
+    Raises:
+        ValueError: no estimator on either side, or another crop, image size or pose scale.
+    """
+    from safetensors.torch import load_file
+
+    from vla_nodes.contract import OBS_ENV_STATE
+    from vla_nodes.models.vla import config_from_dict, CONFIG_FILE, WEIGHTS_FILE
+    from vla_nodes.policy.checkpoint import read_policy_json
+
+    path = Path(checkpoint)
+    if model.env_readout is None:
+        raise ValueError('--estimator-from: this preset has no pose estimator '
+                         '(env_state_from_image)')
+    source = config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    if not source.env_state_from_image or source.env_state_dim != model.config.env_state_dim \
+            or source.image_size != model.config.image_size:
+        raise ValueError(f'--estimator-from {path}: no pose estimator of '
+                         f'{model.config.env_state_dim} values at {model.config.image_size} px '
+                         'there')
+    policy = read_policy_json(path)
+    theirs = list(policy['contract'].get('image_crop') or ())
+    if [float(v) for v in crop or ()] != [float(v) for v in theirs]:
+        raise ValueError(f'--estimator-from {path}: trained on crop {theirs}, this run uses '
+                         f'{list(crop or ())}')
+    mine, other = stats[OBS_ENV_STATE], policy['norm_stats'][OBS_ENV_STATE]
+    if not all(np.allclose(getattr(mine, f), getattr(other, f), atol=1e-6)
+               for f in ('q01', 'q99', 'mean', 'std')):
+        raise ValueError(f'--estimator-from {path}: its object poses were normalized with '
+                         'other statistics (another dataset)')
+    weights = {k[len('env_readout.'):]: v for k, v in load_file(str(path / WEIGHTS_FILE)).items()
+               if k.startswith('env_readout.')}
+    model.env_readout.load_state_dict(weights)
+    for p in model.env_readout.parameters():
+        p.requires_grad_(False)
+    return len(weights)
 
 
 class Samples:

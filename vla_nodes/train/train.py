@@ -76,8 +76,9 @@ from vla_nodes.train.config import (LATEST, lr_at, POSE_TOKENIZER_FILE, recipe, 
                                     TrainConfig)
 from vla_nodes.train.data import batch_indices, collate, merged_stats
 from vla_nodes.train.distributed import setup_distributed, shard_model
-from vla_nodes.train.prepare import (contract_cameras_of, fit_pose_tokenizer, needs_pose_answers,
-                                     open_data, open_snapshots, resolve_spatial, Samples)
+from vla_nodes.train.prepare import (contract_cameras_of, fit_pose_tokenizer, load_estimator,
+                                     needs_pose_answers, open_data, open_snapshots,
+                                     resolve_spatial, Samples)
 from vla_nodes.train.run_folder import (gather_full_state, load_full_optimizer, load_train_state,
                                         plot_losses, read_metrics, save_train_state,
                                         write_metrics)
@@ -192,6 +193,8 @@ def build_training(config, model_config, data, teacher, out, world, device):
 
     latest = out / LATEST
     model = VLAModel(model_config).to(device)
+    if config.estimator_from:  # before the optimizer: its parameters are frozen
+        load_estimator(model, config.estimator_from, data.stats, config.crop)
     optimizer = adamw(model, config, model_config.head)
     step, history = 0, []
     if config.resume and latest.is_file():
@@ -406,12 +409,16 @@ def parse_args(argv=None):
                              "pose_node's /vla/objects via vla-export) to the state; policy_node "
                              'then needs /vla/objects')
     parser.add_argument('--pose-snapshots', default='', metavar='DIR',
-                        help='a vla-snapshots folder: scene frames labelled by pose_node that '
-                             "also train a pose-estimating preset's estimator (no actions)")
+                        help='a vla-snapshots folder (or several, comma-separated): scene '
+                             'frames labelled by pose_node that also train a pose-estimating '
+                             "preset's estimator (no actions)")
     parser.add_argument('--pose-snapshots-val', default='', metavar='DIR',
                         help="held-out vla-snapshots: the estimator's error at validation")
     parser.add_argument('--snapshot-batch', type=int, default=defaults.snapshot_batch,
                         help='pose snapshots per sample per step')
+    parser.add_argument('--estimator-from', default='', metavar='CHECKPOINT',
+                        help="a pose-estimating preset's checkpoint (same dataset and crop): "
+                             'its trained pose estimator is loaded into this one and frozen')
     parser.add_argument('--device', default=defaults.device)
     parser.add_argument('--precision', default=defaults.precision,
                         choices=('auto', 'fp32', 'bf16'))
