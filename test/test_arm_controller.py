@@ -102,12 +102,15 @@ def test_chunks_stamped_in_the_future_are_refused(control):
     assert control.counts['chunks'] == 0
 
 
-def test_the_leader_counts_while_its_frames_keep_coming_on_the_node_clock(control):
+def test_the_leader_counts_while_its_frames_keep_coming_on_the_node_clock():
     # piper_sdk's Hz (a wall-clock thread) made the leader's first frames count from a
     # wall-clock instant: two lock-step recordings of one seed began their actions apart.
     frames = {'stamp': 0.0}
-    control.arm.read_leader = lambda: None if not frames['stamp'] else ArmFeedback(
-        READY.copy(), frames['stamp'], True)
+    arm = FakeArm(READY)
+    arm.read_leader = lambda: None if not frames['stamp'] else ArmFeedback(
+        READY.copy(), frames['stamp'], False, True)  # seen, the SDK's rate still 0
+    control = ArmController(arm, SafetyFilter(),
+                            ControlConfig(dt=DT_NS / 1e9, dry_run=False, sim_time=True))
     now = 100 * DT_NS
     assert control.sense(now).leader is None
     frames['stamp'] = 1.0
@@ -117,6 +120,8 @@ def test_the_leader_counts_while_its_frames_keep_coming_on_the_node_clock(contro
     assert control.sense(now + timeout_ns + DT_NS).leader is None  # the leader fell silent
     frames['stamp'] = 2.0
     assert control.sense(now + timeout_ns + 2 * DT_NS).leader is not None
+    wall = ArmController(arm, SafetyFilter(), ControlConfig(dt=DT_NS / 1e9))
+    assert wall.sense(now).leader is None  # on the wall clock the SDK's verdict stands
 
 
 def test_under_simulated_time_feedback_counts_without_the_sdks_wall_clock_rate():

@@ -32,8 +32,8 @@ from vla_nodes.arm import kinematics
 from vla_nodes.arm.piper_protocol import GRIPPER_CTRL, JOINT_CTRL, MILLIDEG_PER_RAD, MOTOR_ENABLE
 from vla_nodes.nodes.arm_driver_node import ArmDriverNode, JOINT_COMMAND_TOPIC
 from vla_nodes.nodes.diagnostics import ERROR, OK, WARN
-from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, sensor_msgs, std_srvs,
-                                trajectory_msgs)
+from vla_nodes.ros.msgs import (diagnostic_msgs, geometry_msgs, rosgraph_msgs, sensor_msgs,
+                                std_srvs, trajectory_msgs)
 from vla_nodes.sim.kinematic_plant import KinematicPlant
 from vla_nodes.sim.piper_can import PiperFirmware
 
@@ -292,6 +292,43 @@ def test_no_joint_states_until_the_arm_sends_real_joint_frames(ctx, rigs, tester
     rig.firmware.joint_feedback = True
     assert spin(ctx, [rig.driver, tester], 6.0, until=lambda: bool(states.msgs))
     np.testing.assert_allclose(states.msgs[0].position, READY, atol=1e-5)
+
+
+def test_under_simulated_time_frames_go_out_before_the_sdks_rate_thread_has_run(
+        ctx, tester, monkeypatch):
+    # piper_sdk's Hz comes from a thread that counts frames per 0.1 s of wall time. On a loaded
+    # machine a lock-step episode began before it had run: the driver, trusting only the SDK's
+    # `valid`, sent no motion until then, and two evaluations of one seed differed. Here the
+    # rate stays 0: the motion frames on the bus must follow the simulated clock alone.
+    from piper_sdk.utils.fps import C_FPSCounter
+    get_fps = C_FPSCounter.get_fps
+    monkeypatch.setattr(C_FPSCounter, 'get_fps', lambda self, name: 0.0 if name.startswith(
+        ('ArmJoint', 'ArmGripper', 'ArmEndPose')) else get_fps(self, name))
+    rig = Rig(ctx, use_sim_time=True)
+    clock = tester.create_publisher(rosgraph_msgs.Clock, contract.CLOCK_TOPIC, 10)
+    sim_ns = [10**9]
+
+    def advance():  # 10 ms of simulated time per turn of the executor
+        sim_ns[0] += 10**7
+        msg = rosgraph_msgs.Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(sim_ns[0], 10**9)
+        clock.publish(msg)
+        return False
+    try:
+        nodes = [rig.driver, tester]
+        assert spin(ctx, nodes, 6.0, until=lambda: advance() or rig.driver._control.guard.trusted)
+        target = READY + [0.2, 0, 0, 0, 0, 0, 0]
+        pub = tester.create_publisher(trajectory_msgs.JointTrajectory,
+                                      contract.ACTION_CHUNK_TOPIC, 10)
+        pub.publish(chunk_msg(rig.driver, [target, target], dt=0.2))
+        # Joint 1 commanded on its way from 0 to 0.2 rad, in the SDK's 0.001 deg.
+        assert spin(ctx, nodes, 6.0, until=lambda: advance() or (
+            rig.frame(JOINT_CTRL_12) is not None
+            and rig.frame(JOINT_CTRL_12)[0] >= round(0.05 * MILLIDEG_PER_RAD))), \
+            rig.frame(JOINT_CTRL_12)
+        assert rig.frame(JOINT_CTRL_12)[0] <= round(0.2 * MILLIDEG_PER_RAD)
+    finally:
+        rig.close()
 
 
 def test_can_silence_latches_a_fault_until_enable(ctx, rigs, tester):

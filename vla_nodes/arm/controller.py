@@ -105,7 +105,6 @@ class ArmController:
         self._last_sent = None
         self._hold_next_tick = False  # a new episode: the next command holds the measured pose
         self._end_pose_stamp = 0.0
-        self._leader_seen = (0.0, 0)  # (the leader frames' SDK stamp, node ns when it changed)
         self._rejection = (-REJECTION_SHOWN_S, '')  # (monotonic s, reason)
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -203,14 +202,13 @@ class ArmController:
         pose = self.arm.read_end_pose()
         now_s = time.time() if self._arrivals is None else now_ns / 1e9
         feedback, pose, stamps = feedback_stamps(feedback, pose, status, now_s, self._arrivals)
+        leader = self.arm.read_leader()
         if self._arrivals is not None:
-            # Simulated time: alive while new frames come on the node's clock. The SDK's `valid`
-            # needs its rate, counted per 0.1 s of wall time by a thread of its own, so when the
-            # first lock-step episode's feedback counted depended on the machine's load.
-            timeout = self.config.can_timeout_s
-            feedback = dataclasses.replace(
-                feedback, valid=feedback.seen and now_s - feedback.stamp <= timeout)
-            pose = dataclasses.replace(pose, valid=pose.seen and now_s - pose.stamp <= timeout)
+            if leader is not None:
+                leader = dataclasses.replace(
+                    leader, stamp=self._arrivals.restamp('leader', leader.stamp, now_s))
+            feedback, pose, leader = (self._alive_on_node_clock(sample, now_s)
+                                      for sample in (feedback, pose, leader))
         fault = self.faults.update(now_s, stamps, status)
         verdict = self._judge(feedback, pose)
         if verdict.fault and not self.faults.fault:
@@ -224,22 +222,18 @@ class ArmController:
         new_pose = pose.valid and pose.stamp != self._end_pose_stamp
         if new_pose:
             self._end_pose_stamp = pose.stamp
-        return Reading(feedback, verdict, self._live_leader(now_ns), pose if new_pose else None,
-                       fault)
+        return Reading(feedback, verdict, leader if leader is not None and leader.valid else None,
+                       pose if new_pose else None, fault)
 
-    def _live_leader(self, now_ns: int):
-        """The leader's frames while new ones keep coming, judged on the node's clock.
+    def _alive_on_node_clock(self, sample, now_s: float):
+        """Under simulated time: `sample` valid while new frames come on the node's clock.
 
-        Not by the SDK's `Hz`, which a thread of piper_sdk updates every 0.1 s of wall time: in
-        lock-step simulation the leader's first frames then counted from a wall-clock instant,
-        and two recordings of one seed began their actions at different simulated times.
+        Not by the SDK's rate (`valid`), which a thread of piper_sdk counts per 0.1 s of wall
+        time: when the first lock-step episode's feedback and leader frames counted then
+        depended on the machine's load. `sample.stamp` is already re-read on the node's clock.
         """
-        leader = self.arm.read_leader()
-        if leader is None or not leader.valid:
-            return None
-        if leader.stamp != self._leader_seen[0]:
-            self._leader_seen = (leader.stamp, now_ns)
-        return leader if now_ns - self._leader_seen[1] <= self.config.can_timeout_s * 1e9 else None
+        return sample if sample is None else dataclasses.replace(
+            sample, valid=sample.seen and now_s - sample.stamp <= self.config.can_timeout_s)
 
     def act(self, now_ns: int, reading: Reading) -> Optional[np.ndarray]:
         """The command sent this tick (second half), or None when nothing is sent."""

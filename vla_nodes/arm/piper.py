@@ -343,11 +343,10 @@ class PiperArm:
         positions = sdk_to_positions(
             [jc.joint_1, jc.joint_2, jc.joint_3, jc.joint_4, jc.joint_5, jc.joint_6],
             gripper.gripper_ctrl.grippers_angle)
-        # Valid once both kinds of frame came; whether they still come is the caller's to judge
-        # on its own clock (ArmController), not by the SDK's wall-clock Hz.
-        valid = min(joints.time_stamp, gripper.time_stamp) > 0
+        seen = min(joints.time_stamp, gripper.time_stamp) > 0
+        valid = seen and min(joints.Hz, gripper.Hz) > 0
         return ArmFeedback(positions, float(max(joints.time_stamp, gripper.time_stamp)),
-                           bool(valid))
+                           bool(valid), bool(seen))
 
     def read_end_pose(self) -> EndPose:
         """Return the firmware's end pose (0x2A2-0x2A4), converted from 0.001 mm / 0.001 deg."""

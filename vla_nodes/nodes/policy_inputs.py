@@ -104,14 +104,14 @@ class ObservationBuffer:
         found, missing = {}, []
         with self._lock:
             for camera in cameras:
-                stamps = [stamp_to_ns(m.header.stamp) for m in self._extra.get(camera, ())]
-                ok = [(t, m) for t, m in zip(stamps, self._extra.get(camera, ()))
-                      if 0 <= stamp_ns - t <= max_skew_ns]
+                frames = [(stamp_to_ns(m.header.stamp), m) for m in self._extra.get(camera, ())]
+                ok = [(t, m) for t, m in frames if 0 <= stamp_ns - t <= max_skew_ns]
                 if not ok:
                     missing.append(camera)
                     continue
                 newest, frame = max(ok, key=lambda pair: pair[0])
-                if newest == stamp_ns or now_ns > stamp_ns or max(stamps) > stamp_ns:
+                later = any(t > stamp_ns for t, _ in frames)
+                if newest == stamp_ns or now_ns > stamp_ns or later:
                     found[camera] = frame
                 else:  # this instant's frame may still be on its way
                     missing.append(camera)

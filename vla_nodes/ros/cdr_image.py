@@ -95,15 +95,19 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         pixels = bytes(data[at:])
     except (struct.error, IndexError, UnicodeError, ValueError):
         return None
-    header = local_class('std_msgs/msg/Header').__new__(local_class('std_msgs/msg/Header'))
-    time = local_class('builtin_interfaces/msg/Time')
-    header.stamp = time.__new__(time)
-    header.stamp.sec, header.stamp.nanosec, header.frame_id = sec, nanosec, frame_id
-    image = local_class(TYPE)
-    msg = image.__new__(image)
+    header, stamp, msg = (_bare(name) for name in (
+        'std_msgs/msg/Header', 'builtin_interfaces/msg/Time', TYPE))
+    stamp.sec, stamp.nanosec = sec, nanosec
+    header.stamp, header.frame_id = stamp, frame_id
     msg.header, msg.height, msg.width, msg.encoding = header, height, width, encoding
     msg.is_bigendian, msg.step, msg.data = is_bigendian, step, pixels
     return msg
+
+
+def _bare(type_name: str) -> Any:
+    """A message of `type_name` with no field set yet (the caller sets every one)."""
+    cls = local_class(type_name)
+    return cls.__new__(cls)
 
 
 def _read_string(data: Any, at: int, length: int) -> tuple:

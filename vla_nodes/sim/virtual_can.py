@@ -30,7 +30,7 @@ import time
 import can
 from can.interfaces.virtual import VirtualBus
 
-from vla_nodes.arm.can_bus import send_virtual, virtual_copy
+from vla_nodes.arm.can_bus import send_virtual
 
 
 class FastVirtualBus(VirtualBus):
@@ -61,6 +61,3 @@ class FastVirtualBus(VirtualBus):
 
     def _receivers(self) -> list:
         return [q for q in self.channel if q is not self.queue or self.receive_own_messages]
-
-    def _copy(self, msg: can.Message, timestamp: float, bus_queue) -> can.Message:
-        return virtual_copy(self, msg, timestamp, bus_queue)
